@@ -1,0 +1,88 @@
+//! The command line as typed: clap types only, no I/O.
+//!
+//! Names and flags are fixed by the design contract (README "Usage"); the
+//! settings they select are resolved in [`crate::run`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rise-registry",
+    version,
+    about = "Scoped container-registry credentials for Rise, and the AWS setup behind them",
+    long_about = None,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Directory holding default.yaml, {run_mode}.yaml and local.yaml
+    #[arg(long, global = true, env = "RISE_CONFIG_DIR", default_value = "config")]
+    pub config_dir: PathBuf,
+
+    /// Which {run_mode}.yaml layer to load
+    #[arg(
+        long,
+        global = true,
+        env = "RISE_CONFIG_RUN_MODE",
+        default_value = "development"
+    )]
+    pub run_mode: String,
+
+    /// Log line format (logs go to stderr)
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// More log detail: -v info, -vv debug, -vvv trace (RUST_LOG overrides)
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what apply would change in AWS (reads only)
+    Plan {
+        /// Print the plan as JSON (docs/plan-format.md)
+        #[arg(long)]
+        json: bool,
+        /// Exit 2 when the plan has changes, 0 when it has none
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Save the plan for `apply PLANFILE`
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Change AWS to match the configuration
+    Apply {
+        /// A plan saved by `plan --out`
+        planfile: Option<PathBuf>,
+        /// Apply without asking for confirmation
+        #[arg(long)]
+        auto_approve: bool,
+        /// Report progress and the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the credential broker
+    Serve {
+        /// Address to listen on; overrides `server.listen`
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Print the effective configuration, secrets redacted
+    Config {
+        /// Only validate: print each problem and exit 1, or one OK line
+        #[arg(long)]
+        check: bool,
+    },
+}

@@ -1,0 +1,31 @@
+//! `rise-registry config [--check]`: the effective configuration.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+
+use crate::config::Loaded;
+use crate::run::Status;
+
+/// Prints the merged configuration as YAML (secrets redacted), or with
+/// `check` a one-line summary. Problems never get here: loading failed first.
+///
+/// # Errors
+/// Only when writing to `out` fails.
+pub fn run(loaded: &Loaded, check: bool, out: &mut dyn Write) -> Result<Status> {
+    let files = loaded.files.join(", ");
+    if check {
+        let config = &loaded.config;
+        let n = config.projects.len();
+        writeln!(
+            out,
+            "OK: configuration is valid ({files}; registry {}, {n} project{})",
+            config.registry.type_name(),
+            if n == 1 { "" } else { "s" }
+        )?;
+    } else {
+        let yaml = serde_yaml::to_string(&loaded.config).context("rendering the configuration")?;
+        write!(out, "# effective configuration from {files}\n{yaml}")?;
+    }
+    Ok(Status::Success)
+}

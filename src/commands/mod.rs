@@ -1,0 +1,4 @@
+//! One module per subcommand. Each takes loaded settings and a writer and
+//! returns a [`crate::run::Status`]; none prints to stdout directly.
+
+pub mod config;

@@ -1,0 +1,147 @@
+//! The typed, validated configuration.
+//!
+//! Holding a [`Config`] means every rule of docs/configuration.md held when it
+//! was loaded: names are valid, ARNs belong to the account, projects are
+//! unique. `Serialize` renders the effective configuration for
+//! `rise-registry config`; secrets render as `[REDACTED]`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::naming::{AccountId, Principal, ProjectName, Region, RepoPrefix, RoleArn};
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub registry: RegistryConfig,
+    pub projects: Vec<Project>,
+    pub auth: AuthConfig,
+    pub server: ServerConfig,
+}
+
+impl Config {
+    pub fn project(&self, name: &ProjectName) -> Option<&Project> {
+        self.projects.iter().find(|p| &p.name == name)
+    }
+}
+
+/// Which registry serve hands out credentials for, and plan/apply manage.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum RegistryConfig {
+    // Boxed: the ECR variant is much larger, and the config is built once.
+    Ecr(Box<EcrConfig>),
+    OciClientAuth(OciClientAuthConfig),
+}
+
+impl RegistryConfig {
+    /// The `type:` value, as written in config.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Ecr(_) => "ecr",
+            Self::OciClientAuth(_) => "oci-client-auth",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EcrConfig {
+    pub region: Region,
+    pub account_id: AccountId,
+    pub repo_prefix: RepoPrefix,
+    /// The controller role: manages repositories and assumes the push role.
+    pub role_arn: RoleArn,
+    /// The push role: assumed with a per-project session policy.
+    pub push_role_arn: RoleArn,
+    pub auto_remove: bool,
+    pub endpoint_url: Option<String>,
+    pub image_tag_mutability: TagMutability,
+    pub scan_on_push: bool,
+    pub max_image_count: u32,
+    pub tags: BTreeMap<String, String>,
+    pub irsa: Option<IrsaConfig>,
+    pub trusted_principals: Vec<String>,
+}
+
+impl EcrConfig {
+    /// The ARN partition, taken from the role ARNs (validated to agree with
+    /// the region).
+    pub fn partition(&self) -> &str {
+        self.role_arn.partition()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TagMutability {
+    #[serde(rename = "MUTABLE")]
+    Mutable,
+    #[serde(rename = "IMMUTABLE")]
+    Immutable,
+}
+
+impl TagMutability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mutable => "MUTABLE",
+            Self::Immutable => "IMMUTABLE",
+        }
+    }
+}
+
+/// EKS IRSA: the controller role trusts a Kubernetes service account.
+#[derive(Debug, Clone, Serialize)]
+pub struct IrsaConfig {
+    pub oidc_provider_arn: String,
+    pub namespace: String,
+    pub service_account: String,
+}
+
+impl IrsaConfig {
+    /// The provider's host and path (`oidc.eks.…/id/…`): the prefix of the
+    /// `:sub` and `:aud` condition keys in the trust policy.
+    pub fn provider(&self) -> &str {
+        self.oidc_provider_arn
+            .split_once(":oidc-provider/")
+            .map(|(_, p)| p)
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OciClientAuthConfig {
+    /// Host and optional port clients push to, such as `localhost:5000`.
+    pub registry_url: String,
+    /// Path between host and project; `None` puts projects at the top.
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Project {
+    pub name: ProjectName,
+    /// Who may get credentials for this project (besides `auth.admins`).
+    pub access: Vec<Principal>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthConfig {
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub hs256_secret: Option<Secret<String>>,
+    pub jwks_url: Option<String>,
+    pub groups_claim: String,
+    pub admins: Vec<Principal>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsConfig {
+    pub cert_file: String,
+    pub key_file: String,
+}

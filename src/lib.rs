@@ -1,0 +1,19 @@
+//! rise-registry: scoped container-registry credentials for the Rise
+//! platform, and the AWS setup behind them.
+//!
+//! # Layout
+//! - [`cli`]: the command line as typed (clap types only).
+//! - [`run`]: settings, logging, dispatch, exit codes and error reports.
+//! - [`commands`]: one module per subcommand, writing to a given writer.
+//! - [`config`]: layered YAML → validated [`config::Config`]; pure but for
+//!   reading the files.
+//! - [`naming`]: validated names (projects, prefixes, ARNs, principals): the
+//!   security boundary for everything spliced into an ARN or policy.
+//! - [`secret`]: a wrapper that redacts secrets in every rendering.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod naming;
+pub mod run;
+pub mod secret;

@@ -1,0 +1,107 @@
+//! From parsed arguments to an exit code: settings, logging, dispatch and
+//! error reporting. Commands write their data to a writer given here; logs
+//! and errors go to stderr.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+
+use crate::cli::{Cli, Command, LogFormat};
+use crate::commands;
+use crate::config::{self, Loaded};
+
+/// How a successful command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    /// `plan --detailed-exitcode` found changes (exit code 2).
+    Changes,
+}
+
+/// Parses the process arguments, runs the command and maps the outcome to
+/// the documented exit codes: 0 success, 1 any error, 2 changes.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap exits 2 on usage errors; 2 is reserved for "plan has
+            // changes", so a usage error is 1 like every other error.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
+    init_logging(cli.log_format, cli.verbose);
+    let stdout = io::stdout();
+    match run(cli, &mut stdout.lock()) {
+        Ok(Status::Success) => ExitCode::SUCCESS,
+        Ok(Status::Changes) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("{}", render_error(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs one command, writing its output to `out`.
+///
+/// # Errors
+/// Whatever the command reports; the caller prints it and exits 1.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status> {
+    let Cli {
+        config_dir,
+        run_mode,
+        log_format: _,
+        verbose: _,
+        command,
+    } = cli;
+    let env = |name: &str| std::env::var(name).ok();
+    let loaded: Loaded = config::load(&config_dir, &run_mode, &env)?;
+    match command {
+        Command::Config { check } => commands::config::run(&loaded, check, out),
+        Command::Plan { .. } => not_yet("plan"),
+        Command::Apply { .. } => not_yet("apply"),
+        Command::Serve { .. } => not_yet("serve"),
+    }
+}
+
+fn not_yet(command: &str) -> Result<Status> {
+    anyhow::bail!("`{command}` is not available in this version of rise-registry")
+}
+
+/// `error: <what>` followed by each cause, indented; hints are part of the
+/// messages that have one.
+pub fn render_error(e: &anyhow::Error) -> String {
+    let mut s = format!("error: {e}");
+    for cause in e.chain().skip(1) {
+        s.push_str(&format!("\n  caused by: {cause}"));
+    }
+    s
+}
+
+fn init_logging(format: LogFormat, verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(colour_enabled());
+    // A second init (tests calling main twice) is harmless; ignore it.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Colour only on a terminal, and never when NO_COLOR is set to anything.
+pub fn colour_enabled() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stderr().is_terminal()
+}
