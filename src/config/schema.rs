@@ -304,15 +304,15 @@ impl Reader {
 
         let registry = registry?;
         if let RegistryConfig::Ecr(ecr) = &registry {
-            for (project, origin) in &projects {
+            for (project, origin, name_path) in &projects {
                 if let Err(e) = ecr.repo_prefix.repository_name(&project.name) {
-                    self.push(origin, "projects", e.into());
+                    self.push(origin, name_path, e.into());
                 }
             }
         }
         Some(Config {
             registry,
-            projects: projects.into_iter().map(|(p, _)| p).collect(),
+            projects: projects.into_iter().map(|(p, _, _)| p).collect(),
             auth: auth?,
             server: server?,
         })
@@ -569,8 +569,9 @@ impl Reader {
         })
     }
 
-    /// Projects with the origin of their entry, for later cross-checks.
-    fn projects(&mut self, node: &Node, path: &str) -> Option<Vec<(Project, Origin)>> {
+    /// Projects with the origin and key path of their name, for later
+    /// cross-checks.
+    fn projects(&mut self, node: &Node, path: &str) -> Option<Vec<(Project, Origin, String)>> {
         let projects = self.list(node, path, |r, n, p| {
             let mut m = r.map(n, p)?;
             let name = r.required(&mut m, "name", |r, n, p| {
@@ -580,21 +581,20 @@ impl Reader {
                 .optional(&mut m, "access", Self::principals)
                 .unwrap_or_default();
             let origin = m.origin_of("name");
+            let name_path = m.child("name");
             r.finish(m, &["name", "access"], None);
-            Some((
-                Project {
-                    name: name?,
-                    access,
-                },
-                origin,
-            ))
+            let project = Project {
+                name: name?,
+                access,
+            };
+            Some((project, origin, name_path))
         })?;
         let mut seen: BTreeMap<&ProjectName, &Origin> = BTreeMap::new();
-        for (project, origin) in &projects {
+        for (project, origin, name_path) in &projects {
             if let Some(first) = seen.insert(&project.name, origin) {
                 let problem = Problem::new(format!("duplicate project `{}`", project.name))
                     .hint(format!("first declared at {first}"));
-                self.push(origin, path, problem);
+                self.push(origin, name_path, problem);
             }
         }
         Some(projects)

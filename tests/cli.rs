@@ -1,0 +1,206 @@
+//! The binary driven as a user would: `config`, `config --check`, exit codes
+//! and usage errors, on the shipped config dir and on temporary ones.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rise-registry");
+
+/// Runs the binary with a clean environment (plus `env`), from `cwd`.
+fn run(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(cwd).args(args).env_clear();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn write_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn shipped_config_checks_ok_with_no_environment() {
+    let out = run(repo(), &["config", "--check"], &[]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("OK: configuration is valid"), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "one line: {stdout}");
+}
+
+#[test]
+fn shipped_production_config_names_each_missing_variable_and_its_file() {
+    let out = run(
+        repo(),
+        &["--run-mode", "production", "config", "--check"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    for needle in [
+        "config/production.yaml:",
+        "environment variable `RISE_JWT_ISSUER` is not set",
+        "environment variable `RISE_JWT_SECRET` is not set",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+    assert!(
+        stderr.starts_with("error: the configuration has 2 problems:"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn run_mode_and_config_dir_come_from_the_environment_too() {
+    let env = [
+        ("RISE_CONFIG_RUN_MODE", "production"),
+        ("RISE_JWT_ISSUER", "https://auth.example.com"),
+        ("RISE_JWT_SECRET", "a-production-secret-of-enough-length-42"),
+    ];
+    let out = run(repo(), &["config", "--check"], &env);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("registry ecr"));
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config_dir = repo().join("config");
+    let out = run(
+        elsewhere.path(),
+        &["config", "--check"],
+        &[("RISE_CONFIG_DIR", config_dir.to_str().unwrap())],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+}
+
+#[test]
+fn config_prints_the_merged_config_with_secrets_redacted() {
+    let secret = "this-secret-must-never-be-printed-0123456789";
+    let out = run(
+        repo(),
+        &["config"],
+        &[
+            ("RISE_JWT_SECRET", secret),
+            ("RISE_LISTEN", "127.0.0.1:9999"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains(secret));
+    assert!(stdout.contains("hs256_secret: '[REDACTED]'"), "{stdout}");
+    assert!(
+        stdout.contains("listen: 127.0.0.1:9999"),
+        "substituted: {stdout}"
+    );
+    assert!(
+        stdout.contains("namespace: rise-apps"),
+        "development layer merged: {stdout}"
+    );
+    let parsed: serde_yaml::Value =
+        serde_yaml::from_str(&stdout).expect("the output is YAML that tools can read");
+    assert_eq!(parsed["registry"]["type"], "oci-client-auth");
+}
+
+#[test]
+fn a_bad_config_dir_reports_every_problem_and_exits_1() {
+    let dir = write_dir(&[
+        (
+            "default.yaml",
+            "registry:\n  type: oci-client-auth\n  registry_url: localhost:5000\nauth:\n  hs256_secret: a-test-secret-that-is-long-enough-0123456789\n",
+        ),
+        (
+            "local.yml",
+            "registry:\n  registy_url: x\nprojects:\n  - name: A\n",
+        ),
+    ]);
+    let out = run(dir.path(), &["--config-dir", ".", "config"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("./local.yml:2: registry.registy_url: unknown key"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `registry_url`?"), "{stderr}");
+    assert!(
+        stderr.contains("./local.yml:4: projects[0].name:"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no config printed on error");
+}
+
+#[test]
+fn missing_and_ambiguous_layer_files_are_errors() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = run(
+        empty.path(),
+        &["--config-dir", ".", "config", "--check"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no configuration file found"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(empty.path(), &["--config-dir", "nope", "config"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("nope: the config directory does not exist"));
+
+    let both = write_dir(&[("default.yaml", "{}\n"), ("default.yml", "{}\n")]);
+    let out = run(both.path(), &["--config-dir", ".", "config"], &[]);
+    assert!(text(&out.stderr).contains("both `default.yaml` and `default.yml` exist"));
+
+    let out = run(
+        repo(),
+        &["--run-mode", "../config/production", "config"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("run mode `../config/production` must be"));
+}
+
+#[test]
+fn usage_errors_exit_1_and_help_exits_0() {
+    let out = run(repo(), &["config", "--chek"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "usage errors are 1, not clap's 2"
+    );
+    assert!(
+        text(&out.stderr).contains("--check"),
+        "clap suggests the flag"
+    );
+    let out = run(repo(), &["frobnicate"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(repo(), &["--log-format", "xml", "config"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(repo(), &["--help"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for word in [
+        "plan",
+        "apply",
+        "serve",
+        "config",
+        "--config-dir",
+        "--run-mode",
+        "--log-format",
+        "-v",
+    ] {
+        assert!(help.contains(word), "help lacks {word}: {help}");
+    }
+}

@@ -1,0 +1,347 @@
+//! Configuration from strings: layering, substitution, validation, every
+//! error message and redaction. The binary itself is driven in `cli.rs`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rise_registry::config::{Config, ConfigErrors, RegistryConfig, Source, load_sources};
+
+/// Snapshots live in the top-level `snapshots/` folder.
+macro_rules! snapshot {
+    ($value:expr) => {
+        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!($value);
+        })
+    };
+}
+
+const ECR_BASE: &str = r#"
+registry:
+  type: ecr
+  region: us-east-1
+  account_id: "123456789012"
+  role_arn: arn:aws:iam::123456789012:role/rise-backend
+  push_role_arn: arn:aws:iam::123456789012:role/rise-backend-ecr-push
+projects:
+  - name: my-app
+    access: [user:alice@example.com, group:team-a]
+auth:
+  hs256_secret: a-test-secret-that-is-long-enough-0123456789
+"#;
+
+fn sources(layers: &[(&str, &str)]) -> Vec<Source> {
+    layers
+        .iter()
+        .map(|(file, text)| Source {
+            file: Arc::from(*file),
+            text: text.to_string(),
+        })
+        .collect()
+}
+
+fn load_with(layers: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    load_sources(&sources(layers), &Arc::from("config"), &move |k: &str| {
+        env.get(k).cloned()
+    })
+}
+
+fn load(layers: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+    load_with(layers, &[])
+}
+
+fn errors(layers: &[(&str, &str)]) -> String {
+    load(layers)
+        .expect_err("config should be rejected")
+        .to_string()
+}
+
+fn ecr(config: &Config) -> &rise_registry::config::EcrConfig {
+    match &config.registry {
+        RegistryConfig::Ecr(e) => e,
+        other => panic!("expected ecr, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_minimal_ecr_config_gets_documented_defaults() {
+    let config = load(&[("default.yaml", ECR_BASE)]).unwrap();
+    let e = ecr(&config);
+    assert_eq!(e.repo_prefix.as_str(), "rise/");
+    assert!(!e.auto_remove);
+    assert!(e.scan_on_push);
+    assert_eq!(e.max_image_count, 100);
+    assert_eq!(e.image_tag_mutability.as_str(), "MUTABLE");
+    assert_eq!(config.auth.groups_claim, "groups");
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:3000");
+}
+
+#[test]
+fn layers_merge_maps_and_replace_lists_and_scalars() {
+    let config = load(&[
+        ("default.yaml", ECR_BASE),
+        (
+            "production.yaml",
+            "registry:\n  region: eu-west-1\n  auto_remove: true\nprojects:\n  - name: other\n",
+        ),
+        ("local.yaml", "registry:\n  region: eu-central-1\n"),
+    ])
+    .unwrap();
+    let e = ecr(&config);
+    assert_eq!(e.region.as_str(), "eu-central-1", "local beats production");
+    assert!(e.auto_remove, "production beats default");
+    assert_eq!(
+        e.account_id.as_str(),
+        "123456789012",
+        "untouched keys survive"
+    );
+    let names: Vec<&str> = config.projects.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["other"], "lists replace, never concatenate");
+}
+
+#[test]
+fn substituted_strings_fill_numbers_and_bools() {
+    let local = "registry:\n  max_image_count: ${KEEP:-25}\n  scan_on_push: ${SCAN}\nserver:\n  listen: 127.0.0.1:${PORT}\n";
+    let config = load_with(
+        &[("default.yaml", ECR_BASE), ("local.yaml", local)],
+        &[("PORT", "4000"), ("SCAN", "false")],
+    )
+    .unwrap();
+    assert_eq!(ecr(&config).max_image_count, 25);
+    assert!(!ecr(&config).scan_on_push);
+    assert_eq!(config.server.listen.port(), 4000);
+}
+
+#[test]
+fn substitution_never_changes_structure() {
+    let layer = ECR_BASE.replace(
+        "hs256_secret: a-test-secret-that-is-long-enough-0123456789",
+        "hs256_secret: ${SECRET}",
+    );
+    let injected = "x\nadmins: [group:everyone]\n-----------------------------";
+    let config = load_with(&[("default.yaml", &layer)], &[("SECRET", injected)]).unwrap();
+    assert!(config.auth.admins.is_empty());
+    assert_eq!(config.auth.hs256_secret.unwrap().expose(), injected);
+}
+
+#[test]
+fn a_variable_overridden_by_a_higher_layer_is_not_required() {
+    let low = ECR_BASE.replace("region: us-east-1", "region: ${NOT_SET}");
+    let config = load(&[
+        ("default.yaml", &low),
+        ("local.yaml", "registry:\n  region: us-west-2\n"),
+    ]);
+    assert_eq!(ecr(&config.unwrap()).region.as_str(), "us-west-2");
+}
+
+#[test]
+fn unset_variables_are_named_with_their_file() {
+    let low = ECR_BASE.replace("region: us-east-1", "region: ${AWS_REGION}");
+    let high = "auth:\n  issuer: ${RISE_JWT_ISSUER}\n  audience: ${AUD:-rise}\n";
+    snapshot!(errors(&[
+        ("config/default.yaml", &low),
+        ("config/production.yaml", high)
+    ]));
+}
+
+#[test]
+fn the_four_classic_mistakes_are_reported_together() {
+    let local = r#"
+registry:
+  rolearn: arn:aws:iam::123456789012:role/typo
+  push_role_arn: rise-backend-ecr-push
+projects:
+  - name: my-app
+  - name: My_App
+  - name: my-app
+"#;
+    let out = errors(&[
+        ("config/default.yaml", ECR_BASE),
+        ("config/local.yaml", local),
+    ]);
+    for needle in [
+        "config/local.yaml:3: registry.rolearn: unknown key `rolearn`",
+        "did you mean `role_arn`?",
+        "config/local.yaml:4: registry.push_role_arn: `rise-backend-ecr-push` is not an IAM role ARN",
+        "config/local.yaml:7: projects[1].name: project name contains upper-case `M`",
+        "config/local.yaml:8: projects[2].name: duplicate project `my-app`",
+        "first declared at config/local.yaml:6",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    snapshot!(out);
+}
+
+#[test]
+fn every_validation_message() {
+    let bad = r#"
+registry:
+  type: ecr
+  region: mars-1
+  account_id: 1234
+  repo_prefix: Rise
+  role_arn: arn:aws:iam::999999999999:role/rise-backend
+  push_role_arn: arn:aws-cn:iam::999999999999:role/rise-backend
+  auto_remove: maybe
+  endpoint_url: localhost:4566
+  image_tag_mutability: mutable
+  scan_on_push: [true]
+  max_image_count: 0
+  tags:
+    rise:managed: "false"
+    team: {a: b}
+  irsa:
+    oidc_provider_arn: not-an-arn
+    namespace: Rise_System
+  trusted_principals: ["arn:aws:iam::123456789012:*"]
+projects:
+  - name: "*"
+    access: [alice, role:admin, "group: x"]
+  - {name: ok, acces: []}
+  - just-a-string
+auth:
+  hs256_secret: short
+  jwks_url: http://keys.example.com/jwks.json
+  admins: group:platform
+server:
+  listen: localhost:3000
+  tls: {cert_file: /tls.crt}
+  port: 3000
+extra: true
+"#;
+    snapshot!(errors(&[("bad.yaml", bad)]));
+}
+
+#[test]
+fn cross_field_rules() {
+    let local = r#"
+registry:
+  region: cn-north-1
+  role_arn: arn:aws:iam::210987654321:role/rise-backend
+  push_role_arn: arn:aws:iam::210987654321:role/rise-backend
+  irsa:
+    oidc_provider_arn: arn:aws:iam::210987654321:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC
+"#;
+    snapshot!(errors(&[("default.yaml", ECR_BASE), ("local.yaml", local)]));
+}
+
+#[test]
+fn registry_type_problems() {
+    let no_type = "registry:\n  region: us-east-1\nauth:\n  hs256_secret: a-test-secret-that-is-long-enough-0123456789\n";
+    let typo = no_type.replace("region: us-east-1", "type: ecs");
+    let oci_with_ecr_key = no_type.replace(
+        "region: us-east-1",
+        "type: oci-client-auth\n  registry_url: http://r:5000\n  account_id: '1'",
+    );
+    let out = [no_type, &typo, &oci_with_ecr_key]
+        .iter()
+        .map(|text| errors(&[("x.yaml", text)]))
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    snapshot!(out);
+}
+
+#[test]
+fn missing_sections_and_key_sources() {
+    snapshot!(errors(&[("x.yaml", "projects: []\n")]));
+    let no_keys = ECR_BASE.replace(
+        "  hs256_secret: a-test-secret-that-is-long-enough-0123456789",
+        "  issuer: x",
+    );
+    assert!(errors(&[("x.yaml", &no_keys)]).contains("auth: auth needs a key source"));
+}
+
+#[test]
+fn repository_names_stay_within_the_ecr_limit() {
+    let local = format!("projects:\n  - name: {}\n", "a".repeat(252));
+    let out = errors(&[("default.yaml", ECR_BASE), ("local.yaml", &local)]);
+    assert!(
+        out.contains("would be 257 characters long; ECR allows 256"),
+        "{out}"
+    );
+    let fits = format!("projects:\n  - name: {}\n", "a".repeat(251));
+    assert!(load(&[("default.yaml", ECR_BASE), ("local.yaml", &fits)]).is_ok());
+}
+
+#[test]
+fn yaml_syntax_errors_name_file_and_line() {
+    let out = errors(&[
+        ("default.yaml", ECR_BASE),
+        ("local.yaml", "registry:\n  region: [us\n"),
+    ]);
+    assert!(
+        out.starts_with("the configuration has 1 problem:\n  local.yaml:"),
+        "{out}"
+    );
+    assert!(out.contains("invalid YAML"), "{out}");
+    let out = errors(&[("local.yaml", "- a\n- b\n")]);
+    assert!(
+        out.contains("local.yaml:1: the file must hold a map of settings, found a list"),
+        "{out}"
+    );
+}
+
+#[test]
+fn secrets_are_redacted_in_debug_and_output() {
+    let config = load(&[("default.yaml", ECR_BASE)]).unwrap();
+    let secret = "a-test-secret-that-is-long-enough-0123456789";
+    assert!(!format!("{config:?}").contains(secret));
+    assert!(!format!("{config:#?}").contains(secret));
+    let yaml = serde_yaml::to_string(&config).unwrap();
+    assert!(!yaml.contains(secret));
+    assert!(yaml.contains("hs256_secret: '[REDACTED]'"), "{yaml}");
+}
+
+#[test]
+fn the_effective_config_renders_as_yaml() {
+    let config = load_with(
+        &[
+            ("default.yaml", ECR_BASE),
+            (
+                "production.yaml",
+                "registry:\n  tags: {Team: platform}\n  irsa:\n    oidc_provider_arn: arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC\n",
+            ),
+        ],
+        &[],
+    )
+    .unwrap();
+    snapshot!(serde_yaml::to_string(&config).unwrap());
+}
+
+#[test]
+fn the_shipped_examples_load() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
+    let default = read("default.yaml");
+    let config = load(&[
+        ("default.yaml", &default),
+        ("development.yaml", &read("development.yaml")),
+    ])
+    .unwrap();
+    assert_eq!(config.registry.type_name(), "oci-client-auth");
+    assert!(!config.projects.is_empty());
+    let env = [
+        ("RISE_JWT_ISSUER", "https://auth.example.com"),
+        (
+            "RISE_JWT_SECRET",
+            "production-secret-production-secret-0123",
+        ),
+    ];
+    let config = load_with(
+        &[
+            ("default.yaml", &default),
+            ("production.yaml", &read("production.yaml")),
+        ],
+        &env,
+    )
+    .unwrap();
+    let e = ecr(&config);
+    assert_eq!(
+        e.role_arn.as_str(),
+        "arn:aws:iam::123456789012:role/rise-backend"
+    );
+    assert_eq!(e.push_role_arn.name(), "rise-backend-ecr-push");
+}
