@@ -1,0 +1,142 @@
+//! Test support: real external components started on loopback ports.
+//!
+//! [`Emulator`] runs fakecloud (ECR, IAM and STS on one port) for one test
+//! and stops it when dropped. A missing component fails the test with the
+//! command that installs it; nothing is skipped silently.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The admin key pair fakecloud always accepts (it bypasses IAM checks).
+pub const ADMIN_KEY: &str = "test";
+pub const ACCOUNT_ID: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+
+const INSTALL_HINT: &str = "run `scripts/install-test-deps` (scripts/test does it for you)";
+
+/// A tool's path from its `RISE_TEST_*` variable, or its default location.
+fn tool(var: &str, default: impl FnOnce() -> PathBuf, name: &str) -> PathBuf {
+    let path = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(default);
+    assert!(
+        path.is_file(),
+        "{name} is not installed at {}: {INSTALL_HINT}",
+        path.display()
+    );
+    path
+}
+
+pub fn fakecloud_bin() -> PathBuf {
+    tool(
+        "RISE_TEST_FAKECLOUD",
+        || {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+                });
+            cache.join("rise-registry/fakecloud-0.51.0-debug/bin/fakecloud")
+        },
+        "fakecloud 0.51.0 (the AWS API emulator)",
+    )
+}
+
+/// A port that was free a moment ago. The emulator binds it right after;
+/// a rare clash shows up as a start-up failure, not a wrong result.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// One running fakecloud, in strict IAM mode so identity and session
+/// policies are really evaluated.
+pub struct Emulator {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Emulator {
+    pub fn start() -> Self {
+        let bin = fakecloud_bin();
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let child = Command::new(&bin)
+            .args([
+                "--addr",
+                &addr.to_string(),
+                "--iam",
+                "strict",
+                "--log-level",
+                "warn",
+            ])
+            .args(["--region", REGION, "--account-id", ACCOUNT_ID])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}; {INSTALL_HINT}", bin.display()));
+        let mut emulator = Self { child, addr };
+        emulator.wait_ready(Duration::from_secs(30));
+        emulator
+    }
+
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("polling the emulator") {
+                panic!("fakecloud exited during start-up with {status}");
+            }
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fakecloud did not listen on {} within {timeout:?}",
+                self.addr
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SDK settings for the admin identity.
+    pub async fn admin_config(&self) -> aws_config::SdkConfig {
+        self.config_for(aws_sdk_sts::config::Credentials::new(
+            ADMIN_KEY,
+            ADMIN_KEY,
+            None,
+            None,
+            "test-admin",
+        ))
+        .await
+    }
+
+    /// SDK settings for any credentials, pointed at this emulator.
+    pub async fn config_for(
+        &self,
+        credentials: aws_sdk_sts::config::Credentials,
+    ) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(self.endpoint_url())
+            .credentials_provider(credentials)
+            .load()
+            .await
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
