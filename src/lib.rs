@@ -11,9 +11,11 @@
 //!   security boundary for everything spliced into an ARN or policy.
 //! - [`secret`]: a wrapper that redacts secrets in every rendering.
 
+pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod naming;
+pub mod policy;
 pub mod run;
 pub mod secret;

@@ -63,6 +63,9 @@ pub struct EcrConfig {
     pub tags: BTreeMap<String, String>,
     pub irsa: Option<IrsaConfig>,
     pub trusted_principals: Vec<String>,
+    /// Lifetime asked of STS for push credentials; 3600 is the most AWS
+    /// allows when a role assumes another role (role chaining).
+    pub session_duration_seconds: u32,
 }
 
 impl EcrConfig {
@@ -138,6 +141,29 @@ pub struct AuthConfig {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub tls: Option<TlsConfig>,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: u32,
+    /// A client must send its request headers within this time.
+    pub header_read_timeout_seconds: u32,
+    /// After SIGTERM/SIGINT, in-flight requests get this long to finish.
+    pub shutdown_grace_seconds: u32,
+    pub credential_cache: CacheConfig,
+    pub rate_limit: RateLimitConfig,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheConfig {
+    /// Cached credentials are handed out only while they have at least this
+    /// much lifetime left, so a client always gets time to push.
+    pub min_remaining_seconds: u32,
+}
+
+/// A token bucket per caller: `burst` requests at once, refilled at
+/// `requests_per_minute`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RateLimitConfig {
+    pub requests_per_minute: u32,
+    pub burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -71,6 +71,7 @@ const ECR_KEYS: &[&str] = &[
     "tags",
     "irsa",
     "trusted_principals",
+    "session_duration_seconds",
 ];
 const OCI_CLIENT_AUTH_KEYS: &[&str] = &["type", "registry_url", "namespace"];
 
@@ -255,6 +256,16 @@ impl Reader {
         })
     }
 
+    /// A whole number in `min..=max`.
+    fn uint(&mut self, node: &Node, path: &str, min: u32, max: u32) -> Option<u32> {
+        self.scalar(node, path, |s| match s.parse::<u32>() {
+            Ok(v) if (min..=max).contains(&v) => Ok(v),
+            _ => Err(Problem::new(format!(
+                "expected a whole number from {min} to {max}, found `{s}`"
+            ))),
+        })
+    }
+
     fn list<'a, T>(
         &mut self,
         node: &'a Node,
@@ -293,16 +304,24 @@ impl Reader {
             .optional(&mut m, "projects", Self::projects)
             .unwrap_or_default();
         let auth = self.required(&mut m, "auth", Self::auth);
-        let server = match m.get("server") {
-            Some(node) => self.server(node, "server"),
-            None => Some(ServerConfig {
-                listen: default_listen(),
-                tls: None,
-            }),
-        };
+        let server_node = m.get("server");
+        let server = self.server(server_node, dir);
         self.finish(m, &["registry", "projects", "auth", "server"], None);
 
         let registry = registry?;
+        if let (RegistryConfig::Ecr(ecr), Some(server)) = (&registry, &server) {
+            let floor = server.credential_cache.min_remaining_seconds;
+            if floor >= ecr.session_duration_seconds {
+                self.push(
+                    &server_node.map_or_else(|| dir.clone(), |n| n.origin.clone()),
+                    "server.credential_cache.min_remaining_seconds",
+                    Problem::new(format!(
+                        "{floor} s is not below registry.session_duration_seconds ({} s): no credential could ever be served from the cache",
+                        ecr.session_duration_seconds
+                    )),
+                );
+            }
+        }
         if let RegistryConfig::Ecr(ecr) = &registry {
             for (project, origin, name_path) in &projects {
                 if let Err(e) = ecr.repo_prefix.repository_name(&project.name) {
@@ -382,14 +401,7 @@ impl Reader {
             .optional(&mut m, "scan_on_push", Self::bool)
             .unwrap_or(true);
         let max_image_count = self
-            .optional(&mut m, "max_image_count", |r, n, p| {
-                r.scalar(n, p, |s| match s.parse::<u32>() {
-                    Ok(v) if (1..=10_000).contains(&v) => Ok(v),
-                    _ => Err(Problem::new(format!(
-                        "expected a whole number from 1 to 10000, found `{s}`"
-                    ))),
-                })
-            })
+            .optional(&mut m, "max_image_count", |r, n, p| r.uint(n, p, 1, 10_000))
             .unwrap_or(100);
         let tags = self
             .optional(&mut m, "tags", Self::tags)
@@ -400,6 +412,11 @@ impl Reader {
                 r.list(n, p, |r, n, p| r.scalar(n, p, principal_arn))
             })
             .unwrap_or_default();
+        let session_duration_seconds = self
+            .optional(&mut m, "session_duration_seconds", |r, n, p| {
+                r.uint(n, p, 900, 3600)
+            })
+            .unwrap_or(3600);
 
         // Cross-field rules, reported at the value that breaks them.
         if let (Some(account), Some(region)) = (&account_id, &region) {
@@ -472,6 +489,7 @@ impl Reader {
             tags,
             irsa,
             trusted_principals,
+            session_duration_seconds,
         })
     }
 
@@ -657,8 +675,12 @@ impl Reader {
         })
     }
 
-    fn server(&mut self, node: &Node, path: &str) -> Option<ServerConfig> {
-        let mut m = self.map(node, path)?;
+    /// `server` is optional as a whole; `None` reads as an empty map, so
+    /// every default comes from one place.
+    fn server(&mut self, node: Option<&Node>, dir: &Origin) -> Option<ServerConfig> {
+        let path = "server";
+        let empty = Node::empty_map(dir.clone());
+        let mut m = self.map(node.unwrap_or(&empty), path)?;
         let listen = self
             .optional(&mut m, "listen", |r, n, p| r.scalar(n, p, socket_addr))
             .unwrap_or_else(default_listen);
@@ -673,8 +695,66 @@ impl Reader {
             })
         });
         let tls_invalid = m.get("tls").is_some() && tls.is_none();
-        self.finish(m, &["listen", "tls"], None);
-        (!tls_invalid).then_some(ServerConfig { listen, tls })
+        let max_connections = self
+            .optional(&mut m, "max_connections", |r, n, p| {
+                r.uint(n, p, 1, 1_000_000)
+            })
+            .unwrap_or(1024);
+        let header_read_timeout_seconds = self
+            .optional(&mut m, "header_read_timeout_seconds", |r, n, p| {
+                r.uint(n, p, 1, 300)
+            })
+            .unwrap_or(10);
+        let shutdown_grace_seconds = self
+            .optional(&mut m, "shutdown_grace_seconds", |r, n, p| {
+                r.uint(n, p, 0, 3600)
+            })
+            .unwrap_or(20);
+        let cache = self.optional(&mut m, "credential_cache", |r, n, p| {
+            let mut c = r.map(n, p)?;
+            let v = r.optional(&mut c, "min_remaining_seconds", |r, n, p| {
+                r.uint(n, p, 60, 43_200)
+            });
+            r.finish(c, &["min_remaining_seconds"], None);
+            Some(v)
+        });
+        let rate_limit = self.optional(&mut m, "rate_limit", |r, n, p| {
+            let mut c = r.map(n, p)?;
+            let rpm = r.optional(&mut c, "requests_per_minute", |r, n, p| {
+                r.uint(n, p, 1, 1_000_000)
+            });
+            let burst = r.optional(&mut c, "burst", |r, n, p| r.uint(n, p, 1, 1_000_000));
+            r.finish(c, &["requests_per_minute", "burst"], None);
+            Some((rpm, burst))
+        });
+        self.finish(
+            m,
+            &[
+                "listen",
+                "tls",
+                "max_connections",
+                "header_read_timeout_seconds",
+                "shutdown_grace_seconds",
+                "credential_cache",
+                "rate_limit",
+            ],
+            None,
+        );
+        let (rpm, burst) = rate_limit.unwrap_or_default();
+        (!tls_invalid).then_some(ServerConfig {
+            listen,
+            tls,
+            max_connections,
+            header_read_timeout_seconds,
+            shutdown_grace_seconds,
+            credential_cache: CacheConfig {
+                min_remaining_seconds: cache.flatten().unwrap_or(900),
+            },
+            rate_limit: RateLimitConfig {
+                requests_per_minute: rpm.unwrap_or(60),
+                burst: burst.unwrap_or(20),
+            },
+        })
     }
 }
 

@@ -1,0 +1,481 @@
+//! Bearer-token verification: signature by `jsonwebtoken`, every claim rule
+//! here, with `now` passed in so lifetimes are tested without clocks.
+//!
+//! Rules, in the order they are applied (cheap and structural first):
+//! 1. at most [`MAX_TOKEN_BYTES`], three base64url parts;
+//! 2. the header's `alg` must be one this server has a key for: HS256 with
+//!    `auth.hs256_secret`, RS256/ES256 with a JWKS key of the same family.
+//!    `none` and any HS/RS confusion are refused (a JWKS key never verifies
+//!    an HS256 token, the shared secret never verifies an RS256 one);
+//! 3. the signature;
+//! 4. `exp` required, `nbf` honoured, both with [`LEEWAY_SECONDS`]; `iss`
+//!    and `aud` checked when configured; `sub` required.
+
+use std::collections::HashMap;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+use super::Caller;
+use crate::config::AuthConfig;
+
+/// Larger tokens are refused before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY_SECONDS: i64 = 30;
+
+/// Why a token was refused. Shown to the caller (it says nothing about
+/// projects or keys) and logged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is larger than {MAX_TOKEN_BYTES} bytes")]
+    TooLarge,
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token's algorithm is not accepted here")]
+    Algorithm,
+    #[error("the token's signing key is unknown")]
+    UnknownKey,
+    #[error("the token's signature is invalid")]
+    Signature,
+    #[error("the token has no `{0}` claim")]
+    MissingClaim(&'static str),
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token's issuer is not accepted")]
+    Issuer,
+    #[error("the token's audience is not accepted")]
+    Audience,
+}
+
+/// The public keys of a JWKS, by key id.
+#[derive(Clone, Default)]
+pub struct JwksKeys {
+    by_kid: HashMap<String, (DecodingKey, Algorithm)>,
+    /// Keys without a `kid`, tried in turn for tokens without one.
+    anonymous: Vec<(DecodingKey, Algorithm)>,
+}
+
+impl std::fmt::Debug for JwksKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut kids: Vec<&String> = self.by_kid.keys().collect();
+        kids.sort();
+        f.debug_struct("JwksKeys")
+            .field("kids", &kids)
+            .field("anonymous", &self.anonymous.len())
+            .finish()
+    }
+}
+
+impl JwksKeys {
+    /// Reads a JWKS document. RSA keys verify RS256, P-256 keys ES256; other
+    /// keys (and keys for other uses) are skipped, since no token of ours can
+    /// use them.
+    ///
+    /// # Errors
+    /// When the document is not a JWKS.
+    pub fn parse(json: &[u8]) -> Result<Self, String> {
+        use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
+        let set: JwkSet =
+            serde_json::from_slice(json).map_err(|e| format!("not a JWKS document: {e}"))?;
+        let mut keys = Self::default();
+        for jwk in &set.keys {
+            if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature) {
+                continue;
+            }
+            let alg = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+                    Algorithm::ES256
+                }
+                _ => continue,
+            };
+            // A key that names its algorithm must name the one we infer.
+            if let Some(named) = jwk.common.key_algorithm
+                && named.to_string() != format!("{alg:?}")
+            {
+                continue;
+            }
+            let Ok(key) = DecodingKey::from_jwk(jwk) else {
+                continue;
+            };
+            match &jwk.common.key_id {
+                Some(kid) => {
+                    keys.by_kid.insert(kid.clone(), (key, alg));
+                }
+                None => keys.anonymous.push((key, alg)),
+            }
+        }
+        Ok(keys)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_kid.len() + self.anonymous.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.by_kid.contains_key(kid)
+    }
+}
+
+/// The static part of verification: the shared secret and claim rules.
+pub struct Rules {
+    hs256: Option<DecodingKey>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    groups_claim: String,
+}
+
+impl std::fmt::Debug for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rules")
+            .field(
+                "hs256",
+                &self.hs256.as_ref().map(|_| crate::secret::REDACTED),
+            )
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("groups_claim", &self.groups_claim)
+            .finish()
+    }
+}
+
+impl Rules {
+    pub fn new(auth: &AuthConfig) -> Self {
+        Self {
+            hs256: auth
+                .hs256_secret
+                .as_ref()
+                // Only fails on an empty secret, which config rejects.
+                .and_then(|s| DecodingKey::from_secret(s.expose().as_bytes()).ok()),
+            issuer: auth.issuer.clone(),
+            audience: auth.audience.clone(),
+            groups_claim: auth.groups_claim.clone(),
+        }
+    }
+
+    pub fn has_hs256(&self) -> bool {
+        self.hs256.is_some()
+    }
+}
+
+/// Which key a token asks for, read from its header without trusting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRequest {
+    Hs256,
+    Jwks { alg: Algorithm, kid: Option<String> },
+}
+
+/// Step 1 and 2: size, shape and algorithm.
+///
+/// # Errors
+/// [`TokenError::TooLarge`], [`TokenError::Malformed`] or
+/// [`TokenError::Algorithm`].
+pub fn key_request(token: &str) -> Result<KeyRequest, TokenError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::TooLarge);
+    }
+    let parts = token.split('.').count();
+    let charset_ok = token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if parts != 3 || !charset_ok {
+        return Err(TokenError::Malformed);
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    match header.alg {
+        Algorithm::HS256 => Ok(KeyRequest::Hs256),
+        alg @ (Algorithm::RS256 | Algorithm::ES256) => Ok(KeyRequest::Jwks {
+            alg,
+            kid: header.kid,
+        }),
+        _ => Err(TokenError::Algorithm),
+    }
+}
+
+/// Steps 3 and 4, given the JWKS keys currently known.
+///
+/// # Errors
+/// Any [`TokenError`]; `UnknownKey` tells the caller a JWKS refresh may help.
+pub fn verify(rules: &Rules, jwks: &JwksKeys, token: &str, now: i64) -> Result<Caller, TokenError> {
+    let candidates: Vec<(&DecodingKey, Algorithm)> = match key_request(token)? {
+        KeyRequest::Hs256 => match &rules.hs256 {
+            Some(key) => vec![(key, Algorithm::HS256)],
+            None => return Err(TokenError::Algorithm),
+        },
+        KeyRequest::Jwks { alg, kid } => {
+            let keys: Vec<_> = match kid {
+                Some(kid) => jwks
+                    .by_kid
+                    .get(&kid)
+                    .into_iter()
+                    .map(|(k, a)| (k, *a))
+                    .collect(),
+                None => jwks.anonymous.iter().map(|(k, a)| (k, *a)).collect(),
+            };
+            // The key's own family decides; a token cannot pick another.
+            let keys: Vec<_> = keys.into_iter().filter(|(_, a)| *a == alg).collect();
+            if keys.is_empty() {
+                return Err(TokenError::UnknownKey);
+            }
+            keys
+        }
+    };
+    let claims = candidates
+        .iter()
+        .find_map(|(key, alg)| signature_checked(token, key, *alg).ok())
+        .ok_or(TokenError::Signature)?;
+    check_claims(rules, &claims, now)
+}
+
+fn signature_checked(
+    token: &str,
+    key: &DecodingKey,
+    alg: Algorithm,
+) -> Result<Map<String, Value>, TokenError> {
+    let mut validation = Validation::new(alg);
+    // Claims are checked by `check_claims`, against the `now` we were given.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation)
+        .map(|data| data.claims)
+        .map_err(|_| TokenError::Signature)
+}
+
+fn check_claims(
+    rules: &Rules,
+    claims: &Map<String, Value>,
+    now: i64,
+) -> Result<Caller, TokenError> {
+    let number = |name: &'static str| claims.get(name).and_then(Value::as_f64);
+    let exp = number("exp").ok_or(TokenError::MissingClaim("exp"))?;
+    if (now - LEEWAY_SECONDS) as f64 >= exp {
+        return Err(TokenError::Expired);
+    }
+    if let Some(nbf) = number("nbf")
+        && ((now + LEEWAY_SECONDS) as f64) < nbf
+    {
+        return Err(TokenError::NotYetValid);
+    }
+    if claims.contains_key("nbf") && number("nbf").is_none() {
+        return Err(TokenError::Malformed);
+    }
+    if let Some(issuer) = &rules.issuer
+        && claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str())
+    {
+        return Err(TokenError::Issuer);
+    }
+    if let Some(audience) = &rules.audience {
+        let ok = match claims.get("aud") {
+            Some(Value::String(a)) => a == audience,
+            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+            _ => false,
+        };
+        if !ok {
+            return Err(TokenError::Audience);
+        }
+    }
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or(TokenError::MissingClaim("sub"))?
+        .to_string();
+    // An address the issuer says is unverified proves nothing.
+    let verified = claims.get("email_verified").and_then(Value::as_bool) != Some(false);
+    let email = claims
+        .get("email")
+        .and_then(Value::as_str)
+        .filter(|e| verified && !e.is_empty())
+        .map(str::to_string);
+    let groups = match claims.get(&rules.groups_claim) {
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        Some(Value::String(g)) => vec![g.clone()],
+        _ => Vec::new(),
+    };
+    Ok(Caller {
+        subject,
+        email,
+        groups,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    const SECRET: &str = "unit-test-secret-unit-test-secret-0123";
+    const NOW: i64 = 1_800_000_000;
+
+    fn rules(issuer: Option<&str>, audience: Option<&str>) -> Rules {
+        Rules::new(&AuthConfig {
+            issuer: issuer.map(str::to_string),
+            audience: audience.map(str::to_string),
+            hs256_secret: Some(Secret::new(SECRET.to_string())),
+            jwks_url: None,
+            groups_claim: "groups".into(),
+            admins: vec![],
+        })
+    }
+
+    fn hs(claims: Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn check(token: &str) -> Result<Caller, TokenError> {
+        verify(
+            &rules(Some("iss"), Some("rise")),
+            &JwksKeys::default(),
+            token,
+            NOW,
+        )
+    }
+
+    fn base() -> Value {
+        json!({"sub": "u1", "exp": NOW + 60, "iss": "iss", "aud": "rise",
+               "email": "a@example.com", "groups": ["team-a", "platform"]})
+    }
+
+    fn with(key: &str, value: Value) -> Value {
+        let mut c = base();
+        c[key] = value;
+        c
+    }
+
+    fn without(key: &str) -> Value {
+        let mut c = base();
+        c.as_object_mut().unwrap().remove(key);
+        c
+    }
+
+    #[test]
+    fn a_good_token_yields_the_caller() {
+        let caller = check(&hs(base())).unwrap();
+        assert_eq!(caller.subject, "u1");
+        assert_eq!(caller.email.as_deref(), Some("a@example.com"));
+        assert_eq!(caller.groups, ["team-a", "platform"]);
+    }
+
+    #[test]
+    fn lifetimes_are_checked_against_the_given_now_with_leeway() {
+        assert!(check(&hs(with("exp", json!(NOW - LEEWAY_SECONDS + 1)))).is_ok());
+        assert_eq!(
+            check(&hs(with("exp", json!(NOW - LEEWAY_SECONDS)))),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            check(&hs(without("exp"))),
+            Err(TokenError::MissingClaim("exp"))
+        );
+        assert!(check(&hs(with("nbf", json!(NOW + LEEWAY_SECONDS)))).is_ok());
+        assert_eq!(
+            check(&hs(with("nbf", json!(NOW + LEEWAY_SECONDS + 1)))),
+            Err(TokenError::NotYetValid)
+        );
+        assert_eq!(
+            check(&hs(with("exp", json!("tomorrow")))),
+            Err(TokenError::MissingClaim("exp"))
+        );
+    }
+
+    #[test]
+    fn issuer_audience_and_subject() {
+        assert_eq!(
+            check(&hs(with("iss", json!("evil")))),
+            Err(TokenError::Issuer)
+        );
+        assert_eq!(check(&hs(without("iss"))), Err(TokenError::Issuer));
+        assert_eq!(
+            check(&hs(with("aud", json!("other")))),
+            Err(TokenError::Audience)
+        );
+        assert!(check(&hs(with("aud", json!(["other", "rise"])))).is_ok());
+        assert_eq!(
+            check(&hs(without("sub"))),
+            Err(TokenError::MissingClaim("sub"))
+        );
+        // Unconfigured checks are skipped.
+        let lax = rules(None, None);
+        assert!(verify(&lax, &JwksKeys::default(), &hs(without("aud")), NOW).is_ok());
+    }
+
+    #[test]
+    fn unverified_emails_are_not_identities() {
+        let caller = check(&hs(with("email_verified", json!(false)))).unwrap();
+        assert_eq!(caller.email, None);
+        let caller = check(&hs(with("groups", json!("solo")))).unwrap();
+        assert_eq!(caller.groups, ["solo"]);
+    }
+
+    #[test]
+    fn signatures_and_algorithms() {
+        let forged = encode(
+            &Header::new(Algorithm::HS256),
+            &base(),
+            &EncodingKey::from_secret(b"another-secret-another-secret-00").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(check(&forged), Err(TokenError::Signature));
+        // Payload swapped under a valid signature.
+        let good = hs(base());
+        let evil = hs(with("sub", json!("admin")));
+        let parts: Vec<&str> = good.split('.').collect();
+        let evil_payload = evil.split('.').nth(1).unwrap();
+        assert_eq!(
+            check(&format!("{}.{evil_payload}.{}", parts[0], parts[2])),
+            Err(TokenError::Signature)
+        );
+        // alg none.
+        let none_header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
+        assert_eq!(
+            check(&format!("{none_header}.{}.", parts[1])),
+            Err(TokenError::Malformed)
+        );
+        // HS384 is not offered.
+        let hs384 = encode(
+            &Header::new(Algorithm::HS384),
+            &base(),
+            &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(check(&hs384), Err(TokenError::Algorithm));
+        // An RS256 header with no JWKS configured finds no key, even though
+        // the HS secret is there: no HS/RS confusion.
+        let rs_header = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9"; // {"alg":"RS256","typ":"JWT"}
+        assert_eq!(
+            check(&format!("{rs_header}.{}.{}", parts[1], parts[2])),
+            Err(TokenError::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn structural_rejections_come_first() {
+        assert_eq!(
+            check(&"a".repeat(MAX_TOKEN_BYTES + 1)),
+            Err(TokenError::TooLarge)
+        );
+        for bad in ["", "abc", "a.b", "a.b.c.d", "a b.c.d", "e30.e30.e30%"] {
+            assert_eq!(check(bad), Err(TokenError::Malformed), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Who is calling, and may they have credentials for this project?
+//!
+//! - [`jwt`]: token verification (pure, `now` passed in).
+//! - [`jwks`]: fetching and refreshing the JWKS behind `auth.jwks_url`.
+//! - [`authorize`]: the access rule, deny by default.
+
+pub mod jwks;
+pub mod jwt;
+
+use std::time::Duration;
+
+use crate::config::{AuthConfig, Config};
+use crate::naming::{Principal, ProjectName};
+
+pub use jwt::TokenError;
+
+/// An authenticated caller, from a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub subject: String,
+    /// Only when present and not marked unverified by the issuer.
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+}
+
+impl Caller {
+    /// `user:<sub>`, `user:<email>` (when known) and `group:<g>` per group.
+    pub fn identities(&self) -> Vec<Principal> {
+        let mut ids = vec![Principal::User(self.subject.clone())];
+        if let Some(email) = &self.email {
+            ids.push(Principal::User(email.clone()));
+        }
+        ids.extend(self.groups.iter().cloned().map(Principal::Group));
+        ids
+    }
+}
+
+/// Why a caller may use a project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// Through `auth.admins`.
+    Admin(Principal),
+    /// Through the project's `access` list.
+    Access(Principal),
+}
+
+/// Why not. Both answer 404 with the same body, so callers cannot tell
+/// which projects exist; the audit log says which it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    UnknownProject,
+    NotPermitted,
+}
+
+impl Denial {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownProject => "unknown_project",
+            Self::NotPermitted => "not_permitted",
+        }
+    }
+}
+
+/// The access rule: the project must exist, and one of the caller's
+/// identities must be an admin or in the project's `access` list. Anything
+/// else is denied. Principals compare exactly (case included).
+///
+/// # Errors
+/// The [`Denial`] reason.
+pub fn authorize(config: &Config, caller: &Caller, project: &ProjectName) -> Result<Grant, Denial> {
+    let entry = config.project(project).ok_or(Denial::UnknownProject)?;
+    let ids = caller.identities();
+    if let Some(p) = ids.iter().find(|id| config.auth.admins.contains(id)) {
+        return Ok(Grant::Admin(p.clone()));
+    }
+    ids.into_iter()
+        .find(|id| entry.access.contains(id))
+        .map(Grant::Access)
+        .ok_or(Denial::NotPermitted)
+}
+
+/// Verifies tokens with the configured shared secret and/or JWKS.
+pub struct Authenticator {
+    rules: jwt::Rules,
+    jwks: Option<jwks::JwksSource>,
+}
+
+impl Authenticator {
+    /// Builds the authenticator. With `jwks_url`, the keys are fetched once
+    /// here; a failure is logged and retried on demand, so a briefly
+    /// unavailable identity provider does not stop serve from starting.
+    pub async fn new(auth: &AuthConfig, jwks_min_refresh: Duration) -> anyhow::Result<Self> {
+        let jwks = match &auth.jwks_url {
+            Some(url) => {
+                let source = jwks::JwksSource::new(url.clone(), jwks_min_refresh)?;
+                if let Err(e) = source.refresh().await {
+                    tracing::error!(url = %url, error = %e, "could not fetch the JWKS at start-up; will retry when a token needs it");
+                }
+                Some(source)
+            }
+            None => None,
+        };
+        Ok(Self {
+            rules: jwt::Rules::new(auth),
+            jwks,
+        })
+    }
+
+    /// Verifies `token` at time `now` (Unix seconds). An unknown key id
+    /// triggers one rate-limited JWKS refresh and a second attempt.
+    ///
+    /// # Errors
+    /// Why the token was refused.
+    pub async fn authenticate(&self, token: &str, now: i64) -> Result<Caller, TokenError> {
+        let keys = self.jwks.as_ref().map(|j| j.keys()).unwrap_or_default();
+        match jwt::verify(&self.rules, &keys, token, now) {
+            Err(TokenError::UnknownKey) => match &self.jwks {
+                Some(source) if source.refresh_if_due().await => {
+                    jwt::verify(&self.rules, &source.keys(), token, now)
+                }
+                _ => Err(TokenError::UnknownKey),
+            },
+            other => other,
+        }
+    }
+
+    /// Ready when tokens can be verified: a shared secret, or JWKS keys.
+    pub fn ready(&self) -> bool {
+        self.rules.has_hs256() || self.jwks.as_ref().is_some_and(|j| !j.keys().is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Source, load_sources};
+    use std::sync::Arc;
+
+    fn config() -> Config {
+        let text = "registry: {type: oci-client-auth, registry_url: 'localhost:5000'}\n\
+                    projects:\n  - {name: my-app, access: ['user:alice@example.com', 'group:team-a']}\n  - {name: other}\n\
+                    auth: {hs256_secret: 0123456789abcdef0123456789abcdef, admins: ['group:platform']}\n";
+        let sources = [Source {
+            file: Arc::from("t.yaml"),
+            text: text.into(),
+        }];
+        load_sources(&sources, &Arc::from("t"), &|_| None).unwrap()
+    }
+
+    fn caller(sub: &str, email: Option<&str>, groups: &[&str]) -> Caller {
+        Caller {
+            subject: sub.into(),
+            email: email.map(str::to_string),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    fn project(s: &str) -> ProjectName {
+        ProjectName::parse(s).unwrap()
+    }
+
+    #[test]
+    fn access_by_email_group_or_admin_and_nothing_else() {
+        let c = config();
+        let alice = caller("u-1", Some("alice@example.com"), &[]);
+        assert_eq!(
+            authorize(&c, &alice, &project("my-app")),
+            Ok(Grant::Access(Principal::User("alice@example.com".into())))
+        );
+        assert_eq!(
+            authorize(&c, &alice, &project("other")),
+            Err(Denial::NotPermitted)
+        );
+        let team = caller("u-2", None, &["team-a"]);
+        assert!(authorize(&c, &team, &project("my-app")).is_ok());
+        let admin = caller("u-3", None, &["platform"]);
+        assert!(matches!(
+            authorize(&c, &admin, &project("other")),
+            Ok(Grant::Admin(_))
+        ));
+        assert_eq!(
+            authorize(&c, &admin, &project("nope")),
+            Err(Denial::UnknownProject)
+        );
+        let near_miss = caller("u-4", None, &["Team-A", "team-a ", "team-a*"]);
+        assert_eq!(
+            authorize(&c, &near_miss, &project("my-app")),
+            Err(Denial::NotPermitted),
+            "groups match exactly"
+        );
+        assert_eq!(
+            authorize(
+                &c,
+                &caller("x", Some("ALICE@example.com"), &[]),
+                &project("my-app")
+            ),
+            Err(Denial::NotPermitted)
+        );
+    }
+
+    #[test]
+    fn identities_are_user_and_group_principals() {
+        let ids = caller("s", Some("e@x"), &["g"]).identities();
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        assert_eq!(ids, ["user:s", "user:e@x", "group:g"]);
+    }
+}
