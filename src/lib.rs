@@ -10,6 +10,10 @@
 //! - [`naming`]: validated names (projects, prefixes, ARNs, principals): the
 //!   security boundary for everything spliced into an ARN or policy.
 //! - [`secret`]: a wrapper that redacts secrets in every rendering.
+//! - [`policy`]: the per-project session policy and role session name.
+//! - [`auth`]: bearer-token verification (HS256, JWKS) and the access rule.
+//! - [`registry`]: providers that issue credentials (`ecr`, `oci-client-auth`).
+//! - [`serve`]: the HTTP server, request flow, cache, rate limit, metrics.
 
 pub mod auth;
 pub mod cli;
@@ -17,5 +21,7 @@ pub mod commands;
 pub mod config;
 pub mod naming;
 pub mod policy;
+pub mod registry;
 pub mod run;
 pub mod secret;
+pub mod serve;

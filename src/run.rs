@@ -32,9 +32,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
         }
     };
-    init_logging(cli.log_format, cli.verbose);
-    let stdout = io::stdout();
-    match run(cli, &mut stdout.lock()) {
+    // serve's audit and lifecycle lines are info; the one-shot commands
+    // stay quiet unless asked.
+    let quiet = !matches!(cli.command, Command::Serve { .. });
+    init_logging(cli.log_format, cli.verbose, quiet);
+    // Not `stdout().lock()`: serve writes audit lines from many threads, and
+    // a lock held for the whole command would block them forever.
+    match run(cli, &mut io::stdout()) {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::Changes) => ExitCode::from(2),
         Err(e) => {
@@ -62,7 +66,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status> {
         Command::Config { check } => commands::config::run(&loaded, check, out),
         Command::Plan { .. } => not_yet("plan"),
         Command::Apply { .. } => not_yet("apply"),
-        Command::Serve { .. } => not_yet("serve"),
+        Command::Serve { listen } => commands::serve::run(loaded.config, listen),
     }
 }
 
@@ -80,11 +84,11 @@ pub fn render_error(e: &anyhow::Error) -> String {
     s
 }
 
-fn init_logging(format: LogFormat, verbose: u8) {
+fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 if quiet => "warn",
+        0 | 1 => "info",
         2 => "debug",
         _ => "trace",
     };

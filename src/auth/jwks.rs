@@ -72,9 +72,9 @@ impl JwksSource {
     /// when the keys may have changed since the caller looked (a refresh ran,
     /// here or in a request that held the lock before us).
     pub async fn refresh_if_due(&self) -> bool {
-        let before = Arc::as_ptr(&self.keys());
+        let before = self.keys();
         let mut last = self.last_fetch.lock().await;
-        if Arc::as_ptr(&self.keys()) != before {
+        if !Arc::ptr_eq(&self.keys(), &before) {
             return true;
         }
         if last.is_some_and(|t| t.elapsed() < self.min_refresh) {

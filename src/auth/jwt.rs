@@ -330,6 +330,7 @@ mod tests {
             jwks_url: None,
             groups_claim: "groups".into(),
             admins: vec![],
+            jwks_min_refresh_seconds: 30,
         })
     }
 

@@ -89,10 +89,11 @@ impl Authenticator {
     /// Builds the authenticator. With `jwks_url`, the keys are fetched once
     /// here; a failure is logged and retried on demand, so a briefly
     /// unavailable identity provider does not stop serve from starting.
-    pub async fn new(auth: &AuthConfig, jwks_min_refresh: Duration) -> anyhow::Result<Self> {
+    pub async fn new(auth: &AuthConfig) -> anyhow::Result<Self> {
+        let min_refresh = Duration::from_secs(auth.jwks_min_refresh_seconds.into());
         let jwks = match &auth.jwks_url {
             Some(url) => {
-                let source = jwks::JwksSource::new(url.clone(), jwks_min_refresh)?;
+                let source = jwks::JwksSource::new(url.clone(), min_refresh)?;
                 if let Err(e) = source.refresh().await {
                     tracing::error!(url = %url, error = %e, "could not fetch the JWKS at start-up; will retry when a token needs it");
                 }

@@ -2,3 +2,4 @@
 //! returns a [`crate::run::Status`]; none prints to stdout directly.
 
 pub mod config;
+pub mod serve;

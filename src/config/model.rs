@@ -135,6 +135,8 @@ pub struct AuthConfig {
     pub jwks_url: Option<String>,
     pub groups_claim: String,
     pub admins: Vec<Principal>,
+    /// A token with an unknown key id refreshes the JWKS at most this often.
+    pub jwks_min_refresh_seconds: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -642,6 +642,11 @@ impl Reader {
         let admins = self
             .optional(&mut m, "admins", Self::principals)
             .unwrap_or_default();
+        let jwks_min_refresh_seconds = self
+            .optional(&mut m, "jwks_min_refresh_seconds", |r, n, p| {
+                r.uint(n, p, 1, 86_400)
+            })
+            .unwrap_or(30);
         let has_key_source = m.entries.iter().any(|(k, v)| {
             (k.name == "hs256_secret" || k.name == "jwks_url") && v.kind != Kind::Null
         });
@@ -662,6 +667,7 @@ impl Reader {
                 "jwks_url",
                 "groups_claim",
                 "admins",
+                "jwks_min_refresh_seconds",
             ],
             None,
         );
@@ -672,6 +678,7 @@ impl Reader {
             jwks_url,
             groups_claim,
             admins,
+            jwks_min_refresh_seconds,
         })
     }
 

@@ -6,6 +6,10 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod http;
+pub mod jwt;
+pub mod server;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

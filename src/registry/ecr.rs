@@ -1,0 +1,234 @@
+//! `ecr`: push credentials scoped to one repository.
+//!
+//! 1. STS AssumeRole of `push_role_arn` with the project's session policy
+//!    ([`crate::policy::session_policy`]): the credentials can do what both
+//!    the push role and the session policy allow, i.e. push and pull on one
+//!    repository.
+//! 2. ECR GetAuthorizationToken with those credentials: a Docker login.
+//!
+//! The token expires at the earlier of its own `expiresAt` and the
+//! session's expiration, and that is the expiry reported.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_sts::error::DisplayErrorContext;
+use base64::Engine;
+use tokio::time::Instant;
+
+use super::{BoxFuture, ProviderError, RegistryCredentials, RegistryProvider};
+use crate::config::EcrConfig;
+use crate::naming::ProjectName;
+use crate::policy::{role_session_name, session_policy};
+use crate::secret::Secret;
+
+/// A successful AWS call within this window counts as "ready".
+const READY_FRESHNESS: Duration = Duration::from_secs(60);
+
+pub struct EcrProvider {
+    config: EcrConfig,
+    sts: aws_sdk_sts::Client,
+    /// Settings for per-request ECR clients; only the credentials differ.
+    ecr: aws_sdk_ecr::Config,
+    /// When AWS last answered; a std lock, never held across `.await`.
+    last_ok: Mutex<Option<Instant>>,
+}
+
+/// SDK settings from the default credential chain (environment, profile,
+/// web identity for IRSA, instance metadata), with `endpoint_url` applied
+/// when set (`AWS_ENDPOINT_URL` is read by the SDK itself).
+pub async fn sdk_config(config: &EcrConfig) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(config.region.to_string()))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(12))
+                .build(),
+        );
+    if let Some(url) = &config.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+impl EcrProvider {
+    /// # Errors
+    /// Never today; kept fallible so credential-chain checks can be added
+    /// without changing callers.
+    pub async fn new(config: &EcrConfig) -> anyhow::Result<Self> {
+        let sdk = sdk_config(config).await;
+        Ok(Self {
+            config: config.clone(),
+            sts: aws_sdk_sts::Client::new(&sdk),
+            ecr: aws_sdk_ecr::Config::new(&sdk),
+            last_ok: Mutex::new(None),
+        })
+    }
+
+    fn mark_ok(&self) {
+        *self.last_ok.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    async fn issue(&self, project: &ProjectName) -> Result<RegistryCredentials, ProviderError> {
+        let repository = self
+            .config
+            .repo_prefix
+            .repository_name(project)
+            .map_err(|e| ProviderError::Invalid(e.0))?;
+        let policy =
+            session_policy(&self.config, project).map_err(|e| ProviderError::Invalid(e.0))?;
+        let push_role = self.config.push_role_arn.as_str();
+        let assumed = self
+            .sts
+            .assume_role()
+            .role_arn(push_role)
+            .role_session_name(role_session_name(project))
+            .policy(policy.to_string())
+            .duration_seconds(self.config.session_duration_seconds as i32)
+            .send()
+            .await
+            .map_err(|e| {
+                ProviderError::Unavailable(format!(
+                    "AssumeRole of {push_role}: {}",
+                    DisplayErrorContext(&e)
+                ))
+            })?;
+        let session = assumed.credentials.ok_or_else(|| {
+            ProviderError::Unavailable("AssumeRole returned no credentials".into())
+        })?;
+        let session_expiry = SystemTime::try_from(session.expiration).map_err(|_| {
+            ProviderError::Unavailable("AssumeRole returned an invalid expiration".into())
+        })?;
+        let scoped = aws_sdk_ecr::config::Credentials::new(
+            session.access_key_id,
+            session.secret_access_key,
+            Some(session.session_token),
+            Some(session_expiry),
+            "rise-push-session",
+        );
+        let ecr = aws_sdk_ecr::Client::from_conf(
+            self.ecr.to_builder().credentials_provider(scoped).build(),
+        );
+        let token = ecr
+            .get_authorization_token()
+            .send()
+            .await
+            .map_err(|e| {
+                ProviderError::Unavailable(format!(
+                    "GetAuthorizationToken as {push_role}: {}",
+                    DisplayErrorContext(&e)
+                ))
+            })?
+            .authorization_data
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                ProviderError::Unavailable("ECR returned no authorization data".into())
+            })?;
+        let (username, password) = decode_token(token.authorization_token.as_deref())?;
+        let registry_url = token
+            .proxy_endpoint
+            .as_deref()
+            .map(registry_host)
+            .ok_or_else(|| ProviderError::Unavailable("ECR returned no proxy endpoint".into()))?;
+        let token_expiry = token.expires_at.and_then(|t| SystemTime::try_from(t).ok());
+        let expires_at = token_expiry.map_or(session_expiry, |t| t.min(session_expiry));
+        self.mark_ok();
+        Ok(RegistryCredentials {
+            image: format!("{registry_url}/{repository}"),
+            registry_url,
+            username,
+            password: Secret::new(password),
+            expires_at: Some(expires_at),
+        })
+    }
+}
+
+/// ECR's token is base64 of `user:password`.
+fn decode_token(token: Option<&str>) -> Result<(String, String), ProviderError> {
+    let bad = || ProviderError::Unavailable("ECR returned a malformed authorization token".into());
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token.ok_or_else(bad)?)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (user, password) = text.split_once(':').ok_or_else(bad)?;
+    Ok((user.to_string(), password.to_string()))
+}
+
+/// `https://123.dkr.ecr.us-east-1.amazonaws.com` → `123.dkr.ecr.us-east-1.amazonaws.com`.
+fn registry_host(endpoint: &str) -> String {
+    let host = endpoint
+        .strip_prefix("https://")
+        .or_else(|| endpoint.strip_prefix("http://"))
+        .unwrap_or(endpoint);
+    host.trim_end_matches('/').to_string()
+}
+
+impl RegistryProvider for EcrProvider {
+    fn kind(&self) -> &'static str {
+        "ecr"
+    }
+
+    fn credentials<'a>(
+        &'a self,
+        project: &'a ProjectName,
+    ) -> BoxFuture<'a, Result<RegistryCredentials, ProviderError>> {
+        Box::pin(self.issue(project))
+    }
+
+    /// Ready when AWS answered within the last minute, or answers
+    /// GetCallerIdentity now (which needs no permissions).
+    fn ready(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let fresh = self
+                .last_ok
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some_and(|t| t.elapsed() < READY_FRESHNESS);
+            if fresh {
+                return true;
+            }
+            let probe = tokio::time::timeout(
+                Duration::from_secs(3),
+                self.sts.get_caller_identity().send(),
+            )
+            .await;
+            let ok = matches!(probe, Ok(Ok(_)));
+            if ok {
+                self.mark_ok();
+            }
+            ok
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_decode_to_user_and_password() {
+        let token = base64::engine::general_purpose::STANDARD.encode("AWS:pa:ss");
+        assert_eq!(
+            decode_token(Some(&token)).unwrap(),
+            ("AWS".into(), "pa:ss".into())
+        );
+        assert!(decode_token(Some("!!")).is_err());
+        assert!(decode_token(None).is_err());
+        let no_colon = base64::engine::general_purpose::STANDARD.encode("AWS");
+        assert!(decode_token(Some(&no_colon)).is_err());
+    }
+
+    #[test]
+    fn registry_hosts_drop_the_scheme() {
+        assert_eq!(
+            registry_host("https://123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+        );
+        assert_eq!(registry_host("http://127.0.0.1:4566/"), "127.0.0.1:4566");
+    }
+}

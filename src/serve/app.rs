@@ -1,0 +1,530 @@
+//! Request handling: routes, the credential flow, JSON errors, audit lines.
+//!
+//! The credential flow, in order, each step able to end the request:
+//! 1. `GET` only (405);
+//! 2. a valid `project` query parameter (400): checked before anything
+//!    else, so a hostile name never reaches auth, logs or AWS;
+//! 3. a valid Bearer token (401 with `WWW-Authenticate`);
+//! 4. the caller's rate limit (429 with `Retry-After`);
+//! 5. the access rule (404 for unknown *and* forbidden projects, same body);
+//! 6. credentials from the cache or the provider (503 with `Retry-After`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::cache::{CredentialCache, Served};
+use super::metrics::Metrics;
+use super::ratelimit::RateLimiter;
+use crate::auth::{Authenticator, Caller, Denial, TokenError, authorize};
+use crate::config::Config;
+use crate::naming::ProjectName;
+use crate::registry::RegistryProvider;
+
+pub type Body = Full<Bytes>;
+
+/// Where audit lines go: one JSON object per call, no trailing newline.
+pub type AuditSink = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Everything a request may need, shared by all connections.
+pub struct App {
+    config: Config,
+    auth: Authenticator,
+    provider: Box<dyn RegistryProvider>,
+    cache: CredentialCache,
+    limiter: RateLimiter,
+    pub metrics: Metrics,
+    audit: AuditSink,
+    /// Request ids are `{nonce}-{counter}`: unique across replicas and restarts
+    /// without coordination.
+    nonce: u32,
+    counter: AtomicU64,
+}
+
+/// Issuing may take this long before the caller gets a 503.
+pub const ISSUE_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl App {
+    pub fn new(
+        config: Config,
+        auth: Authenticator,
+        provider: Box<dyn RegistryProvider>,
+        audit: AuditSink,
+    ) -> Self {
+        let server = &config.server;
+        let cache = CredentialCache::new(
+            Duration::from_secs(server.credential_cache.min_remaining_seconds.into()),
+            ISSUE_TIMEOUT,
+        );
+        let limiter = RateLimiter::new(
+            server.rate_limit.requests_per_minute,
+            server.rate_limit.burst,
+        );
+        let nonce = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32) ^ std::process::id())
+            .unwrap_or_default();
+        Self {
+            config,
+            auth,
+            provider,
+            cache,
+            limiter,
+            metrics: Metrics::default(),
+            audit,
+            nonce,
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Answers one request. Never fails: every problem is a JSON response.
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<Body> {
+        let request_id = self.request_id(&req);
+        let (route, mut response) = match req.uri().path() {
+            "/registry/credentials" => ("credentials", self.credentials(&req, &request_id).await),
+            "/healthz" => (
+                "healthz",
+                only_get(&req)
+                    .unwrap_or_else(|| json_response(StatusCode::OK, &json!({"status": "ok"}))),
+            ),
+            "/readyz" => (
+                "readyz",
+                match only_get(&req) {
+                    Some(r) => r,
+                    None => self.readyz().await,
+                },
+            ),
+            "/metrics" => (
+                "metrics",
+                only_get(&req).unwrap_or_else(|| {
+                    let mut r = Response::new(Body::from(self.metrics.render()));
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4"),
+                    );
+                    r
+                }),
+            ),
+            _ => ("other", ApiError::NoRoute.response()),
+        };
+        self.metrics.request(route, response.status().as_u16());
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", v);
+        }
+        response
+    }
+
+    /// The caller's `X-Request-Id` when it is short and plain, else our own.
+    fn request_id<B>(&self, req: &Request<B>) -> String {
+        let given = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| {
+                !v.is_empty()
+                    && v.len() <= 64
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+            });
+        match given {
+            Some(id) => id.to_string(),
+            None => format!(
+                "{:08x}-{}",
+                self.nonce,
+                self.counter.fetch_add(1, Ordering::Relaxed)
+            ),
+        }
+    }
+
+    async fn readyz(&self) -> Response<Body> {
+        let mut problems = Vec::new();
+        if !self.auth.ready() {
+            problems.push("no keys to verify tokens with (JWKS not loaded)");
+        }
+        if !self.provider.ready().await {
+            problems.push("the registry provider is not reachable");
+        }
+        if problems.is_empty() {
+            json_response(StatusCode::OK, &json!({"status": "ready"}))
+        } else {
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"status": "not ready", "problems": problems}),
+            )
+        }
+    }
+
+    async fn credentials<B>(&self, req: &Request<B>, request_id: &str) -> Response<Body> {
+        let mut audit = Audit {
+            request_id,
+            provider: self.provider.kind(),
+            ..Audit::default()
+        };
+        let result = self.credentials_flow(req, &mut audit).await;
+        let response = match result {
+            Ok((project, served)) => {
+                audit.outcome = "issued";
+                audit.cache_hit = served.cache_hit;
+                audit.stale = served.stale;
+                let (body, expires_at) = credentials_body(&project, &served);
+                audit.expires_at = expires_at;
+                let outcome = match (served.stale, served.cache_hit) {
+                    (true, _) => "stale",
+                    (false, true) => "cache_hit",
+                    (false, false) => "issued",
+                };
+                self.metrics.credential(outcome);
+                let mut r = json_response(StatusCode::OK, &body);
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
+            }
+            Err(e) => {
+                audit.outcome = e.outcome();
+                self.metrics.credential(e.outcome());
+                e.response()
+            }
+        };
+        (self.audit)(&audit.to_json().to_string());
+        response
+    }
+
+    async fn credentials_flow<B>(
+        &self,
+        req: &Request<B>,
+        audit: &mut Audit<'_>,
+    ) -> Result<(ProjectName, Served), ApiError> {
+        if req.method() != Method::GET {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        let project = project_param(req.uri().query()).map_err(ApiError::BadProject)?;
+        audit.project = Some(project.to_string());
+        let token = bearer_token(req)?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let caller = self
+            .auth
+            .authenticate(token, now)
+            .await
+            .map_err(ApiError::InvalidToken)?;
+        audit.caller = Some(caller.clone());
+        self.limiter
+            .check(&caller.subject)
+            .map_err(ApiError::RateLimited)?;
+        let grant = authorize(&self.config, &caller, &project).map_err(ApiError::NotFound)?;
+        audit.grant = Some(match &grant {
+            crate::auth::Grant::Admin(p) => format!("admin via {p}"),
+            crate::auth::Grant::Access(p) => format!("access via {p}"),
+        });
+        let served = self
+            .cache
+            .get(&project, || async {
+                let result = self.provider.credentials(&project).await;
+                self.metrics.provider_call(result.is_ok());
+                if let Err(e) = &result {
+                    tracing::warn!(project = %project, error = %e, "issuing credentials failed");
+                }
+                result
+            })
+            .await
+            .map_err(|e| {
+                audit.reason = Some(e.message.clone());
+                ApiError::Unavailable(e.retry_after)
+            })?;
+        if served.stale {
+            tracing::warn!(project = %project, "serving cached credentials while the provider fails");
+        }
+        Ok((project, served))
+    }
+}
+
+/// 405 for anything but GET on a known route.
+fn only_get<B>(req: &Request<B>) -> Option<Response<Body>> {
+    (req.method() != Method::GET).then(|| ApiError::MethodNotAllowed.response())
+}
+
+/// The `project` query parameter, validated. Values are taken as written:
+/// percent-escapes are not decoded, so `%2F` or `%2a` is simply invalid.
+///
+/// # Errors
+/// A message for the 400 response.
+pub fn project_param(query: Option<&str>) -> Result<ProjectName, String> {
+    let mut found: Option<&str> = None;
+    for pair in query.unwrap_or_default().split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "project" {
+            if found.is_some() {
+                return Err("give the `project` query parameter once".into());
+            }
+            found = Some(value);
+        }
+    }
+    let value = found.ok_or("missing the `project` query parameter")?;
+    ProjectName::parse(value).map_err(|e| format!("invalid `project`: {e}"))
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer_token<B>(req: &Request<B>) -> Result<&str, ApiError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::MissingToken)?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidToken(TokenError::Malformed))?;
+    let (scheme, token) = value.split_once(' ').ok_or(ApiError::MissingToken)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::MissingToken);
+    }
+    Ok(token.trim())
+}
+
+/// The success body and the expiry as RFC 3339, for the audit line.
+fn credentials_body(project: &ProjectName, served: &Served) -> (Value, Option<String>) {
+    let c = &served.credentials;
+    let mut creds = json!({
+        "registry_url": c.registry_url,
+        "username": c.username,
+        "password": c.password.expose(),
+    });
+    let mut expires_at = None;
+    if let Some(remaining) = served.remaining {
+        // Whole seconds, both fields from one instant so they agree.
+        let secs = remaining.as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let at = rfc3339(now + secs);
+        creds["expires_in"] = json!(secs);
+        creds["expires_at"] = json!(at);
+        expires_at = Some(at);
+    }
+    let body = json!({"credentials": creds, "repository": project.as_str(), "image": c.image});
+    (body, expires_at)
+}
+
+/// Unix seconds → `2026-01-01T12:00:00Z`.
+pub fn rfc3339(unix_secs: u64) -> String {
+    use aws_sdk_sts::primitives::{DateTime, DateTimeFormat};
+    DateTime::from_secs(unix_secs as i64)
+        .fmt(DateTimeFormat::DateTime)
+        .unwrap_or_default()
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut r = Response::new(Body::from(value.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Every way a request can fail, and how each is answered.
+#[derive(Debug)]
+pub enum ApiError {
+    BadProject(String),
+    MissingToken,
+    InvalidToken(TokenError),
+    RateLimited(Duration),
+    NotFound(Denial),
+    Unavailable(Duration),
+    MethodNotAllowed,
+    NoRoute,
+}
+
+impl ApiError {
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::BadProject(_) => "bad_request",
+            Self::MissingToken | Self::InvalidToken(_) => "unauthenticated",
+            Self::RateLimited(_) => "rate_limited",
+            Self::NotFound(d) => d.as_str(),
+            Self::Unavailable(_) => "unavailable",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::NoRoute => "no_route",
+        }
+    }
+
+    pub fn response(&self) -> Response<Body> {
+        let (status, code, message) = match self {
+            Self::BadProject(m) => (StatusCode::BAD_REQUEST, "invalid_project", m.clone()),
+            Self::MissingToken => (
+                StatusCode::UNAUTHORIZED,
+                "missing_token",
+                "send `Authorization: Bearer <token>`".into(),
+            ),
+            Self::InvalidToken(e) => (StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()),
+            Self::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many credential requests; retry later".into(),
+            ),
+            // One body for unknown and forbidden projects.
+            Self::NotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "project_not_found",
+                "no such project, or no access to it".into(),
+            ),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "registry_unavailable",
+                "registry credentials are unavailable right now; retry later".into(),
+            ),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "only GET is supported".into(),
+            ),
+            Self::NoRoute => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint".into(),
+            ),
+        };
+        let mut r = json_response(
+            status,
+            &json!({"error": {"code": code, "message": message}}),
+        );
+        let headers = r.headers_mut();
+        match self {
+            Self::MissingToken => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"rise-registry\""),
+                );
+            }
+            Self::InvalidToken(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer realm=\"rise-registry\", error=\"invalid_token\"",
+                    ),
+                );
+            }
+            Self::RateLimited(wait) | Self::Unavailable(wait) => {
+                // Round up: retrying early would only be refused again.
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            Self::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
+            }
+            _ => {}
+        }
+        r
+    }
+}
+
+/// The facts of one credential request, for its audit line. Never holds a
+/// secret: the token and the credentials stay out.
+#[derive(Default)]
+struct Audit<'a> {
+    request_id: &'a str,
+    provider: &'static str,
+    project: Option<String>,
+    caller: Option<Caller>,
+    grant: Option<String>,
+    outcome: &'static str,
+    cache_hit: bool,
+    stale: bool,
+    expires_at: Option<String>,
+    reason: Option<String>,
+}
+
+impl Audit<'_> {
+    fn to_json(&self) -> Value {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let identities: Option<Vec<String>> = self
+            .caller
+            .as_ref()
+            .map(|c| c.identities().iter().map(ToString::to_string).collect());
+        json!({
+            "time": rfc3339(now),
+            "audit": "credentials",
+            "request_id": self.request_id,
+            "caller": identities,
+            "project": self.project,
+            "provider": self.provider,
+            "outcome": self.outcome,
+            "grant": self.grant,
+            "cache_hit": self.cache_hit,
+            "stale": self.stale,
+            "expires_at": self.expires_at,
+            "reason": self.reason,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_params_are_validated_as_written() {
+        assert_eq!(
+            project_param(Some("project=my-app")).unwrap().as_str(),
+            "my-app"
+        );
+        assert_eq!(
+            project_param(Some("x=1&project=a.b&y")).unwrap().as_str(),
+            "a.b"
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("proj=a"),
+            Some("project="),
+            Some("project=a&project=b"),
+            Some("project=my%2Dapp"),
+            Some("project=a*"),
+            Some("project=../x"),
+            Some("project=A"),
+            Some("project=a+b"),
+            Some("project=a/b"),
+        ] {
+            assert!(project_param(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_767_268_800), "2026-01-01T12:00:00Z");
+    }
+
+    #[test]
+    fn error_responses_carry_their_headers() {
+        let r = ApiError::Unavailable(Duration::from_millis(4_200)).response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+        let r = ApiError::MissingToken.response();
+        assert!(
+            r.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
+        let unknown = ApiError::NotFound(Denial::UnknownProject).response();
+        let forbidden = ApiError::NotFound(Denial::NotPermitted).response();
+        assert_eq!(unknown.status(), forbidden.status());
+        assert_eq!(
+            format!("{:?}", unknown.body()),
+            format!("{:?}", forbidden.body()),
+            "no way to tell them apart"
+        );
+    }
+}

@@ -1,0 +1,351 @@
+//! Credentials per project, issued once and shared until they run low.
+//!
+//! - Single flight: each project has one async lock; the first request
+//!   issues, concurrent ones wait and then read the cache. One AssumeRole
+//!   per project, however many requests arrive together.
+//! - Freshness: a cached credential is handed out while it has more than
+//!   `floor` left, always with its true remaining lifetime.
+//! - Failure: when the provider fails and the cached credential still has
+//!   at least [`STALE_MIN_REMAINING`] left, it is served (marked stale);
+//!   otherwise the caller gets `Unavailable` with a retry hint. After a
+//!   failure the provider is not asked again for that project for
+//!   [`FAILURE_BACKOFF`], so an AWS outage is not met with a request storm.
+//! - Never expired: lifetimes are kept as monotonic deadlines
+//!   (`tokio::time::Instant`), so a clock step cannot resurrect a credential,
+//!   and tests drive them with paused time.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use crate::naming::ProjectName;
+use crate::registry::{ProviderError, RegistryCredentials};
+
+/// A stale credential is served during an outage only with this much left,
+/// so the client still has time to push with it.
+pub const STALE_MIN_REMAINING: Duration = Duration::from_secs(60);
+/// How long a failed issuance is remembered before the provider is asked again.
+pub const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What the cache hands out.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub credentials: RegistryCredentials,
+    /// Remaining lifetime now; `None` for credentials that do not expire.
+    pub remaining: Option<Duration>,
+    pub cache_hit: bool,
+    /// Served from cache because the provider failed.
+    pub stale: bool,
+}
+
+impl Served {
+    /// The expiry as wall-clock time, consistent with `remaining`.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.remaining.map(|r| SystemTime::now() + r)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Unavailable {
+    pub message: String,
+    /// When to try again.
+    pub retry_after: Duration,
+}
+
+#[derive(Default)]
+struct Slot {
+    entry: Option<Entry>,
+    /// Set after a failed issuance: no new attempt before this.
+    backoff_until: Option<Instant>,
+    last_error: Option<String>,
+}
+
+struct Entry {
+    credentials: RegistryCredentials,
+    /// `None` when the credentials do not expire.
+    deadline: Option<Instant>,
+}
+
+impl Entry {
+    fn remaining(&self, now: Instant) -> Option<Duration> {
+        self.deadline.map(|d| d.saturating_duration_since(now))
+    }
+}
+
+pub struct CredentialCache {
+    /// One slot per project; projects are validated and authorised before
+    /// they get here, so the map is bounded by the configured projects.
+    /// The std lock only guards the map lookup, never an `.await`.
+    slots: Mutex<HashMap<ProjectName, Arc<tokio::sync::Mutex<Slot>>>>,
+    floor: Duration,
+    issue_timeout: Duration,
+}
+
+impl CredentialCache {
+    pub fn new(floor: Duration, issue_timeout: Duration) -> Self {
+        Self {
+            slots: Mutex::new(HashMap::new()),
+            floor,
+            issue_timeout,
+        }
+    }
+
+    fn slot(&self, project: &ProjectName) -> Arc<tokio::sync::Mutex<Slot>> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.entry(project.clone()).or_default().clone()
+    }
+
+    /// Cached credentials for `project`, or fresh ones from `issue`.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when nothing valid can be served.
+    pub async fn get<F, Fut>(&self, project: &ProjectName, issue: F) -> Result<Served, Unavailable>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<RegistryCredentials, ProviderError>>,
+    {
+        let slot = self.slot(project);
+        let mut slot = slot.lock().await;
+        let now = Instant::now();
+        if let Some(entry) = &slot.entry {
+            match entry.remaining(now) {
+                None => return Ok(hit(entry, None, false)),
+                Some(left) if left > self.floor => return Ok(hit(entry, Some(left), false)),
+                Some(_) => {}
+            }
+        }
+        if let Some(until) = slot.backoff_until.filter(|u| *u > now) {
+            let message = slot.last_error.clone().unwrap_or_default();
+            return stale_or_unavailable(&slot, now, message, until - now);
+        }
+        let result = match tokio::time::timeout(self.issue_timeout, issue()).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.issue_timeout)),
+        };
+        let now = Instant::now();
+        match result {
+            Ok(credentials) => {
+                let deadline = credentials.expires_at.map(|at| {
+                    now + at
+                        .duration_since(SystemTime::now())
+                        .unwrap_or(Duration::ZERO)
+                });
+                let entry = Entry {
+                    credentials,
+                    deadline,
+                };
+                let served = Served {
+                    credentials: entry.credentials.clone(),
+                    remaining: entry.remaining(now),
+                    cache_hit: false,
+                    stale: false,
+                };
+                // Credentials that do not expire cost nothing to make;
+                // caching them would only pin old settings.
+                slot.entry = entry.deadline.is_some().then_some(entry);
+                slot.backoff_until = None;
+                slot.last_error = None;
+                Ok(served)
+            }
+            Err(message) => {
+                slot.backoff_until = Some(now + FAILURE_BACKOFF);
+                slot.last_error = Some(message.clone());
+                stale_or_unavailable(&slot, now, message, FAILURE_BACKOFF)
+            }
+        }
+    }
+}
+
+fn hit(entry: &Entry, remaining: Option<Duration>, stale: bool) -> Served {
+    Served {
+        credentials: entry.credentials.clone(),
+        remaining,
+        cache_hit: true,
+        stale,
+    }
+}
+
+fn stale_or_unavailable(
+    slot: &Slot,
+    now: Instant,
+    message: String,
+    retry_after: Duration,
+) -> Result<Served, Unavailable> {
+    match &slot.entry {
+        Some(entry) => match entry.remaining(now) {
+            Some(left) if left >= STALE_MIN_REMAINING => Ok(hit(entry, Some(left), true)),
+            _ => Err(Unavailable {
+                message,
+                retry_after,
+            }),
+        },
+        None => Err(Unavailable {
+            message,
+            retry_after,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const HOUR: Duration = Duration::from_secs(3600);
+    const FLOOR: Duration = Duration::from_secs(900);
+
+    fn creds(lifetime: Option<Duration>, password: &str) -> RegistryCredentials {
+        RegistryCredentials {
+            registry_url: "r".into(),
+            username: "AWS".into(),
+            password: Secret::new(password.into()),
+            expires_at: lifetime.map(|l| SystemTime::now() + l),
+            image: "r/rise/p".into(),
+        }
+    }
+
+    fn project() -> ProjectName {
+        ProjectName::parse("p").unwrap()
+    }
+
+    fn cache() -> CredentialCache {
+        CredentialCache::new(FLOOR, Duration::from_secs(10))
+    }
+
+    async fn ok(
+        cache: &CredentialCache,
+        calls: &AtomicUsize,
+        password: &str,
+    ) -> Result<Served, Unavailable> {
+        cache
+            .get(&project(), || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(creds(Some(HOUR), password))
+            })
+            .await
+    }
+
+    async fn failing(cache: &CredentialCache, calls: &AtomicUsize) -> Result<Served, Unavailable> {
+        cache
+            .get(&project(), || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(ProviderError::Unavailable("AWS is down".into()))
+            })
+            .await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cached_credentials_count_down_then_refresh_at_the_floor() {
+        let (cache, calls) = (cache(), AtomicUsize::new(0));
+        let first = ok(&cache, &calls, "one").await.unwrap();
+        assert!(!first.cache_hit);
+        tokio::time::advance(Duration::from_secs(600)).await;
+        let second = ok(&cache, &calls, "two").await.unwrap();
+        assert!(second.cache_hit);
+        assert_eq!(second.credentials.password.expose(), "one");
+        let left = second.remaining.unwrap();
+        assert!(
+            left <= HOUR - Duration::from_secs(600) && left > HOUR - Duration::from_secs(602),
+            "{left:?}"
+        );
+        // Just above the floor: still cached. At the floor: refreshed.
+        tokio::time::advance(HOUR - FLOOR - Duration::from_secs(602)).await;
+        assert!(ok(&cache, &calls, "two").await.unwrap().cache_hit);
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let third = ok(&cache, &calls, "three").await.unwrap();
+        assert!(!third.cache_hit);
+        assert_eq!(third.credentials.password.expose(), "three");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_requests_share_one_issuance() {
+        let cache = Arc::new(cache());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get(&project(), || async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        Ok(creds(Some(HOUR), "shared"))
+                    })
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut hits = 0;
+        for t in tasks {
+            let served = t.await.unwrap();
+            assert_eq!(served.credentials.password.expose(), "shared");
+            hits += usize::from(served.cache_hit);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(hits, 49);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_serves_valid_cached_credentials_and_never_expired_ones() {
+        let (cache, calls) = (cache(), AtomicUsize::new(0));
+        ok(&cache, &calls, "one").await.unwrap();
+        tokio::time::advance(HOUR - FLOOR).await; // below the floor: wants a refresh
+        let stale = failing(&cache, &calls).await.unwrap();
+        assert!(stale.stale && stale.cache_hit);
+        assert_eq!(stale.credentials.password.expose(), "one");
+        // Within the back-off the provider is not asked again.
+        let again = failing(&cache, &calls).await.unwrap();
+        assert!(again.stale);
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "one success, one failure");
+        // Near expiry nothing is served, and the retry hint is the back-off.
+        tokio::time::advance(FLOOR - STALE_MIN_REMAINING + Duration::from_secs(1)).await;
+        let err = failing(&cache, &calls).await.unwrap_err();
+        assert_eq!(err.message, "AWS is down");
+        assert_eq!(err.retry_after, FAILURE_BACKOFF);
+        tokio::time::advance(HOUR).await;
+        assert!(
+            failing(&cache, &calls).await.is_err(),
+            "expired credentials are never served"
+        );
+        // Recovery, once the back-off has passed.
+        assert!(ok(&cache, &calls, "two").await.is_err(), "still backing off");
+        tokio::time::advance(FAILURE_BACKOFF).await;
+        let fresh = ok(&cache, &calls, "two").await.unwrap();
+        assert!(!fresh.stale && !fresh.cache_hit);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_provider_times_out() {
+        let cache = CredentialCache::new(FLOOR, Duration::from_secs(2));
+        let err = cache
+            .get(&project(), || async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(creds(Some(HOUR), "late"))
+            })
+            .await
+            .unwrap_err();
+        assert!(err.message.contains("no answer within"), "{}", err.message);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn credentials_without_expiry_are_not_cached() {
+        let (cache, calls) = (cache(), AtomicUsize::new(0));
+        for _ in 0..3 {
+            let served = cache
+                .get(&project(), || async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Ok(creds(None, ""))
+                })
+                .await
+                .unwrap();
+            assert_eq!(served.remaining, None);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+}

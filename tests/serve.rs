@@ -1,0 +1,344 @@
+//! `rise-registry serve` end to end: the real binary on a loopback port, a
+//! real HTTP client, and for ECR the AWS emulator behind it.
+
+mod support;
+
+use std::time::Duration;
+
+use hyper::Method;
+use serde_json::{Value, json};
+use support::http::{get, request};
+use support::jwt::{self, TestKey, claims, hs256};
+use support::server::{JwksServer, Serve};
+
+const SECRET: &str = "serve-test-secret-serve-test-secret-0123";
+
+fn oci_config(extra: &str) -> String {
+    format!(
+        r#"
+registry: {{type: oci-client-auth, registry_url: "localhost:5000", namespace: rise-apps}}
+projects:
+  - {{name: my-app, access: ["user:alice@example.com", "group:team-a"]}}
+  - {{name: other, access: ["user:bob"]}}
+auth:
+  issuer: test-issuer
+  audience: rise
+  hs256_secret: {SECRET}
+  admins: ["group:platform"]
+{extra}"#
+    )
+}
+
+/// A valid HS256 token for the OCI config's issuer and audience.
+fn token(sub: &str, email: Option<&str>, groups: &[&str]) -> String {
+    hs256(SECRET, &with_iss_aud(claims(sub, email, groups)))
+}
+
+fn with_iss_aud(mut c: Value) -> Value {
+    c["iss"] = json!("test-issuer");
+    c["aud"] = json!("rise");
+    c
+}
+
+fn creds_url(serve: &Serve, project: &str) -> String {
+    serve.url(&format!("/registry/credentials?project={project}"))
+}
+
+#[tokio::test]
+async fn oci_client_auth_returns_the_registry_and_image_path() {
+    let serve = Serve::start(&oci_config(""), &[]);
+    let alice = token("u-alice", Some("alice@example.com"), &[]);
+    let reply = get(&creds_url(&serve, "my-app"), Some(&alice)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        reply.json(),
+        json!({"credentials": {"registry_url": "localhost:5000", "username": "", "password": ""},
+               "repository": "my-app", "image": "localhost:5000/rise-apps/my-app"})
+    );
+    let audit = serve.audit();
+    let line = audit.last().expect("an audit line");
+    assert_eq!(line["outcome"], "issued");
+    assert_eq!(line["project"], "my-app");
+    assert_eq!(
+        line["caller"],
+        json!(["user:u-alice", "user:alice@example.com"])
+    );
+    assert_eq!(line["grant"], "access via user:alice@example.com");
+    assert_eq!(line["request_id"], reply.header("x-request-id").unwrap());
+}
+
+#[tokio::test]
+async fn errors_are_json_with_the_right_status_and_headers() {
+    let serve = Serve::start(&oci_config(""), &[]);
+    let alice = token("u-alice", Some("alice@example.com"), &[]);
+
+    // Invalid project names are refused before the token is even looked at.
+    for bad in ["My-App", "my-app*", "a%2Fb", "..", "a/b", ""] {
+        let reply = get(&creds_url(&serve, bad), None).await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
+        assert_eq!(reply.json()["error"]["code"], "invalid_project");
+    }
+    let reply = get(&serve.url("/registry/credentials"), Some(&alice)).await;
+    assert_eq!(reply.status, 400);
+
+    // Missing, malformed, forged and expired tokens.
+    let reply = get(&creds_url(&serve, "my-app"), None).await;
+    assert_eq!(
+        (
+            reply.status.as_u16(),
+            reply.json()["error"]["code"].as_str()
+        ),
+        (401, Some("missing_token"))
+    );
+    assert!(
+        reply
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let forged = hs256(
+        "another-secret-another-secret-another",
+        &with_iss_aud(claims("u", None, &[])),
+    );
+    let mut expired = with_iss_aud(claims("u-alice", Some("alice@example.com"), &[]));
+    expired["exp"] = json!(jwt::now() - 120);
+    let wrong_aud = hs256(SECRET, &claims("u-alice", Some("alice@example.com"), &[]));
+    for (bad, why) in [
+        ("not-a-jwt".to_string(), "malformed"),
+        (forged, "signature"),
+        (hs256(SECRET, &expired), "expired"),
+        (wrong_aud, "issuer"),
+    ] {
+        let reply = get(&creds_url(&serve, "my-app"), Some(&bad)).await;
+        assert_eq!(reply.status, 401, "{why}");
+        assert_eq!(reply.json()["error"]["code"], "invalid_token");
+        assert!(
+            reply.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(why),
+            "{why}: {}",
+            reply.body
+        );
+        assert!(
+            reply
+                .header("www-authenticate")
+                .unwrap()
+                .contains("invalid_token")
+        );
+    }
+
+    // Unknown and forbidden projects look the same.
+    let unknown = get(&creds_url(&serve, "nope"), Some(&alice)).await;
+    let forbidden = get(&creds_url(&serve, "other"), Some(&alice)).await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(forbidden.status, 404);
+    assert_eq!(unknown.body, forbidden.body);
+    let outcomes: Vec<Value> = serve.audit().iter().map(|l| l["outcome"].clone()).collect();
+    assert!(
+        outcomes.contains(&json!("unknown_project")) && outcomes.contains(&json!("not_permitted")),
+        "{outcomes:?}"
+    );
+
+    // Methods and routes.
+    let reply = request(Method::POST, &creds_url(&serve, "my-app"), Some(&alice)).await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.header("allow"), Some("GET"));
+    let reply = get(&serve.url("/nope"), None).await;
+    assert_eq!(
+        (
+            reply.status.as_u16(),
+            reply.json()["error"]["code"].as_str()
+        ),
+        (404, Some("not_found"))
+    );
+
+    // No secret in any audit line or log.
+    let everything = format!("{:?}{}", serve.audit(), serve.logs());
+    assert!(!everything.contains(SECRET) && !everything.contains(&alice));
+}
+
+#[tokio::test]
+async fn access_by_group_and_admin() {
+    let serve = Serve::start(&oci_config(""), &[]);
+    let team = token("u-2", None, &["team-a"]);
+    assert_eq!(
+        get(&creds_url(&serve, "my-app"), Some(&team)).await.status,
+        200
+    );
+    assert_eq!(
+        get(&creds_url(&serve, "other"), Some(&team)).await.status,
+        404
+    );
+    let admin = token("u-3", None, &["platform"]);
+    assert_eq!(
+        get(&creds_url(&serve, "other"), Some(&admin)).await.status,
+        200
+    );
+    assert_eq!(
+        serve.audit().last().unwrap()["grant"],
+        "admin via group:platform"
+    );
+}
+
+#[tokio::test]
+async fn each_caller_has_its_own_rate_limit() {
+    let serve = Serve::start(
+        &oci_config("server:\n  rate_limit: {requests_per_minute: 6, burst: 3}\n"),
+        &[],
+    );
+    let alice = token("u-alice", Some("alice@example.com"), &[]);
+    for _ in 0..3 {
+        assert_eq!(
+            get(&creds_url(&serve, "my-app"), Some(&alice)).await.status,
+            200
+        );
+    }
+    let limited = get(&creds_url(&serve, "my-app"), Some(&alice)).await;
+    assert_eq!(limited.status, 429);
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=10).contains(&retry), "{retry}");
+    let team = token("u-2", None, &["team-a"]);
+    assert_eq!(
+        get(&creds_url(&serve, "my-app"), Some(&team)).await.status,
+        200,
+        "others are unaffected"
+    );
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let serve = Serve::start(&oci_config(""), &[]);
+    assert_eq!(
+        get(&serve.url("/healthz"), None).await.json(),
+        json!({"status": "ok"})
+    );
+    assert_eq!(
+        get(&serve.url("/readyz"), None).await.json(),
+        json!({"status": "ready"})
+    );
+    let alice = token("u-alice", Some("alice@example.com"), &[]);
+    get(&creds_url(&serve, "my-app"), Some(&alice)).await;
+    get(&creds_url(&serve, "my-app"), None).await;
+    let metrics = get(&serve.url("/metrics"), None).await;
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4")
+    );
+    for line in [
+        "rise_registry_http_requests_total{route=\"credentials\",status=\"200\"} 1",
+        "rise_registry_http_requests_total{route=\"credentials\",status=\"401\"} 1",
+        "rise_registry_credential_requests_total{outcome=\"unauthenticated\"} 1",
+    ] {
+        assert!(
+            metrics.body.contains(line),
+            "missing {line}:\n{}",
+            metrics.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn jwks_keys_verify_es256_and_rs256_and_rotation_is_picked_up() {
+    let (es, rs) = (TestKey::es256("es-1"), TestKey::rs256("rs-1"));
+    let jwks = JwksServer::start(jwt::jwks(&[&es, &rs]));
+    let config = format!(
+        r#"
+registry: {{type: oci-client-auth, registry_url: "localhost:5000"}}
+projects: [{{name: my-app, access: ["group:team-a"]}}]
+auth: {{jwks_url: "{}", audience: rise, jwks_min_refresh_seconds: 2}}
+"#,
+        jwks.url
+    );
+    let serve = Serve::start(&config, &[]);
+    let c = || {
+        let mut c = claims("u", None, &["team-a"]);
+        c["aud"] = json!("rise");
+        c
+    };
+    for key in [&es, &rs] {
+        let reply = get(&creds_url(&serve, "my-app"), Some(&key.sign(&c()))).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    // No shared secret is configured: an HS256 token is refused outright.
+    let hs = hs256(SECRET, &c());
+    assert_eq!(
+        get(&creds_url(&serve, "my-app"), Some(&hs)).await.status,
+        401
+    );
+
+    // The identity provider rotates to a new key: once the minimum refresh
+    // interval has passed, the unknown kid triggers one refresh and the
+    // token is accepted.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let fetched = jwks.fetches.load(std::sync::atomic::Ordering::SeqCst);
+    let rotated = TestKey::es256("es-2");
+    jwks.set(jwt::jwks(&[&rotated]));
+    let reply = get(&creds_url(&serve, "my-app"), Some(&rotated.sign(&c()))).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        jwks.fetches.load(std::sync::atomic::Ordering::SeqCst),
+        fetched + 1
+    );
+
+    // A flood of unknown kids does not hammer the JWKS endpoint.
+    for i in 0..5 {
+        let stranger = TestKey::es256(&format!("unknown-{i}"));
+        let reply = get(&creds_url(&serve, "my-app"), Some(&stranger.sign(&c()))).await;
+        assert_eq!(reply.status, 401);
+    }
+    assert_eq!(
+        jwks.fetches.load(std::sync::atomic::Ordering::SeqCst),
+        fetched + 1
+    );
+}
+
+#[tokio::test]
+async fn sigterm_finishes_and_exits_zero() {
+    let mut serve = Serve::start(&oci_config(""), &[]);
+    // An idle keep-alive connection must not hold shutdown up.
+    let idle = std::net::TcpStream::connect(serve.addr).unwrap();
+    let status = serve.terminate(Duration::from_secs(5));
+    assert!(status.success(), "{status}: {}", serve.logs());
+    assert!(
+        std::net::TcpStream::connect(serve.addr).is_err(),
+        "the listener is closed"
+    );
+    drop(idle);
+}
+
+#[tokio::test]
+async fn oversized_and_slow_headers_are_refused() {
+    use std::io::{Read, Write};
+    let serve = Serve::start(
+        &oci_config("server:\n  header_read_timeout_seconds: 1\n"),
+        &[],
+    );
+    // Huge headers: 431 and the connection closes.
+    let mut huge = std::net::TcpStream::connect(serve.addr).unwrap();
+    let padding = "x".repeat(20 * 1024);
+    write!(
+        huge,
+        "GET /healthz HTTP/1.1\r\nhost: x\r\nx-pad: {padding}\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    huge.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = huge.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.80}");
+    // Slowloris: half a request line, then nothing; the server hangs up.
+    let mut slow = std::net::TcpStream::connect(serve.addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "closed after the header timeout"
+    );
+    // Meanwhile everyone else is served.
+    assert_eq!(get(&serve.url("/healthz"), None).await.status, 200);
+}

@@ -1,0 +1,172 @@
+//! `rise-registry serve` as a child process on a free loopback port, with
+//! its own config dir, environment, and captured audit (stdout) and log
+//! (stderr) streams.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::free_port;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rise-registry");
+
+pub struct Serve {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Serve {
+    /// Writes `config` as `default.yaml` and starts serve with `env`.
+    pub fn start(config: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("default.yaml"), config).unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let stdout = std::fs::File::create(dir.path().join("audit.log")).unwrap();
+        let stderr = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "--config-dir",
+            dir.path().to_str().unwrap(),
+            "--run-mode",
+            "test",
+        ])
+        .args(["serve", "--listen", &addr.to_string()])
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("starting rise-registry serve");
+        let mut serve = Self {
+            child: Some(child),
+            addr,
+            dir,
+        };
+        serve.wait_listening(Duration::from_secs(20));
+        serve
+    }
+
+    fn wait_listening(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "serve exited with {status} during start-up:\n{}",
+                    self.logs()
+                );
+            }
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not listen in time:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Audit lines written so far, parsed.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.log"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {l}"))
+            })
+            .collect()
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to exit.
+    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "serve did not exit within {within:?} of SIGTERM:\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A JWKS endpoint on loopback whose document the test can replace.
+pub struct JwksServer {
+    pub url: String,
+    pub document: Arc<Mutex<String>>,
+    pub fetches: Arc<AtomicUsize>,
+}
+
+impl JwksServer {
+    pub fn start(document: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let document = Arc::new(Mutex::new(document));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (doc, count) = (document.clone(), fetches.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut buf = [0u8; 4096];
+                let mut request = Vec::new();
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let body = doc.lock().unwrap().clone();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Self {
+            url,
+            document,
+            fetches,
+        }
+    }
+
+    pub fn set(&self, document: String) {
+        *self.document.lock().unwrap() = document;
+    }
+}
