@@ -314,7 +314,10 @@ mod tests {
             "expired credentials are never served"
         );
         // Recovery, once the back-off has passed.
-        assert!(ok(&cache, &calls, "two").await.is_err(), "still backing off");
+        assert!(
+            ok(&cache, &calls, "two").await.is_err(),
+            "still backing off"
+        );
         tokio::time::advance(FAILURE_BACKOFF).await;
         let fresh = ok(&cache, &calls, "two").await.unwrap();
         assert!(!fresh.stale && !fresh.cache_hit);

@@ -1,0 +1,257 @@
+//! serve with the `ecr` provider against the AWS emulator: AssumeRole with
+//! the session policy, GetAuthorizationToken with the scoped credentials,
+//! caching, single flight, and behaviour when AWS fails.
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_ecr::types::Tag;
+use serde_json::json;
+use support::http::get;
+use support::jwt::{claims, hs256};
+use support::server::Serve;
+use support::{ACCOUNT_ID, Emulator};
+
+const SECRET: &str = "ecr-test-secret-ecr-test-secret-0123456";
+
+/// The push role and one repository, created as an administrator would.
+async fn provision(emulator: &Emulator) {
+    let admin = emulator.admin_config().await;
+    let iam = aws_sdk_iam::Client::new(&admin);
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT_ID}:root")}, "Action": "sts:AssumeRole"}]});
+    iam.create_role()
+        .role_name("rise-backend-ecr-push")
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("CreateRole");
+    let push = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["ecr:*"], "Resource": format!("arn:aws:ecr:us-east-1:{ACCOUNT_ID}:repository/rise/*")},
+        {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}]});
+    iam.put_role_policy()
+        .role_name("rise-backend-ecr-push")
+        .policy_name("push")
+        .policy_document(push.to_string())
+        .send()
+        .await
+        .expect("PutRolePolicy");
+    aws_sdk_ecr::Client::new(&admin)
+        .create_repository()
+        .repository_name("rise/my-app")
+        .tags(
+            Tag::builder()
+                .key("rise:managed")
+                .value("true")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("CreateRepository");
+}
+
+fn config(emulator: &Emulator, extra_registry: &str, extra: &str) -> String {
+    format!(
+        r#"
+registry:
+  type: ecr
+  region: us-east-1
+  account_id: "{ACCOUNT_ID}"
+  repo_prefix: rise/
+  role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend
+  push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push
+  endpoint_url: {}
+{extra_registry}
+projects:
+  - {{name: my-app, access: ["group:team-a"]}}
+auth: {{hs256_secret: {SECRET}}}
+{extra}"#,
+        emulator.endpoint_url()
+    )
+}
+
+const AWS_ENV: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
+fn token() -> String {
+    hs256(SECRET, &claims("u-1", None, &["team-a"]))
+}
+
+fn url(serve: &Serve) -> String {
+    serve.url("/registry/credentials?project=my-app")
+}
+
+async fn metric(serve: &Serve, line_prefix: &str) -> u64 {
+    let metrics = get(&serve.url("/metrics"), None).await.body;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line_prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn ecr_credentials_are_scoped_tokens_with_a_true_countdown() {
+    let emulator = Emulator::start();
+    provision(&emulator).await;
+    let serve = Serve::start(&config(&emulator, "", ""), AWS_ENV);
+    let ready = get(&serve.url("/readyz"), None).await;
+    assert_eq!(ready.status, 200, "AWS answers GetCallerIdentity: {}", ready.body);
+
+    let reply = get(&url(&serve), Some(&token())).await;
+    assert_eq!(reply.status, 200, "{}\n{}", reply.body, serve.logs());
+    let body = reply.json();
+    let creds = &body["credentials"];
+    let host = emulator.addr.to_string();
+    assert_eq!(
+        creds["registry_url"],
+        host.as_str(),
+        "the proxy endpoint without scheme"
+    );
+    assert_eq!(creds["username"], "AWS");
+    assert!(!creds["password"].as_str().unwrap().is_empty());
+    assert_eq!(body["repository"], "my-app");
+    assert_eq!(body["image"], format!("{host}/rise/my-app"));
+    let expires_in = creds["expires_in"].as_u64().unwrap();
+    assert!(
+        (3500..=3600).contains(&expires_in),
+        "session of 3600 s: {expires_in}"
+    );
+    let expires_at = creds["expires_at"].as_str().unwrap();
+    let at = aws_sdk_sts::primitives::DateTime::from_str(
+        expires_at,
+        aws_sdk_sts::primitives::DateTimeFormat::DateTime,
+    )
+    .expect("RFC 3339");
+    let now = support::jwt::now();
+    assert!(
+        (at.secs() - now - expires_in as i64).abs() <= 2,
+        "expires_at and expires_in agree"
+    );
+
+    // Second request: from the cache, counting down, no new AssumeRole.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = get(&url(&serve), Some(&token())).await.json();
+    assert_eq!(again["credentials"]["password"], creds["password"]);
+    assert!(again["credentials"]["expires_in"].as_u64().unwrap() < expires_in);
+    assert_eq!(
+        metric(&serve, "rise_registry_provider_calls_total{result=\"ok\"}").await,
+        1
+    );
+    let audit = serve.audit();
+    assert_eq!(audit.len(), 2);
+    assert_eq!(
+        (
+            audit[0]["cache_hit"].as_bool(),
+            audit[1]["cache_hit"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
+    assert_eq!(audit[1]["provider"], "ecr");
+    let password = creds["password"].as_str().unwrap();
+    assert!(
+        !format!("{audit:?}{}", serve.logs()).contains(password),
+        "no secret in audit or logs"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_cold_requests_cause_one_assume_role() {
+    let emulator = Emulator::start();
+    provision(&emulator).await;
+    let serve = Serve::start(&config(&emulator, "", ""), AWS_ENV);
+    let url = url(&serve);
+    let token = token();
+    let replies = futures_join_all((0..20).map(|_| {
+        let (url, token) = (url.clone(), token.clone());
+        tokio::spawn(async move { get(&url, Some(&token)).await })
+    }))
+    .await;
+    let passwords: std::collections::HashSet<String> = replies
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.json()["credentials"]["password"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(passwords.len(), 1, "everyone got the same credentials");
+    assert_eq!(
+        metric(&serve, "rise_registry_provider_calls_total{result=\"ok\"}").await,
+        1
+    );
+}
+
+async fn futures_join_all<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles.collect::<Vec<_>>() {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn aws_failure_is_a_503_with_retry_after() {
+    let emulator = Emulator::start();
+    provision(&emulator).await;
+    // A push role that does not exist: AssumeRole fails.
+    let cfg = config(&emulator, "", "").replace("rise-backend-ecr-push", "no-such-role");
+    let serve = Serve::start(&cfg, AWS_ENV);
+    let reply = get(&url(&serve), Some(&token())).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["code"], "registry_unavailable");
+    let retry: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=5).contains(&retry));
+    let audit = serve.audit();
+    assert_eq!(audit[0]["outcome"], "unavailable");
+    assert!(
+        audit[0]["reason"].as_str().unwrap().contains("AssumeRole"),
+        "{audit:?}"
+    );
+    // Within the back-off AWS is not asked again.
+    assert_eq!(get(&url(&serve), Some(&token())).await.status, 503);
+    assert_eq!(
+        metric(
+            &serve,
+            "rise_registry_provider_calls_total{result=\"error\"}"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_outage_serves_cached_credentials_while_they_are_valid() {
+    let mut emulator = Emulator::start();
+    provision(&emulator).await;
+    // 900 s sessions and a floor of 899 s: the cached credential wants a
+    // refresh two seconds after issue, while it is still valid for ~15 min.
+    let cfg = config(
+        &emulator,
+        "  session_duration_seconds: 900",
+        "server: {credential_cache: {min_remaining_seconds: 899}}",
+    );
+    let serve = Serve::start(&cfg, AWS_ENV);
+    let first = get(&url(&serve), Some(&token())).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    emulator.stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = get(&url(&serve), Some(&token())).await;
+    assert_eq!(during.status, 200, "{}", during.body);
+    assert_eq!(
+        during.json()["credentials"]["password"],
+        first.json()["credentials"]["password"]
+    );
+    let last = serve.audit().pop().unwrap();
+    assert_eq!(
+        (last["stale"].as_bool(), last["cache_hit"].as_bool()),
+        (Some(true), Some(true))
+    );
+}
