@@ -74,7 +74,10 @@ async fn errors_are_json_with_the_right_status_and_headers() {
     let alice = token("u-alice", Some("alice@example.com"), &[]);
 
     // Invalid project names are refused before the token is even looked at.
-    for bad in ["My-App", "my-app*", "a%2Fb", "..", "a/b", ""] {
+    let long = "a".repeat(300);
+    for bad in [
+        "My-App", "my-app*", "*", "a%2Fb", "my%2Dapp", "..", "../x", "a/b", "", &long,
+    ] {
         let reply = get(&creds_url(&serve, bad), None).await;
         assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
         assert_eq!(reply.json()["error"]["code"], "invalid_project");
@@ -103,12 +106,36 @@ async fn errors_are_json_with_the_right_status_and_headers() {
     );
     let mut expired = with_iss_aud(claims("u-alice", Some("alice@example.com"), &[]));
     expired["exp"] = json!(jwt::now() - 120);
-    let wrong_aud = hs256(SECRET, &claims("u-alice", Some("alice@example.com"), &[]));
+    let no_iss = hs256(SECRET, &claims("u-alice", Some("alice@example.com"), &[]));
+    let mut wrong_aud = with_iss_aud(claims("u-alice", Some("alice@example.com"), &[]));
+    wrong_aud["aud"] = json!("someone-else");
+    let mut future = with_iss_aud(claims("u-alice", Some("alice@example.com"), &[]));
+    future["nbf"] = json!(jwt::now() + 600);
+    let good = token("u-alice", Some("alice@example.com"), &[]);
+    let payload = good.split('.').nth(1).unwrap();
+    // {"alg":"none"} with the good payload and no signature.
+    let alg_none = format!("eyJhbGciOiJub25lIn0.{payload}.");
+    // An RS256 header, HMAC-signed with the shared secret: HS/RS confusion.
+    let confused = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let input = format!("{}.{payload}", b64.encode(r#"{"alg":"RS256","typ":"JWT"}"#));
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, SECRET.as_bytes());
+        format!(
+            "{input}.{}",
+            b64.encode(aws_lc_rs::hmac::sign(&key, input.as_bytes()))
+        )
+    };
     for (bad, why) in [
         ("not-a-jwt".to_string(), "malformed"),
+        (format!("{good}x.y"), "malformed"),
         (forged, "signature"),
         (hs256(SECRET, &expired), "expired"),
-        (wrong_aud, "issuer"),
+        (hs256(SECRET, &future), "not valid yet"),
+        (no_iss, "issuer"),
+        (hs256(SECRET, &wrong_aud), "audience"),
+        (alg_none, "malformed"),
+        (confused, "signing key is unknown"),
     ] {
         let reply = get(&creds_url(&serve, "my-app"), Some(&bad)).await;
         assert_eq!(reply.status, 401, "{why}");
@@ -229,7 +256,9 @@ async fn health_readiness_and_metrics() {
     for line in [
         "rise_registry_http_requests_total{route=\"credentials\",status=\"200\"} 1",
         "rise_registry_http_requests_total{route=\"credentials\",status=\"401\"} 1",
-        "rise_registry_credential_requests_total{outcome=\"unauthenticated\"} 1",
+        "rise_registry_credential_requests_total{project=\"my-app\",provider=\"oci-client-auth\",outcome=\"unauthenticated\"} 1",
+        "rise_registry_credential_requests_total{project=\"my-app\",provider=\"oci-client-auth\",outcome=\"issued\"} 1",
+        "rise_registry_credential_cache_entries 0",
     ] {
         assert!(
             metrics.body.contains(line),

@@ -101,7 +101,11 @@ async fn ecr_credentials_are_scoped_tokens_with_a_true_countdown() {
     provision(&emulator).await;
     let serve = Serve::start(&config(&emulator, "", ""), AWS_ENV);
     let ready = get(&serve.url("/readyz"), None).await;
-    assert_eq!(ready.status, 200, "AWS answers GetCallerIdentity: {}", ready.body);
+    assert_eq!(
+        ready.status, 200,
+        "AWS answers GetCallerIdentity: {}",
+        ready.body
+    );
 
     let reply = get(&url(&serve), Some(&token())).await;
     assert_eq!(reply.status, 200, "{}\n{}", reply.body, serve.logs());
@@ -166,9 +170,11 @@ async fn concurrent_cold_requests_cause_one_assume_role() {
     provision(&emulator).await;
     let serve = Serve::start(&config(&emulator, "", ""), AWS_ENV);
     let url = url(&serve);
-    let token = token();
-    let replies = futures_join_all((0..20).map(|_| {
-        let (url, token) = (url.clone(), token.clone());
+    // Fifty different callers, so the per-caller rate limit is not what
+    // is being tested.
+    let replies = futures_join_all((0..50).map(|i| {
+        let url = url.clone();
+        let token = hs256(SECRET, &claims(&format!("u-{i}"), None, &["team-a"]));
         tokio::spawn(async move { get(&url, Some(&token)).await })
     }))
     .await;
@@ -254,4 +260,80 @@ async fn an_outage_serves_cached_credentials_while_they_are_valid() {
         (last["stale"].as_bool(), last["cache_hit"].as_bool()),
         (Some(true), Some(true))
     );
+}
+
+/// The emulator's registry endpoint accepts the credentials' format and
+/// stores the image, but does not itself check passwords or session
+/// policies; what the credentials may reach is proven against the session
+/// policy in `tests/scoping.rs`.
+#[tokio::test]
+async fn the_returned_credentials_push_an_image_with_skopeo() {
+    let emulator = Emulator::start();
+    provision(&emulator).await;
+    let serve = Serve::start(&config(&emulator, "", ""), AWS_ENV);
+    let body = get(&url(&serve), Some(&token())).await.json();
+    let creds = &body["credentials"];
+    let image = body["image"].as_str().unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    support::oci::write_layout(&layout, "v1", b"hello from rise-registry\n");
+    let dest_creds = format!(
+        "{}:{}",
+        creds["username"].as_str().unwrap(),
+        creds["password"].as_str().unwrap()
+    );
+    let out = support::oci::skopeo(
+        work.path(),
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &dest_creds,
+            &format!("oci:{}:v1", layout.display()),
+            &format!("docker://{image}:v1"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "skopeo copy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The registry now lists the tag.
+    let admin = emulator.admin_config().await;
+    let images = aws_sdk_ecr::Client::new(&admin)
+        .list_images()
+        .repository_name("rise/my-app")
+        .send()
+        .await
+        .expect("ListImages")
+        .image_ids
+        .unwrap_or_default();
+    assert!(
+        images.iter().any(|i| i.image_tag.as_deref() == Some("v1")),
+        "{images:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_outage_with_nothing_cached_is_a_503_until_aws_returns() {
+    let mut emulator = Emulator::start();
+    provision(&emulator).await;
+    let serve = Serve::start(&config(&emulator, "", ""), AWS_ENV);
+    emulator.stop();
+    let down = get(&url(&serve), Some(&token())).await;
+    assert_eq!(down.status, 503, "{}", down.body);
+    let retry: u64 = down.header("retry-after").unwrap().parse().unwrap();
+    assert_eq!(
+        get(&serve.url("/healthz"), None).await.status,
+        200,
+        "still alive"
+    );
+
+    emulator.restart();
+    provision(&emulator).await;
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    let back = get(&url(&serve), Some(&token())).await;
+    assert_eq!(back.status, 200, "{}", back.body);
+    assert!(!serve.logs().contains("panicked"), "{}", serve.logs());
 }

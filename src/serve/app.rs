@@ -106,7 +106,7 @@ impl App {
             "/metrics" => (
                 "metrics",
                 only_get(&req).unwrap_or_else(|| {
-                    let mut r = Response::new(Body::from(self.metrics.render()));
+                    let mut r = Response::new(Body::from(self.metrics.render(self.cache.len())));
                     r.headers_mut().insert(
                         header::CONTENT_TYPE,
                         HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -182,7 +182,8 @@ impl App {
                     (false, true) => "cache_hit",
                     (false, false) => "issued",
                 };
-                self.metrics.credential(outcome);
+                self.metrics
+                    .credential(project.as_str(), self.provider.kind(), outcome);
                 let mut r = json_response(StatusCode::OK, &body);
                 r.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -190,7 +191,16 @@ impl App {
             }
             Err(e) => {
                 audit.outcome = e.outcome();
-                self.metrics.credential(e.outcome());
+                // Only configured names become labels: request input must
+                // not grow the metric set.
+                let project = audit
+                    .project
+                    .as_deref()
+                    .and_then(|p| ProjectName::parse(p).ok())
+                    .filter(|p| self.config.project(p).is_some());
+                let label = project.as_ref().map_or("-", ProjectName::as_str);
+                self.metrics
+                    .credential(label, self.provider.kind(), e.outcome());
                 e.response()
             }
         };
@@ -229,8 +239,10 @@ impl App {
         let served = self
             .cache
             .get(&project, || async {
+                let started = std::time::Instant::now();
                 let result = self.provider.credentials(&project).await;
-                self.metrics.provider_call(result.is_ok());
+                self.metrics
+                    .provider_call(result.is_ok(), started.elapsed());
                 if let Err(e) = &result {
                     tracing::warn!(project = %project, error = %e, "issuing credentials failed");
                 }

@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -81,6 +82,8 @@ pub struct CredentialCache {
     /// they get here, so the map is bounded by the configured projects.
     /// The std lock only guards the map lookup, never an `.await`.
     slots: Mutex<HashMap<ProjectName, Arc<tokio::sync::Mutex<Slot>>>>,
+    /// Slots holding credentials, for the cache-size gauge.
+    entries: AtomicUsize,
     floor: Duration,
     issue_timeout: Duration,
 }
@@ -89,9 +92,19 @@ impl CredentialCache {
     pub fn new(floor: Duration, issue_timeout: Duration) -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
+            entries: AtomicUsize::new(0),
             floor,
             issue_timeout,
         }
+    }
+
+    /// How many projects have credentials cached.
+    pub fn len(&self) -> usize {
+        self.entries.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     fn slot(&self, project: &ProjectName) -> Arc<tokio::sync::Mutex<Slot>> {
@@ -146,7 +159,13 @@ impl CredentialCache {
                 };
                 // Credentials that do not expire cost nothing to make;
                 // caching them would only pin old settings.
+                let had = slot.entry.is_some();
                 slot.entry = entry.deadline.is_some().then_some(entry);
+                match (had, slot.entry.is_some()) {
+                    (false, true) => self.entries.fetch_add(1, Ordering::Relaxed),
+                    (true, false) => self.entries.fetch_sub(1, Ordering::Relaxed),
+                    _ => 0,
+                };
                 slot.backoff_until = None;
                 slot.last_error = None;
                 Ok(served)
@@ -194,7 +213,6 @@ fn stale_or_unavailable(
 mod tests {
     use super::*;
     use crate::secret::Secret;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     const HOUR: Duration = Duration::from_secs(3600);
     const FLOOR: Duration = Duration::from_secs(900);
@@ -261,6 +279,7 @@ mod tests {
         assert!(!third.cache_hit);
         assert_eq!(third.credentials.password.expose(), "three");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(cache.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

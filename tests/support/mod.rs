@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod jwt;
+pub mod oci;
 pub mod server;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -68,9 +69,26 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn start() -> Self {
-        let bin = fakecloud_bin();
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let child = Command::new(&bin)
+        let mut emulator = Self {
+            child: Self::spawn(addr),
+            addr,
+        };
+        emulator.wait_ready(Duration::from_secs(30));
+        emulator
+    }
+
+    /// Starts a fresh emulator (empty state) on the same address, as if AWS
+    /// came back after an outage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self.addr);
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    fn spawn(addr: SocketAddr) -> Child {
+        let bin = fakecloud_bin();
+        Command::new(&bin)
             .args([
                 "--addr",
                 &addr.to_string(),
@@ -81,13 +99,12 @@ impl Emulator {
             ])
             .args(["--region", REGION, "--account-id", ACCOUNT_ID])
             .stdin(Stdio::null())
+            // It prints start-up warnings (no container runtime, test keys)
+            // whatever the log level; they would only bury test output.
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}; {INSTALL_HINT}", bin.display()));
-        let mut emulator = Self { child, addr };
-        emulator.wait_ready(Duration::from_secs(30));
-        emulator
+            .unwrap_or_else(|e| panic!("starting {}: {e}; {INSTALL_HINT}", bin.display()))
     }
 
     pub fn endpoint_url(&self) -> String {
