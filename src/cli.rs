@@ -79,6 +79,21 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
+    /// Print an HS256 token signed with `auth.hs256_secret`, for development
+    Token {
+        /// The token's subject (`user:<sub>`)
+        #[arg(long, default_value = "dev")]
+        sub: String,
+        /// An email claim (`user:<email>`)
+        #[arg(long)]
+        email: Option<String>,
+        /// A group (`group:<name>`); repeat for more
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+        /// Lifetime in seconds
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
     /// Print the effective configuration, secrets redacted
     Config {
         /// Only validate: print each problem and exit 1, or one OK line

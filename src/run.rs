@@ -64,6 +64,20 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status> {
     let loaded: Loaded = config::load(&config_dir, &run_mode, &env)?;
     match command {
         Command::Config { check } => commands::config::run(&loaded, check, out),
+        Command::Token {
+            sub,
+            email,
+            groups,
+            ttl,
+        } => {
+            let request = commands::token::TokenRequest {
+                subject: sub,
+                email,
+                groups,
+                ttl_seconds: ttl,
+            };
+            commands::token::run(&loaded.config, &request, out)
+        }
         Command::Plan { .. } => not_yet("plan"),
         Command::Apply { .. } => not_yet("apply"),
         Command::Serve { listen } => commands::serve::run(loaded.config, listen),

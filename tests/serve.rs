@@ -431,3 +431,58 @@ async fn tls_from_server_tls_serves_https_only() {
         "served plain HTTP over the TLS port"
     );
 }
+
+#[tokio::test]
+async fn the_token_command_mints_what_serve_accepts() {
+    let serve = Serve::start(&oci_config(""), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("default.yaml"), oci_config("")).unwrap();
+    let minted = std::process::Command::new(support::server::BIN)
+        .args([
+            "--config-dir",
+            dir.path().to_str().unwrap(),
+            "token",
+            "--sub",
+            "u-9",
+            "--group",
+            "team-a",
+            "--ttl",
+            "60",
+        ])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    let token = String::from_utf8(minted.stdout).unwrap();
+    let reply = get(&creds_url(&serve, "my-app"), Some(token.trim())).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        serve.audit().last().unwrap()["caller"],
+        json!(["user:u-9", "group:team-a"])
+    );
+}
+
+#[test]
+fn docker_compose_runs_the_registry_and_ui_the_docs_promise() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+        .unwrap();
+    let compose: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let services = &compose["services"];
+    assert_eq!(services["registry"]["image"], "registry:2");
+    assert_eq!(services["registry"]["ports"][0], "5000:5000");
+    assert_eq!(
+        services["registry"]["volumes"][0],
+        "registry_data:/var/lib/registry"
+    );
+    assert_eq!(services["registry-ui"]["ports"][0], "5001:80");
+    assert!(compose["volumes"].get("registry_data").is_some());
+    let mise = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/mise.toml")).unwrap();
+    assert!(
+        mise.contains("[tasks.\"backend:deps\"]")
+            && mise.contains("docker compose up -d registry registry-ui")
+    );
+}
