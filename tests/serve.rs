@@ -56,7 +56,7 @@ async fn oci_client_auth_returns_the_registry_and_image_path() {
         json!({"credentials": {"registry_url": "localhost:5000", "username": "", "password": ""},
                "repository": "my-app", "image": "localhost:5000/rise-apps/my-app"})
     );
-    let audit = serve.audit();
+    let audit = serve.audit(1);
     let line = audit.last().expect("an audit line");
     assert_eq!(line["outcome"], "issued");
     assert_eq!(line["project"], "my-app");
@@ -162,7 +162,11 @@ async fn errors_are_json_with_the_right_status_and_headers() {
     assert_eq!(unknown.status, 404);
     assert_eq!(forbidden.status, 404);
     assert_eq!(unknown.body, forbidden.body);
-    let outcomes: Vec<Value> = serve.audit().iter().map(|l| l["outcome"].clone()).collect();
+    let outcomes: Vec<Value> = serve
+        .audit(23)
+        .iter()
+        .map(|l| l["outcome"].clone())
+        .collect();
     assert!(
         outcomes.contains(&json!("unknown_project")) && outcomes.contains(&json!("not_permitted")),
         "{outcomes:?}"
@@ -182,7 +186,7 @@ async fn errors_are_json_with_the_right_status_and_headers() {
     );
 
     // No secret in any audit line or log.
-    let everything = format!("{:?}{}", serve.audit(), serve.logs());
+    let everything = format!("{:?}{}", serve.audit(24), serve.logs());
     assert!(!everything.contains(SECRET) && !everything.contains(&alice));
 }
 
@@ -204,7 +208,7 @@ async fn access_by_group_and_admin() {
         200
     );
     assert_eq!(
-        serve.audit().last().unwrap()["grant"],
+        serve.audit(3).last().unwrap()["grant"],
         "admin via group:platform"
     );
 }
@@ -461,7 +465,7 @@ async fn the_token_command_mints_what_serve_accepts() {
     let reply = get(&creds_url(&serve, "my-app"), Some(token.trim())).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(
-        serve.audit().last().unwrap()["caller"],
+        serve.audit(1).last().unwrap()["caller"],
         json!(["user:u-9", "group:team-a"])
     );
 }

@@ -6,51 +6,12 @@ mod support;
 
 use std::time::Duration;
 
-use aws_sdk_ecr::types::Tag;
-use serde_json::json;
 use support::http::get;
 use support::jwt::{claims, hs256};
 use support::server::Serve;
 use support::{ACCOUNT_ID, Emulator};
 
 const SECRET: &str = "ecr-test-secret-ecr-test-secret-0123456";
-
-/// The push role and one repository, created as an administrator would.
-async fn provision(emulator: &Emulator) {
-    let admin = emulator.admin_config().await;
-    let iam = aws_sdk_iam::Client::new(&admin);
-    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT_ID}:root")}, "Action": "sts:AssumeRole"}]});
-    iam.create_role()
-        .role_name("rise-backend-ecr-push")
-        .assume_role_policy_document(trust.to_string())
-        .send()
-        .await
-        .expect("CreateRole");
-    let push = json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["ecr:*"], "Resource": format!("arn:aws:ecr:us-east-1:{ACCOUNT_ID}:repository/rise/*")},
-        {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}]});
-    iam.put_role_policy()
-        .role_name("rise-backend-ecr-push")
-        .policy_name("push")
-        .policy_document(push.to_string())
-        .send()
-        .await
-        .expect("PutRolePolicy");
-    aws_sdk_ecr::Client::new(&admin)
-        .create_repository()
-        .repository_name("rise/my-app")
-        .tags(
-            Tag::builder()
-                .key("rise:managed")
-                .value("true")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("CreateRepository");
-}
 
 fn config(emulator: &Emulator, extra_registry: &str, extra: &str) -> String {
     format!(
@@ -98,7 +59,7 @@ async fn metric(serve: &Serve, line_prefix: &str) -> u64 {
 #[tokio::test]
 async fn ecr_credentials_are_scoped_tokens_with_a_true_countdown() {
     let emulator = Emulator::start();
-    provision(&emulator).await;
+    support::provision(&emulator).await;
     let serve = Serve::start(&config(&emulator, "", ""), AWS_ENV);
     let ready = get(&serve.url("/readyz"), None).await;
     assert_eq!(
@@ -147,8 +108,7 @@ async fn ecr_credentials_are_scoped_tokens_with_a_true_countdown() {
         metric(&serve, "rise_registry_provider_calls_total{result=\"ok\"}").await,
         1
     );
-    let audit = serve.audit();
-    assert_eq!(audit.len(), 2);
+    let audit = serve.audit(2);
     assert_eq!(
         (
             audit[0]["cache_hit"].as_bool(),
@@ -167,7 +127,7 @@ async fn ecr_credentials_are_scoped_tokens_with_a_true_countdown() {
 #[tokio::test]
 async fn concurrent_cold_requests_cause_one_assume_role() {
     let emulator = Emulator::start();
-    provision(&emulator).await;
+    support::provision(&emulator).await;
     let serve = Serve::start(&config(&emulator, "", ""), AWS_ENV);
     let url = url(&serve);
     // Fifty different callers, so the per-caller rate limit is not what
@@ -206,7 +166,7 @@ async fn futures_join_all<T>(handles: impl Iterator<Item = tokio::task::JoinHand
 #[tokio::test]
 async fn aws_failure_is_a_503_with_retry_after() {
     let emulator = Emulator::start();
-    provision(&emulator).await;
+    support::provision(&emulator).await;
     // A push role that does not exist: AssumeRole fails.
     let cfg = config(&emulator, "", "").replace("rise-backend-ecr-push", "no-such-role");
     let serve = Serve::start(&cfg, AWS_ENV);
@@ -215,7 +175,7 @@ async fn aws_failure_is_a_503_with_retry_after() {
     assert_eq!(reply.json()["error"]["code"], "registry_unavailable");
     let retry: u64 = reply.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=5).contains(&retry));
-    let audit = serve.audit();
+    let audit = serve.audit(1);
     assert_eq!(audit[0]["outcome"], "unavailable");
     assert!(
         audit[0]["reason"].as_str().unwrap().contains("AssumeRole"),
@@ -236,7 +196,7 @@ async fn aws_failure_is_a_503_with_retry_after() {
 #[tokio::test]
 async fn an_outage_serves_cached_credentials_while_they_are_valid() {
     let mut emulator = Emulator::start();
-    provision(&emulator).await;
+    support::provision(&emulator).await;
     // 900 s sessions and a floor of 899 s: the cached credential wants a
     // refresh two seconds after issue, while it is still valid for ~15 min.
     let cfg = config(
@@ -255,7 +215,7 @@ async fn an_outage_serves_cached_credentials_while_they_are_valid() {
         during.json()["credentials"]["password"],
         first.json()["credentials"]["password"]
     );
-    let last = serve.audit().pop().unwrap();
+    let last = serve.audit(2).pop().unwrap();
     assert_eq!(
         (last["stale"].as_bool(), last["cache_hit"].as_bool()),
         (Some(true), Some(true))
@@ -269,7 +229,7 @@ async fn an_outage_serves_cached_credentials_while_they_are_valid() {
 #[tokio::test]
 async fn the_returned_credentials_push_an_image_with_skopeo() {
     let emulator = Emulator::start();
-    provision(&emulator).await;
+    support::provision(&emulator).await;
     let serve = Serve::start(&config(&emulator, "", ""), AWS_ENV);
     let body = get(&url(&serve), Some(&token())).await.json();
     let creds = &body["credentials"];
@@ -318,7 +278,7 @@ async fn the_returned_credentials_push_an_image_with_skopeo() {
 #[tokio::test]
 async fn an_outage_with_nothing_cached_is_a_503_until_aws_returns() {
     let mut emulator = Emulator::start();
-    provision(&emulator).await;
+    support::provision(&emulator).await;
     let serve = Serve::start(&config(&emulator, "", ""), AWS_ENV);
     emulator.stop();
     let down = get(&url(&serve), Some(&token())).await;
@@ -331,7 +291,7 @@ async fn an_outage_with_nothing_cached_is_a_503_until_aws_returns() {
     );
 
     emulator.restart();
-    provision(&emulator).await;
+    support::provision(&emulator).await;
     tokio::time::sleep(Duration::from_secs(retry)).await;
     let back = get(&url(&serve), Some(&token())).await;
     assert_eq!(back.status, 200, "{}", back.body);

@@ -203,7 +203,12 @@ pub fn key_request(token: &str) -> Result<KeyRequest, TokenError> {
 ///
 /// # Errors
 /// Any [`TokenError`]; `UnknownKey` tells the caller a JWKS refresh may help.
-pub fn verify(rules: &Rules, jwks: &JwksKeys, token: &str, now: i64) -> Result<Caller, TokenError> {
+pub fn verify(
+    rules: &Rules,
+    jwks: &JwksKeys,
+    token: &str,
+    now: i64,
+) -> Result<Verified, TokenError> {
     let candidates: Vec<(&DecodingKey, Algorithm)> = match key_request(token)? {
         KeyRequest::Hs256 => match &rules.hs256 {
             Some(key) => vec![(key, Algorithm::HS256)],
@@ -254,20 +259,16 @@ fn check_claims(
     rules: &Rules,
     claims: &Map<String, Value>,
     now: i64,
-) -> Result<Caller, TokenError> {
+) -> Result<Verified, TokenError> {
     let number = |name: &'static str| claims.get(name).and_then(Value::as_f64);
-    let exp = number("exp").ok_or(TokenError::MissingClaim("exp"))?;
-    if (now - LEEWAY_SECONDS) as f64 >= exp {
-        return Err(TokenError::Expired);
-    }
-    if let Some(nbf) = number("nbf")
-        && ((now + LEEWAY_SECONDS) as f64) < nbf
-    {
-        return Err(TokenError::NotYetValid);
-    }
-    if claims.contains_key("nbf") && number("nbf").is_none() {
+    let lifetime = Lifetime {
+        exp: number("exp").ok_or(TokenError::MissingClaim("exp"))?,
+        nbf: number("nbf"),
+    };
+    if claims.contains_key("nbf") && lifetime.nbf.is_none() {
         return Err(TokenError::Malformed);
     }
+    lifetime.check(now)?;
     if let Some(issuer) = &rules.issuer
         && claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str())
     {
@@ -305,11 +306,46 @@ fn check_claims(
         Some(Value::String(g)) => vec![g.clone()],
         _ => Vec::new(),
     };
-    Ok(Caller {
-        subject,
-        email,
-        groups,
+    Ok(Verified {
+        caller: Caller {
+            subject,
+            email,
+            groups,
+        },
+        lifetime,
     })
+}
+
+/// A token's `exp` and `nbf`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lifetime {
+    pub exp: f64,
+    pub nbf: Option<f64>,
+}
+
+impl Lifetime {
+    /// Whether the token is valid at `now`, with [`LEEWAY_SECONDS`] either way.
+    ///
+    /// # Errors
+    /// [`TokenError::Expired`] or [`TokenError::NotYetValid`].
+    pub fn check(&self, now: i64) -> Result<(), TokenError> {
+        if (now - LEEWAY_SECONDS) as f64 >= self.exp {
+            return Err(TokenError::Expired);
+        }
+        if let Some(nbf) = self.nbf
+            && ((now + LEEWAY_SECONDS) as f64) < nbf
+        {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(())
+    }
+}
+
+/// A token that passed every check, and its lifetime for later re-checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub caller: Caller,
+    pub lifetime: Lifetime,
 }
 
 #[cfg(test)]
@@ -350,6 +386,7 @@ mod tests {
             token,
             NOW,
         )
+        .map(|v| v.caller)
     }
 
     fn base() -> Value {

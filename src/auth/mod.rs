@@ -7,7 +7,11 @@
 pub mod jwks;
 pub mod jwt;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::config::{AuthConfig, Config};
 use crate::naming::{Principal, ProjectName};
@@ -24,6 +28,15 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Whether `principal` is one of this caller's identities; the same as
+    /// `identities().contains(principal)`, without building the list.
+    pub fn has(&self, principal: &Principal) -> bool {
+        match principal {
+            Principal::User(id) => *id == self.subject || self.email.as_deref() == Some(id),
+            Principal::Group(g) => self.groups.contains(g),
+        }
+    }
+
     /// `user:<sub>`, `user:<email>` (when known) and `group:<g>` per group.
     pub fn identities(&self) -> Vec<Principal> {
         let mut ids = vec![Principal::User(self.subject.clone())];
@@ -69,20 +82,35 @@ impl Denial {
 /// The [`Denial`] reason.
 pub fn authorize(config: &Config, caller: &Caller, project: &ProjectName) -> Result<Grant, Denial> {
     let entry = config.project(project).ok_or(Denial::UnknownProject)?;
-    let ids = caller.identities();
-    if let Some(p) = ids.iter().find(|id| config.auth.admins.contains(id)) {
+    if let Some(p) = config.auth.admins.iter().find(|p| caller.has(p)) {
         return Ok(Grant::Admin(p.clone()));
     }
-    ids.into_iter()
-        .find(|id| entry.access.contains(id))
-        .map(Grant::Access)
+    entry
+        .access
+        .iter()
+        .find(|p| caller.has(p))
+        .map(|p| Grant::Access(p.clone()))
         .ok_or(Denial::NotPermitted)
 }
+
+/// How long a verified token is remembered (its lifetime is still checked
+/// on every use). Bounds how long a key removed from the JWKS keeps working
+/// for tokens already seen.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+/// Remembered tokens at most; the memory is simply cleared when full.
+const VERIFIED_MAX: usize = 4096;
+/// The JWKS is refreshed on this period too, so removed keys go away even
+/// when no unknown key id ever shows up.
+const JWKS_PERIODIC_REFRESH: Duration = Duration::from_secs(600);
 
 /// Verifies tokens with the configured shared secret and/or JWKS.
 pub struct Authenticator {
     rules: jwt::Rules,
-    jwks: Option<jwks::JwksSource>,
+    jwks: Option<Arc<jwks::JwksSource>>,
+    /// Tokens that passed signature and claim checks, by their exact text.
+    /// Clients reuse one token for many requests; this skips the signature
+    /// and JSON work for repeats. A std lock, never held across `.await`.
+    verified: Mutex<HashMap<String, (Arc<jwt::Verified>, Instant)>>,
 }
 
 impl Authenticator {
@@ -93,10 +121,24 @@ impl Authenticator {
         let min_refresh = Duration::from_secs(auth.jwks_min_refresh_seconds.into());
         let jwks = match &auth.jwks_url {
             Some(url) => {
-                let source = jwks::JwksSource::new(url.clone(), min_refresh)?;
+                let source = Arc::new(jwks::JwksSource::new(url.clone(), min_refresh)?);
                 if let Err(e) = source.refresh().await {
-                    tracing::error!(url = %url, error = %e, "could not fetch the JWKS at start-up; will retry when a token needs it");
+                    tracing::error!(url = %url, error = %format!("{e:#}"), "could not fetch the JWKS at start-up; will retry when a token needs it");
                 }
+                let periodic = Arc::downgrade(&source);
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(JWKS_PERIODIC_REFRESH);
+                    tick.tick().await; // the first tick is immediate
+                    loop {
+                        tick.tick().await;
+                        let Some(source) = periodic.upgrade() else {
+                            break;
+                        };
+                        if let Err(e) = source.refresh().await {
+                            tracing::warn!(error = %format!("{e:#}"), "periodic JWKS refresh failed; keeping the old keys");
+                        }
+                    }
+                });
                 Some(source)
             }
             None => None,
@@ -104,6 +146,7 @@ impl Authenticator {
         Ok(Self {
             rules: jwt::Rules::new(auth),
             jwks,
+            verified: Mutex::new(HashMap::new()),
         })
     }
 
@@ -112,9 +155,21 @@ impl Authenticator {
     ///
     /// # Errors
     /// Why the token was refused.
-    pub async fn authenticate(&self, token: &str, now: i64) -> Result<Caller, TokenError> {
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Arc<jwt::Verified>, TokenError> {
+        // Size first, so no oversized string is hashed or stored.
+        if token.len() > jwt::MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge);
+        }
+        if let Some(seen) = self.remembered(token) {
+            seen.lifetime.check(now)?;
+            return Ok(seen);
+        }
         let keys = self.jwks.as_ref().map(|j| j.keys()).unwrap_or_default();
-        match jwt::verify(&self.rules, &keys, token, now) {
+        let verified = match jwt::verify(&self.rules, &keys, token, now) {
             Err(TokenError::UnknownKey) => match &self.jwks {
                 Some(source) if source.refresh_if_due().await => {
                     jwt::verify(&self.rules, &source.keys(), token, now)
@@ -122,7 +177,26 @@ impl Authenticator {
                 _ => Err(TokenError::UnknownKey),
             },
             other => other,
+        }?;
+        let verified = Arc::new(verified);
+        self.remember(token, &verified);
+        Ok(verified)
+    }
+
+    fn remembered(&self, token: &str) -> Option<Arc<jwt::Verified>> {
+        let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        verified
+            .get(token)
+            .filter(|(_, at)| at.elapsed() < VERIFIED_TTL)
+            .map(|(v, _)| v.clone())
+    }
+
+    fn remember(&self, token: &str, verified: &Arc<jwt::Verified>) {
+        let mut memory = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if memory.len() >= VERIFIED_MAX {
+            memory.clear();
         }
+        memory.insert(token.to_string(), (verified.clone(), Instant::now()));
     }
 
     /// Ready when tokens can be verified: a shared secret, or JWKS keys.
@@ -199,9 +273,45 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn remembered_tokens_are_still_checked_for_expiry() {
+        let c = config();
+        let auth = Authenticator::new(&c.auth).await.unwrap();
+        let now = 1_800_000_000;
+        let claims = serde_json::json!({"sub": "u", "exp": now + 60});
+        let key =
+            jsonwebtoken::EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef").unwrap();
+        let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+        assert_eq!(
+            auth.authenticate(&token, now).await.unwrap().caller.subject,
+            "u"
+        );
+        assert!(
+            auth.remembered(&token).is_some(),
+            "a verified token is remembered"
+        );
+        assert_eq!(
+            auth.authenticate(&token, now + 60 + jwt::LEEWAY_SECONDS)
+                .await,
+            Err(TokenError::Expired)
+        );
+        // Oversized input is refused before it is looked up or stored.
+        let huge = "a".repeat(jwt::MAX_TOKEN_BYTES + 1);
+        assert_eq!(
+            auth.authenticate(&huge, now).await,
+            Err(TokenError::TooLarge)
+        );
+        assert!(auth.remembered(&huge).is_none());
+    }
+
     #[test]
     fn identities_are_user_and_group_principals() {
-        let ids = caller("s", Some("e@x"), &["g"]).identities();
+        let c = caller("s", Some("e@x"), &["g"]);
+        for id in c.identities() {
+            assert!(c.has(&id), "{id}");
+        }
+        assert!(!c.has(&Principal::User("g".into())) && !c.has(&Principal::Group("s".into())));
+        let ids = c.identities();
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         assert_eq!(ids, ["user:s", "user:e@x", "group:g"]);
     }

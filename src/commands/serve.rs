@@ -40,7 +40,8 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<()> {
         .await
         .with_context(|| format!("listening on {addr}"))?;
     let local = listener.local_addr()?;
-    let app = Arc::new(App::new(config, auth, provider, Box::new(audit_to_stdout)));
+    let (audit, audit_writer) = audit_to_stdout();
+    let app = Arc::new(App::new(config, auth, provider, audit));
     tracing::info!(
         addr = %local,
         tls = tls.is_some(),
@@ -48,16 +49,79 @@ async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<()> {
         projects = app.config().projects.len(),
         "serving"
     );
-    serve::run(listener, app, limits, tls, shutdown_signal()).await
+    serve::run(listener, app, limits, tls, shutdown_signal()).await?;
+    audit_writer.finish();
+    Ok(())
 }
 
+/// How often the audit writer wakes to write what has queued up.
+const AUDIT_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+/// Past this many queued bytes, a request writes the queue out itself, so a
+/// stalled stdout cannot grow memory without bound.
+const AUDIT_QUEUE_MAX_BYTES: usize = 16 * 1024 * 1024;
+
 /// Audit lines are data: stdout, one JSON object per line, apart from the
-/// logs on stderr.
-fn audit_to_stdout(line: &str) {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let _ = writeln!(out, "{line}");
+/// logs on stderr. Requests append their line to one shared buffer; a
+/// dedicated thread swaps the buffer out every [`AUDIT_FLUSH_EVERY`] and
+/// writes it in one go. Nothing wakes that thread per request, and no line
+/// is allocated in one thread and freed in another (which makes the
+/// allocator take locks): at thousands of requests a second either costs
+/// more than the request itself. Lines are at most that period late; the
+/// rest are written when serve stops.
+fn audit_to_stdout() -> (crate::serve::app::AuditSink, AuditWriter) {
+    let queue: Arc<std::sync::Mutex<String>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (q, s) = (queue.clone(), stop.clone());
+    let thread = std::thread::spawn(move || {
+        let mut spare = String::new();
+        loop {
+            let stopping = s.load(std::sync::atomic::Ordering::Acquire);
+            write_out(&q, &mut spare);
+            if stopping {
+                break;
+            }
+            std::thread::sleep(AUDIT_FLUSH_EVERY);
+        }
+    });
+    let sink_queue = queue.clone();
+    let sink = Box::new(move |line: &str| {
+        let full = {
+            let mut q = sink_queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.push_str(line);
+            q.push('\n');
+            q.len() >= AUDIT_QUEUE_MAX_BYTES
+        };
+        if full {
+            write_out(&sink_queue, &mut String::new());
+        }
+    });
+    (sink, AuditWriter { stop, thread })
+}
+
+/// Swaps the queued lines for `spare` (keeping both buffers' capacity) and
+/// writes them to stdout in one go.
+fn write_out(queue: &std::sync::Mutex<String>, spare: &mut String) {
+    std::mem::swap(&mut *queue.lock().unwrap_or_else(|e| e.into_inner()), spare);
+    if spare.is_empty() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(spare.as_bytes());
     let _ = out.flush();
+    spare.clear();
+}
+
+/// The audit writer thread; [`AuditWriter::finish`] writes what is left.
+struct AuditWriter {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl AuditWriter {
+    fn finish(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        let _ = self.thread.join();
+    }
 }
 
 /// Completes on the first SIGTERM or SIGINT.

@@ -21,7 +21,10 @@ use serde_json::{Value, json};
 use super::cache::{CredentialCache, Served};
 use super::metrics::Metrics;
 use super::ratelimit::RateLimiter;
-use crate::auth::{Authenticator, Caller, Denial, TokenError, authorize};
+use std::sync::Arc;
+
+use crate::auth::jwt::Verified;
+use crate::auth::{Authenticator, Denial, TokenError, authorize};
 use crate::config::Config;
 use crate::naming::ProjectName;
 use crate::registry::RegistryProvider;
@@ -184,7 +187,11 @@ impl App {
                 };
                 self.metrics
                     .credential(project.as_str(), self.provider.kind(), outcome);
-                let mut r = json_response(StatusCode::OK, &body);
+                let mut r = Response::new(Body::from(body));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 r.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 r
@@ -195,16 +202,15 @@ impl App {
                 // not grow the metric set.
                 let project = audit
                     .project
-                    .as_deref()
-                    .and_then(|p| ProjectName::parse(p).ok())
+                    .as_ref()
                     .filter(|p| self.config.project(p).is_some());
-                let label = project.as_ref().map_or("-", ProjectName::as_str);
+                let label = project.map_or("-", ProjectName::as_str);
                 self.metrics
                     .credential(label, self.provider.kind(), e.outcome());
                 e.response()
             }
         };
-        (self.audit)(&audit.to_json().to_string());
+        (self.audit)(&audit.line());
         response
     }
 
@@ -217,21 +223,22 @@ impl App {
             return Err(ApiError::MethodNotAllowed);
         }
         let project = project_param(req.uri().query()).map_err(ApiError::BadProject)?;
-        audit.project = Some(project.to_string());
+        audit.project = Some(project.clone());
         let token = bearer_token(req)?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let caller = self
+        let verified = self
             .auth
             .authenticate(token, now)
             .await
             .map_err(ApiError::InvalidToken)?;
-        audit.caller = Some(caller.clone());
+        audit.caller = Some(verified.clone());
+        let caller = &verified.caller;
         self.limiter
             .check(&caller.subject)
             .map_err(ApiError::RateLimited)?;
-        let grant = authorize(&self.config, &caller, &project).map_err(ApiError::NotFound)?;
+        let grant = authorize(&self.config, caller, &project).map_err(ApiError::NotFound)?;
         audit.grant = Some(match &grant {
             crate::auth::Grant::Admin(p) => format!("admin via {p}"),
             crate::auth::Grant::Access(p) => format!("access via {p}"),
@@ -301,36 +308,69 @@ fn bearer_token<B>(req: &Request<B>) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
+/// The success body, in the field order of the API contract.
+#[derive(serde::Serialize)]
+struct CredentialsBody<'a> {
+    credentials: CredentialsFields<'a>,
+    repository: &'a str,
+    image: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct CredentialsFields<'a> {
+    registry_url: &'a str,
+    username: &'a str,
+    password: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+}
+
 /// The success body and the expiry as RFC 3339, for the audit line.
-fn credentials_body(project: &ProjectName, served: &Served) -> (Value, Option<String>) {
+fn credentials_body(project: &ProjectName, served: &Served) -> (String, Option<String>) {
     let c = &served.credentials;
-    let mut creds = json!({
-        "registry_url": c.registry_url,
-        "username": c.username,
-        "password": c.password.expose(),
-    });
-    let mut expires_at = None;
-    if let Some(remaining) = served.remaining {
-        // Whole seconds, both fields from one instant so they agree.
-        let secs = remaining.as_secs();
+    // Whole seconds, both fields from one instant so they agree.
+    let expires_in = served.remaining.map(|r| r.as_secs());
+    let expires_at = expires_in.map(|secs| {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let at = rfc3339(now + secs);
-        creds["expires_in"] = json!(secs);
-        creds["expires_at"] = json!(at);
-        expires_at = Some(at);
-    }
-    let body = json!({"credentials": creds, "repository": project.as_str(), "image": c.image});
+        rfc3339(now + secs)
+    });
+    let body = CredentialsBody {
+        credentials: CredentialsFields {
+            registry_url: &c.registry_url,
+            username: &c.username,
+            password: c.password.expose(),
+            expires_in,
+            expires_at: expires_at.clone(),
+        },
+        repository: project.as_str(),
+        image: &c.image,
+    };
+    let body = serde_json::to_string(&body).expect("plain strings and numbers serialize");
     (body, expires_at)
 }
 
-/// Unix seconds → `2026-01-01T12:00:00Z`.
+/// Unix seconds → `2026-01-01T12:00:00Z`. Each thread remembers its last
+/// answer: a busy server formats the same second thousands of times.
 pub fn rfc3339(unix_secs: u64) -> String {
     use aws_sdk_sts::primitives::{DateTime, DateTimeFormat};
-    DateTime::from_secs(unix_secs as i64)
-        .fmt(DateTimeFormat::DateTime)
-        .unwrap_or_default()
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != unix_secs {
+            let text = DateTime::from_secs(unix_secs as i64)
+                .fmt(DateTimeFormat::DateTime)
+                .unwrap_or_default();
+            *last = (unix_secs, text);
+        }
+        last.1.clone()
+    })
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
@@ -440,44 +480,50 @@ impl ApiError {
 }
 
 /// The facts of one credential request, for its audit line. Never holds a
-/// secret: the token and the credentials stay out.
-#[derive(Default)]
+/// secret: the token and the credentials stay out. Serialised directly (no
+/// intermediate JSON tree), in this field order.
+#[derive(Default, serde::Serialize)]
 struct Audit<'a> {
+    time: String,
+    audit: &'static str,
     request_id: &'a str,
+    #[serde(serialize_with = "identities")]
+    caller: Option<Arc<Verified>>,
+    project: Option<ProjectName>,
     provider: &'static str,
-    project: Option<String>,
-    caller: Option<Caller>,
-    grant: Option<String>,
     outcome: &'static str,
+    grant: Option<String>,
     cache_hit: bool,
     stale: bool,
     expires_at: Option<String>,
     reason: Option<String>,
 }
 
+/// The caller as its identity strings (`user:…`, `group:…`), or null.
+fn identities<S: serde::Serializer>(
+    caller: &Option<Arc<Verified>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let Some(verified) = caller else {
+        return s.serialize_none();
+    };
+    let ids = verified.caller.identities();
+    let mut seq = s.serialize_seq(Some(ids.len()))?;
+    for id in &ids {
+        seq.serialize_element(&format_args!("{id}"))?;
+    }
+    seq.end()
+}
+
 impl Audit<'_> {
-    fn to_json(&self) -> Value {
+    fn line(&mut self) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let identities: Option<Vec<String>> = self
-            .caller
-            .as_ref()
-            .map(|c| c.identities().iter().map(ToString::to_string).collect());
-        json!({
-            "time": rfc3339(now),
-            "audit": "credentials",
-            "request_id": self.request_id,
-            "caller": identities,
-            "project": self.project,
-            "provider": self.provider,
-            "outcome": self.outcome,
-            "grant": self.grant,
-            "cache_hit": self.cache_hit,
-            "stale": self.stale,
-            "expires_at": self.expires_at,
-            "reason": self.reason,
-        })
+        self.time = rfc3339(now);
+        self.audit = "credentials";
+        serde_json::to_string(self).expect("plain fields serialize")
     }
 }
 

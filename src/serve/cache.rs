@@ -34,7 +34,8 @@ pub const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
 /// What the cache hands out.
 #[derive(Debug, Clone)]
 pub struct Served {
-    pub credentials: RegistryCredentials,
+    /// Shared with the cache: a hit costs a reference count, not a copy.
+    pub credentials: Arc<RegistryCredentials>,
     /// Remaining lifetime now; `None` for credentials that do not expire.
     pub remaining: Option<Duration>,
     pub cache_hit: bool,
@@ -66,7 +67,7 @@ struct Slot {
 }
 
 struct Entry {
-    credentials: RegistryCredentials,
+    credentials: Arc<RegistryCredentials>,
     /// `None` when the credentials do not expire.
     deadline: Option<Instant>,
 }
@@ -109,6 +110,9 @@ impl CredentialCache {
 
     fn slot(&self, project: &ProjectName) -> Arc<tokio::sync::Mutex<Slot>> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = slots.get(project) {
+            return slot.clone();
+        }
         slots.entry(project.clone()).or_default().clone()
     }
 
@@ -148,7 +152,7 @@ impl CredentialCache {
                         .unwrap_or(Duration::ZERO)
                 });
                 let entry = Entry {
-                    credentials,
+                    credentials: Arc::new(credentials),
                     deadline,
                 };
                 let served = Served {

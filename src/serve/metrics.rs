@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 /// Upper bounds (seconds) of the provider-call latency histogram.
 const LATENCY_BUCKETS: [f64; 9] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// Counts by project name.
+type PerProject = BTreeMap<String, u64>;
+
 #[derive(Default)]
 pub struct Metrics {
     /// (route, status) → count. Routes are a fixed set, so the map is small.
@@ -16,7 +19,9 @@ pub struct Metrics {
     /// (project, provider, outcome) → count. `project` is a configured
     /// project or `-`, never a caller-supplied string, so the label set is
     /// bounded by the config.
-    credentials: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
+    /// Keyed (provider, outcome) then project, so counting looks up by
+    /// `&str` and allocates only the first time a project is seen.
+    credentials: Mutex<BTreeMap<(&'static str, &'static str), PerProject>>,
     provider_calls_ok: AtomicU64,
     provider_calls_failed: AtomicU64,
     /// Cumulative counts per bucket of [`LATENCY_BUCKETS`], then +Inf.
@@ -39,12 +44,14 @@ impl Metrics {
     /// Counts one credential request. `project` must be a configured
     /// project (or `-`), never raw request input.
     pub fn credential(&self, project: &str, provider: &'static str, outcome: &'static str) {
-        *self
-            .credentials
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry((project.to_string(), provider, outcome))
-            .or_default() += 1;
+        let mut credentials = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+        let by_project = credentials.entry((provider, outcome)).or_default();
+        match by_project.get_mut(project) {
+            Some(n) => *n += 1,
+            None => {
+                by_project.insert(project.to_string(), 1);
+            }
+        }
     }
 
     /// Counts one issuance round trip to the provider and its duration.
@@ -95,16 +102,18 @@ impl Metrics {
         }
         out.push_str("# HELP rise_registry_credential_requests_total Credential requests by project, provider and outcome.\n");
         out.push_str("# TYPE rise_registry_credential_requests_total counter\n");
-        for ((project, provider, outcome), n) in self
+        for ((provider, outcome), by_project) in self
             .credentials
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
         {
-            let _ = writeln!(
-                out,
-                "rise_registry_credential_requests_total{{project=\"{project}\",provider=\"{provider}\",outcome=\"{outcome}\"}} {n}"
-            );
+            for (project, n) in by_project {
+                let _ = writeln!(
+                    out,
+                    "rise_registry_credential_requests_total{{project=\"{project}\",provider=\"{provider}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
         }
         out.push_str("# HELP rise_registry_provider_calls_total Credential issuances asked of the registry provider (AWS for ECR).\n");
         out.push_str("# TYPE rise_registry_provider_calls_total counter\n");

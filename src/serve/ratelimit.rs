@@ -46,10 +46,17 @@ impl RateLimiter {
             let (capacity, rate) = (self.capacity, self.per_second);
             buckets.retain(|_, b| b.tokens + rate * (now - b.updated).as_secs_f64() < capacity);
         }
-        let bucket = buckets.entry(caller.to_string()).or_insert(Bucket {
-            tokens: self.capacity,
-            updated: now,
-        });
+        // Look up by `&str` first: only a new caller costs an allocation.
+        if !buckets.contains_key(caller) {
+            buckets.insert(
+                caller.to_string(),
+                Bucket {
+                    tokens: self.capacity,
+                    updated: now,
+                },
+            );
+        }
+        let bucket = buckets.get_mut(caller).expect("inserted above");
         let refill = self.per_second * (now - bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + refill).min(self.capacity);
         bucket.updated = now;

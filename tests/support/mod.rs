@@ -168,3 +168,41 @@ impl Drop for Emulator {
         self.stop();
     }
 }
+
+/// The push role and one repository (`rise/my-app`), created as an
+/// administrator would, for tests and benchmarks of the ECR provider.
+pub async fn provision(emulator: &Emulator) {
+    let admin = emulator.admin_config().await;
+    let iam = aws_sdk_iam::Client::new(&admin);
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT_ID}:root")}, "Action": "sts:AssumeRole"}]});
+    iam.create_role()
+        .role_name("rise-backend-ecr-push")
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("CreateRole");
+    let push = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["ecr:*"], "Resource": format!("arn:aws:ecr:us-east-1:{ACCOUNT_ID}:repository/rise/*")},
+        {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}]});
+    iam.put_role_policy()
+        .role_name("rise-backend-ecr-push")
+        .policy_name("push")
+        .policy_document(push.to_string())
+        .send()
+        .await
+        .expect("PutRolePolicy");
+    aws_sdk_ecr::Client::new(&admin)
+        .create_repository()
+        .repository_name("rise/my-app")
+        .tags(
+            aws_sdk_ecr::types::Tag::builder()
+                .key("rise:managed")
+                .value("true")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("CreateRepository");
+}

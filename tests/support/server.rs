@@ -74,20 +74,34 @@ impl Serve {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Audit lines written so far, parsed.
-    pub fn audit(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.path().join("audit.log"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                serde_json::from_str(l)
-                    .unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {l}"))
-            })
-            .collect()
+    /// The audit lines, parsed, once at least `expected` are written.
+    /// serve queues a line before it answers and writes it from a separate
+    /// thread, so a line can trail its response by a moment.
+    pub fn audit(&self, expected: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap();
+            let count = text.lines().count();
+            if count >= expected || Instant::now() > deadline {
+                assert_eq!(count, expected, "audit lines:\n{text}");
+                return text
+                    .lines()
+                    .map(|l| {
+                        serde_json::from_str(l)
+                            .unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {l}"))
+                    })
+                    .collect();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn logs(&self) -> String {
