@@ -72,13 +72,17 @@ impl App {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32) ^ std::process::id())
             .unwrap_or_default();
+        let metrics = Metrics::new(
+            config.projects.iter().map(|p| p.name.as_str()),
+            provider.kind(),
+        );
         Self {
             config,
             auth,
             provider,
             cache,
             limiter,
-            metrics: Metrics::default(),
+            metrics,
             audit,
             nonce,
             counter: AtomicU64::new(0),
@@ -185,8 +189,7 @@ impl App {
                     (false, true) => "cache_hit",
                     (false, false) => "issued",
                 };
-                self.metrics
-                    .credential(project.as_str(), self.provider.kind(), outcome);
+                self.metrics.credential(project.as_str(), outcome);
                 let mut r = Response::new(Body::from(body));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -200,13 +203,8 @@ impl App {
                 audit.outcome = e.outcome();
                 // Only configured names become labels: request input must
                 // not grow the metric set.
-                let project = audit
-                    .project
-                    .as_ref()
-                    .filter(|p| self.config.project(p).is_some());
-                let label = project.map_or("-", ProjectName::as_str);
-                self.metrics
-                    .credential(label, self.provider.kind(), e.outcome());
+                let label = audit.project.as_ref().map_or("-", ProjectName::as_str);
+                self.metrics.credential(label, e.outcome());
                 e.response()
             }
         };

@@ -1,30 +1,45 @@
-//! Prometheus text metrics, kept in atomics and a small map; no exporter
-//! crate is needed for a handful of counters.
+//! Prometheus text metrics, kept in atomics; no exporter crate is needed
+//! for a handful of counters.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Upper bounds (seconds) of the provider-call latency histogram.
 const LATENCY_BUCKETS: [f64; 9] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-/// Counts by project name.
-type PerProject = BTreeMap<String, u64>;
+/// The routes serve answers, as labelled in metrics.
+pub const ROUTES: [&str; 5] = ["credentials", "healthz", "readyz", "metrics", "other"];
+/// Statuses serve's handlers produce; anything else counts as `other`.
+const STATUSES: [u16; 8] = [200, 400, 401, 404, 405, 429, 500, 503];
+/// Outcomes of a credential request (the audit line's `outcome`).
+pub const OUTCOMES: [&str; 11] = [
+    "issued",
+    "cache_hit",
+    "stale",
+    "bad_request",
+    "unauthenticated",
+    "rate_limited",
+    "unknown_project",
+    "not_permitted",
+    "unavailable",
+    "method_not_allowed",
+    "no_route",
+];
 
-#[derive(Default)]
+/// Counters are all fixed at start-up (routes, statuses, the configured
+/// projects, outcomes), so counting is one atomic add: no lock, no
+/// allocation, and no label a caller could invent.
 pub struct Metrics {
-    /// (route, status) → count. Routes are a fixed set, so the map is small.
-    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
-    /// (project, provider, outcome) → count. `project` is a configured
-    /// project or `-`, never a caller-supplied string, so the label set is
-    /// bounded by the config.
-    /// Keyed (provider, outcome) then project, so counting looks up by
-    /// `&str` and allocates only the first time a project is seen.
-    credentials: Mutex<BTreeMap<(&'static str, &'static str), PerProject>>,
+    provider: &'static str,
+    /// [route][status index, then `other`].
+    requests: [[AtomicU64; STATUSES.len() + 1]; ROUTES.len()],
+    /// Per configured project, plus `-` for requests that named none of
+    /// them; one counter per outcome. Read-only after start-up.
+    credentials: HashMap<String, [AtomicU64; OUTCOMES.len()]>,
     provider_calls_ok: AtomicU64,
     provider_calls_failed: AtomicU64,
-    /// Cumulative counts per bucket of [`LATENCY_BUCKETS`], then +Inf.
+    /// Counts per bucket of [`LATENCY_BUCKETS`], then +Inf.
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     latency_sum_micros: AtomicU64,
     pub connections_open: AtomicI64,
@@ -32,25 +47,46 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn request(&self, route: &'static str, status: u16) {
-        *self
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry((route, status))
-            .or_default() += 1;
+    pub fn new<'a>(projects: impl IntoIterator<Item = &'a str>, provider: &'static str) -> Self {
+        let credentials = projects
+            .into_iter()
+            .chain(["-"])
+            .map(|p| (p.to_string(), Default::default()))
+            .collect();
+        Self {
+            provider,
+            requests: Default::default(),
+            credentials,
+            provider_calls_ok: AtomicU64::new(0),
+            provider_calls_failed: AtomicU64::new(0),
+            latency_buckets: Default::default(),
+            latency_sum_micros: AtomicU64::new(0),
+            connections_open: AtomicI64::new(0),
+            connections_total: AtomicU64::new(0),
+        }
     }
 
-    /// Counts one credential request. `project` must be a configured
-    /// project (or `-`), never raw request input.
-    pub fn credential(&self, project: &str, provider: &'static str, outcome: &'static str) {
-        let mut credentials = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
-        let by_project = credentials.entry((provider, outcome)).or_default();
-        match by_project.get_mut(project) {
-            Some(n) => *n += 1,
-            None => {
-                by_project.insert(project.to_string(), 1);
-            }
+    pub fn request(&self, route: &'static str, status: u16) {
+        let r = ROUTES
+            .iter()
+            .position(|x| *x == route)
+            .unwrap_or(ROUTES.len() - 1);
+        let s = STATUSES
+            .iter()
+            .position(|x| *x == status)
+            .unwrap_or(STATUSES.len());
+        self.requests[r][s].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one credential request. A project that is not configured
+    /// counts as `-`.
+    pub fn credential(&self, project: &str, outcome: &'static str) {
+        let counters = self
+            .credentials
+            .get(project)
+            .or_else(|| self.credentials.get("-"));
+        if let (Some(counters), Some(i)) = (counters, OUTCOMES.iter().position(|o| *o == outcome)) {
+            counters[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -89,30 +125,32 @@ impl Metrics {
             "# HELP rise_registry_http_requests_total HTTP requests by route and status.\n",
         );
         out.push_str("# TYPE rise_registry_http_requests_total counter\n");
-        for ((route, status), n) in self
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "rise_registry_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-            );
+        for (route, counts) in ROUTES.iter().zip(&self.requests) {
+            for (i, count) in counts.iter().enumerate() {
+                let n = count.load(Ordering::Relaxed);
+                if n > 0 {
+                    let status = STATUSES.get(i).map_or("other".to_string(), u16::to_string);
+                    let _ = writeln!(
+                        out,
+                        "rise_registry_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                }
+            }
         }
         out.push_str("# HELP rise_registry_credential_requests_total Credential requests by project, provider and outcome.\n");
         out.push_str("# TYPE rise_registry_credential_requests_total counter\n");
-        for ((provider, outcome), by_project) in self
-            .credentials
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            for (project, n) in by_project {
-                let _ = writeln!(
-                    out,
-                    "rise_registry_credential_requests_total{{project=\"{project}\",provider=\"{provider}\",outcome=\"{outcome}\"}} {n}"
-                );
+        let mut projects: Vec<_> = self.credentials.iter().collect();
+        projects.sort_by(|a, b| a.0.cmp(b.0));
+        for (project, counts) in projects {
+            for (outcome, count) in OUTCOMES.iter().zip(counts) {
+                let n = count.load(Ordering::Relaxed);
+                if n > 0 {
+                    let provider = self.provider;
+                    let _ = writeln!(
+                        out,
+                        "rise_registry_credential_requests_total{{project=\"{project}\",provider=\"{provider}\",outcome=\"{outcome}\"}} {n}"
+                    );
+                }
             }
         }
         out.push_str("# HELP rise_registry_provider_calls_total Credential issuances asked of the registry provider (AWS for ECR).\n");
@@ -176,10 +214,12 @@ mod tests {
 
     #[test]
     fn renders_counters_in_prometheus_text() {
-        let m = Metrics::default();
+        let m = Metrics::new(["my-app"], "ecr");
         m.request("credentials", 200);
         m.request("credentials", 200);
-        m.credential("my-app", "ecr", "issued");
+        m.request("credentials", 418);
+        m.credential("my-app", "issued");
+        m.credential("invented", "unknown_project");
         m.provider_call(true, std::time::Duration::from_millis(70));
         m.provider_call(false, std::time::Duration::from_secs(30));
         let text = m.render(1);
@@ -192,6 +232,15 @@ mod tests {
         assert!(text.contains(
             "rise_registry_credential_requests_total{project=\"my-app\",provider=\"ecr\",outcome=\"issued\"} 1\n"
         ));
+        assert!(
+            text.contains("{route=\"credentials\",status=\"other\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("{project=\"-\",provider=\"ecr\",outcome=\"unknown_project\"} 1\n"),
+            "names that are not configured never become labels: {text}"
+        );
+        assert!(!text.contains("invented"));
         assert!(text.contains("rise_registry_provider_calls_total{result=\"ok\"} 1\n"));
         assert!(text.contains("rise_registry_provider_calls_total{result=\"error\"} 1\n"));
         assert!(text.contains("_bucket{le=\"0.05\"} 0\n"), "{text}");
