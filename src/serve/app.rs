@@ -347,7 +347,10 @@ fn credentials_body(project: &ProjectName, served: &Served) -> (String, Option<S
         repository: project.as_str(),
         image: &c.image,
     };
-    let body = serde_json::to_string(&body).expect("plain strings and numbers serialize");
+    // Sized for a typical ECR answer, so serialising does not reallocate.
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, &body).expect("plain strings and numbers serialize");
+    let body = String::from_utf8(out).expect("serde_json writes UTF-8");
     (body, expires_at)
 }
 
@@ -521,7 +524,9 @@ impl Audit<'_> {
             .map_or(0, |d| d.as_secs());
         self.time = rfc3339(now);
         self.audit = "credentials";
-        serde_json::to_string(self).expect("plain fields serialize")
+        let mut out = Vec::with_capacity(512);
+        serde_json::to_writer(&mut out, self).expect("plain fields serialize");
+        String::from_utf8(out).expect("serde_json writes UTF-8")
     }
 }
 

@@ -58,10 +58,19 @@ pub struct Unavailable {
     pub retry_after: Duration,
 }
 
+/// One project's state. The entry sits under the map's std lock, so a
+/// cache hit is one short lock and an `Arc` clone; `flight` serialises
+/// issuance (single flight) and remembers failures.
 #[derive(Default)]
 struct Slot {
     entry: Option<Entry>,
-    /// Set after a failed issuance: no new attempt before this.
+    flight: Arc<tokio::sync::Mutex<Failure>>,
+}
+
+/// The last failed issuance, guarded by the single-flight lock.
+#[derive(Default)]
+struct Failure {
+    /// No new attempt before this.
     backoff_until: Option<Instant>,
     last_error: Option<String>,
 }
@@ -81,8 +90,8 @@ impl Entry {
 pub struct CredentialCache {
     /// One slot per project; projects are validated and authorised before
     /// they get here, so the map is bounded by the configured projects.
-    /// The std lock only guards the map lookup, never an `.await`.
-    slots: Mutex<HashMap<ProjectName, Arc<tokio::sync::Mutex<Slot>>>>,
+    /// The std lock is held only for lookups and updates, never an `.await`.
+    slots: Mutex<HashMap<ProjectName, Slot>>,
     /// Slots holding credentials, for the cache-size gauge.
     entries: AtomicUsize,
     floor: Duration,
@@ -108,12 +117,18 @@ impl CredentialCache {
         self.len() == 0
     }
 
-    fn slot(&self, project: &ProjectName) -> Arc<tokio::sync::Mutex<Slot>> {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = slots.get(project) {
-            return slot.clone();
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<ProjectName, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A cached credential with more than the floor left, if there is one.
+    fn fresh(&self, slot: &Slot, now: Instant) -> Option<Served> {
+        let entry = slot.entry.as_ref()?;
+        match entry.remaining(now) {
+            None => Some(hit(entry, None, false)),
+            Some(left) if left > self.floor => Some(hit(entry, Some(left), false)),
+            Some(_) => None,
         }
-        slots.entry(project.clone()).or_default().clone()
     }
 
     /// Cached credentials for `project`, or fresh ones from `issue`.
@@ -125,19 +140,26 @@ impl CredentialCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<RegistryCredentials, ProviderError>>,
     {
-        let slot = self.slot(project);
-        let mut slot = slot.lock().await;
-        let now = Instant::now();
-        if let Some(entry) = &slot.entry {
-            match entry.remaining(now) {
-                None => return Ok(hit(entry, None, false)),
-                Some(left) if left > self.floor => return Ok(hit(entry, Some(left), false)),
-                Some(_) => {}
+        let flight = {
+            let mut slots = self.slots();
+            if !slots.contains_key(project) {
+                slots.insert(project.clone(), Slot::default());
             }
+            let slot = &slots[project];
+            if let Some(served) = self.fresh(slot, Instant::now()) {
+                return Ok(served);
+            }
+            slot.flight.clone()
+        };
+        let mut failure = flight.lock().await;
+        let now = Instant::now();
+        // Whoever held the lock before us may have just refreshed.
+        if let Some(served) = self.fresh(&self.slots()[project], now) {
+            return Ok(served);
         }
-        if let Some(until) = slot.backoff_until.filter(|u| *u > now) {
-            let message = slot.last_error.clone().unwrap_or_default();
-            return stale_or_unavailable(&slot, now, message, until - now);
+        if let Some(until) = failure.backoff_until.filter(|u| *u > now) {
+            let message = failure.last_error.clone().unwrap_or_default();
+            return self.stale_or_unavailable(project, now, message, until - now);
         }
         let result = match tokio::time::timeout(self.issue_timeout, issue()).await {
             Ok(result) => result.map_err(|e| e.to_string()),
@@ -163,6 +185,8 @@ impl CredentialCache {
                 };
                 // Credentials that do not expire cost nothing to make;
                 // caching them would only pin old settings.
+                let mut slots = self.slots();
+                let slot = slots.get_mut(project).expect("inserted above");
                 let had = slot.entry.is_some();
                 slot.entry = entry.deadline.is_some().then_some(entry);
                 match (had, slot.entry.is_some()) {
@@ -170,15 +194,34 @@ impl CredentialCache {
                     (true, false) => self.entries.fetch_sub(1, Ordering::Relaxed),
                     _ => 0,
                 };
-                slot.backoff_until = None;
-                slot.last_error = None;
+                *failure = Failure::default();
                 Ok(served)
             }
             Err(message) => {
-                slot.backoff_until = Some(now + FAILURE_BACKOFF);
-                slot.last_error = Some(message.clone());
-                stale_or_unavailable(&slot, now, message, FAILURE_BACKOFF)
+                failure.backoff_until = Some(now + FAILURE_BACKOFF);
+                failure.last_error = Some(message.clone());
+                self.stale_or_unavailable(project, now, message, FAILURE_BACKOFF)
             }
+        }
+    }
+
+    fn stale_or_unavailable(
+        &self,
+        project: &ProjectName,
+        now: Instant,
+        message: String,
+        retry_after: Duration,
+    ) -> Result<Served, Unavailable> {
+        let slots = self.slots();
+        let entry = slots.get(project).and_then(|s| s.entry.as_ref());
+        match entry.map(|e| (e, e.remaining(now))) {
+            Some((entry, Some(left))) if left >= STALE_MIN_REMAINING => {
+                Ok(hit(entry, Some(left), true))
+            }
+            _ => Err(Unavailable {
+                message,
+                retry_after,
+            }),
         }
     }
 }
@@ -189,27 +232,6 @@ fn hit(entry: &Entry, remaining: Option<Duration>, stale: bool) -> Served {
         remaining,
         cache_hit: true,
         stale,
-    }
-}
-
-fn stale_or_unavailable(
-    slot: &Slot,
-    now: Instant,
-    message: String,
-    retry_after: Duration,
-) -> Result<Served, Unavailable> {
-    match &slot.entry {
-        Some(entry) => match entry.remaining(now) {
-            Some(left) if left >= STALE_MIN_REMAINING => Ok(hit(entry, Some(left), true)),
-            _ => Err(Unavailable {
-                message,
-                retry_after,
-            }),
-        },
-        None => Err(Unavailable {
-            message,
-            retry_after,
-        }),
     }
 }
 
