@@ -348,18 +348,22 @@ async fn oversized_and_slow_headers_are_refused() {
         &oci_config("server:\n  header_read_timeout_seconds: 1\n"),
         &[],
     );
-    // Huge headers: 431 and the connection closes.
+    // Huge headers (just over the 16 KiB limit, in one write): 431 and the
+    // connection closes. The server may stop reading and close while the
+    // client is still writing; then the write fails and the answer may be
+    // lost to the reset, which is a refusal too, but never a 200.
     let mut huge = std::net::TcpStream::connect(serve.addr).unwrap();
-    let padding = "x".repeat(20 * 1024);
-    write!(
-        huge,
-        "GET /healthz HTTP/1.1\r\nhost: x\r\nx-pad: {padding}\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
+    let padding = "x".repeat(17 * 1024);
+    let request = format!("GET /healthz HTTP/1.1\r\nhost: x\r\nx-pad: {padding}\r\n\r\n");
+    let written = huge.write_all(request.as_bytes());
+    let mut answer = Vec::new();
     huge.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let _ = huge.read_to_string(&mut answer);
-    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.80}");
+    let _ = huge.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 431") || (written.is_err() && answer.is_empty()),
+        "{answer:.80}"
+    );
     // Slowloris: half a request line, then nothing; the server hangs up.
     let mut slow = std::net::TcpStream::connect(serve.addr).unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
