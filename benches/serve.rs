@@ -153,7 +153,13 @@ fn memory_kib(pid: u32, field: &str) -> u64 {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; there is nothing to filter.
+    // `cargo bench` passes `--bench`. Without it this is a test run
+    // (`cargo test --benches`) or a listing (`--list`): a benchmark takes
+    // minutes and measures nothing in a debug build, so do nothing.
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--list") {
+        return;
+    }
     let runs = env_or("BENCH_RUNS", 3) as usize;
     let seconds = env_or("BENCH_SECONDS", 8);
     let connections = env_or("BENCH_CONNECTIONS", 64);
