@@ -225,7 +225,7 @@ async fn an_outage_serves_cached_credentials_while_they_are_valid() {
 /// The emulator's registry endpoint accepts the credentials' format and
 /// stores the image, but does not itself check passwords or session
 /// policies; what the credentials may reach is proven against the session
-/// policy in `tests/scoping.rs`.
+/// policy by the scoping tests in `src/policy.rs`.
 #[tokio::test]
 async fn the_returned_credentials_push_an_image_with_skopeo() {
     let emulator = Emulator::start();

@@ -121,10 +121,12 @@ impl Metrics {
     /// `cached` is the number of projects with credentials in the cache.
     pub fn render(&self, cached: usize) -> String {
         let mut out = String::new();
-        out.push_str(
-            "# HELP rise_registry_http_requests_total HTTP requests by route and status.\n",
+        family(
+            &mut out,
+            "rise_registry_http_requests_total",
+            "counter",
+            "HTTP requests by route and status.",
         );
-        out.push_str("# TYPE rise_registry_http_requests_total counter\n");
         for (route, counts) in ROUTES.iter().zip(&self.requests) {
             for (i, count) in counts.iter().enumerate() {
                 let n = count.load(Ordering::Relaxed);
@@ -137,8 +139,12 @@ impl Metrics {
                 }
             }
         }
-        out.push_str("# HELP rise_registry_credential_requests_total Credential requests by project, provider and outcome.\n");
-        out.push_str("# TYPE rise_registry_credential_requests_total counter\n");
+        family(
+            &mut out,
+            "rise_registry_credential_requests_total",
+            "counter",
+            "Credential requests by project, provider and outcome.",
+        );
         let mut projects: Vec<_> = self.credentials.iter().collect();
         projects.sort_by(|a, b| a.0.cmp(b.0));
         for (project, counts) in projects {
@@ -153,20 +159,28 @@ impl Metrics {
                 }
             }
         }
-        out.push_str("# HELP rise_registry_provider_calls_total Credential issuances asked of the registry provider (AWS for ECR).\n");
-        out.push_str("# TYPE rise_registry_provider_calls_total counter\n");
-        let _ = writeln!(
-            out,
-            "rise_registry_provider_calls_total{{result=\"ok\"}} {}",
-            self.provider_calls_ok.load(Ordering::Relaxed)
+        family(
+            &mut out,
+            "rise_registry_provider_calls_total",
+            "counter",
+            "Credential issuances asked of the registry provider (AWS for ECR).",
         );
-        let _ = writeln!(
-            out,
-            "rise_registry_provider_calls_total{{result=\"error\"}} {}",
-            self.provider_calls_failed.load(Ordering::Relaxed)
+        for (result, counter) in [
+            ("ok", &self.provider_calls_ok),
+            ("error", &self.provider_calls_failed),
+        ] {
+            let n = counter.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "rise_registry_provider_calls_total{{result=\"{result}\"}} {n}"
+            );
+        }
+        family(
+            &mut out,
+            "rise_registry_provider_call_duration_seconds",
+            "histogram",
+            "Time to issue credentials upstream (AssumeRole + GetAuthorizationToken for ECR).",
         );
-        out.push_str("# HELP rise_registry_provider_call_duration_seconds Time to issue credentials upstream (AssumeRole + GetAuthorizationToken for ECR).\n");
-        out.push_str("# TYPE rise_registry_provider_call_duration_seconds histogram\n");
         let mut cumulative = 0;
         for (i, count) in self.latency_buckets.iter().enumerate() {
             cumulative += count.load(Ordering::Relaxed);
@@ -187,25 +201,36 @@ impl Metrics {
             out,
             "rise_registry_provider_call_duration_seconds_count {cumulative}"
         );
-        out.push_str("# HELP rise_registry_credential_cache_entries Projects with credentials in the cache.\n");
-        out.push_str("# TYPE rise_registry_credential_cache_entries gauge\n");
-        let _ = writeln!(out, "rise_registry_credential_cache_entries {cached}");
-        out.push_str("# HELP rise_registry_connections_open Client connections open now.\n");
-        out.push_str("# TYPE rise_registry_connections_open gauge\n");
-        let _ = writeln!(
-            out,
-            "rise_registry_connections_open {}",
-            self.connections_open.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP rise_registry_connections_total Client connections accepted.\n");
-        out.push_str("# TYPE rise_registry_connections_total counter\n");
-        let _ = writeln!(
-            out,
-            "rise_registry_connections_total {}",
-            self.connections_total.load(Ordering::Relaxed)
-        );
+        for (name, kind, help, value) in [
+            (
+                "rise_registry_credential_cache_entries",
+                "gauge",
+                "Projects with credentials in the cache.",
+                cached as i64,
+            ),
+            (
+                "rise_registry_connections_open",
+                "gauge",
+                "Client connections open now.",
+                self.connections_open.load(Ordering::Relaxed),
+            ),
+            (
+                "rise_registry_connections_total",
+                "counter",
+                "Client connections accepted.",
+                self.connections_total.load(Ordering::Relaxed) as i64,
+            ),
+        ] {
+            family(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
         out
     }
+}
+
+/// The `# HELP` and `# TYPE` lines that open a metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 #[cfg(test)]
