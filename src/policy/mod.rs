@@ -1,9 +1,12 @@
 //! IAM documents built from validated names: the per-project session policy
-//! and the role session name that serve uses when it assumes the push role.
+//! and the role session name that serve uses when it assumes the push role,
+//! and ([`roles`]) the documents of the two roles themselves.
 //!
 //! Pure functions of their inputs. The inputs are [`ProjectName`] and the
 //! validated ECR settings, so nothing here can produce a wildcard resource:
 //! a project name has no `*` or `?`, and the ARN is the exact repository.
+
+pub mod roles;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

@@ -1,0 +1,171 @@
+//! The role documents rendered from `modules/rise-aws/policies/*.tftpl`
+//! for each way of running (IAM role, EKS IRSA, IAM user outside AWS,
+//! auto_remove), kept as golden JSON in snapshots/, plus the rules every
+//! rendering must keep whatever the inputs.
+
+use std::sync::Arc;
+
+use rise_registry::config::{EcrConfig, RegistryConfig, Source, load_sources};
+use rise_registry::policy::roles::{RoleDocuments, TemplateVars, render, role_documents};
+use serde_json::Value;
+
+macro_rules! snapshot {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!($name, $value);
+        })
+    };
+}
+
+const BASE: &str = r#"
+registry:
+  type: ecr
+  region: us-east-1
+  account_id: "123456789012"
+  repo_prefix: rise/
+  role_arn: arn:aws:iam::123456789012:role/rise-backend
+  push_role_arn: arn:aws:iam::123456789012:role/rise-backend-ecr-push
+auth: {hs256_secret: 0123456789abcdef0123456789abcdef}
+"#;
+
+fn ecr(extra: &str) -> EcrConfig {
+    let sources = [
+        Source {
+            file: Arc::from("default.yaml"),
+            text: BASE.into(),
+        },
+        Source {
+            file: Arc::from("local.yaml"),
+            text: extra.into(),
+        },
+    ];
+    match load_sources(&sources, &Arc::from("config"), &|_| None)
+        .unwrap()
+        .registry
+    {
+        RegistryConfig::Ecr(e) => *e,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn documents(extra: &str) -> RoleDocuments {
+    role_documents(&TemplateVars::from_config(&ecr(extra))).unwrap()
+}
+
+const MODES: [(&str, &str); 4] = [
+    ("role", ""),
+    (
+        "irsa",
+        "registry:\n  irsa:\n    oidc_provider_arn: arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE\n    namespace: rise-system\n    service_account: rise-backend\n",
+    ),
+    (
+        "iam_user",
+        "registry:\n  trusted_principals: [arn:aws:iam::123456789012:user/rise-backend]\n",
+    ),
+    ("auto_remove", "registry:\n  auto_remove: true\n"),
+];
+
+#[test]
+fn golden_documents_for_each_mode() {
+    for (mode, extra) in MODES {
+        let docs = documents(extra);
+        snapshot!(
+            format!("policies_{mode}"),
+            serde_json::to_string_pretty(&docs).unwrap()
+        );
+    }
+}
+
+fn statements(doc: &Value) -> &Vec<Value> {
+    doc["Statement"].as_array().expect("a Statement list")
+}
+
+fn actions(statement: &Value) -> Vec<String> {
+    match &statement["Action"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_string()).collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn write_actions_are_never_unscoped() {
+    for (mode, extra) in MODES {
+        let docs = documents(extra);
+        for doc in [&docs.controller_policy, &docs.push_policy] {
+            for st in statements(doc) {
+                let resource = st["Resource"].as_str().unwrap();
+                let writes = actions(st)
+                    .into_iter()
+                    .filter(|a| a != "ecr:GetAuthorizationToken" && a != "ecr:DescribeRepositories")
+                    .collect::<Vec<_>>();
+                if !writes.is_empty() {
+                    assert!(
+                        resource.ends_with(":repository/rise/*")
+                            || resource.ends_with(":role/rise-backend-ecr-push"),
+                        "{mode}: {writes:?} on {resource}"
+                    );
+                }
+                if resource == "*" {
+                    assert_eq!(
+                        actions(st),
+                        ["ecr:GetAuthorizationToken"],
+                        "{mode}: only the login may have `*`"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn deletion_is_granted_only_with_auto_remove() {
+    let grants_delete = |docs: &RoleDocuments| {
+        statements(&docs.controller_policy)
+            .iter()
+            .flat_map(actions)
+            .any(|a| a == "ecr:DeleteRepository" || a == "ecr:BatchDeleteImage")
+    };
+    assert!(!grants_delete(&documents("")));
+    assert!(grants_delete(&documents(
+        "registry:\n  auto_remove: true\n"
+    )));
+}
+
+#[test]
+fn irsa_trusts_exactly_one_service_account() {
+    let docs = documents(MODES[1].1);
+    let trust = &statements(&docs.controller_trust)[0];
+    assert_eq!(trust["Action"], "sts:AssumeRoleWithWebIdentity");
+    let cond = &trust["Condition"]["StringEquals"];
+    let provider = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE";
+    assert_eq!(
+        cond[format!("{provider}:sub")],
+        "system:serviceaccount:rise-system:rise-backend"
+    );
+    assert_eq!(cond[format!("{provider}:aud")], "sts.amazonaws.com");
+    assert!(
+        !docs.controller_trust.to_string().contains(":root"),
+        "no account-wide trust with IRSA"
+    );
+}
+
+#[test]
+fn template_semantics_match_terraform() {
+    let vars = TemplateVars::from_config(&ecr(""));
+    // `$${…}` stays literal (IAM policy variables need it).
+    let doc = render(
+        "t",
+        r#"{"v": "$${aws:username}", "p": "${partition}"}"#,
+        &vars,
+    )
+    .unwrap();
+    assert_eq!(doc["v"], "${aws:username}");
+    assert_eq!(doc["p"], "aws");
+    // An undefined variable is an error, not an empty string.
+    let err = render("t", r#"{"v": "${no_such_variable}"}"#, &vars).unwrap_err();
+    assert!(err.to_string().contains("no_such_variable"), "{err}");
+    // So is a template that does not parse, or does not render to JSON.
+    assert!(render("t", r#"{"v": "${partition"}"#, &vars).is_err());
+    assert!(render("t", r#"{"v": ${partition}}"#, &vars).is_err());
+}
