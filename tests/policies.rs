@@ -169,3 +169,16 @@ fn template_semantics_match_terraform() {
     assert!(render("t", r#"{"v": "${partition"}"#, &vars).is_err());
     assert!(render("t", r#"{"v": ${partition}}"#, &vars).is_err());
 }
+
+#[test]
+fn golden_session_policy() {
+    let policy = rise_registry::policy::session_policy(
+        &ecr(""),
+        &rise_registry::naming::ProjectName::parse("my-app").unwrap(),
+    )
+    .unwrap();
+    snapshot!(
+        "policies_session",
+        serde_json::to_string_pretty(&policy).unwrap()
+    );
+}
