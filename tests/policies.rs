@@ -88,34 +88,103 @@ fn actions(statement: &Value) -> Vec<String> {
     }
 }
 
+/// Statements granting a write action on anything but the prefix's
+/// repositories or the push role, or anything but the login on `*`.
+fn unscoped_writes(doc: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    for st in statements(doc) {
+        let resource = st["Resource"].as_str().unwrap_or_default();
+        let writes: Vec<String> = actions(st)
+            .into_iter()
+            .filter(|a| a != "ecr:GetAuthorizationToken" && a != "ecr:DescribeRepositories")
+            .collect();
+        let scoped = resource.ends_with(":repository/rise/*")
+            || resource.ends_with(":role/rise-backend-ecr-push");
+        if !writes.is_empty() && !scoped {
+            found.push(format!("{writes:?} on {resource}"));
+        }
+        if resource == "*" && actions(st) != ["ecr:GetAuthorizationToken"] {
+            found.push(format!("{:?} on *", actions(st)));
+        }
+    }
+    found
+}
+
 #[test]
 fn write_actions_are_never_unscoped() {
     for (mode, extra) in MODES {
         let docs = documents(extra);
         for doc in [&docs.controller_policy, &docs.push_policy] {
-            for st in statements(doc) {
-                let resource = st["Resource"].as_str().unwrap();
-                let writes = actions(st)
-                    .into_iter()
-                    .filter(|a| a != "ecr:GetAuthorizationToken" && a != "ecr:DescribeRepositories")
-                    .collect::<Vec<_>>();
-                if !writes.is_empty() {
-                    assert!(
-                        resource.ends_with(":repository/rise/*")
-                            || resource.ends_with(":role/rise-backend-ecr-push"),
-                        "{mode}: {writes:?} on {resource}"
-                    );
-                }
-                if resource == "*" {
-                    assert_eq!(
-                        actions(st),
-                        ["ecr:GetAuthorizationToken"],
-                        "{mode}: only the login may have `*`"
-                    );
-                }
-            }
+            assert_eq!(unscoped_writes(doc), Vec::<String>::new(), "{mode}");
         }
     }
+}
+
+#[test]
+fn a_broken_template_with_an_unscoped_write_is_caught() {
+    let vars = TemplateVars::from_config(&ecr(""));
+    let (_, push) = rise_registry::policy::roles::TEMPLATES[3];
+    let scoped = "arn:${partition}:ecr:${region}:${account_id}:repository/${repo_prefix}*";
+    assert!(push.contains(scoped));
+    let broken = render("push-policy", &push.replacen(scoped, "*", 1), &vars).unwrap();
+    assert!(!unscoped_writes(&broken).is_empty());
+}
+
+/// The Terraform module passes the templates exactly the variables
+/// rise-registry renders them with: same names, nothing missing or extra.
+#[test]
+fn the_module_passes_the_same_template_variables() {
+    let main = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/modules/rise-aws/main.tf"
+    ))
+    .unwrap();
+    let body = hcl::parse(&main).unwrap();
+    let locals: Vec<&hcl::Attribute> = body
+        .blocks()
+        .filter(|b| b.identifier() == "locals")
+        .flat_map(|b| b.body().attributes())
+        .collect();
+    let keys_of = |name: &str| -> std::collections::BTreeSet<String> {
+        let expr = locals
+            .iter()
+            .find(|a| a.key() == name)
+            .unwrap_or_else(|| panic!("local {name}"))
+            .expr();
+        let mut keys = std::collections::BTreeSet::new();
+        let mut collect = |e: &hcl::Expression| {
+            if let hcl::Expression::Object(o) = e {
+                keys.extend(
+                    o.keys()
+                        .map(|k| k.to_string().trim_matches('"').to_string()),
+                );
+            }
+        };
+        match expr {
+            // merge(local.base_vars, { … })
+            hcl::Expression::FuncCall(call) => {
+                for arg in &call.args {
+                    match arg {
+                        hcl::Expression::Traversal(_) => {}
+                        other => collect(other),
+                    }
+                }
+            }
+            other => collect(other),
+        }
+        keys
+    };
+    let mut module_vars = keys_of("base_vars");
+    module_vars.extend(keys_of("template_vars"));
+    let rust_vars: std::collections::BTreeSet<String> =
+        serde_json::to_value(TemplateVars::from_config(&ecr("")))
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+    assert_eq!(module_vars, rust_vars);
 }
 
 #[test]
