@@ -13,7 +13,6 @@ mod support;
 
 use std::convert::Infallible;
 use std::process::Command;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -256,5 +255,4 @@ server:
     );
     drop(serve);
     drop(emulator);
-    let _ = Duration::ZERO;
 }
