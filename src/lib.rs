@@ -14,6 +14,8 @@
 //! - [`auth`]: bearer-token verification (HS256, JWKS) and the access rule.
 //! - [`registry`]: providers that issue credentials (`ecr`, `oci-client-auth`).
 //! - [`serve`]: the HTTP server, request flow, cache, rate limit, metrics.
+//! - [`reconcile`]: desired state, canonical policies and the pure planner
+//!   behind `plan`/`apply`.
 
 pub mod auth;
 pub mod cli;
@@ -21,6 +23,7 @@ pub mod commands;
 pub mod config;
 pub mod naming;
 pub mod policy;
+pub mod reconcile;
 pub mod registry;
 pub mod run;
 pub mod secret;

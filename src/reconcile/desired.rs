@@ -1,0 +1,119 @@
+//! What the account should hold, computed from the configuration alone.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::config::{EcrConfig, Project};
+use crate::naming::ProjectName;
+use crate::policy::roles::{RenderError, TemplateVars, role_documents};
+
+/// Tag that marks a repository as managed by rise-registry.
+pub const TAG_MANAGED: &str = "rise:managed";
+/// Tag naming the project a repository belongs to.
+pub const TAG_PROJECT: &str = "rise:project";
+/// Tag on a managed repository whose project was removed (auto_remove off).
+pub const TAG_ORPHANED: &str = "rise:orphaned";
+/// Names of the inline policies rise-registry (and the Terraform module) puts.
+pub const CONTROLLER_POLICY_NAME: &str = "rise-controller";
+pub const PUSH_POLICY_NAME: &str = "rise-push";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DesiredRole {
+    pub name: String,
+    pub trust: Value,
+    /// Inline policies by name.
+    pub policies: BTreeMap<String, Value>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RepositorySettings {
+    pub tag_mutability: String,
+    pub scan_on_push: bool,
+    pub lifecycle_policy: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DesiredRepository {
+    pub project: ProjectName,
+    pub tags: BTreeMap<String, String>,
+    pub settings: RepositorySettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DesiredState {
+    pub repo_prefix: String,
+    pub auto_remove: bool,
+    pub controller: DesiredRole,
+    pub push: DesiredRole,
+    /// By repository name (`{repo_prefix}{project}`).
+    pub repositories: BTreeMap<String, DesiredRepository>,
+}
+
+/// The lifecycle policy that keeps the newest `count` images.
+pub fn lifecycle_policy(count: u32) -> Value {
+    json!({"rules": [{
+        "rulePriority": 1,
+        "description": format!("Keep the newest {count} images"),
+        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": count},
+        "action": {"type": "expire"},
+    }]})
+}
+
+/// # Errors
+/// A policy template that does not render (a bug in the template), or a
+/// repository name over ECR's limit (config validation prevents it).
+pub fn desired_state(ecr: &EcrConfig, projects: &[Project]) -> Result<DesiredState, RenderError> {
+    let docs = role_documents(&TemplateVars::from_config(ecr))?;
+    let role = |name: &str, trust: Value, policy_name: &str, policy: Value| DesiredRole {
+        name: name.to_string(),
+        trust,
+        policies: BTreeMap::from([(policy_name.to_string(), policy)]),
+        tags: ecr.tags.clone(),
+    };
+    let settings = RepositorySettings {
+        tag_mutability: ecr.image_tag_mutability.as_str().to_string(),
+        scan_on_push: ecr.scan_on_push,
+        lifecycle_policy: lifecycle_policy(ecr.max_image_count),
+    };
+    let mut repositories = BTreeMap::new();
+    for project in projects {
+        let name = ecr
+            .repo_prefix
+            .repository_name(&project.name)
+            .map_err(|e| RenderError {
+                template: "repository",
+                message: e.0,
+            })?;
+        let mut tags = ecr.tags.clone();
+        tags.insert(TAG_MANAGED.into(), "true".into());
+        tags.insert(TAG_PROJECT.into(), project.name.to_string());
+        repositories.insert(
+            name,
+            DesiredRepository {
+                project: project.name.clone(),
+                tags,
+                settings: settings.clone(),
+            },
+        );
+    }
+    Ok(DesiredState {
+        repo_prefix: ecr.repo_prefix.to_string(),
+        auto_remove: ecr.auto_remove,
+        controller: role(
+            ecr.role_arn.name(),
+            docs.controller_trust,
+            CONTROLLER_POLICY_NAME,
+            docs.controller_policy,
+        ),
+        push: role(
+            ecr.push_role_arn.name(),
+            docs.push_trust,
+            PUSH_POLICY_NAME,
+            docs.push_policy,
+        ),
+        repositories,
+    })
+}

@@ -1,0 +1,338 @@
+//! The planner: desired state + observed state → ordered actions. Pure: it
+//! reads nothing and changes nothing; executing the actions is another
+//! layer's job.
+//!
+//! Safety rules it keeps:
+//! - only repositories under the prefix are considered at all;
+//! - a repository without `rise:managed=true` is never changed unless a
+//!   project claims it (then it is adopted); otherwise it is reported as
+//!   unmanaged;
+//! - a managed repository no project claims is tagged `rise:orphaned=true`,
+//!   or deleted only when `auto_remove` is on;
+//! - inline policies are put or deleted only under the `rise-` names.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::canonical::same;
+use super::desired::{
+    DesiredRole, DesiredState, RepositorySettings, TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT,
+};
+
+/// A role as read from IAM (trust policy already URL-decoded).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedRole {
+    pub trust: Value,
+    pub policies: BTreeMap<String, Value>,
+}
+
+/// A repository under the prefix as read from ECR.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedRepository {
+    pub tags: BTreeMap<String, String>,
+    pub tag_mutability: String,
+    pub scan_on_push: bool,
+    pub lifecycle_policy: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ObservedState {
+    pub controller: Option<ObservedRole>,
+    pub push: Option<ObservedRole>,
+    /// Every repository whose name starts with the prefix.
+    pub repositories: BTreeMap<String, ObservedRepository>,
+}
+
+/// Which of the two roles an action is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleKind {
+    Controller,
+    Push,
+}
+
+/// One attribute that changes, before → after.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub attribute: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+/// One step of a plan, in the order it must run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    CreateRole {
+        role: RoleKind,
+        name: String,
+        trust: Value,
+        tags: BTreeMap<String, String>,
+    },
+    UpdateTrust {
+        role: RoleKind,
+        name: String,
+        before: Value,
+        after: Value,
+    },
+    PutRolePolicy {
+        role: RoleKind,
+        name: String,
+        policy: String,
+        before: Option<Value>,
+        after: Value,
+    },
+    DeleteRolePolicy {
+        role: RoleKind,
+        name: String,
+        policy: String,
+        before: Value,
+    },
+    CreateRepository {
+        repository: String,
+        tags: BTreeMap<String, String>,
+        settings: RepositorySettings,
+    },
+    /// An unmanaged repository a project claims: it gets the managed tags.
+    Adopt {
+        repository: String,
+        project: String,
+    },
+    /// The project came back: the orphan tag goes.
+    Unorphan {
+        repository: String,
+    },
+    UpdateRepository {
+        repository: String,
+        changes: Vec<Change>,
+    },
+    SetTags {
+        repository: String,
+        set: BTreeMap<String, String>,
+        remove: Vec<String>,
+    },
+    Orphan {
+        repository: String,
+    },
+    DeleteRepository {
+        repository: String,
+    },
+}
+
+impl Action {
+    /// Run order: roles (and their policies) first, then repositories being
+    /// created or repaired, orphaning and deletion last.
+    fn stage(&self) -> u8 {
+        match self {
+            Self::CreateRole { .. } => 0,
+            Self::UpdateTrust { .. } => 1,
+            Self::PutRolePolicy { .. } | Self::DeleteRolePolicy { .. } => 2,
+            Self::CreateRepository { .. } => 3,
+            Self::Adopt { .. } | Self::Unorphan { .. } => 4,
+            Self::UpdateRepository { .. } | Self::SetTags { .. } => 5,
+            Self::Orphan { .. } => 6,
+            Self::DeleteRepository { .. } => 7,
+        }
+    }
+
+    /// Whether the action deletes something, for the plan summary.
+    pub fn is_delete(&self) -> bool {
+        matches!(
+            self,
+            Self::DeleteRepository { .. } | Self::DeleteRolePolicy { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    /// Repositories under the prefix that are not managed and that no
+    /// project claims: reported, never touched.
+    pub unmanaged: Vec<String>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+}
+
+/// Computes the plan.
+pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Plan {
+    let mut actions = Vec::new();
+    plan_role(
+        RoleKind::Controller,
+        &desired.controller,
+        observed.controller.as_ref(),
+        &mut actions,
+    );
+    plan_role(
+        RoleKind::Push,
+        &desired.push,
+        observed.push.as_ref(),
+        &mut actions,
+    );
+
+    let mut unmanaged = Vec::new();
+    for (name, want) in &desired.repositories {
+        let Some(have) = observed.repositories.get(name) else {
+            actions.push(Action::CreateRepository {
+                repository: name.clone(),
+                tags: want.tags.clone(),
+                settings: want.settings.clone(),
+            });
+            continue;
+        };
+        let managed = have.tags.get(TAG_MANAGED).map(String::as_str) == Some("true");
+        if !managed {
+            actions.push(Action::Adopt {
+                repository: name.clone(),
+                project: want.project.to_string(),
+            });
+        } else if have.tags.contains_key(TAG_ORPHANED) {
+            actions.push(Action::Unorphan {
+                repository: name.clone(),
+            });
+        }
+        let changes = setting_changes(&want.settings, have);
+        if !changes.is_empty() {
+            actions.push(Action::UpdateRepository {
+                repository: name.clone(),
+                changes,
+            });
+        }
+        // Adoption and un-orphaning deal with the rise: markers; the rest
+        // of the tags follow the config exactly.
+        let set: BTreeMap<String, String> = want
+            .tags
+            .iter()
+            .filter(|(k, v)| have.tags.get(*k) != Some(*v))
+            .filter(|(k, _)| managed || (k.as_str() != TAG_MANAGED && k.as_str() != TAG_PROJECT))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // An adopted repository keeps the tags it had; a managed one carries
+        // exactly the configured tags.
+        let remove: Vec<String> = have
+            .tags
+            .keys()
+            .filter(|k| managed && !want.tags.contains_key(*k) && k.as_str() != TAG_ORPHANED)
+            .cloned()
+            .collect();
+        if !set.is_empty() || !remove.is_empty() {
+            actions.push(Action::SetTags {
+                repository: name.clone(),
+                set,
+                remove,
+            });
+        }
+    }
+    for (name, have) in &observed.repositories {
+        if desired.repositories.contains_key(name) || !name.starts_with(&desired.repo_prefix) {
+            continue;
+        }
+        let managed = have.tags.get(TAG_MANAGED).map(String::as_str) == Some("true");
+        if !managed {
+            unmanaged.push(name.clone());
+        } else if desired.auto_remove {
+            actions.push(Action::DeleteRepository {
+                repository: name.clone(),
+            });
+        } else if !have.tags.contains_key(TAG_ORPHANED) {
+            actions.push(Action::Orphan {
+                repository: name.clone(),
+            });
+        }
+    }
+    // Stable: within a stage, the order above (roles, then by name).
+    actions.sort_by_key(Action::stage);
+    Plan { actions, unmanaged }
+}
+
+fn plan_role(
+    kind: RoleKind,
+    want: &DesiredRole,
+    have: Option<&ObservedRole>,
+    actions: &mut Vec<Action>,
+) {
+    let Some(have) = have else {
+        actions.push(Action::CreateRole {
+            role: kind,
+            name: want.name.clone(),
+            trust: want.trust.clone(),
+            tags: want.tags.clone(),
+        });
+        for (policy, doc) in &want.policies {
+            actions.push(Action::PutRolePolicy {
+                role: kind,
+                name: want.name.clone(),
+                policy: policy.clone(),
+                before: None,
+                after: doc.clone(),
+            });
+        }
+        return;
+    };
+    if !same(&want.trust, &have.trust) {
+        actions.push(Action::UpdateTrust {
+            role: kind,
+            name: want.name.clone(),
+            before: have.trust.clone(),
+            after: want.trust.clone(),
+        });
+    }
+    for (policy, doc) in &want.policies {
+        match have.policies.get(policy) {
+            Some(current) if same(current, doc) => {}
+            current => actions.push(Action::PutRolePolicy {
+                role: kind,
+                name: want.name.clone(),
+                policy: policy.clone(),
+                before: current.cloned(),
+                after: doc.clone(),
+            }),
+        }
+    }
+    for (policy, doc) in &have.policies {
+        if policy.starts_with("rise-") && !want.policies.contains_key(policy) {
+            actions.push(Action::DeleteRolePolicy {
+                role: kind,
+                name: want.name.clone(),
+                policy: policy.clone(),
+                before: doc.clone(),
+            });
+        }
+    }
+}
+
+fn setting_changes(want: &RepositorySettings, have: &ObservedRepository) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if want.tag_mutability != have.tag_mutability {
+        changes.push(Change {
+            attribute: "image_tag_mutability".into(),
+            before: have.tag_mutability.clone().into(),
+            after: want.tag_mutability.clone().into(),
+        });
+    }
+    if want.scan_on_push != have.scan_on_push {
+        changes.push(Change {
+            attribute: "scan_on_push".into(),
+            before: have.scan_on_push.into(),
+            after: want.scan_on_push.into(),
+        });
+    }
+    let lifecycle_same = have
+        .lifecycle_policy
+        .as_ref()
+        .is_some_and(|p| *p == want.lifecycle_policy);
+    if !lifecycle_same {
+        changes.push(Change {
+            attribute: "lifecycle_policy".into(),
+            before: have.lifecycle_policy.clone().unwrap_or(Value::Null),
+            after: want.lifecycle_policy.clone(),
+        });
+    }
+    changes
+}

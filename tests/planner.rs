@@ -1,0 +1,304 @@
+//! The planner on hand-built observed states: each scenario of the
+//! reconcile contract (empty account, no drift, drift, removal, return,
+//! unmanaged and adopted repositories, names outside the prefix).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rise_registry::config::{Config, RegistryConfig, Source, load_sources};
+use rise_registry::reconcile::desired::{DesiredState, desired_state};
+use rise_registry::reconcile::plan::{
+    Action, ObservedRepository, ObservedRole, ObservedState, RoleKind, plan,
+};
+use serde_json::{Value, json};
+
+fn config(extra: &str) -> Config {
+    let base = r#"
+registry:
+  type: ecr
+  region: us-east-1
+  account_id: "123456789012"
+  role_arn: arn:aws:iam::123456789012:role/rise-backend
+  push_role_arn: arn:aws:iam::123456789012:role/rise-backend-ecr-push
+  tags: {team: platform}
+projects: [{name: a}, {name: b}]
+auth: {hs256_secret: 0123456789abcdef0123456789abcdef}
+"#;
+    let sources = [
+        Source {
+            file: Arc::from("default.yaml"),
+            text: base.into(),
+        },
+        Source {
+            file: Arc::from("local.yaml"),
+            text: extra.into(),
+        },
+    ];
+    load_sources(&sources, &Arc::from("config"), &|_| None).unwrap()
+}
+
+fn desired(extra: &str) -> DesiredState {
+    let c = config(extra);
+    let RegistryConfig::Ecr(ecr) = &c.registry else {
+        unreachable!()
+    };
+    desired_state(ecr, &c.projects).unwrap()
+}
+
+/// What an account looks like after a correct apply of `desired`, with the
+/// policies spelled differently (reordered, single values as lists), as
+/// AWS may hand them back.
+fn converged(d: &DesiredState) -> ObservedState {
+    let respell = |v: &Value| -> Value {
+        let mut v = v.clone();
+        if let Some(statements) = v["Statement"].as_array_mut() {
+            statements.reverse();
+            for st in statements {
+                if let Some(a) = st["Action"].as_str() {
+                    st["Action"] = json!([a]);
+                }
+            }
+        }
+        v
+    };
+    let role = |r: &rise_registry::reconcile::desired::DesiredRole| ObservedRole {
+        trust: respell(&r.trust),
+        policies: r
+            .policies
+            .iter()
+            .map(|(k, v)| (k.clone(), respell(v)))
+            .collect(),
+    };
+    ObservedState {
+        controller: Some(role(&d.controller)),
+        push: Some(role(&d.push)),
+        repositories: d
+            .repositories
+            .iter()
+            .map(|(name, r)| {
+                (
+                    name.clone(),
+                    ObservedRepository {
+                        tags: r.tags.clone(),
+                        tag_mutability: r.settings.tag_mutability.clone(),
+                        scan_on_push: r.settings.scan_on_push,
+                        lifecycle_policy: Some(r.settings.lifecycle_policy.clone()),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+fn kinds(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .map(|a| {
+            serde_json::to_value(a).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn an_empty_account_gets_everything_in_dependency_order() {
+    let d = desired("");
+    let p = plan(&d, &ObservedState::default());
+    assert_eq!(
+        kinds(&p.actions),
+        [
+            "create_role",
+            "create_role",
+            "put_role_policy",
+            "put_role_policy",
+            "create_repository",
+            "create_repository"
+        ]
+    );
+    let Action::CreateRepository {
+        repository,
+        tags,
+        settings,
+    } = &p.actions[4]
+    else {
+        panic!()
+    };
+    assert_eq!(repository, "rise/a");
+    assert_eq!(tags["rise:managed"], "true");
+    assert_eq!(tags["rise:project"], "a");
+    assert_eq!(tags["team"], "platform");
+    assert_eq!(
+        settings.lifecycle_policy["rules"][0]["selection"]["countNumber"],
+        100
+    );
+}
+
+#[test]
+fn a_converged_account_plans_nothing() {
+    let d = desired("");
+    let p = plan(&d, &converged(&d));
+    assert!(p.is_empty(), "{:#?}", p.actions);
+    assert!(p.unmanaged.is_empty());
+}
+
+#[test]
+fn drift_shows_exactly_what_changed() {
+    let d = desired("");
+    let mut o = converged(&d);
+    let a = o.repositories.get_mut("rise/a").unwrap();
+    a.tags.remove("team");
+    a.tag_mutability = "IMMUTABLE".into();
+    a.lifecycle_policy = None;
+    let controller = o.controller.as_mut().unwrap();
+    controller.trust["Statement"][0]["Principal"]["AWS"] = json!("arn:aws:iam::999999999999:root");
+    let push = o.push.as_mut().unwrap();
+    push.policies.get_mut("rise-push").unwrap()["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"Effect": "Allow", "Action": "ecr:DeleteRepository", "Resource": "*"}));
+    push.policies
+        .insert("rise-extra".into(), json!({"Statement": []}));
+    push.policies
+        .insert("someone-elses".into(), json!({"Statement": []}));
+
+    let p = plan(&d, &o);
+    assert_eq!(
+        kinds(&p.actions),
+        [
+            "update_trust",
+            "put_role_policy",
+            "delete_role_policy",
+            "update_repository",
+            "set_tags"
+        ]
+    );
+    match &p.actions[0] {
+        Action::UpdateTrust { role, .. } => assert_eq!(*role, RoleKind::Controller),
+        other => panic!("{other:?}"),
+    }
+    match &p.actions[2] {
+        Action::DeleteRolePolicy { policy, .. } => {
+            assert_eq!(policy, "rise-extra", "other policies are left alone")
+        }
+        other => panic!("{other:?}"),
+    }
+    match &p.actions[3] {
+        Action::UpdateRepository {
+            repository,
+            changes,
+        } => {
+            assert_eq!(repository, "rise/a");
+            let attrs: Vec<&str> = changes.iter().map(|c| c.attribute.as_str()).collect();
+            assert_eq!(attrs, ["image_tag_mutability", "lifecycle_policy"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match &p.actions[4] {
+        Action::SetTags { set, remove, .. } => {
+            assert_eq!(
+                set,
+                &BTreeMap::from([("team".to_string(), "platform".to_string())])
+            );
+            assert!(remove.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn removed_projects_are_orphaned_or_with_auto_remove_deleted() {
+    let d = desired("");
+    let mut o = converged(&d);
+    let mut gone = o.repositories["rise/b"].clone();
+    gone.tags.insert("rise:project".into(), "c".into());
+    o.repositories.insert("rise/c".into(), gone.clone());
+    let p = plan(&d, &o);
+    assert_eq!(
+        p.actions,
+        [Action::Orphan {
+            repository: "rise/c".into()
+        }]
+    );
+
+    // Already orphaned: nothing more to do.
+    o.repositories
+        .get_mut("rise/c")
+        .unwrap()
+        .tags
+        .insert("rise:orphaned".into(), "true".into());
+    assert!(plan(&d, &o).is_empty());
+
+    // auto_remove deletes, and does so last.
+    let d = desired("registry:\n  auto_remove: true\n");
+    let mut o = converged(&d);
+    o.repositories.insert("rise/c".into(), gone);
+    o.repositories.remove("rise/a");
+    let p = plan(&d, &o);
+    assert_eq!(
+        kinds(&p.actions),
+        ["create_repository", "delete_repository"]
+    );
+    assert_eq!(
+        p.actions[1],
+        Action::DeleteRepository {
+            repository: "rise/c".into()
+        }
+    );
+}
+
+#[test]
+fn a_project_that_comes_back_is_unorphaned() {
+    let d = desired("");
+    let mut o = converged(&d);
+    o.repositories
+        .get_mut("rise/a")
+        .unwrap()
+        .tags
+        .insert("rise:orphaned".into(), "true".into());
+    let p = plan(&d, &o);
+    assert_eq!(
+        p.actions,
+        [Action::Unorphan {
+            repository: "rise/a".into()
+        }]
+    );
+}
+
+#[test]
+fn unmanaged_repositories_are_reported_or_adopted_never_removed() {
+    let d = desired("registry:\n  auto_remove: true\n");
+    let mut o = converged(&d);
+    let foreign = ObservedRepository {
+        tags: BTreeMap::from([("owner".to_string(), "someone".to_string())]),
+        tag_mutability: "MUTABLE".into(),
+        scan_on_push: false,
+        lifecycle_policy: None,
+    };
+    o.repositories
+        .insert("rise/handmade".into(), foreign.clone());
+    o.repositories.insert("other/a".into(), foreign.clone());
+    let p = plan(&d, &o);
+    assert!(p.is_empty(), "{:#?}", p.actions);
+    assert_eq!(
+        p.unmanaged,
+        ["rise/handmade"],
+        "outside the prefix is not even reported"
+    );
+
+    // A project claims it: adopted, its own tags kept, settings enforced.
+    o.repositories.insert("rise/a".into(), foreign);
+    let p = plan(&d, &o);
+    assert_eq!(
+        kinds(&p.actions),
+        ["adopt", "update_repository", "set_tags"]
+    );
+    match &p.actions[2] {
+        Action::SetTags { set, remove, .. } => {
+            assert_eq!(set.keys().collect::<Vec<_>>(), ["team"]);
+            assert!(remove.is_empty(), "an adopted repository keeps its tags");
+        }
+        other => panic!("{other:?}"),
+    }
+}
