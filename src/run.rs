@@ -78,14 +78,30 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status> {
             };
             commands::token::run(&loaded.config, &request, out)
         }
-        Command::Plan { .. } => not_yet("plan"),
-        Command::Apply { .. } => not_yet("apply"),
+        Command::Plan {
+            json,
+            detailed_exitcode,
+            out: out_file,
+        } => commands::reconcile::run_plan(
+            &loaded.config,
+            json,
+            detailed_exitcode,
+            out_file.as_deref(),
+            out,
+        ),
+        Command::Apply {
+            planfile,
+            auto_approve,
+            json,
+        } => commands::reconcile::run_apply(
+            &loaded.config,
+            planfile.as_deref(),
+            auto_approve,
+            json,
+            out,
+        ),
         Command::Serve { listen } => commands::serve::run(loaded.config, listen),
     }
-}
-
-fn not_yet(command: &str) -> Result<Status> {
-    anyhow::bail!("`{command}` is not available in this version of rise-registry")
 }
 
 /// `error: <what>` followed by each cause, indented; hints are part of the

@@ -2,5 +2,6 @@
 //! returns a [`crate::run::Status`]; none prints to stdout directly.
 
 pub mod config;
+pub mod reconcile;
 pub mod serve;
 pub mod token;

@@ -4,6 +4,8 @@
 //! comparison ignore spelling. Nothing here talks to AWS; the observer and
 //! the executor of `plan`/`apply` sit at the edge.
 
+pub mod aws;
 pub mod canonical;
 pub mod desired;
 pub mod plan;
+pub mod render;

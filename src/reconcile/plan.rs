@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::canonical::same;
@@ -46,7 +46,7 @@ pub struct ObservedState {
 }
 
 /// Which of the two roles an action is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RoleKind {
     Controller,
@@ -54,7 +54,7 @@ pub enum RoleKind {
 }
 
 /// One attribute that changes, before → after.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub attribute: String,
     pub before: Value,
@@ -62,7 +62,7 @@ pub struct Change {
 }
 
 /// One step of a plan, in the order it must run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     CreateRole {
@@ -146,7 +146,7 @@ impl Action {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Plan {
     pub actions: Vec<Action>,
     /// Repositories under the prefix that are not managed and that no

@@ -1,0 +1,467 @@
+//! The AWS edge of plan/apply: reading the observed state and executing
+//! actions. The only module of `reconcile` that talks to AWS.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
+use aws_sdk_sts::error::DisplayErrorContext;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use super::desired::{TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT};
+use super::plan::{Action, ObservedRepository, ObservedRole, ObservedState, RoleKind};
+use crate::config::EcrConfig;
+
+/// Repositories read at once while observing.
+const READ_CONCURRENCY: usize = 8;
+
+/// AWS clients for plan/apply, built once from the default credential chain
+/// (the operator's credentials).
+pub struct Aws {
+    iam: aws_sdk_iam::Client,
+    ecr: aws_sdk_ecr::Client,
+    ecr_config: EcrConfig,
+}
+
+/// AWS errors as one line with their code and message, never a Debug dump.
+fn aws_error<E: std::error::Error + 'static>(what: &str, e: E) -> anyhow::Error {
+    anyhow!("{what}: {}", DisplayErrorContext(&e))
+}
+
+/// IAM returns policy documents URL-encoded.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        if let (b'%', Some(b)) = (bytes[i], hex) {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A policy document as IAM returns it: URL-encoded JSON (or plain JSON).
+fn policy_json(document: &str) -> Result<Value> {
+    let text = if document.trim_start().starts_with('{') {
+        document.to_string()
+    } else {
+        percent_decode(document)
+    };
+    serde_json::from_str(&text).context("IAM returned a policy that is not JSON")
+}
+
+impl Aws {
+    pub async fn new(config: &EcrConfig) -> Self {
+        let sdk = crate::registry::ecr::sdk_config(config).await;
+        Self {
+            iam: aws_sdk_iam::Client::new(&sdk),
+            ecr: aws_sdk_ecr::Client::new(&sdk),
+            ecr_config: config.clone(),
+        }
+    }
+
+    fn repository_arn(&self, name: &str) -> String {
+        let c = &self.ecr_config;
+        format!(
+            "arn:{}:ecr:{}:{}:repository/{name}",
+            c.partition(),
+            c.region,
+            c.account_id
+        )
+    }
+
+    /// Reads both roles and every repository under the prefix.
+    ///
+    /// # Errors
+    /// Any AWS error other than "not found", with AWS's code and message.
+    pub async fn observe(&self) -> Result<ObservedState> {
+        let controller = self.observe_role(self.ecr_config.role_arn.name()).await?;
+        let push = self
+            .observe_role(self.ecr_config.push_role_arn.name())
+            .await?;
+        let repositories = self.observe_repositories().await?;
+        Ok(ObservedState {
+            controller,
+            push,
+            repositories,
+        })
+    }
+
+    async fn observe_role(&self, name: &str) -> Result<Option<ObservedRole>> {
+        let role = match self.iam.get_role().role_name(name).send().await {
+            Ok(out) => out.role,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(aws_error(&format!("reading role {name}"), e)),
+        };
+        let trust = role
+            .and_then(|r| r.assume_role_policy_document)
+            .map(|d| policy_json(&d))
+            .transpose()?
+            .unwrap_or(Value::Null);
+        let mut policies = BTreeMap::new();
+        let mut pages = self
+            .iam
+            .list_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| aws_error(&format!("listing inline policies of {name}"), e))?;
+            for policy in page.policy_names {
+                let doc = self
+                    .iam
+                    .get_role_policy()
+                    .role_name(name)
+                    .policy_name(&policy)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&format!("reading policy {policy} of {name}"), e))?;
+                policies.insert(policy, policy_json(&doc.policy_document)?);
+            }
+        }
+        Ok(Some(ObservedRole { trust, policies }))
+    }
+
+    async fn observe_repositories(&self) -> Result<BTreeMap<String, ObservedRepository>> {
+        let prefix = self.ecr_config.repo_prefix.as_str();
+        let mut found = Vec::new();
+        let mut pages = self.ecr.describe_repositories().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("listing repositories", e))?;
+            for repo in page.repositories.unwrap_or_default() {
+                let Some(name) = repo.repository_name.clone() else {
+                    continue;
+                };
+                if !name.starts_with(prefix) {
+                    continue;
+                }
+                let mutability = repo
+                    .image_tag_mutability
+                    .as_ref()
+                    .map_or("MUTABLE".to_string(), |m| m.as_str().to_string());
+                let scan = repo
+                    .image_scanning_configuration
+                    .as_ref()
+                    .is_some_and(|s| s.scan_on_push);
+                found.push((name, mutability, scan));
+            }
+        }
+        // Tags and lifecycle policies, a bounded number at a time.
+        let permits = Arc::new(Semaphore::new(READ_CONCURRENCY));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (name, tag_mutability, scan_on_push) in found {
+            let (ecr, arn, permits) = (
+                self.ecr.clone(),
+                self.repository_arn(&name),
+                permits.clone(),
+            );
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let tags = ecr
+                    .list_tags_for_resource()
+                    .resource_arn(&arn)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&format!("reading tags of {name}"), e))?
+                    .tags
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| (t.key, t.value))
+                    .collect();
+                let lifecycle_policy = match ecr
+                    .get_lifecycle_policy()
+                    .repository_name(&name)
+                    .send()
+                    .await
+                {
+                    Ok(out) => out
+                        .lifecycle_policy_text
+                        .map(|t| serde_json::from_str(&t))
+                        .transpose()
+                        .context("ECR returned a lifecycle policy that is not JSON")?,
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_lifecycle_policy_not_found_exception()) =>
+                    {
+                        None
+                    }
+                    Err(e) => {
+                        return Err(aws_error(
+                            &format!("reading the lifecycle policy of {name}"),
+                            e,
+                        ));
+                    }
+                };
+                Ok::<_, anyhow::Error>((
+                    name,
+                    ObservedRepository {
+                        tags,
+                        tag_mutability,
+                        scan_on_push,
+                        lifecycle_policy,
+                    },
+                ))
+            });
+        }
+        let mut repositories = BTreeMap::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (name, repo) = joined.context("a repository read stopped")??;
+            repositories.insert(name, repo);
+        }
+        Ok(repositories)
+    }
+
+    fn role_name(&self, role: RoleKind) -> &str {
+        match role {
+            RoleKind::Controller => self.ecr_config.role_arn.name(),
+            RoleKind::Push => self.ecr_config.push_role_arn.name(),
+        }
+    }
+
+    fn tag(key: &str, value: &str) -> Result<Tag> {
+        Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+            .map_err(|e| anyhow!("{e}"))
+    }
+
+    async fn tag_repository(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let tags = tags
+            .iter()
+            .map(|(k, v)| Self::tag(k, v))
+            .collect::<Result<Vec<_>>>()?;
+        self.ecr
+            .tag_resource()
+            .resource_arn(self.repository_arn(name))
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| aws_error(&format!("tagging {name}"), e))?;
+        Ok(())
+    }
+
+    async fn untag_repository(&self, name: &str, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.ecr
+            .untag_resource()
+            .resource_arn(self.repository_arn(name))
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(|e| aws_error(&format!("untagging {name}"), e))?;
+        Ok(())
+    }
+
+    async fn put_lifecycle(&self, name: &str, policy: &Value) -> Result<()> {
+        self.ecr
+            .put_lifecycle_policy()
+            .repository_name(name)
+            .lifecycle_policy_text(policy.to_string())
+            .send()
+            .await
+            .map_err(|e| aws_error(&format!("setting the lifecycle policy of {name}"), e))?;
+        Ok(())
+    }
+
+    /// Executes one action.
+    ///
+    /// # Errors
+    /// AWS's error, naming the action.
+    pub async fn execute(&self, action: &Action) -> Result<()> {
+        match action {
+            Action::CreateRole {
+                role, trust, tags, ..
+            } => {
+                let name = self.role_name(*role);
+                let tags = tags
+                    .iter()
+                    .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| anyhow!("{e}"))?;
+                self.iam
+                    .create_role()
+                    .role_name(name)
+                    .assume_role_policy_document(trust.to_string())
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&format!("creating role {name}"), e))?;
+            }
+            Action::UpdateTrust { role, after, .. } => {
+                let name = self.role_name(*role);
+                self.iam
+                    .update_assume_role_policy()
+                    .role_name(name)
+                    .policy_document(after.to_string())
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&format!("updating the trust policy of {name}"), e))?;
+            }
+            Action::PutRolePolicy {
+                role,
+                policy,
+                after,
+                ..
+            } => {
+                let name = self.role_name(*role);
+                self.iam
+                    .put_role_policy()
+                    .role_name(name)
+                    .policy_name(policy)
+                    .policy_document(after.to_string())
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&format!("putting policy {policy} on {name}"), e))?;
+            }
+            Action::DeleteRolePolicy { role, policy, .. } => {
+                let name = self.role_name(*role);
+                self.iam
+                    .delete_role_policy()
+                    .role_name(name)
+                    .policy_name(policy)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&format!("deleting policy {policy} of {name}"), e))?;
+            }
+            Action::CreateRepository {
+                repository,
+                tags,
+                settings,
+            } => {
+                let tag_list = tags
+                    .iter()
+                    .map(|(k, v)| Self::tag(k, v))
+                    .collect::<Result<Vec<_>>>()?;
+                self.ecr
+                    .create_repository()
+                    .repository_name(repository)
+                    .image_tag_mutability(ImageTagMutability::from(
+                        settings.tag_mutability.as_str(),
+                    ))
+                    .image_scanning_configuration(
+                        ImageScanningConfiguration::builder()
+                            .scan_on_push(settings.scan_on_push)
+                            .build(),
+                    )
+                    .set_tags(Some(tag_list))
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&format!("creating repository {repository}"), e))?;
+                self.put_lifecycle(repository, &settings.lifecycle_policy)
+                    .await?;
+            }
+            Action::Adopt {
+                repository,
+                project,
+            } => {
+                let tags = BTreeMap::from([
+                    (TAG_MANAGED.to_string(), "true".to_string()),
+                    (TAG_PROJECT.to_string(), project.clone()),
+                ]);
+                self.tag_repository(repository, &tags).await?;
+            }
+            Action::Unorphan { repository } => {
+                self.untag_repository(repository, &[TAG_ORPHANED.to_string()])
+                    .await?;
+            }
+            Action::UpdateRepository {
+                repository,
+                changes,
+            } => {
+                for change in changes {
+                    match change.attribute.as_str() {
+                        "image_tag_mutability" => {
+                            let value = change.after.as_str().unwrap_or("MUTABLE");
+                            self.ecr
+                                .put_image_tag_mutability()
+                                .repository_name(repository)
+                                .image_tag_mutability(ImageTagMutability::from(value))
+                                .send()
+                                .await
+                                .map_err(|e| {
+                                    aws_error(&format!("setting tag mutability of {repository}"), e)
+                                })?;
+                        }
+                        "scan_on_push" => {
+                            self.ecr
+                                .put_image_scanning_configuration()
+                                .repository_name(repository)
+                                .image_scanning_configuration(
+                                    ImageScanningConfiguration::builder()
+                                        .scan_on_push(change.after.as_bool().unwrap_or(true))
+                                        .build(),
+                                )
+                                .send()
+                                .await
+                                .map_err(|e| {
+                                    aws_error(&format!("setting scan on push of {repository}"), e)
+                                })?;
+                        }
+                        "lifecycle_policy" => self.put_lifecycle(repository, &change.after).await?,
+                        other => return Err(anyhow!("unknown repository attribute {other}")),
+                    }
+                }
+            }
+            Action::SetTags {
+                repository,
+                set,
+                remove,
+            } => {
+                self.tag_repository(repository, set).await?;
+                self.untag_repository(repository, remove).await?;
+            }
+            Action::Orphan { repository } => {
+                let tags = BTreeMap::from([(TAG_ORPHANED.to_string(), "true".to_string())]);
+                self.tag_repository(repository, &tags).await?;
+            }
+            Action::DeleteRepository { repository } => {
+                // auto_remove is on: the config says images go with it.
+                self.ecr
+                    .delete_repository()
+                    .repository_name(repository)
+                    .force(true)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(&format!("deleting repository {repository}"), e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iam_documents_decode() {
+        let doc = policy_json("%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D")
+            .unwrap();
+        assert_eq!(doc["Version"], "2012-10-17");
+        assert_eq!(policy_json(r#"{"a": 1}"#).unwrap()["a"], 1);
+        assert_eq!(percent_decode("a%2Fb%zz%4"), "a/b%zz%4");
+    }
+}

@@ -1,0 +1,266 @@
+//! A plan as text (Terraform style) or as the JSON of docs/plan-format.md.
+
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::canonical::canonical;
+use super::plan::{Action, ObservedState, Plan, RoleKind};
+
+/// Counts for the summary line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub change: usize,
+    pub delete: usize,
+}
+
+pub fn summary(plan: &Plan) -> Summary {
+    let mut s = Summary::default();
+    for action in &plan.actions {
+        match action {
+            Action::CreateRole { .. } | Action::CreateRepository { .. } => s.create += 1,
+            Action::PutRolePolicy { before: None, .. } => s.create += 1,
+            Action::DeleteRepository { .. } | Action::DeleteRolePolicy { .. } => s.delete += 1,
+            _ => s.change += 1,
+        }
+    }
+    s
+}
+
+/// A fingerprint of what was observed: equal fingerprints mean the account
+/// looked the same (policies compared by meaning).
+pub fn fingerprint(observed: &ObservedState) -> String {
+    let mut value = serde_json::to_value(observed).expect("observed state serializes");
+    canonicalize_policies(&mut value);
+    let digest = Sha256::digest(value.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn canonicalize_policies(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.contains_key("Statement") {
+                *value = canonical(value);
+                return;
+            }
+            map.values_mut().for_each(canonicalize_policies);
+        }
+        Value::Array(items) => items.iter_mut().for_each(canonicalize_policies),
+        _ => {}
+    }
+}
+
+/// The machine format (docs/plan-format.md).
+pub fn to_json(plan: &Plan) -> Value {
+    json!({
+        "format_version": 1,
+        "changes": !plan.is_empty(),
+        "summary": summary(plan),
+        "actions": plan.actions,
+        "unmanaged": plan.unmanaged,
+    })
+}
+
+struct Style {
+    colour: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+fn role_label(role: RoleKind, name: &str) -> String {
+    let kind = match role {
+        RoleKind::Controller => "controller",
+        RoleKind::Push => "push",
+    };
+    format!("role {name} ({kind})")
+}
+
+fn compact(v: &Value) -> String {
+    v.to_string()
+}
+
+/// Terraform-style text: `+` create, `~` update with before → after, `-`
+/// delete; adopt and orphan marked; a summary line.
+pub fn to_text(plan: &Plan, colour: bool) -> String {
+    let style = Style { colour };
+    let add = |t: &str| style.paint("32", t);
+    let upd = |t: &str| style.paint("33", t);
+    let del = |t: &str| style.paint("31", t);
+    let mut out = String::new();
+    if plan.is_empty() {
+        out.push_str("No changes. AWS matches the configuration.\n");
+    } else {
+        out.push_str("rise-registry will perform these actions:\n\n");
+    }
+    for action in &plan.actions {
+        let _ = match action {
+            Action::CreateRole {
+                role,
+                name,
+                trust,
+                tags,
+            } => {
+                let _ = writeln!(out, "  {} {}", add("+"), role_label(*role, name));
+                let _ = writeln!(out, "      trust: {}", compact(trust));
+                if !tags.is_empty() {
+                    let _ = writeln!(out, "      tags:  {}", compact(&json!(tags)));
+                }
+                Ok(())
+            }
+            Action::UpdateTrust {
+                role,
+                name,
+                before,
+                after,
+            } => {
+                let _ = writeln!(out, "  {} {}", upd("~"), role_label(*role, name));
+                let _ = writeln!(
+                    out,
+                    "      trust: {}\n          -> {}",
+                    compact(&canonical(before)),
+                    compact(&canonical(after))
+                );
+                Ok(())
+            }
+            Action::PutRolePolicy {
+                role,
+                name,
+                policy,
+                before,
+                after,
+            } => {
+                let sign = if before.is_some() { upd("~") } else { add("+") };
+                let _ = writeln!(
+                    out,
+                    "  {sign} policy {policy} on {}",
+                    role_label(*role, name)
+                );
+                if let Some(before) = before {
+                    let _ = writeln!(
+                        out,
+                        "      {}\n        -> {}",
+                        compact(&canonical(before)),
+                        compact(&canonical(after))
+                    );
+                } else {
+                    let _ = writeln!(out, "      {}", compact(after));
+                }
+                Ok(())
+            }
+            Action::DeleteRolePolicy {
+                role, name, policy, ..
+            } => {
+                writeln!(
+                    out,
+                    "  {} policy {policy} on {}",
+                    del("-"),
+                    role_label(*role, name)
+                )
+            }
+            Action::CreateRepository {
+                repository,
+                tags,
+                settings,
+            } => {
+                let _ = writeln!(out, "  {} repository {repository}", add("+"));
+                let _ = writeln!(
+                    out,
+                    "      image_tag_mutability: {}, scan_on_push: {}, keep {} images",
+                    settings.tag_mutability,
+                    settings.scan_on_push,
+                    settings.lifecycle_policy["rules"][0]["selection"]["countNumber"]
+                );
+                writeln!(out, "      tags: {}", compact(&json!(tags)))
+            }
+            Action::Adopt {
+                repository,
+                project,
+            } => writeln!(
+                out,
+                "  {} repository {repository}: adopt for project {project} (tags rise:managed=true, rise:project={project})",
+                upd("~")
+            ),
+            Action::Unorphan { repository } => writeln!(
+                out,
+                "  {} repository {repository}: un-orphan (its project is back; tag rise:orphaned removed)",
+                upd("~")
+            ),
+            Action::UpdateRepository {
+                repository,
+                changes,
+            } => {
+                let _ = writeln!(out, "  {} repository {repository}", upd("~"));
+                for c in changes {
+                    let _ = writeln!(
+                        out,
+                        "      {}: {} -> {}",
+                        c.attribute,
+                        compact(&c.before),
+                        compact(&c.after)
+                    );
+                }
+                Ok(())
+            }
+            Action::SetTags {
+                repository,
+                set,
+                remove,
+            } => {
+                let _ = writeln!(out, "  {} repository {repository} tags", upd("~"));
+                for (k, v) in set {
+                    let _ = writeln!(out, "      {} {k} = {v}", add("+"));
+                }
+                for k in remove {
+                    let _ = writeln!(out, "      {} {k}", del("-"));
+                }
+                Ok(())
+            }
+            Action::Orphan { repository } => writeln!(
+                out,
+                "  {} repository {repository}: orphan (no project claims it; tagged rise:orphaned=true, images kept)",
+                upd("!")
+            ),
+            Action::DeleteRepository { repository } => writeln!(
+                out,
+                "  {} repository {repository} (auto_remove: the repository and its images are deleted)",
+                del("-")
+            ),
+        };
+    }
+    if !plan.unmanaged.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nUnder the prefix but not managed (left alone): {}",
+            plan.unmanaged.join(", ")
+        );
+    }
+    if !plan.is_empty() {
+        let s = summary(plan);
+        let _ = writeln!(
+            out,
+            "\nPlan: {} to create, {} to change, {} to delete.",
+            s.create, s.change, s.delete
+        );
+    }
+    out
+}
+
+/// A plan saved by `plan --out`, applied by `apply FILE`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub format_version: u32,
+    /// [`fingerprint`] of the state the plan was made against.
+    pub observed_fingerprint: String,
+    pub plan: Plan,
+}

@@ -1,0 +1,471 @@
+//! `plan` and `apply` as a user runs them, against the AWS emulator.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use aws_sdk_ecr::types::{ImageTagMutability, Tag};
+use serde_json::Value;
+use support::{ACCOUNT_ID, Emulator};
+
+macro_rules! snapshot {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!($name, $value);
+        })
+    };
+}
+
+struct Account {
+    emulator: Emulator,
+    dir: tempfile::TempDir,
+}
+
+impl Account {
+    fn new() -> Self {
+        Self {
+            emulator: Emulator::start(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Writes the config: the given projects and extra `registry:` lines.
+    fn configure(&self, projects: &[&str], registry_extra: &str) {
+        let projects: Vec<String> = projects.iter().map(|p| format!("{{name: {p}}}")).collect();
+        let text = format!(
+            "registry:\n  type: ecr\n  region: us-east-1\n  account_id: \"{ACCOUNT_ID}\"\n  \
+             role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend\n  \
+             push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push\n  \
+             endpoint_url: {}\n  tags: {{team: platform}}\n{registry_extra}\
+             projects: [{}]\nauth: {{hs256_secret: 0123456789abcdef0123456789abcdef}}\n",
+            self.emulator.endpoint_url(),
+            projects.join(", ")
+        );
+        std::fs::write(self.dir.path().join("default.yaml"), text).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rise-registry"))
+            .args(["--config-dir", self.dir.path().to_str().unwrap()])
+            .args(args)
+            .env_clear()
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs and insists on the exit code.
+    fn expect(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}\nstdout:\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    fn plan_json(&self) -> Value {
+        serde_json::from_str(&self.expect(&["plan", "--json"], 0)).unwrap()
+    }
+
+    fn action_kinds(&self) -> Vec<String> {
+        self.plan_json()["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["action"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    async fn ecr(&self) -> aws_sdk_ecr::Client {
+        aws_sdk_ecr::Client::new(&self.emulator.admin_config().await)
+    }
+
+    async fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.emulator.admin_config().await)
+    }
+
+    fn arn(name: &str) -> String {
+        format!("arn:aws:ecr:us-east-1:{ACCOUNT_ID}:repository/{name}")
+    }
+
+    async fn tags(&self, name: &str) -> Vec<(String, String)> {
+        let mut tags: Vec<_> = self
+            .ecr()
+            .await
+            .list_tags_for_resource()
+            .resource_arn(Self::arn(name))
+            .send()
+            .await
+            .unwrap()
+            .tags
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| (t.key, t.value))
+            .collect();
+        tags.sort();
+        tags
+    }
+
+    async fn repository_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .ecr()
+            .await
+            .describe_repositories()
+            .send()
+            .await
+            .unwrap()
+            .repositories
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.repository_name)
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// IAM returns policy documents URL-encoded.
+fn url_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_empty_account_converges_and_stays_converged() {
+    let account = Account::new();
+    account.configure(&["a", "b"], "");
+    let plan = account.expect(&["plan", "--detailed-exitcode"], 2);
+    snapshot!("reconcile_empty_account_plan", plan);
+    let applied = account.expect(&["apply", "--auto-approve"], 0);
+    assert!(
+        applied.contains("Apply complete: 6 done, 0 failed."),
+        "{applied}"
+    );
+    assert_eq!(
+        account.expect(&["plan", "--detailed-exitcode"], 0),
+        "No changes. AWS matches the configuration.\n"
+    );
+    let again = account.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        again, "No changes. AWS matches the configuration.\n",
+        "a second apply changes nothing"
+    );
+    assert_eq!(
+        account.tags("rise/a").await,
+        pairs(&[
+            ("rise:managed", "true"),
+            ("rise:project", "a"),
+            ("team", "platform")
+        ])
+    );
+}
+
+#[tokio::test]
+async fn drift_is_shown_exactly_and_repaired() {
+    let account = Account::new();
+    account.configure(&["a", "b"], "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    let ecr = account.ecr().await;
+    let iam = account.iam().await;
+    ecr.untag_resource()
+        .resource_arn(Account::arn("rise/a"))
+        .tag_keys("team")
+        .send()
+        .await
+        .unwrap();
+    ecr.put_image_tag_mutability()
+        .repository_name("rise/b")
+        .image_tag_mutability(ImageTagMutability::Immutable)
+        .send()
+        .await
+        .unwrap();
+    ecr.delete_lifecycle_policy()
+        .repository_name("rise/a")
+        .send()
+        .await
+        .unwrap();
+    let foreign_trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "sts:AssumeRole"}]});
+    iam.update_assume_role_policy()
+        .role_name("rise-backend")
+        .policy_document(foreign_trust.to_string())
+        .send()
+        .await
+        .unwrap();
+    let current = iam
+        .get_role_policy()
+        .role_name("rise-backend-ecr-push")
+        .policy_name("rise-push")
+        .send()
+        .await
+        .unwrap();
+    let mut doc: Value = serde_json::from_str(&url_decode(&current.policy_document)).unwrap();
+    doc["Statement"].as_array_mut().unwrap().push(
+        serde_json::json!({"Effect": "Allow", "Action": "ecr:DeleteRepository", "Resource": "*"}),
+    );
+    iam.put_role_policy()
+        .role_name("rise-backend-ecr-push")
+        .policy_name("rise-push")
+        .policy_document(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let plan = account.expect(&["plan", "--detailed-exitcode"], 2);
+    snapshot!("reconcile_drift_plan", plan);
+    assert_eq!(
+        account.action_kinds(),
+        [
+            "update_trust",
+            "put_role_policy",
+            "update_repository",
+            "set_tags",
+            "update_repository"
+        ]
+    );
+    snapshot!(
+        "reconcile_drift_plan_json",
+        serde_json::to_string_pretty(&account.plan_json()).unwrap()
+    );
+    account.expect(&["apply", "--auto-approve"], 0);
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+}
+
+#[tokio::test]
+async fn removed_projects_are_orphaned_deleted_or_brought_back_and_strangers_left_alone() {
+    let account = Account::new();
+    account.configure(&["a", "b"], "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    let ecr = account.ecr().await;
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().unwrap();
+    ecr.create_repository()
+        .repository_name("rise/handmade")
+        .tags(tag("owner", "ops"))
+        .send()
+        .await
+        .unwrap();
+    ecr.create_repository()
+        .repository_name("elsewhere/a")
+        .tags(tag("rise:managed", "true"))
+        .send()
+        .await
+        .unwrap();
+
+    // b removed: orphaned, its images kept; the strangers are reported or ignored.
+    account.configure(&["a"], "");
+    let plan = account.expect(&["plan"], 0);
+    assert!(
+        plan.contains("orphan") && plan.contains("not managed (left alone): rise/handmade"),
+        "{plan}"
+    );
+    assert!(!plan.contains("elsewhere"), "{plan}");
+    account.expect(&["apply", "--auto-approve"], 0);
+    assert!(
+        account
+            .tags("rise/b")
+            .await
+            .contains(&("rise:orphaned".into(), "true".into()))
+    );
+
+    // b comes back: un-orphaned.
+    account.configure(&["a", "b"], "");
+    assert_eq!(account.action_kinds(), ["unorphan"]);
+    account.expect(&["apply", "--auto-approve"], 0);
+    assert!(
+        !account
+            .tags("rise/b")
+            .await
+            .iter()
+            .any(|(k, _)| k == "rise:orphaned")
+    );
+
+    // A project claims the hand-made repository: adopted, its tag kept.
+    account.configure(&["a", "b", "handmade"], "");
+    assert_eq!(account.action_kinds()[0], "adopt");
+    account.expect(&["apply", "--auto-approve"], 0);
+    let tags = account.tags("rise/handmade").await;
+    assert!(
+        tags.contains(&("rise:managed".into(), "true".into()))
+            && tags.contains(&("owner".into(), "ops".into()))
+    );
+
+    // With auto_remove, a removed project's repository is deleted; nothing
+    // outside the prefix is ever touched.
+    account.configure(&["a", "handmade"], "  auto_remove: true\n");
+    let kinds = account.action_kinds();
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("delete_repository"),
+        "{kinds:?}"
+    );
+    account.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        account.repository_names().await,
+        ["elsewhere/a", "rise/a", "rise/handmade"]
+    );
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+}
+
+#[tokio::test]
+async fn a_saved_plan_is_refused_once_the_account_changed() {
+    let account = Account::new();
+    account.configure(&["a"], "");
+    let file = account.dir.path().join("plan.json");
+    let file = file.to_str().unwrap();
+    account.expect(&["plan", "--out", file], 0);
+    // Someone creates a repository under the prefix after the plan was made.
+    account
+        .ecr()
+        .await
+        .create_repository()
+        .repository_name("rise/late")
+        .send()
+        .await
+        .unwrap();
+    let out = account.run(&["apply", file]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the account changed since") && stderr.contains("plan --out"),
+        "{stderr}"
+    );
+    assert_eq!(
+        account.repository_names().await,
+        ["rise/late"],
+        "nothing applied"
+    );
+    // A fresh plan applies.
+    account.expect(&["plan", "--out", file], 0);
+    account.expect(&["apply", file], 0);
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+}
+
+#[tokio::test]
+async fn apply_without_a_terminal_or_approval_changes_nothing() {
+    let account = Account::new();
+    account.configure(&["a"], "");
+    let out = account.run(&["apply"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no terminal to ask on"));
+    assert!(account.repository_names().await.is_empty());
+}
+
+#[test]
+fn plan_needs_an_ecr_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rise-registry"))
+        .args([
+            "--config-dir",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config")
+                .to_str()
+                .unwrap(),
+            "plan",
+        ])
+        .current_dir(dir.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("registry.type is `oci-client-auth`"));
+}
+
+#[tokio::test]
+async fn a_thousand_projects_apply_and_plan_across_pages() {
+    let account = Account::new();
+    let names: Vec<String> = (0..1000).map(|i| format!("p{i:04}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    account.configure(&refs, "");
+    let applied = account.expect(&["apply", "--auto-approve"], 0);
+    assert!(
+        applied.contains("Apply complete: 1004 done, 0 failed."),
+        "{}",
+        &applied[applied.len().saturating_sub(300)..]
+    );
+    assert_eq!(
+        account.expect(&["plan", "--detailed-exitcode"], 0),
+        "No changes. AWS matches the configuration.\n"
+    );
+    assert_eq!(
+        account.repository_names().await.len(),
+        100,
+        "the API pages by 100: the plan read all ten pages"
+    );
+}
+
+#[tokio::test]
+async fn apply_killed_midway_converges_on_the_next_run() {
+    let account = Account::new();
+    let names: Vec<String> = (0..300).map(|i| format!("k{i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    account.configure(&refs, "");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rise-registry"))
+        .args([
+            "--config-dir",
+            account.dir.path().to_str().unwrap(),
+            "apply",
+            "--auto-approve",
+        ])
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = account.plan_json();
+    assert!(partial["changes"] == true, "killed before it finished");
+    account.expect(&["apply", "--auto-approve"], 0);
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+    let mut all = Vec::new();
+    let ecr = account.ecr().await;
+    let mut pages = ecr.describe_repositories().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        all.extend(
+            page.unwrap()
+                .repositories
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|r| r.repository_name),
+        );
+    }
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 300, "nothing missing, nothing twice");
+}
