@@ -177,6 +177,12 @@ async fn an_empty_account_converges_and_stays_converged() {
         account.expect(&["plan", "--detailed-exitcode"], 0),
         "No changes. AWS matches the configuration.\n"
     );
+    // A plan with nothing to do only reads: per role get, list and one
+    // policy (6), one page of repositories (1), and tags and lifecycle per
+    // repository (2 each): 7 + 2n.
+    let out = account.run(&["-v", "plan"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("reads=11 writes=0"), "{log}");
     let again = account.expect(&["apply", "--auto-approve"], 0);
     assert_eq!(
         again, "No changes. AWS matches the configuration.\n",

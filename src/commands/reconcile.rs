@@ -58,7 +58,9 @@ pub fn run_plan(
     let ecr = ecr(config)?;
     let (plan, observed) = runtime()?.block_on(async {
         let aws = Aws::new(ecr).await;
-        make_plan(&aws, config, ecr).await
+        let result = make_plan(&aws, config, ecr).await;
+        log_calls(&aws);
+        result
     })?;
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&to_json(&plan))?)?;
@@ -87,6 +89,12 @@ pub fn run_plan(
     } else {
         Status::Success
     })
+}
+
+/// The AWS request count, for `-v` and the benchmarks.
+fn log_calls(aws: &Aws) {
+    let (reads, writes) = aws.calls.counts();
+    tracing::info!(reads, writes, "AWS requests");
 }
 
 fn stdout_colour() -> bool {
@@ -137,7 +145,9 @@ pub fn run_apply(
         if planfile.is_none() && !auto_approve {
             confirm(out, plan.actions.len())?;
         }
-        execute(aws, plan, json, out).await
+        let result = execute(aws.clone(), plan, json, out).await;
+        log_calls(&aws);
+        result
     })
 }
 

@@ -3,10 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, anyhow};
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use aws_sdk_sts::error::DisplayErrorContext;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
@@ -23,11 +30,63 @@ pub struct Aws {
     iam: aws_sdk_iam::Client,
     ecr: aws_sdk_ecr::Client,
     ecr_config: EcrConfig,
+    pub calls: CallCounter,
 }
 
-/// AWS errors as one line with their code and message, never a Debug dump.
+/// Counts the AWS requests sent (retries included), split into reads
+/// (`Get*`, `List*`, `Describe*`) and writes, for the summary and the
+/// benchmarks.
+#[derive(Debug, Default, Clone)]
+pub struct CallCounter {
+    reads: Arc<AtomicUsize>,
+    writes: Arc<AtomicUsize>,
+}
+
+impl CallCounter {
+    /// (reads, writes) so far.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.reads.load(Ordering::Relaxed),
+            self.writes.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let operation = cfg
+            .load::<Metadata>()
+            .map(Metadata::name)
+            .unwrap_or_default();
+        let read = ["Get", "List", "Describe"]
+            .iter()
+            .any(|p| operation.starts_with(p));
+        let counter = if read { &self.reads } else { &self.writes };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// AWS errors as one line with their code and message, never a Debug dump;
+/// an unreachable endpoint gets a hint at the settings that choose it.
 fn aws_error<E: std::error::Error + 'static>(what: &str, e: E) -> anyhow::Error {
-    anyhow!("{what}: {}", DisplayErrorContext(&e))
+    let text = DisplayErrorContext(&e).to_string();
+    if text.contains("dispatch failure") || text.contains("timeout") {
+        anyhow!(
+            "{what}: {text}\n  hint: AWS could not be reached; check registry.region, registry.endpoint_url and AWS_ENDPOINT_URL"
+        )
+    } else {
+        anyhow!("{what}: {text}")
+    }
 }
 
 /// IAM returns policy documents URL-encoded.
@@ -64,10 +123,18 @@ fn policy_json(document: &str) -> Result<Value> {
 impl Aws {
     pub async fn new(config: &EcrConfig) -> Self {
         let sdk = crate::registry::ecr::sdk_config(config).await;
+        let calls = CallCounter::default();
+        let iam = aws_sdk_iam::config::Builder::from(&sdk)
+            .interceptor(calls.clone())
+            .build();
+        let ecr = aws_sdk_ecr::config::Builder::from(&sdk)
+            .interceptor(calls.clone())
+            .build();
         Self {
-            iam: aws_sdk_iam::Client::new(&sdk),
-            ecr: aws_sdk_ecr::Client::new(&sdk),
+            iam: aws_sdk_iam::Client::from_conf(iam),
+            ecr: aws_sdk_ecr::Client::from_conf(ecr),
             ecr_config: config.clone(),
+            calls,
         }
     }
 
