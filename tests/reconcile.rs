@@ -179,7 +179,7 @@ async fn an_empty_account_converges_and_stays_converged() {
     );
     // A plan with nothing to do only reads: per role get, list and one
     // policy (6), one page of repositories (1), and tags and lifecycle per
-    // repository (2 each): 7 + 2n.
+    // repository (2 each): 6 + pages + 2n.
     let out = account.run(&["-v", "plan"]);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("reads=11 writes=0"), "{log}");
