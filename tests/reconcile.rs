@@ -475,3 +475,66 @@ async fn apply_killed_midway_converges_on_the_next_run() {
     all.dedup();
     assert_eq!(all.len(), 300, "nothing missing, nothing twice");
 }
+
+#[tokio::test]
+async fn ctrl_c_stops_starting_actions_and_reports() {
+    let account = Account::new();
+    let names: Vec<String> = (0..1000).map(|i| format!("c{i:04}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    account.configure(&refs, "");
+    // Output to a file: a pipe nobody reads would block the plan's print.
+    let log_path = account.dir.path().join("apply.out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rise-registry"))
+        .args([
+            "--config-dir",
+            account.dir.path().to_str().unwrap(),
+            "apply",
+            "--auto-approve",
+        ])
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::fs::File::create(&log_path).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until actions are under way, then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while account
+        .ecr()
+        .await
+        .describe_repositories()
+        .send()
+        .await
+        .unwrap()
+        .repositories
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "apply never started creating"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let stdout = std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "{}",
+        &stdout[stdout.len().saturating_sub(400)..]
+    );
+    assert!(
+        stdout.contains("interrupted before the rest started"),
+        "{}",
+        &stdout[stdout.len().saturating_sub(400)..]
+    );
+    account.expect(&["apply", "--auto-approve"], 0);
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+}
