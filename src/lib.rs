@@ -13,11 +13,13 @@
 //! - [`policy`]: the per-project session policy and role session name.
 //! - [`auth`]: bearer-token verification (HS256, JWKS) and the access rule.
 //! - [`registry`]: providers that issue credentials (`ecr`, `oci-client-auth`).
+//! - [`aws`]: SDK settings and error text shared by the AWS-facing modules.
 //! - [`serve`]: the HTTP server, request flow, cache, rate limit, metrics.
 //! - [`reconcile`]: desired state, canonical policies and the pure planner
 //!   behind `plan`/`apply`.
 
 pub mod auth;
+pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -177,9 +177,16 @@ async fn aws_failure_is_a_503_with_retry_after() {
     assert!((1..=5).contains(&retry));
     let audit = serve.audit(1);
     assert_eq!(audit[0]["outcome"], "unavailable");
+    let reason = audit[0]["reason"].as_str().unwrap();
+    // AWS's code and message: what was refused, to whom, on what.
     assert!(
-        audit[0]["reason"].as_str().unwrap().contains("AssumeRole"),
+        reason.contains("AssumeRole") && reason.contains("AccessDenied: User: arn:aws:iam::"),
         "{audit:?}"
+    );
+    // AWS's own words, not a Debug dump of the SDK error.
+    assert!(
+        !reason.contains("Some(") && !reason.contains(" { "),
+        "{reason}"
     );
     // Within the back-off AWS is not asked again.
     assert_eq!(get(&url(&serve), Some(&token())).await.status, 503);

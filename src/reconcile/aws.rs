@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result, anyhow};
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
-use aws_sdk_sts::error::DisplayErrorContext;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
@@ -78,8 +79,12 @@ impl Intercept for CallCounter {
 
 /// AWS errors as one line with their code and message, never a Debug dump;
 /// an unreachable endpoint gets a hint at the settings that choose it.
-fn aws_error<E: std::error::Error + 'static>(what: &str, e: E) -> anyhow::Error {
-    let text = DisplayErrorContext(&e).to_string();
+fn aws_error<E, R>(what: &str, e: SdkError<E, R>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let text = crate::aws::sdk_error_text(&e);
     if text.contains("dispatch failure") || text.contains("timeout") {
         anyhow!(
             "{what}: {text}\n  hint: AWS could not be reached; check registry.region, registry.endpoint_url and AWS_ENDPOINT_URL"
@@ -122,7 +127,7 @@ fn policy_json(document: &str) -> Result<Value> {
 
 impl Aws {
     pub async fn new(config: &EcrConfig) -> Self {
-        let sdk = crate::registry::ecr::sdk_config(config).await;
+        let sdk = crate::aws::sdk_config(config).await;
         let calls = CallCounter::default();
         let iam = aws_sdk_iam::config::Builder::from(&sdk)
             .interceptor(calls.clone())

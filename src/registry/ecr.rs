@@ -12,8 +12,6 @@
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use aws_config::timeout::TimeoutConfig;
-use aws_sdk_sts::error::DisplayErrorContext;
 use base64::Engine;
 use tokio::time::Instant;
 
@@ -35,31 +33,12 @@ pub struct EcrProvider {
     last_ok: Mutex<Option<Instant>>,
 }
 
-/// SDK settings from the default credential chain (environment, profile,
-/// web identity for IRSA, instance metadata), with `endpoint_url` applied
-/// when set (`AWS_ENDPOINT_URL` is read by the SDK itself).
-pub async fn sdk_config(config: &EcrConfig) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(config.region.to_string()))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(12))
-                .build(),
-        );
-    if let Some(url) = &config.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    loader.load().await
-}
-
 impl EcrProvider {
     /// # Errors
     /// Never today; kept fallible so credential-chain checks can be added
     /// without changing callers.
     pub async fn new(config: &EcrConfig) -> anyhow::Result<Self> {
-        let sdk = sdk_config(config).await;
+        let sdk = crate::aws::sdk_config(config).await;
         Ok(Self {
             config: config.clone(),
             sts: aws_sdk_sts::Client::new(&sdk),
@@ -93,7 +72,7 @@ impl EcrProvider {
             .map_err(|e| {
                 ProviderError::Unavailable(format!(
                     "AssumeRole of {push_role}: {}",
-                    DisplayErrorContext(&e)
+                    crate::aws::sdk_error_text(&e)
                 ))
             })?;
         let session = assumed.credentials.ok_or_else(|| {
@@ -119,7 +98,7 @@ impl EcrProvider {
             .map_err(|e| {
                 ProviderError::Unavailable(format!(
                     "GetAuthorizationToken as {push_role}: {}",
-                    DisplayErrorContext(&e)
+                    crate::aws::sdk_error_text(&e)
                 ))
             })?
             .authorization_data
