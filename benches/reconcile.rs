@@ -9,7 +9,6 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecr::types::Tag;
@@ -37,14 +36,9 @@ fn config(emulator: &Emulator, n: usize) -> tempfile::TempDir {
 /// Runs the release binary with `-v`; returns wall time and (reads, writes).
 fn run(dir: &tempfile::TempDir, args: &[&str]) -> (Duration, usize, usize) {
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_rise-registry"))
-        .args(["-v", "--config-dir", dir.path().to_str().unwrap()])
+    let out = support::rise_registry_as_admin(dir.path())
+        .arg("-v")
         .args(args)
-        .env_clear()
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("NO_COLOR", "1")
         .output()
         .unwrap();
     let took = started.elapsed();

@@ -45,17 +45,14 @@ impl Account {
         std::fs::write(self.dir.path().join("default.yaml"), text).unwrap();
     }
 
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = support::rise_registry_as_admin(self.dir.path());
+        cmd.args(args);
+        cmd
+    }
+
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rise-registry"))
-            .args(["--config-dir", self.dir.path().to_str().unwrap()])
-            .args(args)
-            .env_clear()
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
+        self.command(args).output().unwrap()
     }
 
     /// Runs and insists on the exit code.
@@ -437,17 +434,8 @@ async fn apply_killed_midway_converges_on_the_next_run() {
     let names: Vec<String> = (0..300).map(|i| format!("k{i:03}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     account.configure(&refs, "");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rise-registry"))
-        .args([
-            "--config-dir",
-            account.dir.path().to_str().unwrap(),
-            "apply",
-            "--auto-approve",
-        ])
-        .env_clear()
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+    let mut child = account
+        .command(&["apply", "--auto-approve"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -484,17 +472,8 @@ async fn ctrl_c_stops_starting_actions_and_reports() {
     account.configure(&refs, "");
     // Output to a file: a pipe nobody reads would block the plan's print.
     let log_path = account.dir.path().join("apply.out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rise-registry"))
-        .args([
-            "--config-dir",
-            account.dir.path().to_str().unwrap(),
-            "apply",
-            "--auto-approve",
-        ])
-        .env_clear()
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+    let mut child = account
+        .command(&["apply", "--auto-approve"])
         .stdout(std::fs::File::create(&log_path).unwrap())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -51,6 +51,19 @@ pub fn fakecloud_bin() -> PathBuf {
     )
 }
 
+/// `rise-registry --config-dir DIR` with a clean environment holding only
+/// the emulator's admin key: how the tests and benchmarks run plan/apply.
+pub fn rise_registry_as_admin(config_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rise-registry"));
+    cmd.args(["--config-dir", config_dir.to_str().expect("a UTF-8 path")])
+        .env_clear()
+        .env("AWS_ACCESS_KEY_ID", ADMIN_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", ADMIN_KEY)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
 /// A port that was free a moment ago. The emulator binds it right after;
 /// a rare clash shows up as a start-up failure, not a wrong result.
 pub fn free_port() -> u16 {
