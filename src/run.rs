@@ -126,7 +126,7 @@ fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
-        .with_ansi(colour_enabled());
+        .with_ansi(colour_enabled(&io::stderr()));
     // A second init (tests calling main twice) is harmless; ignore it.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -134,8 +134,8 @@ fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
     };
 }
 
-/// Colour only on a terminal, and never when NO_COLOR is set to anything.
-pub fn colour_enabled() -> bool {
-    use std::io::IsTerminal;
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stderr().is_terminal()
+/// Colour on `stream` only when it is a terminal, and never when NO_COLOR
+/// is set to anything.
+pub fn colour_enabled(stream: &impl std::io::IsTerminal) -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && stream.is_terminal()
 }

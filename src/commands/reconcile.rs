@@ -98,7 +98,7 @@ fn log_calls(aws: &Aws) {
 }
 
 fn stdout_colour() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+    crate::run::colour_enabled(&std::io::stdout())
 }
 
 /// `apply [PLANFILE] [--auto-approve] [--json]`.
