@@ -118,10 +118,6 @@ impl JwksKeys {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    pub fn has_kid(&self, kid: &str) -> bool {
-        self.by_kid.contains_key(kid)
-    }
 }
 
 /// The static part of verification: the shared secret and claim rules.

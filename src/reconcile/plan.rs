@@ -136,14 +136,6 @@ impl Action {
             Self::DeleteRepository { .. } => 7,
         }
     }
-
-    /// Whether the action deletes something, for the plan summary.
-    pub fn is_delete(&self) -> bool {
-        matches!(
-            self,
-            Self::DeleteRepository { .. } | Self::DeleteRolePolicy { .. }
-        )
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

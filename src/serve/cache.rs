@@ -43,13 +43,6 @@ pub struct Served {
     pub stale: bool,
 }
 
-impl Served {
-    /// The expiry as wall-clock time, consistent with `remaining`.
-    pub fn expires_at(&self) -> Option<SystemTime> {
-        self.remaining.map(|r| SystemTime::now() + r)
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct Unavailable {
