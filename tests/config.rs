@@ -1,19 +1,10 @@
 //! Configuration from strings: layering, substitution, validation, every
 //! error message and redaction. The binary itself is driven in `cli.rs`.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+#[macro_use]
+mod support;
 
-use rise_registry::config::{Config, ConfigErrors, RegistryConfig, Source, load_sources};
-
-/// Snapshots live in the top-level `snapshots/` folder.
-macro_rules! snapshot {
-    ($value:expr) => {
-        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
-            insta::assert_snapshot!($value);
-        })
-    };
-}
+use rise_registry::config::{Config, ConfigErrors, RegistryConfig};
 
 const ECR_BASE: &str = r#"
 registry:
@@ -29,24 +20,8 @@ auth:
   hs256_secret: a-test-secret-that-is-long-enough-0123456789
 "#;
 
-fn sources(layers: &[(&str, &str)]) -> Vec<Source> {
-    layers
-        .iter()
-        .map(|(file, text)| Source {
-            file: Arc::from(*file),
-            text: text.to_string(),
-        })
-        .collect()
-}
-
 fn load_with(layers: &[(&str, &str)], env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
-    let env: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    load_sources(&sources(layers), &Arc::from("config"), &move |k: &str| {
-        env.get(k).cloned()
-    })
+    support::load_config(layers, env)
 }
 
 fn load(layers: &[(&str, &str)]) -> Result<Config, ConfigErrors> {

@@ -3,9 +3,10 @@
 //! unmanaged and adopted repositories, names outside the prefix).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use rise_registry::config::{Config, RegistryConfig, Source, load_sources};
+mod support;
+
+use rise_registry::config::{Config, RegistryConfig};
 use rise_registry::reconcile::desired::{DesiredState, desired_state};
 use rise_registry::reconcile::plan::{
     Action, ObservedRepository, ObservedRole, ObservedState, RoleKind, plan,
@@ -24,17 +25,7 @@ registry:
 projects: [{name: a}, {name: b}]
 auth: {hs256_secret: 0123456789abcdef0123456789abcdef}
 "#;
-    let sources = [
-        Source {
-            file: Arc::from("default.yaml"),
-            text: base.into(),
-        },
-        Source {
-            file: Arc::from("local.yaml"),
-            text: extra.into(),
-        },
-    ];
-    load_sources(&sources, &Arc::from("config"), &|_| None).unwrap()
+    support::load_config(&[("default.yaml", base), ("local.yaml", extra)], &[]).unwrap()
 }
 
 fn desired(extra: &str) -> DesiredState {

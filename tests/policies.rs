@@ -3,19 +3,12 @@
 //! auto_remove), kept as golden JSON in snapshots/, plus the rules every
 //! rendering must keep whatever the inputs.
 
-use std::sync::Arc;
+#[macro_use]
+mod support;
 
-use rise_registry::config::{EcrConfig, RegistryConfig, Source, load_sources};
+use rise_registry::config::{EcrConfig, RegistryConfig};
 use rise_registry::policy::roles::{RoleDocuments, TemplateVars, render, role_documents};
 use serde_json::Value;
-
-macro_rules! snapshot {
-    ($name:expr, $value:expr) => {
-        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
-            insta::assert_snapshot!($name, $value);
-        })
-    };
-}
 
 const BASE: &str = r#"
 registry:
@@ -29,17 +22,7 @@ auth: {hs256_secret: 0123456789abcdef0123456789abcdef}
 "#;
 
 fn ecr(extra: &str) -> EcrConfig {
-    let sources = [
-        Source {
-            file: Arc::from("default.yaml"),
-            text: BASE.into(),
-        },
-        Source {
-            file: Arc::from("local.yaml"),
-            text: extra.into(),
-        },
-    ];
-    match load_sources(&sources, &Arc::from("config"), &|_| None)
+    match support::load_config(&[("default.yaml", BASE), ("local.yaml", extra)], &[])
         .unwrap()
         .registry
     {

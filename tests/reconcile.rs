@@ -1,5 +1,6 @@
 //! `plan` and `apply` as a user runs them, against the AWS emulator.
 
+#[macro_use]
 mod support;
 
 use std::path::Path;
@@ -8,14 +9,6 @@ use std::process::{Command, Output};
 use aws_sdk_ecr::types::{ImageTagMutability, Tag};
 use serde_json::Value;
 use support::{ACCOUNT_ID, Emulator};
-
-macro_rules! snapshot {
-    ($name:expr, $value:expr) => {
-        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
-            insta::assert_snapshot!($name, $value);
-        })
-    };
-}
 
 struct Account {
     emulator: Emulator,
@@ -129,29 +122,6 @@ impl Account {
     }
 }
 
-/// IAM returns policy documents URL-encoded.
-fn url_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
     items
         .iter()
@@ -234,7 +204,8 @@ async fn drift_is_shown_exactly_and_repaired() {
         .send()
         .await
         .unwrap();
-    let mut doc: Value = serde_json::from_str(&url_decode(&current.policy_document)).unwrap();
+    let mut doc: Value =
+        rise_registry::reconcile::aws::policy_json(&current.policy_document).unwrap();
     doc["Statement"].as_array_mut().unwrap().push(
         serde_json::json!({"Effect": "Allow", "Action": "ecr:DeleteRepository", "Resource": "*"}),
     );

@@ -116,7 +116,7 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// A policy document as IAM returns it: URL-encoded JSON (or plain JSON).
-fn policy_json(document: &str) -> Result<Value> {
+pub fn policy_json(document: &str) -> Result<Value> {
     let text = if document.trim_start().starts_with('{') {
         document.to_string()
     } else {

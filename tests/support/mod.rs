@@ -6,6 +6,22 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+/// insta snapshots, kept in the top-level `snapshots/` folder. Test files
+/// declare `#[macro_use] mod support;` to use it.
+#[allow(unused_macros)] // each test binary uses a different part of this module
+macro_rules! snapshot {
+    ($value:expr) => {
+        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!($value);
+        })
+    };
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!($name, $value);
+        })
+    };
+}
+
 pub mod http;
 pub mod jwt;
 pub mod oci;
@@ -48,6 +64,30 @@ pub fn fakecloud_bin() -> PathBuf {
             cache.join("rise-registry/fakecloud-0.51.0-debug/bin/fakecloud")
         },
         "fakecloud 0.51.0 (the AWS API emulator)",
+    )
+}
+
+/// Loads configuration layers given as `(file label, text)`, lowest
+/// precedence first, with `env` as the whole environment.
+pub fn load_config(
+    layers: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> Result<rise_registry::config::Config, rise_registry::config::ConfigErrors> {
+    let sources: Vec<rise_registry::config::Source> = layers
+        .iter()
+        .map(|(file, text)| rise_registry::config::Source {
+            file: std::sync::Arc::from(*file),
+            text: text.to_string(),
+        })
+        .collect();
+    let env: std::collections::HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    rise_registry::config::load_sources(
+        &sources,
+        &std::sync::Arc::from("config"),
+        &move |k: &str| env.get(k).cloned(),
     )
 }
 
