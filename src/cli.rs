@@ -94,10 +94,47 @@ pub enum Command {
         #[arg(long, default_value_t = 3600)]
         ttl: u64,
     },
+    /// The registry side of `registry.type: oci-token`
+    OciToken {
+        #[command(subcommand)]
+        command: OciTokenCommand,
+    },
     /// Print the effective configuration, secrets redacted
     Config {
         /// Only validate: print each problem and exit 1, or one OK line
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OciTokenCommand {
+    /// Write a development CA and a token-signing key it certifies (needs no config)
+    DevCa {
+        /// Directory for ca.crt, token.key and token.crt
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Key type
+        #[arg(long, value_enum, default_value_t = crate::commands::oci_token::KeyAlgorithm::Es256)]
+        algorithm: crate::commands::oci_token::KeyAlgorithm,
+        /// Replace existing files
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the registry's `auth: token:` block for this configuration
+    RegistryConfig {
+        /// The realm URL the registry sends clients to [default: server.listen + /registry/token]
+        #[arg(long, value_name = "URL")]
+        realm: Option<String>,
+        /// Where the registry will find the root certificate
+        #[arg(
+            long,
+            value_name = "PATH",
+            default_value = "/etc/docker/registry/rise-token-root.crt"
+        )]
+        rootcertbundle: String,
+        /// Also write the root certificate (the chain's last) to this file
+        #[arg(long, value_name = "FILE")]
+        bundle_out: Option<PathBuf>,
     },
 }

@@ -83,6 +83,15 @@ macro_rules! string_newtype {
 pub struct ProjectName(String);
 string_newtype!(ProjectName);
 
+/// Deserialising validates, so a name read from any document (a ticket, say)
+/// has passed the same rules as one from config.
+impl<'de> serde::Deserialize<'de> for ProjectName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 impl ProjectName {
     pub fn parse(s: &str) -> Result<Self, NameError> {
         if s.is_empty() {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 
-use crate::cli::{Cli, Command, LogFormat};
+use crate::cli::{Cli, Command, LogFormat, OciTokenCommand};
 use crate::commands;
 use crate::config::{self, Loaded};
 
@@ -60,6 +60,18 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status> {
         verbose: _,
         command,
     } = cli;
+    // Key material comes before any config that could name it.
+    if let Command::OciToken {
+        command:
+            OciTokenCommand::DevCa {
+                out: dir,
+                algorithm,
+                force,
+            },
+    } = &command
+    {
+        return commands::oci_token::run_dev_ca(dir, *algorithm, *force, out);
+    }
     let env = |name: &str| std::env::var(name).ok();
     let loaded: Loaded = config::load(&config_dir, &run_mode, &env)?;
     match command {
@@ -101,6 +113,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status> {
             out,
         ),
         Command::Serve { listen } => commands::serve::run(loaded.config, listen),
+        Command::OciToken { command } => commands::oci_token::run(&loaded.config, command, out),
     }
 }
 

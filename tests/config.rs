@@ -211,7 +211,11 @@ fn registry_type_problems() {
         "region: us-east-1",
         "type: oci-client-auth\n  registry_url: http://r:5000\n  account_id: '1'",
     );
-    let out = [no_type, &typo, &oci_with_ecr_key]
+    let token_mistakes = no_type.replace(
+        "region: us-east-1",
+        "type: oci-token\n  registry_url: r:5000\n  service: 'rise registry'\n  ticket_ttl_seconds: 5\n  region: us-east-1",
+    );
+    let out = [no_type, &typo, &oci_with_ecr_key, &token_mistakes]
         .iter()
         .map(|text| errors(&[("x.yaml", text)]))
         .collect::<Vec<_>>()

@@ -4,18 +4,24 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 
-use crate::config::Loaded;
+use crate::config::{Loaded, RegistryConfig};
+use crate::registry::oci_token::OciTokenProvider;
 use crate::run::Status;
 
 /// Prints the merged configuration as YAML (secrets redacted), or with
-/// `check` a one-line summary. Problems never get here: loading failed first.
+/// `check` a one-line summary. Problems of the files themselves never get
+/// here: loading failed first. `--check` also loads what the files point
+/// at and serve would read at start (`oci-token`'s key and chain).
 ///
 /// # Errors
-/// Only when writing to `out` fails.
+/// When a file the configuration names is unusable, or writing fails.
 pub fn run(loaded: &Loaded, check: bool, out: &mut dyn Write) -> Result<Status> {
     let files = loaded.files.join(", ");
     if check {
         let config = &loaded.config;
+        if let RegistryConfig::OciToken(oci) = &config.registry {
+            OciTokenProvider::load(oci)?;
+        }
         let n = config.projects.len();
         writeln!(
             out,

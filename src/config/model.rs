@@ -34,6 +34,7 @@ pub enum RegistryConfig {
     // Boxed: the ECR variant is much larger, and the config is built once.
     Ecr(Box<EcrConfig>),
     OciClientAuth(OciClientAuthConfig),
+    OciToken(OciTokenConfig),
 }
 
 impl RegistryConfig {
@@ -42,6 +43,7 @@ impl RegistryConfig {
         match self {
             Self::Ecr(_) => "ecr",
             Self::OciClientAuth(_) => "oci-client-auth",
+            Self::OciToken(_) => "oci-token",
         }
     }
 }
@@ -118,6 +120,27 @@ pub struct OciClientAuthConfig {
     pub registry_url: String,
     /// Path between host and project; `None` puts projects at the top.
     pub namespace: Option<String>,
+}
+
+/// A distribution registry that trusts tokens from serve's `/registry/token`.
+#[derive(Debug, Clone, Serialize)]
+pub struct OciTokenConfig {
+    /// Host and optional port clients push to.
+    pub registry_url: String,
+    /// Projects live at `{namespace}/{project}`.
+    pub namespace: String,
+    /// The registry's `auth.token.service`: the `aud` of registry tokens.
+    pub service: String,
+    /// The registry's `auth.token.issuer`: the `iss` of registry tokens.
+    pub issuer: String,
+    /// PEM private key, EC P-256 (ES256) or RSA (RS256).
+    pub signing_key_file: String,
+    /// PEM certificates, leaf (certifying the key) first.
+    pub certificate_chain_file: String,
+    /// Lifetime of the password `/registry/credentials` hands out.
+    pub ticket_ttl_seconds: u32,
+    /// Lifetime of each registry token (never beyond its ticket's).
+    pub token_ttl_seconds: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -55,7 +55,7 @@ pub fn read_config(root: &Node, dir: &Origin) -> Result<Config, Vec<ConfigError>
     }
 }
 
-const REGISTRY_TYPES: &[&str] = &["ecr", "oci-client-auth"];
+const REGISTRY_TYPES: &[&str] = &["ecr", "oci-client-auth", "oci-token"];
 const ECR_KEYS: &[&str] = &[
     "type",
     "region",
@@ -74,10 +74,24 @@ const ECR_KEYS: &[&str] = &[
     "session_duration_seconds",
 ];
 const OCI_CLIENT_AUTH_KEYS: &[&str] = &["type", "registry_url", "namespace"];
+const OCI_TOKEN_KEYS: &[&str] = &[
+    "type",
+    "registry_url",
+    "namespace",
+    "service",
+    "issuer",
+    "signing_key_file",
+    "certificate_chain_file",
+    "ticket_ttl_seconds",
+    "token_ttl_seconds",
+];
 
 /// The keys of each registry type, to explain a key that belongs elsewhere.
-const KEYS_BY_TYPE: &[(&str, &[&str])] =
-    &[("ecr", ECR_KEYS), ("oci-client-auth", OCI_CLIENT_AUTH_KEYS)];
+const KEYS_BY_TYPE: &[(&str, &[&str])] = &[
+    ("ecr", ECR_KEYS),
+    ("oci-client-auth", OCI_CLIENT_AUTH_KEYS),
+    ("oci-token", OCI_TOKEN_KEYS),
+];
 
 struct Reader {
     errors: Vec<ConfigError>,
@@ -349,6 +363,7 @@ impl Reader {
         match ty.as_str() {
             "ecr" => self.ecr(m).map(|c| RegistryConfig::Ecr(Box::new(c))),
             "oci-client-auth" => self.oci_client_auth(m).map(RegistryConfig::OciClientAuth),
+            "oci-token" => self.oci_token(m).map(RegistryConfig::OciToken),
             other => {
                 let origin = m.origin_of("type");
                 let hint = match did_you_mean(other, REGISTRY_TYPES) {
@@ -584,6 +599,38 @@ impl Reader {
         Some(OciClientAuthConfig {
             registry_url: registry_url?,
             namespace,
+        })
+    }
+
+    fn oci_token(&mut self, mut m: MapReader<'_>) -> Option<OciTokenConfig> {
+        let registry_url = self.required(&mut m, "registry_url", |r, n, p| {
+            r.scalar(n, p, registry_host)
+        });
+        let namespace = self.required(&mut m, "namespace", |r, n, p| r.scalar(n, p, namespace));
+        let service = self.required(&mut m, "service", |r, n, p| r.scalar(n, p, token_name));
+        let issuer = self.required(&mut m, "issuer", |r, n, p| r.scalar(n, p, token_name));
+        let signing_key_file = self.required(&mut m, "signing_key_file", Self::string);
+        let certificate_chain_file = self.required(&mut m, "certificate_chain_file", Self::string);
+        let ticket_ttl_seconds = self
+            .optional(&mut m, "ticket_ttl_seconds", |r, n, p| {
+                r.uint(n, p, 60, 43_200)
+            })
+            .unwrap_or(3600);
+        let token_ttl_seconds = self
+            .optional(&mut m, "token_ttl_seconds", |r, n, p| {
+                r.uint(n, p, 60, 3600)
+            })
+            .unwrap_or(300);
+        self.finish(m, OCI_TOKEN_KEYS, Some("oci-token"));
+        Some(OciTokenConfig {
+            registry_url: registry_url?,
+            namespace: namespace?,
+            service: service?,
+            issuer: issuer?,
+            signing_key_file: signing_key_file?,
+            certificate_chain_file: certificate_chain_file?,
+            ticket_ttl_seconds,
+            token_ttl_seconds,
         })
     }
 
@@ -841,6 +888,19 @@ fn namespace(s: &str) -> Result<String, Problem> {
         Err(Problem::new(format!(
             "`{s}` is not a repository namespace (lower-case path components separated by `/`)"
         )))
+    }
+}
+
+/// A token `service` or `issuer`: compared byte for byte by the registry, so
+/// stray whitespace would silently break every push.
+fn token_name(s: &str) -> Result<String, Problem> {
+    if s.is_empty() || s.len() > 256 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err(
+            Problem::new(format!("`{s}` must be 1 to 256 characters without spaces"))
+                .hint("it must equal the registry's `auth.token` setting exactly"),
+        )
+    } else {
+        Ok(s.to_string())
     }
 }
 

@@ -155,6 +155,7 @@ impl RegistryProvider for EcrProvider {
     fn credentials<'a>(
         &'a self,
         project: &'a ProjectName,
+        _caller: &'a str,
     ) -> BoxFuture<'a, Result<RegistryCredentials, ProviderError>> {
         Box::pin(self.issue(project))
     }

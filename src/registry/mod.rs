@@ -6,6 +6,7 @@
 
 pub mod ecr;
 pub mod oci_client_auth;
+pub mod oci_token;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -46,21 +47,35 @@ pub trait RegistryProvider: Send + Sync {
     /// The `registry.type` this provider serves, for logs and metrics.
     fn kind(&self) -> &'static str;
 
-    /// Issues credentials scoped to `project`.
+    /// Issues credentials scoped to `project`, for the caller whose token
+    /// subject is `caller`.
     fn credentials<'a>(
         &'a self,
         project: &'a ProjectName,
+        caller: &'a str,
     ) -> BoxFuture<'a, Result<RegistryCredentials, ProviderError>>;
 
     /// Whether the provider can issue credentials now (for `/readyz`).
     fn ready(&self) -> BoxFuture<'_, bool>;
+
+    /// Whether credentials depend on the caller, so one caller's must not be
+    /// cached for another. Such providers issue cheaply, without upstream
+    /// calls.
+    fn per_caller(&self) -> bool {
+        false
+    }
+
+    /// The token realm (`/registry/token`), for providers that have one.
+    fn token_realm(&self) -> Option<&oci_token::OciTokenProvider> {
+        None
+    }
 }
 
 /// Builds the provider for `config`. AWS clients are created here, once,
-/// from the default credential chain.
+/// from the default credential chain; `oci-token` reads its key files here.
 ///
 /// # Errors
-/// When the AWS settings cannot be resolved.
+/// When the AWS settings cannot be resolved, or a key file is unusable.
 pub async fn create_registry_provider(
     config: &RegistryConfig,
 ) -> anyhow::Result<Box<dyn RegistryProvider>> {
@@ -69,5 +84,6 @@ pub async fn create_registry_provider(
         RegistryConfig::OciClientAuth(oci) => {
             Box::new(oci_client_auth::OciClientAuthProvider::new(oci.clone()))
         }
+        RegistryConfig::OciToken(oci) => Box::new(oci_token::OciTokenProvider::load(oci)?),
     })
 }

@@ -24,6 +24,7 @@ impl RegistryProvider for OciClientAuthProvider {
     fn credentials<'a>(
         &'a self,
         project: &'a ProjectName,
+        _caller: &'a str,
     ) -> BoxFuture<'a, Result<RegistryCredentials, ProviderError>> {
         let url = &self.config.registry_url;
         let image = match &self.config.namespace {

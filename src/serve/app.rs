@@ -8,6 +8,12 @@
 //! 4. the caller's rate limit (429 with `Retry-After`);
 //! 5. the access rule (404 for unknown *and* forbidden projects, same body);
 //! 6. credentials from the cache or the provider (503 with `Retry-After`).
+//!
+//! The token realm (`/registry/token`, `oci-token` only) authenticates by
+//! ticket instead: GET or POST (405), a parseable request (400), a ticket
+//! (401 with a Basic challenge), a valid ticket for a configured project
+//! (401), and the configured `service` if one is named (400). Scopes beyond
+//! the ticket's repository are not errors: they are simply not granted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -94,10 +100,15 @@ impl App {
     }
 
     /// Answers one request. Never fails: every problem is a JSON response.
-    pub async fn handle<B>(&self, req: Request<B>) -> Response<Body> {
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let request_id = self.request_id(&req);
         let (route, mut response) = match req.uri().path() {
             "/registry/credentials" => ("credentials", self.credentials(&req, &request_id).await),
+            "/registry/token" => ("token", self.token(req, &request_id).await),
             "/healthz" => (
                 "healthz",
                 only_get(&req)
@@ -241,11 +252,32 @@ impl App {
             crate::auth::Grant::Admin(p) => format!("admin via {p}"),
             crate::auth::Grant::Access(p) => format!("access via {p}"),
         });
+        if self.provider.per_caller() {
+            // Cheap and bound to the caller: never shared through the cache.
+            let credentials = self
+                .provider
+                .credentials(&project, &caller.subject)
+                .await
+                .map_err(|e| {
+                    audit.reason = Some(e.to_string());
+                    ApiError::Unavailable(Duration::from_secs(1))
+                })?;
+            let remaining = credentials
+                .expires_at
+                .map(|at| at.duration_since(SystemTime::now()).unwrap_or_default());
+            let served = Served {
+                credentials: Arc::new(credentials),
+                remaining,
+                cache_hit: false,
+                stale: false,
+            };
+            return Ok((project, served));
+        }
         let served = self
             .cache
             .get(&project, || async {
                 let started = std::time::Instant::now();
-                let result = self.provider.credentials(&project).await;
+                let result = self.provider.credentials(&project, &caller.subject).await;
                 self.metrics
                     .provider_call(result.is_ok(), started.elapsed());
                 if let Err(e) = &result {
@@ -264,6 +296,128 @@ impl App {
         Ok((project, served))
     }
 }
+
+impl App {
+    async fn token<B>(&self, req: Request<B>, request_id: &str) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Some(realm) = self.provider.token_realm() else {
+            return ApiError::NoRoute.response();
+        };
+        let mut audit = TokenAudit {
+            request_id,
+            ..TokenAudit::default()
+        };
+        let response = match self.token_flow(realm, req, &mut audit).await {
+            Ok((issued, offline_ticket)) => {
+                audit.outcome = "issued";
+                audit.granted = issued
+                    .access
+                    .iter()
+                    .flat_map(|a| a.actions.iter().map(move |act| format!("{}:{act}", a.name)))
+                    .collect();
+                let issued_at = rfc3339(issued.issued_at.max(0) as u64);
+                audit.expires_at =
+                    Some(rfc3339((issued.issued_at + issued.expires_in).max(0) as u64));
+                let mut body = json!({
+                    "token": issued.token,
+                    "access_token": issued.token,
+                    "expires_in": issued.expires_in,
+                    "issued_at": issued_at,
+                });
+                if let Some(ticket) = offline_ticket {
+                    // The ticket itself is the refresh token: it is what
+                    // grants, and it expires on its own schedule.
+                    body["refresh_token"] = Value::String(ticket);
+                }
+                let mut r = json_response(StatusCode::OK, &body);
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
+            }
+            Err(e) => {
+                audit.outcome = e.outcome();
+                e.response()
+            }
+        };
+        (self.audit)(&audit.line());
+        response
+    }
+
+    /// The realm's checks, in order; the token and, when asked for, the
+    /// ticket to hand back as refresh token.
+    async fn token_flow<B>(
+        &self,
+        realm: &crate::registry::oci_token::OciTokenProvider,
+        req: Request<B>,
+        audit: &mut TokenAudit<'_>,
+    ) -> Result<(crate::registry::oci_token::RegistryToken, Option<String>), ApiError>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        use super::token::{MAX_BODY_BYTES, RequestError, from_form, from_query};
+        use http_body_util::BodyExt;
+        let request = match *req.method() {
+            Method::GET => from_query(
+                req.uri().query(),
+                req.headers()
+                    .get(header::AUTHORIZATION)
+                    .map(HeaderValue::as_bytes),
+            ),
+            Method::POST => {
+                let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY_BYTES);
+                let body = tokio::time::timeout(BODY_TIMEOUT, limited.collect())
+                    .await
+                    .map_err(|_| {
+                        ApiError::BadTokenRequest("the request body was not sent in time".into())
+                    })?
+                    .map_err(|_| {
+                        ApiError::BadTokenRequest("the request body is too large or broken".into())
+                    })?;
+                from_form(&body.to_bytes())
+            }
+            _ => return Err(ApiError::TokenMethodNotAllowed),
+        };
+        let request = request.map_err(|e| match e {
+            RequestError::MissingCredentials => ApiError::MissingTicket,
+            other => ApiError::BadTokenRequest(other.to_string()),
+        })?;
+        if let Some(service) = &request.service
+            && service != &realm.config().service
+        {
+            return Err(ApiError::BadTokenRequest(format!(
+                "this realm issues tokens for service `{}`",
+                realm.config().service
+            )));
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let ticket = realm
+            .verify_ticket(&request.ticket, now)
+            .map_err(|e| ApiError::InvalidTicket(e.to_string()))?;
+        audit.subject = Some(ticket.sub.clone());
+        audit.project = Some(ticket.project.clone());
+        // Recorded only now: before the ticket checks out, they are
+        // anyone's text.
+        audit.scopes = request.scopes.clone();
+        // A project removed from config stops working at once, tickets or not.
+        if self.config.project(&ticket.project).is_none() {
+            return Err(ApiError::InvalidTicket(
+                "the ticket's project is no longer served".into(),
+            ));
+        }
+        let issued = realm.registry_token(&ticket, request.scopes.iter().map(String::as_str), now);
+        let refresh = request.offline.then_some(request.ticket);
+        Ok((issued, refresh))
+    }
+}
+
+/// A POST body must arrive within this time.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// 405 for anything but GET on a known route.
 fn only_get<B>(req: &Request<B>) -> Option<Response<Body>> {
@@ -395,6 +549,12 @@ pub enum ApiError {
     Unavailable(Duration),
     MethodNotAllowed,
     NoRoute,
+    /// Token realm: no ticket given.
+    MissingTicket,
+    /// Token realm: a ticket that is not (or no longer) valid.
+    InvalidTicket(String),
+    BadTokenRequest(String),
+    TokenMethodNotAllowed,
 }
 
 impl ApiError {
@@ -405,8 +565,11 @@ impl ApiError {
             Self::RateLimited(_) => "rate_limited",
             Self::NotFound(d) => d.as_str(),
             Self::Unavailable(_) => "unavailable",
-            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotAllowed | Self::TokenMethodNotAllowed => "method_not_allowed",
             Self::NoRoute => "no_route",
+            Self::MissingTicket => "missing_ticket",
+            Self::InvalidTicket(_) => "invalid_ticket",
+            Self::BadTokenRequest(_) => "bad_request",
         }
     }
 
@@ -445,11 +608,34 @@ impl ApiError {
                 "not_found",
                 "no such endpoint".into(),
             ),
+            Self::MissingTicket => (
+                StatusCode::UNAUTHORIZED,
+                "missing_ticket",
+                "log in with the username and password from /registry/credentials".into(),
+            ),
+            Self::InvalidTicket(m) => (StatusCode::UNAUTHORIZED, "invalid_ticket", m.clone()),
+            Self::BadTokenRequest(m) => (StatusCode::BAD_REQUEST, "invalid_request", m.clone()),
+            Self::TokenMethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "only GET and POST are supported".into(),
+            ),
         };
-        let mut r = json_response(
-            status,
-            &json!({"error": {"code": code, "message": message}}),
-        );
+        let mut body = json!({"error": {"code": code, "message": message}});
+        if matches!(
+            self,
+            Self::MissingTicket | Self::InvalidTicket(_) | Self::BadTokenRequest(_)
+        ) {
+            // Registry clients print the registry's own error shape; give
+            // them that too, so `docker login` says why.
+            let registry_code = if status == StatusCode::UNAUTHORIZED {
+                "UNAUTHORIZED"
+            } else {
+                "DENIED"
+            };
+            body["errors"] = json!([{"code": registry_code, "message": message}]);
+        }
+        let mut r = json_response(status, &body);
         let headers = r.headers_mut();
         match self {
             Self::MissingToken => {
@@ -473,6 +659,15 @@ impl ApiError {
             }
             Self::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
+            }
+            Self::TokenMethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+            }
+            Self::MissingTicket | Self::InvalidTicket(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"rise-registry\""),
+                );
             }
             _ => {}
         }
@@ -498,6 +693,32 @@ struct Audit<'a> {
     stale: bool,
     expires_at: Option<String>,
     reason: Option<String>,
+}
+
+/// The facts of one token exchange. Scopes are what the client asked for;
+/// `granted` is what the token allows.
+#[derive(Default, serde::Serialize)]
+struct TokenAudit<'a> {
+    time: String,
+    audit: &'static str,
+    request_id: &'a str,
+    subject: Option<String>,
+    project: Option<ProjectName>,
+    outcome: &'static str,
+    scopes: Vec<String>,
+    granted: Vec<String>,
+    expires_at: Option<String>,
+}
+
+impl TokenAudit<'_> {
+    fn line(&mut self) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.time = rfc3339(now);
+        self.audit = "token";
+        serde_json::to_string(self).expect("plain fields serialize")
+    }
 }
 
 /// The caller as its identity strings (`user:…`, `group:…`), or null.

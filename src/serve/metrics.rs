@@ -9,7 +9,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 const LATENCY_BUCKETS: [f64; 9] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// The routes serve answers, as labelled in metrics.
-pub const ROUTES: [&str; 5] = ["credentials", "healthz", "readyz", "metrics", "other"];
+pub const ROUTES: [&str; 6] = [
+    "credentials",
+    "token",
+    "healthz",
+    "readyz",
+    "metrics",
+    "other",
+];
 /// Statuses serve's handlers produce; anything else counts as `other`.
 const STATUSES: [u16; 8] = [200, 400, 401, 404, 405, 429, 500, 503];
 /// Outcomes of a credential request (the audit line's `outcome`).

@@ -17,6 +17,7 @@ pub mod cache;
 pub mod metrics;
 pub mod ratelimit;
 pub mod tls;
+pub mod token;
 
 use std::convert::Infallible;
 use std::future::Future;

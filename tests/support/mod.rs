@@ -25,6 +25,7 @@ macro_rules! snapshot {
 pub mod http;
 pub mod jwt;
 pub mod oci;
+pub mod registry;
 pub mod server;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -104,6 +104,36 @@ impl Serve {
         }
     }
 
+    /// Where the audit lines (stdout) go.
+    pub fn audit_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("audit.log")
+    }
+
+    /// The audit lines that match `keep`, once at least one does (waiting
+    /// up to 5 s for the writer thread).
+    pub fn audit_matching(
+        &self,
+        keep: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = std::fs::read_to_string(self.audit_path()).unwrap();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .filter(|l| keep(l))
+                .collect();
+            if !lines.is_empty() {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no matching audit line in:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
     }

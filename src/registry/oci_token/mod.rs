@@ -1,0 +1,312 @@
+//! `oci-token`: project-scoped push credentials for a CNCF distribution
+//! registry (`registry:2`, Debian's `docker-registry`) set up for token
+//! authentication, with serve's `/registry/token` as its realm.
+//!
+//! Two kinds of credential, kept apart on purpose:
+//! - a **ticket** ([`ticket`]), the password `/registry/credentials` returns:
+//!   MAC-signed, bound to one project, useless to the registry itself;
+//! - a **registry token** (a JWS signed by [`keys::SigningKey`] with the
+//!   `x5c` chain), which `/registry/token` issues for a valid ticket and the
+//!   registry checks on every request. Its `access` claim names only
+//!   `{namespace}/{project}` ([`scope::grant`]).
+//!
+//! Everything here is pure apart from [`OciTokenProvider::load`], which
+//! reads the two PEM files; time comes in as an argument.
+
+pub mod keys;
+pub mod scope;
+pub mod ticket;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use aws_lc_rs::rand::SecureRandom;
+use serde::Serialize;
+
+use super::{BoxFuture, ProviderError, RegistryCredentials, RegistryProvider};
+use crate::config::OciTokenConfig;
+use crate::naming::ProjectName;
+use keys::SigningKey;
+use scope::Access;
+use ticket::{Ticket, TicketError, TicketKey};
+
+/// The username in credentials. The registry never sees it and the realm
+/// ignores it: the ticket alone carries the grant.
+pub const USERNAME: &str = "rise";
+
+#[derive(Debug)]
+pub struct OciTokenProvider {
+    config: OciTokenConfig,
+    key: SigningKey,
+    tickets: TicketKey,
+}
+
+/// A registry token and what it grants.
+#[derive(Debug)]
+pub struct RegistryToken {
+    pub token: String,
+    pub access: Vec<Access>,
+    pub issued_at: i64,
+    pub expires_in: i64,
+}
+
+/// The claims of a registry token, as distribution reads them.
+#[derive(Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+    nbf: i64,
+    iat: i64,
+    jti: &'a str,
+    access: &'a [Access],
+}
+
+impl OciTokenProvider {
+    /// Reads the key and chain files named by `config`.
+    ///
+    /// # Errors
+    /// Naming the config key and the file when one cannot be read or used.
+    pub fn load(config: &OciTokenConfig) -> anyhow::Result<Self> {
+        let read = |key: &str, path: &str| {
+            std::fs::read(path).with_context(|| format!("registry.{key}: reading `{path}`"))
+        };
+        let key_pem = read("signing_key_file", &config.signing_key_file)?;
+        let chain_pem = read("certificate_chain_file", &config.certificate_chain_file)?;
+        Self::from_pem(config.clone(), &key_pem, &chain_pem).map_err(|e| {
+            let key = match e {
+                keys::KeyError::NoKey | keys::KeyError::UnsupportedKey => {
+                    format!("registry.signing_key_file (`{}`)", config.signing_key_file)
+                }
+                keys::KeyError::NoCertificate | keys::KeyError::BadLeaf(_) => format!(
+                    "registry.certificate_chain_file (`{}`)",
+                    config.certificate_chain_file
+                ),
+                keys::KeyError::KeyMismatch => format!(
+                    "registry.signing_key_file (`{}`) and registry.certificate_chain_file (`{}`)",
+                    config.signing_key_file, config.certificate_chain_file
+                ),
+            };
+            anyhow::anyhow!("{key}: {e}")
+        })
+    }
+
+    /// # Errors
+    /// When the key or chain is unusable.
+    pub fn from_pem(
+        config: OciTokenConfig,
+        key_pem: &[u8],
+        chain_pem: &[u8],
+    ) -> Result<Self, keys::KeyError> {
+        let key = SigningKey::load(key_pem, chain_pem)?;
+        let tickets = TicketKey::new(key.ticket_secret());
+        Ok(Self {
+            config,
+            key,
+            tickets,
+        })
+    }
+
+    pub fn config(&self) -> &OciTokenConfig {
+        &self.config
+    }
+
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// The one repository a ticket for `project` reaches.
+    pub fn repository(&self, project: &ProjectName) -> String {
+        format!("{}/{project}", self.config.namespace)
+    }
+
+    /// A ticket for `project`, issued to `subject` at `now`.
+    pub fn issue_ticket(
+        &self,
+        project: &ProjectName,
+        subject: &str,
+        now: i64,
+    ) -> RegistryCredentials {
+        let exp = now + i64::from(self.config.ticket_ttl_seconds);
+        let ticket = Ticket {
+            project: project.clone(),
+            sub: subject.to_string(),
+            iat: now,
+            exp,
+            jti: random_id(),
+        };
+        RegistryCredentials {
+            registry_url: self.config.registry_url.clone(),
+            username: USERNAME.to_string(),
+            password: self.tickets.mint(&ticket),
+            expires_at: Some(UNIX_EPOCH + Duration::from_secs(exp.max(0) as u64)),
+            image: format!("{}/{}", self.config.registry_url, self.repository(project)),
+        }
+    }
+
+    /// # Errors
+    /// When `text` is not a valid, current ticket of this broker.
+    pub fn verify_ticket(&self, text: &str, now: i64) -> Result<Ticket, TicketError> {
+        self.tickets.verify(text, now)
+    }
+
+    /// A registry token for a verified `ticket`, granting what of `scopes`
+    /// its project may have. Never outlives the ticket.
+    pub fn registry_token<'a>(
+        &self,
+        ticket: &Ticket,
+        scopes: impl IntoIterator<Item = &'a str>,
+        now: i64,
+    ) -> RegistryToken {
+        let access = scope::grant(scopes, &self.repository(&ticket.project));
+        let exp = (now + i64::from(self.config.token_ttl_seconds)).min(ticket.exp);
+        let jti = random_id();
+        let token = self.key.sign(&Claims {
+            iss: &self.config.issuer,
+            sub: &ticket.sub,
+            aud: &self.config.service,
+            exp,
+            nbf: now,
+            iat: now,
+            jti: &jti,
+            access: &access,
+        });
+        RegistryToken {
+            token,
+            access,
+            issued_at: now,
+            expires_in: exp - now,
+        }
+    }
+}
+
+/// 128 random bits, hex: token and ticket ids.
+fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system random source works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl RegistryProvider for OciTokenProvider {
+    fn kind(&self) -> &'static str {
+        "oci-token"
+    }
+
+    fn per_caller(&self) -> bool {
+        true
+    }
+
+    fn credentials<'a>(
+        &'a self,
+        project: &'a ProjectName,
+        caller: &'a str,
+    ) -> BoxFuture<'a, Result<RegistryCredentials, ProviderError>> {
+        Box::pin(async move { Ok(self.issue_ticket(project, caller, unix_now())) })
+    }
+
+    fn ready(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async { true })
+    }
+
+    fn token_realm(&self) -> Option<&OciTokenProvider> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn provider() -> OciTokenProvider {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["t".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let config = OciTokenConfig {
+            registry_url: "localhost:5000".into(),
+            namespace: "rise-apps".into(),
+            service: "rise-registry".into(),
+            issuer: "rise-broker".into(),
+            signing_key_file: String::new(),
+            certificate_chain_file: String::new(),
+            ticket_ttl_seconds: 3600,
+            token_ttl_seconds: 300,
+        };
+        OciTokenProvider::from_pem(
+            config,
+            key.serialize_pem().as_bytes(),
+            cert.pem().as_bytes(),
+        )
+        .unwrap()
+    }
+
+    fn claims(token: &str) -> serde_json::Value {
+        let payload = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_ticket_becomes_a_token_for_its_own_repository_only() {
+        let p = provider();
+        let project = ProjectName::parse("my-app").unwrap();
+        let creds = p.issue_ticket(&project, "alice", 1_000_000);
+        assert_eq!(creds.image, "localhost:5000/rise-apps/my-app");
+        assert_eq!(creds.username, USERNAME);
+        let ticket = p.verify_ticket(creds.password.expose(), 1_000_010).unwrap();
+        let token = p.registry_token(
+            &ticket,
+            [
+                "repository:rise-apps/my-app:pull,push",
+                "repository:rise-apps/other-app:pull,push",
+            ],
+            1_000_010,
+        );
+        let c = claims(&token.token);
+        assert_eq!(c["iss"], "rise-broker");
+        assert_eq!(c["aud"], "rise-registry", "a string, as distribution wants");
+        assert_eq!(c["sub"], "alice");
+        assert_eq!(c["exp"], 1_000_310);
+        assert_eq!(c["nbf"], 1_000_010);
+        assert_eq!(c["iat"], 1_000_010);
+        assert_eq!(c["jti"].as_str().unwrap().len(), 32);
+        assert_eq!(
+            c["access"],
+            serde_json::json!([{"type": "repository", "name": "rise-apps/my-app", "actions": ["pull", "push"]}])
+        );
+        assert_eq!(token.expires_in, 300);
+    }
+
+    #[test]
+    fn a_token_never_outlives_its_ticket() {
+        let p = provider();
+        let project = ProjectName::parse("my-app").unwrap();
+        let creds = p.issue_ticket(&project, "alice", 0);
+        let ticket = p.verify_ticket(creds.password.expose(), 3590).unwrap();
+        let token = p.registry_token(&ticket, ["repository:rise-apps/my-app:pull"], 3590);
+        assert_eq!(token.expires_in, 10);
+        assert_eq!(claims(&token.token)["exp"], 3600);
+    }
+
+    #[test]
+    fn tickets_of_another_broker_key_are_refused() {
+        let (a, b) = (provider(), provider());
+        let project = ProjectName::parse("my-app").unwrap();
+        let creds = a.issue_ticket(&project, "alice", 0);
+        assert_eq!(
+            b.verify_ticket(creds.password.expose(), 1),
+            Err(TicketError::BadSignature)
+        );
+    }
+}

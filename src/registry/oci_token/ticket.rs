@@ -1,0 +1,201 @@
+//! Tickets: the password `/registry/credentials` hands out for `oci-token`.
+//!
+//! A ticket says "the holder may push to project P until T", and nothing
+//! else: `/registry/token` turns it into registry tokens for P only. It is
+//! `rise.v1.{payload}.{mac}`, the payload base64url JSON and the MAC
+//! HMAC-SHA256 over everything before it. Four dot-separated parts, not
+//! three, so no JWT parser (the registry's included) mistakes it for a
+//! token; and a MAC rather than the token-signing key, so a ticket can never
+//! be accepted by the registry itself.
+//!
+//! The MAC is checked before the payload is parsed: nothing an attacker
+//! writes is interpreted until it is known to be ours.
+
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use crate::naming::ProjectName;
+use crate::secret::Secret;
+
+const PREFIX: &str = "rise.v1.";
+/// Longer input is refused before any work: a real ticket is ~250 bytes.
+pub const MAX_TICKET_BYTES: usize = 2048;
+/// A ticket issued this far in the future (clock skew between replicas) is
+/// still accepted.
+const ISSUED_AT_LEEWAY: i64 = 60;
+
+/// What a ticket grants. Not secret: the holder can read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    #[serde(rename = "prj")]
+    pub project: ProjectName,
+    /// The caller the ticket was issued to (token `sub`), for audit.
+    pub sub: String,
+    pub iat: i64,
+    pub exp: i64,
+    /// Unique per ticket, for audit.
+    pub jti: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TicketError {
+    #[error("the password is not a ticket issued by this broker")]
+    Malformed,
+    #[error("the ticket's signature does not verify")]
+    BadSignature,
+    #[error("the ticket has expired; get new credentials")]
+    Expired,
+    #[error("the ticket is not valid yet")]
+    NotYetValid,
+}
+
+/// Mints and checks tickets.
+pub struct TicketKey(hmac::Key);
+
+impl std::fmt::Debug for TicketKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TicketKey([REDACTED])")
+    }
+}
+
+impl TicketKey {
+    pub fn new(secret: &[u8]) -> Self {
+        Self(hmac::Key::new(hmac::HMAC_SHA256, secret))
+    }
+
+    pub fn mint(&self, ticket: &Ticket) -> Secret<String> {
+        let payload = serde_json::to_vec(ticket).expect("ticket fields serialize");
+        let mut text = String::with_capacity(PREFIX.len() + payload.len() * 4 / 3 + 50);
+        text.push_str(PREFIX);
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut text);
+        let tag = hmac::sign(&self.0, text.as_bytes());
+        text.push('.');
+        URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut text);
+        Secret::new(text)
+    }
+
+    /// The ticket in `text`, if it is ours, intact and within its lifetime
+    /// at `now` (Unix seconds).
+    ///
+    /// # Errors
+    /// Why it is not acceptable.
+    pub fn verify(&self, text: &str, now: i64) -> Result<Ticket, TicketError> {
+        if text.len() > MAX_TICKET_BYTES {
+            return Err(TicketError::Malformed);
+        }
+        let rest = text.strip_prefix(PREFIX).ok_or(TicketError::Malformed)?;
+        let (payload, tag) = rest.split_once('.').ok_or(TicketError::Malformed)?;
+        if payload.is_empty() || tag.contains('.') {
+            return Err(TicketError::Malformed);
+        }
+        let signed = &text[..PREFIX.len() + payload.len()];
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| TicketError::Malformed)?;
+        hmac::verify(&self.0, signed.as_bytes(), &tag).map_err(|_| TicketError::BadSignature)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| TicketError::Malformed)?;
+        let ticket: Ticket =
+            serde_json::from_slice(&payload).map_err(|_| TicketError::Malformed)?;
+        if now >= ticket.exp {
+            return Err(TicketError::Expired);
+        }
+        if ticket.iat > now + ISSUED_AT_LEEWAY {
+            return Err(TicketError::NotYetValid);
+        }
+        Ok(ticket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(project: &str, iat: i64, exp: i64) -> Ticket {
+        Ticket {
+            project: ProjectName::parse(project).unwrap(),
+            sub: "alice".into(),
+            iat,
+            exp,
+            jti: "j1".into(),
+        }
+    }
+
+    #[test]
+    fn a_minted_ticket_verifies_within_its_lifetime_only() {
+        let key = TicketKey::new(b"k");
+        let t = ticket("my-app", 1000, 4600);
+        let text = key.mint(&t);
+        assert!(text.expose().starts_with("rise.v1."));
+        assert_eq!(text.expose().split('.').count(), 4, "not JWT-shaped");
+        assert_eq!(key.verify(text.expose(), 1000), Ok(t.clone()));
+        assert_eq!(key.verify(text.expose(), 4599), Ok(t));
+        assert_eq!(key.verify(text.expose(), 4600), Err(TicketError::Expired));
+        assert_eq!(
+            key.verify(text.expose(), 900),
+            Err(TicketError::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn another_key_or_any_changed_byte_is_refused() {
+        let key = TicketKey::new(b"k");
+        let text = key.mint(&ticket("my-app", 1000, 4600));
+        let text = text.expose();
+        assert_eq!(
+            TicketKey::new(b"other").verify(text, 1000),
+            Err(TicketError::BadSignature)
+        );
+        // A payload rewritten to another project, signature kept.
+        let forged_payload =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&ticket("other-app", 1000, 4600)).unwrap());
+        let parts: Vec<&str> = text.split('.').collect();
+        let forged = format!("rise.v1.{forged_payload}.{}", parts[3]);
+        assert_eq!(key.verify(&forged, 1000), Err(TicketError::BadSignature));
+        for i in PREFIX.len()..text.len() {
+            let mut bytes = text.as_bytes().to_vec();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let changed = String::from_utf8(bytes).unwrap();
+            if changed != *text {
+                assert!(key.verify(&changed, 1000).is_err(), "byte {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn shapes_that_are_not_tickets_are_malformed() {
+        let key = TicketKey::new(b"k");
+        for bad in [
+            "",
+            "rise.v1.",
+            "rise.v2.a.b",
+            "eyJhbGciOiJIUzI1NiJ9.e30.sig",
+            "rise.v1.a.b.c",
+            "rise.v1.!!!.b",
+        ] {
+            assert!(
+                matches!(
+                    key.verify(bad, 0),
+                    Err(TicketError::Malformed | TicketError::BadSignature)
+                ),
+                "{bad}"
+            );
+        }
+        let long = format!("rise.v1.{}.x", "a".repeat(MAX_TICKET_BYTES));
+        assert_eq!(key.verify(&long, 0), Err(TicketError::Malformed));
+    }
+
+    #[test]
+    fn a_signed_payload_with_an_invalid_project_is_still_refused() {
+        let key = TicketKey::new(b"k");
+        let payload =
+            URL_SAFE_NO_PAD.encode(br#"{"prj":"../x","sub":"a","iat":0,"exp":99999,"jti":"j"}"#);
+        let signed = format!("rise.v1.{payload}");
+        let tag = hmac::sign(&key.0, signed.as_bytes());
+        let text = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
+        assert_eq!(key.verify(&text, 1), Err(TicketError::Malformed));
+    }
+}

@@ -1,0 +1,577 @@
+//! `oci-token` end to end: serve as the token realm of Debian's
+//! docker-registry (CNCF distribution 2.8) on loopback, skopeo as the
+//! client, and the keys and registry config made by the binary's own
+//! `oci-token dev-ca` and `oci-token registry-config`.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rise_registry::config::OciTokenConfig;
+use rise_registry::naming::ProjectName;
+use rise_registry::registry::oci_token::OciTokenProvider;
+use serde_json::{Value, json};
+use support::free_port;
+use support::http::{Reply, get};
+use support::jwt::{claims, hs256};
+use support::registry::DockerRegistry;
+use support::server::{BIN, Serve};
+
+const SECRET: &str = "oci-token-test-secret-oci-token-test-0123";
+const SERVICE: &str = "rise-registry";
+const ISSUER: &str = "rise-broker";
+
+/// serve, the registry it is realm of, and the files behind them.
+struct Setup {
+    serve: Serve,
+    registry: DockerRegistry,
+    pki: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+fn dev_ca(dir: &Path) {
+    let out = Command::new(BIN)
+        .args(["oci-token", "dev-ca", "--out"])
+        .arg(dir)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dev-ca: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn serve_config(registry: SocketAddr, pki: &Path) -> String {
+    format!(
+        r#"
+registry:
+  type: oci-token
+  registry_url: "{registry}"
+  namespace: rise-apps
+  service: {SERVICE}
+  issuer: {ISSUER}
+  signing_key_file: {key}
+  certificate_chain_file: {chain}
+projects:
+  - {{name: my-app, access: ["user:alice"]}}
+  - {{name: other-app, access: ["user:bob"]}}
+auth:
+  hs256_secret: {SECRET}
+"#,
+        key = pki.join("token.key").display(),
+        chain = pki.join("token.crt").display(),
+    )
+}
+
+fn setup() -> Setup {
+    let pki = tempfile::tempdir().unwrap();
+    dev_ca(pki.path());
+    let registry_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = serve_config(registry_addr, pki.path());
+    let serve = Serve::start(&config, &[]);
+
+    // The registry's side, as the command prints it.
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(conf.path().join("default.yaml"), &config).unwrap();
+    let bundle = pki.path().join("root.crt");
+    let out = Command::new(BIN)
+        .arg("--config-dir")
+        .arg(conf.path())
+        .args(["oci-token", "registry-config", "--realm"])
+        .arg(serve.url("/registry/token"))
+        .arg("--rootcertbundle")
+        .arg(&bundle)
+        .arg("--bundle-out")
+        .arg(&bundle)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "registry-config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let block = String::from_utf8(out.stdout).unwrap();
+    assert!(block.contains(&format!("service: {SERVICE}")), "{block}");
+    assert_eq!(
+        std::fs::read(&bundle).unwrap(),
+        std::fs::read(pki.path().join("ca.crt")).unwrap(),
+        "the bundle is the chain's root"
+    );
+    let registry = DockerRegistry::start(registry_addr, &block);
+    Setup {
+        serve,
+        registry,
+        pki,
+        work: tempfile::tempdir().unwrap(),
+    }
+}
+
+fn bearer(sub: &str) -> String {
+    hs256(SECRET, &claims(sub, None, &[]))
+}
+
+impl Setup {
+    /// `/registry/credentials` for `project` as `sub`: (user:password, body).
+    async fn credentials(&self, sub: &str, project: &str) -> (String, Value) {
+        let url = self
+            .serve
+            .url(&format!("/registry/credentials?project={project}"));
+        let reply = get(&url, Some(&bearer(sub))).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let body = reply.json();
+        let c = &body["credentials"];
+        let login = format!(
+            "{}:{}",
+            c["username"].as_str().unwrap(),
+            c["password"].as_str().unwrap()
+        );
+        (login, body)
+    }
+
+    fn image(&self, repository: &str) -> String {
+        format!("docker://{}/{repository}:v1", self.registry.addr)
+    }
+
+    /// Pushes a fresh one-layer image to `repository`; the digest of the
+    /// manifest as pushed (skopeo compresses the layer on the way) on
+    /// success, skopeo's error otherwise.
+    fn push(&self, login: &str, repository: &str, content: &[u8]) -> Result<String, String> {
+        let layout = self.work.path().join(format!("layout-{}", free_port()));
+        support::oci::write_layout(&layout, "v1", content);
+        let digest_file = layout.join("pushed-digest");
+        let out = support::oci::skopeo(
+            self.work.path(),
+            &[
+                "copy",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                login,
+                "--digestfile",
+                digest_file.to_str().unwrap(),
+                &format!("oci:{}:v1", layout.display()),
+                &self.image(repository),
+            ],
+        );
+        if out.status.success() {
+            Ok(std::fs::read_to_string(digest_file).unwrap())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// The manifest digest of `repository:v1`, read with `login`.
+    fn pull_digest(&self, login: &str, repository: &str) -> Result<String, String> {
+        let out = support::oci::skopeo(
+            self.work.path(),
+            &[
+                "inspect",
+                "--tls-verify=false",
+                "--creds",
+                login,
+                &self.image(repository),
+            ],
+        );
+        if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            Ok(v["Digest"].as_str().unwrap().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    fn realm(&self, query: &str) -> String {
+        self.serve.url(&format!("/registry/token?{query}"))
+    }
+
+    /// The same broker key, loaded in the test: to mint tickets at chosen
+    /// times.
+    fn broker(&self, pki: &Path) -> OciTokenProvider {
+        let config = OciTokenConfig {
+            registry_url: self.registry.addr.to_string(),
+            namespace: "rise-apps".into(),
+            service: SERVICE.into(),
+            issuer: ISSUER.into(),
+            signing_key_file: String::new(),
+            certificate_chain_file: String::new(),
+            ticket_ttl_seconds: 3600,
+            token_ttl_seconds: 300,
+        };
+        OciTokenProvider::from_pem(
+            config,
+            &std::fs::read(pki.join("token.key")).unwrap(),
+            &std::fs::read(pki.join("token.crt")).unwrap(),
+        )
+        .unwrap()
+    }
+}
+
+async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = client
+        .request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn basic(login: &str) -> String {
+    format!("Basic {}", STANDARD.encode(login))
+}
+
+fn token_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn now() -> i64 {
+    support::jwt::now()
+}
+
+#[tokio::test]
+async fn credentials_push_and_pull_their_own_repository_and_nothing_else() {
+    let s = setup();
+    let (alice, body) = s.credentials("alice", "my-app").await;
+    let c = &body["credentials"];
+    assert_eq!(c["registry_url"], s.registry.addr.to_string());
+    assert_eq!(c["username"], "rise");
+    assert!(c["password"].as_str().unwrap().starts_with("rise.v1."));
+    let expires_in = c["expires_in"].as_u64().unwrap();
+    assert!((3590..=3600).contains(&expires_in), "{expires_in}");
+    assert!(c["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        body["image"],
+        format!("{}/rise-apps/my-app", s.registry.addr)
+    );
+
+    let pushed = s
+        .push(&alice, "rise-apps/my-app", b"my-app v1\n")
+        .unwrap_or_else(|e| panic!("push: {e}\nregistry log:\n{}", s.registry.logs()));
+    assert_eq!(
+        s.pull_digest(&alice, "rise-apps/my-app"),
+        Ok(pushed.clone())
+    );
+
+    // bob's own project works for bob; alice's ticket reaches none of it.
+    let (bob, _) = s.credentials("bob", "other-app").await;
+    let bobs = s.push(&bob, "rise-apps/other-app", b"other v1\n").unwrap();
+    let refused_push = s.push(&alice, "rise-apps/other-app", b"intruder\n");
+    assert!(refused_push.is_err(), "alice pushed to other-app");
+    assert!(s.pull_digest(&alice, "rise-apps/other-app").is_err());
+    assert_eq!(
+        s.pull_digest(&bob, "rise-apps/other-app"),
+        Ok(bobs),
+        "other-app unchanged"
+    );
+    // Nor the namespace's neighbours or the top level.
+    assert!(s.push(&alice, "rise-apps/my-app2", b"x\n").is_err());
+    assert!(s.push(&alice, "my-app", b"x\n").is_err());
+
+    // The audit says who exchanged which ticket for what.
+    let audit = s
+        .serve
+        .audit_matching(|l| l["audit"] == "token" && l["outcome"] == "issued");
+    assert!(audit.iter().any(|l| l["subject"] == "alice"
+        && l["project"] == "my-app"
+        && l["granted"] == json!(["rise-apps/my-app:pull", "rise-apps/my-app:push"])));
+    assert!(
+        audit
+            .iter()
+            .filter(|l| l["subject"] == "alice")
+            .all(|l| l["granted"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|g| g.as_str().unwrap().starts_with("rise-apps/my-app:"))),
+        "{audit:?}"
+    );
+    let log = std::fs::read_to_string(s.serve.audit_path()).unwrap();
+    assert!(
+        !log.contains(c["password"].as_str().unwrap()),
+        "no ticket in the audit"
+    );
+
+    // A registry restart changes nothing: same chain, same tickets.
+    let mut s = s;
+    s.registry.restart();
+    assert_eq!(s.pull_digest(&alice, "rise-apps/my-app"), Ok(pushed));
+    assert!(s.push(&alice, "rise-apps/my-app", b"my-app v2\n").is_ok());
+}
+
+#[tokio::test]
+async fn the_realm_grants_only_the_tickets_repository_and_the_registry_agrees() {
+    let s = setup();
+    let (alice, _) = s.credentials("alice", "my-app").await;
+    let auth = basic(&alice);
+
+    // Own scope: pull and push; the token opens the repository.
+    let reply = send(
+        Method::GET,
+        &s.realm("service=rise-registry&scope=repository%3Arise-apps%2Fmy-app%3Apull%2Cpush"),
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    let body = reply.json();
+    assert_eq!(body["token"], body["access_token"]);
+    assert_eq!(body["expires_in"], 300);
+    assert!(body["issued_at"].as_str().unwrap().ends_with('Z'));
+    assert!(body.get("refresh_token").is_none(), "not asked for");
+    let own = body["token"].as_str().unwrap().to_string();
+    let c = token_claims(&own);
+    assert_eq!(c["aud"], SERVICE);
+    assert_eq!(c["iss"], ISSUER);
+    assert_eq!(
+        c["access"],
+        json!([{"type": "repository", "name": "rise-apps/my-app", "actions": ["pull", "push"]}])
+    );
+    let tags = |repo: &str, token: &str| {
+        let url = s.registry.url(&format!("/v2/{repo}/tags/list"));
+        let token = token.to_string();
+        async move { get(&url, Some(&token)).await.status.as_u16() }
+    };
+    assert_eq!(
+        tags("rise-apps/my-app", &own).await,
+        404,
+        "authorised: NAME_UNKNOWN"
+    );
+
+    // Another project's scope: a token with empty access, which the
+    // registry refuses; no error that would reveal the repository.
+    let reply = send(
+        Method::GET,
+        &s.realm("scope=repository:rise-apps/other-app:pull,push&scope=registry:catalog:*"),
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let other = reply.json()["token"].as_str().unwrap().to_string();
+    assert_eq!(token_claims(&other)["access"], json!([]));
+    assert_eq!(tags("rise-apps/other-app", &other).await, 401);
+    assert_eq!(tags("rise-apps/other-app", &own).await, 401);
+
+    // A token signed by any other key is refused by the registry.
+    let stranger_pki = tempfile::tempdir().unwrap();
+    dev_ca(stranger_pki.path());
+    let stranger = s.broker(stranger_pki.path());
+    let creds = stranger.issue_ticket(&ProjectName::parse("my-app").unwrap(), "mallory", now());
+    let ticket = stranger
+        .verify_ticket(creds.password.expose(), now())
+        .unwrap();
+    let forged = stranger.registry_token(&ticket, ["repository:rise-apps/my-app:pull,push"], now());
+    assert_eq!(tags("rise-apps/my-app", &forged.token).await, 401);
+
+    // POST, as containerd does, with a refresh token requested and used.
+    let password = alice.split_once(':').unwrap().1;
+    let form = format!(
+        "grant_type=password&username=rise&password={password}&service=rise-registry\
+         &scope=repository%3Arise-apps%2Fmy-app%3Apull&access_type=offline&client_id=test"
+    );
+    let reply = send(
+        Method::POST,
+        &s.realm(""),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        &form,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body = reply.json();
+    assert_eq!(body["refresh_token"], password);
+    assert_eq!(
+        token_claims(body["access_token"].as_str().unwrap())["access"][0]["actions"],
+        json!(["pull"])
+    );
+    let reply = send(
+        Method::POST,
+        &s.realm(""),
+        &[],
+        &format!("grant_type=refresh_token&refresh_token={password}&scope=repository:rise-apps/my-app:push"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // A chunked body is read as well.
+    let chunked = post_chunked(s.serve.addr, &form);
+    assert!(chunked.starts_with("HTTP/1.1 200"), "{chunked}");
+
+    assert_eq!(
+        send(Method::PUT, &s.realm(""), &[], "")
+            .await
+            .header("allow"),
+        Some("GET, POST")
+    );
+}
+
+/// POSTs `body` to the realm with `Transfer-Encoding: chunked`, in two
+/// chunks, over a plain socket; the raw response.
+fn post_chunked(addr: SocketAddr, body: &str) -> String {
+    let (a, b) = body.split_at(body.len() / 2);
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /registry/token HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+        a.len(),
+        b.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[tokio::test]
+async fn expired_forged_and_foreign_tickets_are_refused() {
+    let s = setup();
+    let my_app = ProjectName::parse("my-app").unwrap();
+    let broker = s.broker(s.pki.path());
+    let scope = "scope=repository:rise-apps/my-app:pull,push";
+    let exchange = |ticket: String| {
+        let url = s.realm(scope);
+        async move {
+            send(
+                Method::GET,
+                &url,
+                &[("authorization", &basic(&format!("rise:{ticket}")))],
+                "",
+            )
+            .await
+        }
+    };
+
+    // The same key, two hours ago: a genuine but expired ticket.
+    let expired = broker.issue_ticket(&my_app, "alice", now() - 7200);
+    let reply = exchange(expired.password.expose().clone()).await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["code"], "invalid_ticket");
+    assert!(
+        reply.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    assert!(
+        reply
+            .header("www-authenticate")
+            .unwrap()
+            .starts_with("Basic")
+    );
+    let login = format!("rise:{}", expired.password.expose());
+    assert!(s.push(&login, "rise-apps/my-app", b"late\n").is_err());
+
+    // A current ticket, its project rewritten: the MAC no longer fits.
+    let fresh = broker.issue_ticket(&my_app, "alice", now());
+    let parts: Vec<&str> = fresh.password.expose().split('.').collect();
+    let mut payload: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap()).unwrap();
+    payload["prj"] = json!("other-app");
+    let forged = format!(
+        "rise.v1.{}.{}",
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        parts[3]
+    );
+    assert_eq!(exchange(forged).await.status, 401);
+
+    // A ticket signed with another broker's key (re-signed).
+    let stranger_pki = tempfile::tempdir().unwrap();
+    dev_ca(stranger_pki.path());
+    let resigned = s
+        .broker(stranger_pki.path())
+        .issue_ticket(&my_app, "alice", now());
+    assert_eq!(
+        exchange(resigned.password.expose().clone()).await.status,
+        401
+    );
+    let login = format!("rise:{}", resigned.password.expose());
+    assert!(s.push(&login, "rise-apps/my-app", b"resigned\n").is_err());
+
+    // A JWT or nothing at all is not a ticket.
+    assert_eq!(exchange(bearer("alice")).await.status, 401);
+    let reply = send(Method::GET, &s.realm(scope), &[], "").await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.json()["error"]["code"], "missing_ticket");
+
+    // The genuine ticket works, but not for another service.
+    let ok = exchange(fresh.password.expose().clone()).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let reply = send(
+        Method::GET,
+        &s.realm("service=elsewhere"),
+        &[(
+            "authorization",
+            &basic(&format!("rise:{}", fresh.password.expose())),
+        )],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+}
+
+#[test]
+fn config_check_loads_the_key_and_names_what_does_not_fit() {
+    let pki = tempfile::tempdir().unwrap();
+    dev_ca(pki.path());
+    let conf = tempfile::tempdir().unwrap();
+    let config = serve_config("127.0.0.1:5000".parse().unwrap(), pki.path());
+    std::fs::write(conf.path().join("default.yaml"), &config).unwrap();
+    let check = || {
+        Command::new(BIN)
+            .arg("--config-dir")
+            .arg(conf.path())
+            .args(["config", "--check"])
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("registry oci-token"));
+
+    // A key from another CA run: the leaf does not certify it.
+    let other = tempfile::tempdir().unwrap();
+    dev_ca(other.path());
+    std::fs::copy(other.path().join("token.key"), pki.path().join("token.key")).unwrap();
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("registry.signing_key_file") && err.contains("does not match"),
+        "{err}"
+    );
+    std::fs::remove_file(pki.path().join("token.crt")).unwrap();
+    let err = String::from_utf8_lossy(&check().stderr).into_owned();
+    assert!(
+        err.contains("registry.certificate_chain_file: reading"),
+        "{err}"
+    );
+}

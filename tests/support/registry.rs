@@ -1,0 +1,105 @@
+//! Debian's docker-registry (CNCF distribution 2.8) on a loopback port,
+//! configured for token authentication with serve as its realm.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn docker_registry_bin() -> PathBuf {
+    super::tool(
+        "RISE_TEST_DOCKER_REGISTRY",
+        || "/usr/bin/docker-registry".into(),
+        "docker-registry",
+    )
+}
+
+pub struct DockerRegistry {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl DockerRegistry {
+    /// Starts the registry on `addr` with `auth_block` (the `auth:` section
+    /// of its config.yml, as `rise-registry oci-token registry-config`
+    /// prints it).
+    pub fn start(addr: SocketAddr, auth_block: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "version: 0.1\n\
+             log:\n  level: info\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {data}\n\
+             http:\n  addr: {addr}\n\
+             {auth_block}",
+            data = dir.path().join("data").display(),
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let mut registry = Self {
+            child: None,
+            addr,
+            dir,
+        };
+        registry.spawn();
+        registry
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("registry.log"))
+            .unwrap();
+        let child = Command::new(docker_registry_bin())
+            .arg("serve")
+            .arg(self.dir.path().join("config.yml"))
+            .env_clear()
+            .env("HOME", self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting docker-registry");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("docker-registry exited with {status}:\n{}", self.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not listen in time:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Stops and starts the process with the same config and storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Its log: the only place it says why it refused a token.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for DockerRegistry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
