@@ -12,7 +12,8 @@
 //! - [`secret`]: a wrapper that redacts secrets in every rendering.
 //! - [`policy`]: the per-project session policy and role session name.
 //! - [`auth`]: bearer-token verification (HS256, JWKS) and the access rule.
-//! - [`registry`]: providers that issue credentials (`ecr`, `oci-client-auth`).
+//! - [`registry`]: providers that issue credentials (`ecr`, `oci-client-auth`,
+//!   `oci-token` with its tickets, scopes and token signing).
 //! - [`aws`]: SDK settings and error text shared by the AWS-facing modules.
 //! - [`serve`]: the HTTP server, request flow, cache, rate limit, metrics.
 //! - [`reconcile`]: desired state, canonical policies and the pure planner

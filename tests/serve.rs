@@ -184,6 +184,15 @@ async fn errors_are_json_with_the_right_status_and_headers() {
         ),
         (404, Some("not_found"))
     );
+    // The token realm exists only for `oci-token` registries.
+    let reply = get(&serve.url("/registry/token?service=x"), None).await;
+    assert_eq!(
+        (
+            reply.status.as_u16(),
+            reply.json()["error"]["code"].as_str()
+        ),
+        (404, Some("not_found"))
+    );
 
     // No secret in any audit line or log.
     let everything = format!("{:?}{}", serve.audit(24), serve.logs());

@@ -575,3 +575,24 @@ fn config_check_loads_the_key_and_names_what_does_not_fit() {
         "{err}"
     );
 }
+
+#[test]
+fn the_shipped_oci_token_run_mode_accepts_what_dev_ca_writes() {
+    let pki = tempfile::tempdir().unwrap();
+    dev_ca(pki.path());
+    let out = Command::new(BIN)
+        .arg("--config-dir")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config"))
+        .args(["--run-mode", "oci-token", "config", "--check"])
+        .env_clear()
+        .env("RISE_TOKEN_KEY", pki.path().join("token.key"))
+        .env("RISE_TOKEN_CHAIN", pki.path().join("token.crt"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("registry oci-token"));
+}
