@@ -3,23 +3,49 @@
 
 use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::config::EcrConfig;
 
+/// Who the SDK settings are for: the two differ in how long a call may
+/// keep trying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// serve: a client is waiting, and a cached credential or a 503 with
+    /// `Retry-After` is better than a long wait. The SDK's standard retry
+    /// (3 attempts) within 12 s.
+    Serve,
+    /// plan/apply: nobody is waiting on one call, and AWS throttles the
+    /// describe and tag calls a large account needs by the thousand. Up to
+    /// 10 attempts with backoff capped at 5 s, within 90 s per call, so a
+    /// throttled account slows apply down instead of failing it.
+    Reconcile,
+}
+
 /// SDK settings from the default credential chain (environment, profile,
 /// web identity for IRSA, instance metadata), with `endpoint_url` applied
 /// when set (`AWS_ENDPOINT_URL` is read by the SDK itself).
-pub async fn sdk_config(config: &EcrConfig) -> aws_config::SdkConfig {
+pub async fn sdk_config(config: &EcrConfig, caller: Caller) -> aws_config::SdkConfig {
+    let (retry, operation_timeout) = match caller {
+        Caller::Serve => (RetryConfig::standard(), Duration::from_secs(12)),
+        Caller::Reconcile => (
+            RetryConfig::standard()
+                .with_max_attempts(10)
+                .with_max_backoff(Duration::from_secs(5)),
+            Duration::from_secs(90),
+        ),
+    };
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(config.region.to_string()))
+        .retry_config(retry)
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
                 .operation_attempt_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(12))
+                .operation_timeout(operation_timeout)
                 .build(),
         );
     if let Some(url) = &config.endpoint_url {

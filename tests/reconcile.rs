@@ -23,16 +23,29 @@ impl Account {
         }
     }
 
+    /// An account whose emulator keeps its state on disk across restarts.
+    fn persistent() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            emulator: Emulator::start_persistent(&dir.path().join("aws")),
+            dir,
+        }
+    }
+
     /// Writes the config: the given projects and extra `registry:` lines.
     fn configure(&self, projects: &[&str], registry_extra: &str) {
+        self.configure_at(&self.emulator.endpoint_url(), projects, registry_extra);
+    }
+
+    /// As [`Self::configure`], reaching AWS through `endpoint`.
+    fn configure_at(&self, endpoint: &str, projects: &[&str], registry_extra: &str) {
         let projects: Vec<String> = projects.iter().map(|p| format!("{{name: {p}}}")).collect();
         let text = format!(
             "registry:\n  type: ecr\n  region: us-east-1\n  account_id: \"{ACCOUNT_ID}\"\n  \
              role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend\n  \
              push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push\n  \
-             endpoint_url: {}\n  tags: {{team: platform}}\n{registry_extra}\
+             endpoint_url: {endpoint}\n  tags: {{team: platform}}\n{registry_extra}\
              projects: [{}]\nauth: {{hs256_secret: 0123456789abcdef0123456789abcdef}}\n",
-            self.emulator.endpoint_url(),
             projects.join(", ")
         );
         std::fs::write(self.dir.path().join("default.yaml"), text).unwrap();
@@ -477,4 +490,149 @@ async fn ctrl_c_stops_starting_actions_and_reports() {
     );
     account.expect(&["apply", "--auto-approve"], 0);
     account.expect(&["plan", "--detailed-exitcode"], 0);
+}
+
+/// Repositories and roles outside what the config manages, for checking
+/// that a faulty apply left them alone: `elsewhere/keep` outside the prefix
+/// (even tagged managed) and `rise/handmade` under it without the tag.
+async fn plant_strangers(account: &Account) -> Vec<(String, Vec<(String, String)>)> {
+    let ecr = account.ecr().await;
+    for (name, tags) in [
+        (
+            "elsewhere/keep",
+            vec![("rise:managed", "true"), ("owner", "x")],
+        ),
+        ("rise/handmade", vec![("owner", "y")]),
+    ] {
+        ecr.create_repository()
+            .repository_name(name)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .unwrap();
+    }
+    strangers(account).await
+}
+
+async fn strangers(account: &Account) -> Vec<(String, Vec<(String, String)>)> {
+    let mut out = Vec::new();
+    for name in ["elsewhere/keep", "rise/handmade"] {
+        out.push((name.to_string(), account.tags(name).await));
+    }
+    out
+}
+
+/// Every repository name, across pages.
+async fn all_repositories(account: &Account) -> Vec<String> {
+    let mut all = Vec::new();
+    let ecr = account.ecr().await;
+    let mut pages = ecr.describe_repositories().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        all.extend(
+            page.unwrap()
+                .repositories
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|r| r.repository_name),
+        );
+    }
+    all.sort();
+    all
+}
+
+#[tokio::test]
+async fn apply_converges_after_aws_dies_midway_and_leaves_strangers_alone() {
+    let mut account = Account::persistent();
+    let before = plant_strangers(&account).await;
+    let names: Vec<String> = (0..300).map(|i| format!("f{i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    account.configure(&refs, "");
+    let child = account
+        .command(&["apply", "--auto-approve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    account.emulator.stop();
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "apply gave up in bounded time"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    eprintln!(
+        "apply with AWS gone gave up after {:?}:\n{}\n{}",
+        started.elapsed(),
+        stdout.lines().rev().take(4).collect::<Vec<_>>().join("\n"),
+        stderr.lines().take(6).collect::<Vec<_>>().join("\n")
+    );
+    assert!(
+        stdout.contains("failed") || stderr.contains("error"),
+        "the failure is reported:\n{stdout}\n{stderr}"
+    );
+
+    account.emulator.restart();
+    account.expect(&["apply", "--auto-approve"], 0);
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+    let all = all_repositories(&account).await;
+    let managed: Vec<&String> = all.iter().filter(|n| n.starts_with("rise/f")).collect();
+    assert_eq!(managed.len(), 300, "nothing missing, nothing twice");
+    assert_eq!(all.len(), 302, "{all:?}");
+    assert_eq!(strangers(&account).await, before, "strangers untouched");
+}
+
+#[tokio::test]
+async fn apply_under_throttling_retries_and_converges() {
+    let account = Account::new();
+    let before = plant_strangers(&account).await;
+    let proxy = support::throttle::ThrottlingProxy::start(account.emulator.addr, 25);
+    let names: Vec<String> = (0..60).map(|i| format!("t{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    account.configure_at(&proxy.url(), &refs, "");
+    // Every run either finishes or says which actions failed; re-runs pick
+    // up what is left.
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let out = account.run(&["apply", "--auto-approve"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        match out.status.code() {
+            Some(0) => break,
+            Some(1) => assert!(
+                stderr.contains("Throttl")
+                    || String::from_utf8_lossy(&out.stdout).contains("Throttl"),
+                "a failure names throttling:\n{stderr}"
+            ),
+            other => panic!("apply exited {other:?}: {stderr}"),
+        }
+        assert!(runs < 6, "no convergence after {runs} runs");
+    }
+    let throttled = proxy.throttled.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(throttled > 10, "throttling happened ({throttled} calls)");
+    eprintln!(
+        "throttled {throttled} of {} calls; converged after {runs} apply run(s)",
+        throttled + proxy.forwarded.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    // Checked without the proxy: the account is exactly as configured.
+    account.configure(&refs, "");
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+    let all = all_repositories(&account).await;
+    assert_eq!(all.iter().filter(|n| n.starts_with("rise/t")).count(), 60);
+    assert_eq!(strangers(&account).await, before, "strangers untouched");
 }

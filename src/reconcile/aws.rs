@@ -127,7 +127,7 @@ pub fn policy_json(document: &str) -> Result<Value> {
 
 impl Aws {
     pub async fn new(config: &EcrConfig) -> Self {
-        let sdk = crate::aws::sdk_config(config).await;
+        let sdk = crate::aws::sdk_config(config, crate::aws::Caller::Reconcile).await;
         let calls = CallCounter::default();
         let iam = aws_sdk_iam::config::Builder::from(&sdk)
             .interceptor(calls.clone())

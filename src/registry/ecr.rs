@@ -38,7 +38,7 @@ impl EcrProvider {
     /// Never today; kept fallible so credential-chain checks can be added
     /// without changing callers.
     pub async fn new(config: &EcrConfig) -> anyhow::Result<Self> {
-        let sdk = crate::aws::sdk_config(config).await;
+        let sdk = crate::aws::sdk_config(config, crate::aws::Caller::Serve).await;
         Ok(Self {
             config: config.clone(),
             sts: aws_sdk_sts::Client::new(&sdk),

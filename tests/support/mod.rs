@@ -27,6 +27,7 @@ pub mod jwt;
 pub mod oci;
 pub mod registry;
 pub mod server;
+pub mod throttle;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -119,46 +120,64 @@ pub fn free_port() -> u16 {
 pub struct Emulator {
     child: Child,
     pub addr: SocketAddr,
+    /// Where state is kept across restarts, when it is.
+    data: Option<PathBuf>,
 }
 
 impl Emulator {
+    /// An emulator whose state lives in memory: a restart empties it.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// An emulator that keeps its state in `data`, so a restart (or a kill)
+    /// finds it again, as AWS would after an outage.
+    pub fn start_persistent(data: &std::path::Path) -> Self {
+        Self::start_with(Some(data.to_path_buf()))
+    }
+
+    fn start_with(data: Option<PathBuf>) -> Self {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut emulator = Self {
-            child: Self::spawn(addr),
+            child: Self::spawn(addr, data.as_deref()),
             addr,
+            data,
         };
         emulator.wait_ready(Duration::from_secs(30));
         emulator
     }
 
-    /// Starts a fresh emulator (empty state) on the same address, as if AWS
-    /// came back after an outage.
+    /// Starts the emulator again on the same address, as if AWS came back
+    /// after an outage: empty, or with its kept state when persistent.
     pub fn restart(&mut self) {
         self.stop();
-        self.child = Self::spawn(self.addr);
+        self.child = Self::spawn(self.addr, self.data.as_deref());
         self.wait_ready(Duration::from_secs(30));
     }
 
-    fn spawn(addr: SocketAddr) -> Child {
+    fn spawn(addr: SocketAddr, data: Option<&std::path::Path>) -> Child {
         let bin = fakecloud_bin();
-        Command::new(&bin)
-            .args([
-                "--addr",
-                &addr.to_string(),
-                "--iam",
-                "strict",
-                "--log-level",
-                "warn",
-            ])
-            .args(["--region", REGION, "--account-id", ACCOUNT_ID])
-            .stdin(Stdio::null())
-            // It prints start-up warnings (no container runtime, test keys)
-            // whatever the log level; they would only bury test output.
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}; {INSTALL_HINT}", bin.display()))
+        let mut cmd = Command::new(&bin);
+        if let Some(dir) = data {
+            cmd.args(["--storage-mode", "persistent", "--data-path"])
+                .arg(dir);
+        }
+        cmd.args([
+            "--addr",
+            &addr.to_string(),
+            "--iam",
+            "strict",
+            "--log-level",
+            "warn",
+        ])
+        .args(["--region", REGION, "--account-id", ACCOUNT_ID])
+        .stdin(Stdio::null())
+        // It prints start-up warnings (no container runtime, test keys)
+        // whatever the log level; they would only bury test output.
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}; {INSTALL_HINT}", bin.display()))
     }
 
     pub fn endpoint_url(&self) -> String {
