@@ -1,8 +1,10 @@
 //! serve under load, measured with wrk beside a bare hyper baseline in the
 //! same run: cached ECR credentials with HS256 and with RS256 (JWKS)
-//! tokens, and serve's memory under that load. Run it with `scripts/bench`
-//! (which installs wrk and the emulator); docs/performance.md explains the
-//! table.
+//! tokens; the cold path (AssumeRole + GetAuthorizationToken through
+//! serve) beside the same provider call made in-process; 50 concurrent cold
+//! requests for one project (single flight) beside 50 for 50 projects; and
+//! serve's memory under load. Run it with `scripts/bench` (which installs
+//! wrk and the emulator); docs/performance.md explains the table.
 //!
 //! Settings (environment): `BENCH_RUNS` (default 3, the median is
 //! reported), `BENCH_SECONDS` per run (default 8), `BENCH_CONNECTIONS`
@@ -162,6 +164,13 @@ fn main() {
     let runs = env_or("BENCH_RUNS", 3) as usize;
     let seconds = env_or("BENCH_SECONDS", 8);
     let connections = env_or("BENCH_CONNECTIONS", 64);
+    // SAFETY: nothing else runs yet; the in-process provider of the cold
+    // baseline reads the emulator's key from the default chain, as serve does.
+    unsafe {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    }
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     let emulator = Emulator::start();
@@ -179,11 +188,13 @@ registry:
   endpoint_url: {}
 projects:
   - {{name: my-app, access: ["group:team-a"]}}
+{}
 auth: {{hs256_secret: {SECRET}, jwks_url: "{}"}}
 server:
   rate_limit: {{requests_per_minute: 1000000, burst: 1000000}}
 "#,
         emulator.endpoint_url(),
+        cold_projects(runs),
         jwks.url
     );
     let env = [
@@ -227,32 +238,147 @@ server:
     let peak_kib = memory_kib(serve.pid(), "VmHWM:");
     let (base, hs, rs_sum) = (summarize(&base), summarize(&hs), summarize(&rs_runs));
 
-    println!();
-    println!(
-        "serve, cached ECR credentials: medians of {runs} runs of {seconds} s, {connections} connections, wrk -t2"
-    );
-    println!();
-    println!("| case | requests/s | ratio to baseline | p50 ms | p99 ms |");
-    println!("|---|---:|---:|---:|---:|");
+    // The cold path and single flight, on projects nobody asked for yet.
+    let ecr_config = match support::load_config(&[("default.yaml", &config)], &[])
+        .expect("the bench config loads")
+        .registry
+    {
+        rise_registry::config::RegistryConfig::Ecr(ecr) => ecr,
+        _ => unreachable!("the bench config is ECR"),
+    };
+    let provider = rt
+        .block_on(rise_registry::registry::ecr::EcrProvider::new(&ecr_config))
+        .expect("the in-process provider");
+    let token = hs256(SECRET, &caller("cold".into()));
+    let (mut cold, mut direct, mut one, mut many) = (vec![], vec![], vec![], vec![]);
+    let (mut one_calls, mut many_calls) = (0.0, 0.0);
+    for round in 0..runs {
+        eprintln!("round {}/{runs}: cold path and single flight", round + 1);
+        for i in 0..COLD_SAMPLES {
+            let project = format!("c{round}-{i:02}");
+            let started = std::time::Instant::now();
+            let reply = rt.block_on(support::http::get(
+                &serve.url(&format!("/registry/credentials?project={project}")),
+                Some(&token),
+            ));
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            cold.push(started.elapsed().as_secs_f64() * 1000.0);
+            let name =
+                rise_registry::naming::ProjectName::parse(&format!("d{round}-{i:02}")).unwrap();
+            let started = std::time::Instant::now();
+            rt.block_on(rise_registry::registry::RegistryProvider::credentials(
+                &provider, &name, "bench",
+            ))
+            .expect("in-process credentials");
+            direct.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        let (t, calls) = rt.block_on(concurrent_cold(&serve, &token, |_| format!("s{round}")));
+        one.push(t);
+        one_calls = calls;
+        let (t, calls) = rt.block_on(concurrent_cold(&serve, &token, |i| {
+            format!("m{round}-{i:02}")
+        }));
+        many.push(t);
+        many_calls = calls;
+    }
+    let (cold, direct, one, many) = (median(cold), median(direct), median(one), median(many));
+
+    header();
+    let hyper_cell = |r: Run| {
+        format!(
+            "bare hyper: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+            r.rps, r.p50_ms, r.p99_ms
+        )
+    };
     for (name, r) in [
-        ("bare hyper baseline", base),
-        ("serve, HS256 token", hs),
-        ("serve, RS256 token (JWKS)", rs_sum),
+        ("cached ECR credentials, HS256 token", hs),
+        ("cached ECR credentials, RS256 token (JWKS)", rs_sum),
     ] {
         println!(
-            "| {name} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            "| serve: {name} | {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms | {} | {:.2}× throughput |",
             r.rps,
-            r.rps / base.rps,
             r.p50_ms,
-            r.p99_ms
+            r.p99_ms,
+            hyper_cell(base),
+            r.rps / base.rps
         );
     }
-    println!();
     println!(
-        "serve resident memory: {:.1} MiB idle after warm-up, {:.1} MiB peak under load",
-        rss_idle as f64 / 1024.0,
-        peak_kib as f64 / 1024.0
+        "| serve: cold credentials (AssumeRole + GetAuthorizationToken), one request | p50 {cold:.1} ms | the provider called in-process: p50 {direct:.1} ms | {:.2}× the time |",
+        cold / direct
+    );
+    println!(
+        "| serve: {CONCURRENT} concurrent cold requests for one project (single flight) | {one:.0} ms, {one_calls:.0} AWS round(s) | {CONCURRENT} projects at once: {many:.0} ms, {many_calls:.0} rounds | {:.2}× the time, {:.0}× fewer rounds |",
+        one / many,
+        many_calls / one_calls.max(1.0)
+    );
+    println!(
+        "| serve: resident memory | {:.1} MiB peak under load | {:.1} MiB idle after warm-up | |",
+        peak_kib as f64 / 1024.0,
+        rss_idle as f64 / 1024.0
+    );
+    eprintln!(
+        "serve: medians of {runs} rounds; wrk -t2, {connections} connections, {seconds} s per case; {COLD_SAMPLES} cold requests per round"
     );
     drop(serve);
     drop(emulator);
+}
+
+/// Cold requests per round for the cold-path figure.
+const COLD_SAMPLES: usize = 20;
+/// Requests at once for the single-flight figure.
+const CONCURRENT: usize = 50;
+
+/// Config lines for the projects the cold measurements use, fresh each round.
+fn cold_projects(runs: usize) -> String {
+    let mut lines = Vec::new();
+    for round in 0..runs {
+        let mut names: Vec<String> = (0..COLD_SAMPLES)
+            .map(|i| format!("c{round}-{i:02}"))
+            .collect();
+        names.push(format!("s{round}"));
+        names.extend((0..CONCURRENT).map(|i| format!("m{round}-{i:02}")));
+        lines.extend(
+            names
+                .into_iter()
+                .map(|n| format!("  - {{name: {n}, access: [\"group:team-a\"]}}")),
+        );
+    }
+    lines.join("\n")
+}
+
+/// The table header every benchmark prints; `scripts/bench` keeps the first.
+pub fn header() {
+    println!("| measurement | rise-registry | baseline, same run | ratio |");
+    println!("|---|---|---|---|");
+}
+
+/// [`CONCURRENT`] requests at once for `project(i)`: wall time in ms and
+/// how many AWS rounds (AssumeRole + GetAuthorizationToken) serve made.
+async fn concurrent_cold(
+    serve: &Serve,
+    token: &str,
+    project: impl Fn(usize) -> String,
+) -> (f64, f64) {
+    let before = provider_calls(serve).await;
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..CONCURRENT {
+        let url = serve.url(&format!("/registry/credentials?project={}", project(i)));
+        let token = token.to_string();
+        tasks.spawn(async move { support::http::get(&url, Some(&token)).await.status });
+    }
+    while let Some(status) = tasks.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    (elapsed, provider_calls(serve).await - before)
+}
+
+async fn provider_calls(serve: &Serve) -> f64 {
+    let text = support::http::get(&serve.url("/metrics"), None).await.body;
+    text.lines()
+        .filter(|l| l.starts_with("rise_registry_provider_calls_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
