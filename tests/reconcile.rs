@@ -431,19 +431,7 @@ async fn apply_killed_midway_converges_on_the_next_run() {
     assert!(partial["changes"] == true, "killed before it finished");
     account.expect(&["apply", "--auto-approve"], 0);
     account.expect(&["plan", "--detailed-exitcode"], 0);
-    let mut all = Vec::new();
-    let ecr = account.ecr().await;
-    let mut pages = ecr.describe_repositories().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        all.extend(
-            page.unwrap()
-                .repositories
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|r| r.repository_name),
-        );
-    }
-    all.sort();
+    let mut all = all_repositories(&account).await;
     all.dedup();
     assert_eq!(all.len(), 300, "nothing missing, nothing twice");
 }

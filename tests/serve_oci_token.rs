@@ -12,17 +12,13 @@ use std::process::Command;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::Method;
 use rise_registry::config::OciTokenConfig;
 use rise_registry::naming::ProjectName;
 use rise_registry::registry::oci_token::OciTokenProvider;
 use serde_json::{Value, json};
 use support::free_port;
-use support::http::{Reply, get};
+use support::http::{get, send};
 use support::jwt::{claims, hs256};
 use support::registry::DockerRegistry;
 use support::server::{BIN, Serve};
@@ -215,26 +211,6 @@ impl Setup {
             &std::fs::read(pki.join("token.crt")).unwrap(),
         )
         .unwrap()
-    }
-}
-
-async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut req = Request::builder().method(method).uri(url);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let response = client
-        .request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
 

@@ -234,9 +234,7 @@ impl App {
         let project = project_param(req.uri().query()).map_err(ApiError::BadProject)?;
         audit.project = Some(project.clone());
         let token = bearer_token(req)?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now = unix_now() as i64;
         let verified = self
             .auth
             .authenticate(token, now)
@@ -393,9 +391,7 @@ impl App {
                 realm.config().service
             )));
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now = unix_now() as i64;
         let ticket = realm
             .verify_ticket(&request.ticket, now)
             .map_err(|e| ApiError::InvalidTicket(e.to_string()))?;
@@ -484,12 +480,7 @@ fn credentials_body(project: &ProjectName, served: &Served) -> (String, Option<S
     let c = &served.credentials;
     // Whole seconds, both fields from one instant so they agree.
     let expires_in = served.remaining.map(|r| r.as_secs());
-    let expires_at = expires_in.map(|secs| {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        rfc3339(now + secs)
-    });
+    let expires_at = expires_in.map(|secs| rfc3339(unix_now() + secs));
     let body = CredentialsBody {
         credentials: CredentialsFields {
             registry_url: &c.registry_url,
@@ -712,12 +703,9 @@ struct TokenAudit<'a> {
 
 impl TokenAudit<'_> {
     fn line(&mut self) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.time = rfc3339(now);
+        self.time = rfc3339(unix_now());
         self.audit = "token";
-        serde_json::to_string(self).expect("plain fields serialize")
+        json_line(self)
     }
 }
 
@@ -740,15 +728,25 @@ fn identities<S: serde::Serializer>(
 
 impl Audit<'_> {
     fn line(&mut self) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.time = rfc3339(now);
+        self.time = rfc3339(unix_now());
         self.audit = "credentials";
-        let mut out = Vec::with_capacity(512);
-        serde_json::to_writer(&mut out, self).expect("plain fields serialize");
-        String::from_utf8(out).expect("serde_json writes UTF-8")
+        json_line(self)
     }
+}
+
+/// An audit record as one line of JSON, serialised directly (no
+/// intermediate tree).
+fn json_line(record: &impl serde::Serialize) -> String {
+    let mut out = Vec::with_capacity(512);
+    serde_json::to_writer(&mut out, record).expect("plain fields serialize");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

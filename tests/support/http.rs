@@ -1,7 +1,7 @@
 //! A real HTTP client (hyper's) for talking to the server under test.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -24,13 +24,21 @@ impl Reply {
 
 /// Sends one request with optional bearer token.
 pub async fn request(method: Method, url: &str, token: Option<&str>) -> Reply {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+    send(method, url, &headers, "").await
+}
+
+/// Sends one request with the given headers and body (with
+/// `Content-Length`).
+pub async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut req = Request::builder().method(method).uri(url);
-    if let Some(token) = token {
-        req = req.header("authorization", format!("Bearer {token}"));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
     let response = client
-        .request(req.body(Empty::new()).unwrap())
+        .request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
         .await
         .unwrap_or_else(|e| panic!("{url}: {e}"));
     let status = response.status();
