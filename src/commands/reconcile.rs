@@ -136,7 +136,8 @@ pub fn run_apply(
         }
         if plan.is_empty() {
             if json {
-                writeln!(out, "{}", json!({"applied": [], "failed": [], "interrupted": false}))?;
+                writeln!(out, "{}", json!({"applied": [], "failed": [], "not_started": 0,
+                                   "interrupted": false, "unreachable": false}))?;
             }
             return Ok(Status::Success);
         }
@@ -201,20 +202,24 @@ fn repository_action_kind(action: &Action) -> Option<std::mem::Discriminant<Acti
 }
 
 /// Runs the actions stage by stage (the plan's order), the actions of one
-/// stage side by side. A failed action does not stop the others; Ctrl-C
-/// stops starting new ones and waits for those under way.
+/// stage side by side. A failed action does not stop the others, but two
+/// things stop starting new ones (those under way finish): Ctrl-C, and AWS
+/// becoming unreachable, where every further call would only fail the same
+/// way after its retries.
 async fn execute(aws: Arc<Aws>, plan: Plan, json: bool, out: &mut dyn Write) -> Result<Status> {
     let interrupted = Arc::new(AtomicBool::new(false));
+    let unreachable = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     let listener = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             flag.store(true, Ordering::SeqCst);
         }
     });
+    let halted = || interrupted.load(Ordering::SeqCst) || unreachable.load(Ordering::SeqCst);
     let permits = Arc::new(Semaphore::new(APPLY_CONCURRENCY));
-    let (mut applied, mut failed) = (Vec::new(), Vec::new());
+    let (mut applied, mut failed, mut not_started) = (Vec::new(), Vec::new(), 0usize);
     let mut remaining = plan.actions.into_iter().peekable();
-    'stages: while let Some(first) = remaining.next() {
+    while let Some(first) = remaining.next() {
         // Role actions run one by one, in order: the push role's trust
         // names the controller role, which must exist first. Repository
         // actions of one kind touch different repositories: side by side.
@@ -224,29 +229,42 @@ async fn execute(aws: Arc<Aws>, plan: Plan, json: bool, out: &mut dyn Write) -> 
                 batch.push(remaining.next().expect("peeked"));
             }
         }
+        if halted() {
+            not_started += batch.len();
+            continue;
+        }
         let mut tasks = tokio::task::JoinSet::new();
         for action in batch {
-            if interrupted.load(Ordering::SeqCst) {
-                break;
-            }
             let (aws, permits) = (aws.clone(), permits.clone());
+            let (interrupted, unreachable) = (interrupted.clone(), unreachable.clone());
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
+                // Queued behind the permits: look again before starting.
+                if interrupted.load(Ordering::SeqCst) || unreachable.load(Ordering::SeqCst) {
+                    return (action, None);
+                }
                 let result = aws.execute(&action).await;
-                (action, result)
+                if let Err(e) = &result
+                    && e.downcast_ref::<crate::reconcile::aws::Unreachable>()
+                        .is_some()
+                {
+                    unreachable.store(true, Ordering::SeqCst);
+                }
+                (action, Some(result))
             });
         }
         while let Some(joined) = tasks.join_next().await {
             let (action, result) = joined.context("an action stopped unexpectedly")?;
             let line = describe(&action);
             match result {
-                Ok(()) => {
+                None => not_started += 1,
+                Some(Ok(())) => {
                     if !json {
                         writeln!(out, "  done   {line}")?;
                     }
                     applied.push(line);
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     if !json {
                         writeln!(out, "  FAILED {line}: {e:#}")?;
                     }
@@ -254,41 +272,50 @@ async fn execute(aws: Arc<Aws>, plan: Plan, json: bool, out: &mut dyn Write) -> 
                 }
             }
         }
-        if interrupted.load(Ordering::SeqCst) {
-            break 'stages;
-        }
     }
     listener.abort();
     let stopped = interrupted.load(Ordering::SeqCst);
+    let why = if stopped {
+        "interrupted"
+    } else {
+        "AWS unreachable"
+    };
     if json {
         writeln!(
             out,
             "{}",
-            json!({"applied": applied, "failed": failed, "interrupted": stopped})
+            json!({"applied": applied, "failed": failed, "not_started": not_started,
+                   "interrupted": stopped, "unreachable": unreachable.load(Ordering::SeqCst)})
         )?;
     } else {
         writeln!(
             out,
             "\nApply {}: {} done, {} failed{}.",
-            if failed.is_empty() && !stopped {
+            if failed.is_empty() && not_started == 0 {
                 "complete"
             } else {
                 "incomplete"
             },
             applied.len(),
             failed.len(),
-            if stopped {
-                ", interrupted before the rest started"
+            if not_started > 0 {
+                format!(", {not_started} not started ({why})")
+            } else if stopped {
+                ", interrupted".to_string()
             } else {
-                ""
+                String::new()
             }
         )?;
     }
-    if !failed.is_empty() || stopped {
+    if !failed.is_empty() || not_started > 0 || stopped {
         bail!(
             "{} action(s) failed{}; run `rise-registry apply` again to converge",
             failed.len(),
-            if stopped { " or did not start" } else { "" }
+            if not_started > 0 {
+                format!(" and {not_started} did not start")
+            } else {
+                String::new()
+            }
         );
     }
     Ok(Status::Success)

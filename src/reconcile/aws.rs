@@ -77,18 +77,32 @@ impl Intercept for CallCounter {
     }
 }
 
+/// AWS could not be reached at all (connection refused, DNS, timeout): not
+/// an answer from AWS, so every further call would fail the same way.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{what}: {text}\n  hint: AWS could not be reached; check registry.region, registry.endpoint_url and AWS_ENDPOINT_URL"
+)]
+pub struct Unreachable {
+    what: String,
+    text: String,
+}
+
 /// AWS errors as one line with their code and message, never a Debug dump;
-/// an unreachable endpoint gets a hint at the settings that choose it.
+/// an unreachable endpoint is an [`Unreachable`], with a hint at the
+/// settings that choose it.
 fn aws_error<E, R>(what: &str, e: SdkError<E, R>) -> anyhow::Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
 {
     let text = crate::aws::sdk_error_text(&e);
-    if text.contains("dispatch failure") || text.contains("timeout") {
-        anyhow!(
-            "{what}: {text}\n  hint: AWS could not be reached; check registry.region, registry.endpoint_url and AWS_ENDPOINT_URL"
-        )
+    if matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) {
+        Unreachable {
+            what: what.to_string(),
+            text,
+        }
+        .into()
     } else {
         anyhow!("{what}: {text}")
     }
