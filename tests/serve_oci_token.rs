@@ -572,3 +572,26 @@ fn the_shipped_oci_token_run_mode_accepts_what_dev_ca_writes() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("registry oci-token"));
 }
+
+#[tokio::test]
+async fn the_realm_rate_limits_each_ticket_holder_on_its_own() {
+    let s = setup();
+    let (alice, _) = s.credentials("alice", "my-app").await;
+    let (bob, _) = s.credentials("bob", "other-app").await;
+    let ask = |login: &str| {
+        let url = s.realm("scope=repository:rise-apps/my-app:pull");
+        let auth = basic(login);
+        async move { send(Method::GET, &url, &[("authorization", &auth)], "").await }
+    };
+    // The default burst is 20.
+    for i in 0..20 {
+        assert_eq!(ask(&alice).await.status, 200, "request {i}");
+    }
+    let limited = ask(&alice).await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert!(limited.header("retry-after").is_some());
+    assert_eq!(ask(&bob).await.status, 200, "bob has his own bucket");
+    // Alice's credential requests are counted apart from her token requests.
+    let (again, _) = s.credentials("alice", "my-app").await;
+    assert!(again.starts_with("rise:"));
+}

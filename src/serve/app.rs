@@ -11,9 +11,10 @@
 //!
 //! The token realm (`/registry/token`, `oci-token` only) authenticates by
 //! ticket instead: GET or POST (405), a parseable request (400), a ticket
-//! (401 with a Basic challenge), a valid ticket for a configured project
-//! (401), and the configured `service` if one is named (400). Scopes beyond
-//! the ticket's repository are not errors: they are simply not granted.
+//! given (401 with a Basic challenge), the configured `service` if one is
+//! named (400), a valid ticket (401), its caller within the rate limit
+//! (429), its project still configured (401). Scopes beyond the ticket's
+//! repository are not errors: they are simply not granted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -47,6 +48,10 @@ pub struct App {
     provider: Box<dyn RegistryProvider>,
     cache: CredentialCache,
     limiter: RateLimiter,
+    /// The token realm's own buckets (same settings), keyed by the ticket's
+    /// caller: a registry token costs a signature, and a client pushing
+    /// asks for several, which must not eat into its credential requests.
+    token_limiter: RateLimiter,
     pub metrics: Metrics,
     audit: AuditSink,
     /// Request ids are `{nonce}-{counter}`: unique across replicas and restarts
@@ -74,6 +79,10 @@ impl App {
             server.rate_limit.requests_per_minute,
             server.rate_limit.burst,
         );
+        let token_limiter = RateLimiter::new(
+            server.rate_limit.requests_per_minute,
+            server.rate_limit.burst,
+        );
         let nonce = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32) ^ std::process::id())
@@ -88,6 +97,7 @@ impl App {
             provider,
             cache,
             limiter,
+            token_limiter,
             metrics,
             audit,
             nonce,
@@ -400,6 +410,9 @@ impl App {
         // Recorded only now: before the ticket checks out, they are
         // anyone's text.
         audit.scopes = request.scopes.clone();
+        self.token_limiter
+            .check(&ticket.sub)
+            .map_err(ApiError::RateLimited)?;
         // A project removed from config stops working at once, tickets or not.
         if self.config.project(&ticket.project).is_none() {
             return Err(ApiError::InvalidTicket(
