@@ -502,4 +502,40 @@ fn docker_compose_runs_the_registry_and_ui_the_docs_promise() {
         mise.contains("[tasks.\"backend:deps\"]")
             && mise.contains("docker compose up -d registry registry-ui")
     );
+
+    // The token-auth registry agrees with the oci-token run mode.
+    let token = &services["registry-token"];
+    let env = &token["environment"];
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    let layers: Vec<(String, String)> = ["default.yaml", "oci-token.yaml"]
+        .iter()
+        .map(|f| {
+            (
+                f.to_string(),
+                std::fs::read_to_string(format!("{dir}/{f}")).unwrap(),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = layers
+        .iter()
+        .map(|(f, t)| (f.as_str(), t.as_str()))
+        .collect();
+    let config = support::load_config(&refs, &[]).unwrap();
+    let rise_registry::config::RegistryConfig::OciToken(oci) = config.registry else {
+        panic!("config/oci-token.yaml is oci-token");
+    };
+    assert_eq!(env["REGISTRY_AUTH"], "token");
+    assert_eq!(env["REGISTRY_AUTH_TOKEN_SERVICE"], oci.service.as_str());
+    assert_eq!(env["REGISTRY_AUTH_TOKEN_ISSUER"], oci.issuer.as_str());
+    let port = oci.registry_url.rsplit(':').next().unwrap();
+    assert_eq!(token["ports"][0], format!("{port}:5000"));
+    assert_eq!(
+        env["REGISTRY_AUTH_TOKEN_REALM"],
+        format!(
+            "http://localhost:{}/registry/token",
+            config.server.listen.port()
+        )
+    );
+    assert_eq!(token["profiles"][0], "oci-token");
+    assert!(mise.contains("docker compose --profile oci-token up -d registry-token"));
 }
