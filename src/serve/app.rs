@@ -270,16 +270,7 @@ impl App {
                     audit.reason = Some(e.to_string());
                     ApiError::Unavailable(Duration::from_secs(1))
                 })?;
-            let remaining = credentials
-                .expires_at
-                .map(|at| at.duration_since(SystemTime::now()).unwrap_or_default());
-            let served = Served {
-                credentials: Arc::new(credentials),
-                remaining,
-                cache_hit: false,
-                stale: false,
-            };
-            return Ok((project, served));
+            return Ok((project, Served::issued(credentials)));
         }
         let served = self
             .cache

@@ -43,6 +43,22 @@ pub struct Served {
     pub stale: bool,
 }
 
+impl Served {
+    /// Credentials just issued, with their remaining lifetime as of now.
+    pub fn issued(credentials: RegistryCredentials) -> Self {
+        let remaining = credentials.expires_at.map(|at| {
+            at.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        });
+        Self {
+            credentials: Arc::new(credentials),
+            remaining,
+            cache_hit: false,
+            stale: false,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct Unavailable {
@@ -161,20 +177,10 @@ impl CredentialCache {
         let now = Instant::now();
         match result {
             Ok(credentials) => {
-                let deadline = credentials.expires_at.map(|at| {
-                    now + at
-                        .duration_since(SystemTime::now())
-                        .unwrap_or(Duration::ZERO)
-                });
+                let served = Served::issued(credentials);
                 let entry = Entry {
-                    credentials: Arc::new(credentials),
-                    deadline,
-                };
-                let served = Served {
-                    credentials: entry.credentials.clone(),
-                    remaining: entry.remaining(now),
-                    cache_hit: false,
-                    stale: false,
+                    credentials: served.credentials.clone(),
+                    deadline: served.remaining.map(|r| now + r),
                 };
                 // Credentials that do not expire cost nothing to make;
                 // caching them would only pin old settings.

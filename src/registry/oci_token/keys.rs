@@ -96,16 +96,16 @@ impl SigningKey {
     /// When either cannot be read as such, or the leaf does not certify the key.
     pub fn load(key_pem: &[u8], chain_pem: &[u8]) -> Result<Self, KeyError> {
         let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| KeyError::NoKey)?;
-        let (inner, probe_signature, algorithm) = match &key {
+        let (inner, probe_signature, algorithm, secret_der) = match &key {
             PrivateKeyDer::Pkcs8(der) => {
                 let der = der.secret_pkcs8_der();
                 match EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der) {
-                    Ok(ec) => (Inner::Ec(ec), ec_probe(der, true)?, Algorithm::Es256),
+                    Ok(ec) => (Inner::Ec(ec), ec_probe(der, true)?, Algorithm::Es256, der),
                     Err(_) => {
                         let rsa =
                             RsaKeyPair::from_pkcs8(der).map_err(|_| KeyError::UnsupportedKey)?;
                         let probe = rsa_probe(&rsa)?;
-                        (Inner::Rsa(rsa), probe, Algorithm::Rs256)
+                        (Inner::Rsa(rsa), probe, Algorithm::Rs256, der)
                     }
                 }
             }
@@ -116,13 +116,13 @@ impl SigningKey {
                     der,
                 )
                 .map_err(|_| KeyError::UnsupportedKey)?;
-                (Inner::Ec(ec), ec_probe(der, false)?, Algorithm::Es256)
+                (Inner::Ec(ec), ec_probe(der, false)?, Algorithm::Es256, der)
             }
             PrivateKeyDer::Pkcs1(der) => {
-                let rsa = RsaKeyPair::from_der(der.secret_pkcs1_der())
-                    .map_err(|_| KeyError::UnsupportedKey)?;
+                let der = der.secret_pkcs1_der();
+                let rsa = RsaKeyPair::from_der(der).map_err(|_| KeyError::UnsupportedKey)?;
                 let probe = rsa_probe(&rsa)?;
-                (Inner::Rsa(rsa), probe, Algorithm::Rs256)
+                (Inner::Rsa(rsa), probe, Algorithm::Rs256, der)
             }
             _ => return Err(KeyError::UnsupportedKey),
         };
@@ -152,12 +152,6 @@ impl SigningKey {
         let header = serde_json::json!({"alg": algorithm.as_str(), "typ": "JWT", "x5c": x5c});
         let header_prefix = format!("{}.", URL_SAFE_NO_PAD.encode(header.to_string()));
 
-        let secret_der = match &key {
-            PrivateKeyDer::Pkcs8(d) => d.secret_pkcs8_der(),
-            PrivateKeyDer::Sec1(d) => d.secret_sec1_der(),
-            PrivateKeyDer::Pkcs1(d) => d.secret_pkcs1_der(),
-            _ => &[],
-        };
         let mut hasher = Sha256::new();
         hasher.update(b"rise-registry oci-token ticket key v1\0");
         hasher.update(secret_der);
