@@ -13,14 +13,10 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::convert::Infallible;
 use std::process::Command;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use support::jwt::{TestKey, claims, hs256};
 use support::server::{JwksServer, Serve};
 use support::{ACCOUNT_ID, Emulator};
@@ -35,38 +31,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The baseline: hyper 1 on its own two-worker runtime, fixed body, no work.
-fn start_baseline() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(async move {
-                    let service = service_fn(|_req| async {
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
-                            BASELINE_BODY.as_bytes(),
-                        ))))
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-    });
-    addr
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -144,15 +108,6 @@ fn summarize(runs: &[Run]) -> Run {
     }
 }
 
-fn memory_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn main() {
     // `cargo bench` passes `--bench`. Without it this is a test run
     // (`cargo test --benches`) or a listing (`--list`): a benchmark takes
@@ -218,9 +173,15 @@ server:
     ));
     assert_eq!(warm.status, 200, "{}", warm.body);
 
-    let baseline = start_baseline();
-    let baseline_url = format!("http://{baseline}/registry/credentials?project=my-app");
-    let rss_idle = memory_kib(serve.pid(), "VmRSS:");
+    // The baseline: hyper 1 on its own two-worker runtime, fixed body, no work.
+    let baseline = support::http::spawn_server(|_req| async {
+        hyper::Response::new(Full::new(Bytes::from_static(BASELINE_BODY.as_bytes())))
+    });
+    let baseline_url = format!(
+        "http://{}/registry/credentials?project=my-app",
+        baseline.addr
+    );
+    let rss_idle = serve.memory_kib("VmRSS:");
 
     // Interleave the cases in each round so drift on a noisy machine hits all alike.
     let (mut base, mut hs, mut rs_runs) = (Vec::new(), Vec::new(), Vec::new());
@@ -235,7 +196,7 @@ server:
         let rs_token = rs.sign(&caller(format!("rs-{round}")));
         rs_runs.push(wrk(&url, Some(&rs_token), seconds, connections));
     }
-    let peak_kib = memory_kib(serve.pid(), "VmHWM:");
+    let peak_kib = serve.memory_kib("VmHWM:");
     let (base, hs, rs_sum) = (summarize(&base), summarize(&hs), summarize(&rs_runs));
 
     // The cold path and single flight, on projects nobody asked for yet.
@@ -360,7 +321,7 @@ async fn concurrent_cold(
     token: &str,
     project: impl Fn(usize) -> String,
 ) -> (f64, f64) {
-    let before = provider_calls(serve).await;
+    let before = provider_calls(serve);
     let started = std::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..CONCURRENT {
@@ -372,13 +333,11 @@ async fn concurrent_cold(
         assert_eq!(status.unwrap(), 200);
     }
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-    (elapsed, provider_calls(serve).await - before)
+    (elapsed, provider_calls(serve) - before)
 }
 
-async fn provider_calls(serve: &Serve) -> f64 {
-    let text = support::http::get(&serve.url("/metrics"), None).await.body;
-    text.lines()
-        .filter(|l| l.starts_with("rise_registry_provider_calls_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+/// AssumeRole + GetAuthorizationToken rounds serve has made, ok or not.
+fn provider_calls(serve: &Serve) -> f64 {
+    serve.metric("rise_registry_provider_calls_total{result=\"ok\"}")
+        + serve.metric("rise_registry_provider_calls_total{result=\"error\"}")
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use support::http::Conn;
 use support::jwt::{claims, hs256};
 use support::server::Serve;
 
@@ -42,42 +43,8 @@ fn token(sub: &str) -> String {
 /// One request on a fresh connection; the status code and how long it took.
 fn one_request(addr: SocketAddr, path: &str, bearer: Option<&str>) -> (u16, Duration) {
     let started = Instant::now();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let auth = bearer
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    let _ = s.read_to_string(&mut response);
-    let status = response
-        .get(9..12)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let (status, _) = Conn::new(addr).get(path, bearer);
     (status, started.elapsed())
-}
-
-fn open_metric(serve: &Serve, name: &str) -> f64 {
-    let (_, body) = {
-        let mut s = TcpStream::connect(serve.addr).unwrap();
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut r = String::new();
-        s.read_to_string(&mut r).unwrap();
-        r.split_once("\r\n\r\n")
-            .map(|(h, b)| (h.to_string(), b.to_string()))
-            .unwrap()
-    };
-    body.lines()
-        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().parse().unwrap()))
-        .unwrap_or_else(|| panic!("no {name} in metrics"))
 }
 
 #[test]
@@ -296,7 +263,7 @@ fn health_and_other_callers_survive_hostile_clients() {
         "idle connections are closed after the header timeout"
     );
     // Nothing left open but the metrics request itself.
-    let open = open_metric(&serve, "rise_registry_connections_open ");
+    let open = serve.metric("rise_registry_connections_open");
     assert!(open <= 2.0, "connections still open: {open}");
     let logs = serve.logs();
     assert!(!logs.contains("panicked"), "{logs}");

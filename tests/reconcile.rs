@@ -615,11 +615,11 @@ async fn apply_under_throttling_retries_and_converges() {
         }
         assert!(runs < 6, "no convergence after {runs} runs");
     }
-    let throttled = proxy.throttled.load(std::sync::atomic::Ordering::Relaxed);
+    let throttled = proxy.throttled();
     assert!(throttled > 10, "throttling happened ({throttled} calls)");
     eprintln!(
         "throttled {throttled} of {} calls; converged after {runs} apply run(s)",
-        throttled + proxy.forwarded.load(std::sync::atomic::Ordering::Relaxed)
+        throttled + proxy.forwarded()
     );
     // Checked without the proxy: the account is exactly as configured.
     account.configure(&refs, "");

@@ -12,13 +12,12 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::http::Conn;
 use support::jwt::{TestKey, claims, hs256, jwks};
 use support::server::{JwksServer, Serve};
 use support::{ACCOUNT_ID, Emulator};
@@ -35,80 +34,6 @@ fn phase() -> Duration {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     Duration::from_secs(secs)
-}
-
-/// A keep-alive HTTP/1.1 connection that reads `Content-Length` bodies.
-struct Conn {
-    addr: SocketAddr,
-    stream: Option<TcpStream>,
-}
-
-impl Conn {
-    fn get(&mut self, path: &str, bearer: &str) -> (u16, String) {
-        for _ in 0..2 {
-            if self.stream.is_none() {
-                let s = TcpStream::connect(self.addr).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-                self.stream = Some(s);
-            }
-            let s = self.stream.as_mut().unwrap();
-            let req =
-                format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bearer}\r\n\r\n");
-            if s.write_all(req.as_bytes()).is_ok()
-                && let Some(reply) = read_response(s)
-            {
-                return reply;
-            }
-            self.stream = None; // closed by the server: reconnect once
-        }
-        panic!("no answer to {path}");
-    }
-}
-
-fn read_response(s: &mut TcpStream) -> Option<(u16, String)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = s.read(&mut chunk).ok().filter(|n| *n > 0)?;
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
-    let status = head.get(9..12)?.parse().ok()?;
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())?;
-    while buf.len() < head_end + len {
-        let n = s.read(&mut chunk).ok().filter(|n| *n > 0)?;
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some((
-        status,
-        String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned(),
-    ))
-}
-
-fn metric(serve: &Serve, name: &str) -> f64 {
-    let mut c = Conn {
-        addr: serve.addr,
-        stream: None,
-    };
-    let (_, body) = c.get("/metrics", "-");
-    body.lines()
-        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().parse().unwrap()))
-        .unwrap_or_else(|| panic!("no {name}"))
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// One observed answer: when (since start), which project, the status.
@@ -169,7 +94,7 @@ async fn serve_holds_through_an_aws_outage_and_a_key_rotation() {
         let rs_new = new_key.sign(&caller(&format!("rs-{i}")));
         let addr = serve.addr;
         clients.push(std::thread::spawn(move || {
-            let mut conn = Conn { addr, stream: None };
+            let mut conn = Conn::new(addr);
             let mut n = 0usize;
             let mut local = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -181,7 +106,7 @@ async fn serve_holds_through_an_aws_outage_and_a_key_rotation() {
                     (_, true) => &rs_new,
                 };
                 let path = format!("/registry/credentials?project=p{project:02}");
-                let (status, _) = conn.get(&path, token);
+                let (status, _) = conn.get(&path, Some(token));
                 local.push((started.elapsed(), project, status));
                 // Steady, not flat out: the soak is about time, not peak rate.
                 std::thread::sleep(Duration::from_millis(2));
@@ -193,8 +118,8 @@ async fn serve_holds_through_an_aws_outage_and_a_key_rotation() {
     let mut memory = Vec::new();
     let mut connections = Vec::new();
     let sample = |memory: &mut Vec<u64>, connections: &mut Vec<f64>| {
-        memory.push(rss_kib(serve.pid()));
-        connections.push(metric(&serve, "rise_registry_connections_open "));
+        memory.push(serve.memory_kib("VmRSS:"));
+        connections.push(serve.metric("rise_registry_connections_open"));
     };
     let wait = |until: Duration, memory: &mut Vec<u64>, connections: &mut Vec<f64>| {
         while started.elapsed() < until {

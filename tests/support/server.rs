@@ -134,6 +134,28 @@ impl Serve {
         }
     }
 
+    /// One value from `/metrics`: `series` is the metric name with its
+    /// labels, as printed (`rise_registry_connections_open`).
+    pub fn metric(&self, series: &str) -> f64 {
+        let (_, body) = super::http::Conn::new(self.addr).get("/metrics", None);
+        body.lines()
+            .find_map(|l| {
+                let (name, value) = l.rsplit_once(' ')?;
+                (name == series).then(|| value.parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("no {series} in /metrics"))
+    }
+
+    /// A memory figure of the process from /proc (`VmRSS:`, `VmHWM:`), KiB.
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/{}/status", self.pid()))
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
     }

@@ -10,99 +10,74 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::http::{LoopbackServer, spawn_server};
 
 pub struct ThrottlingProxy {
-    pub addr: SocketAddr,
-    /// Percent of calls answered with throttling; change it at any time.
-    pub percent: Arc<AtomicU32>,
-    pub throttled: Arc<AtomicU64>,
-    pub forwarded: Arc<AtomicU64>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    shared: Arc<Shared>,
+    server: LoopbackServer,
+}
+
+/// What every connection of the proxy shares.
+struct Shared {
+    upstream: SocketAddr,
+    client: Client<HttpConnector, Full<Bytes>>,
+    /// Percent of calls answered with throttling.
+    percent: u64,
+    seed: AtomicU64,
+    throttled: AtomicU64,
+    forwarded: AtomicU64,
 }
 
 impl ThrottlingProxy {
     pub fn start(upstream: SocketAddr, percent: u32) -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let percent = Arc::new(AtomicU32::new(percent));
-        let throttled = Arc::new(AtomicU64::new(0));
-        let forwarded = Arc::new(AtomicU64::new(0));
-        let (stop, mut stopped) = tokio::sync::oneshot::channel();
-        let (p, t, f) = (percent.clone(), throttled.clone(), forwarded.clone());
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-                let seed = Arc::new(AtomicU64::new(0x9E37_79B9_7F4A_7C15));
-                loop {
-                    let stream = tokio::select! {
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, _)) => stream,
-                            Err(_) => continue,
-                        },
-                        _ = &mut stopped => return,
-                    };
-                    let (client, p, t, f, seed) = (
-                        client.clone(),
-                        p.clone(),
-                        t.clone(),
-                        f.clone(),
-                        seed.clone(),
-                    );
-                    tokio::spawn(async move {
-                        let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                            let (client, p, t, f, seed) = (
-                                client.clone(),
-                                p.clone(),
-                                t.clone(),
-                                f.clone(),
-                                seed.clone(),
-                            );
-                            async move {
-                                let roll = next(&seed) % 100;
-                                if roll < u64::from(p.load(Ordering::Relaxed)) {
-                                    t.fetch_add(1, Ordering::Relaxed);
-                                    return Ok::<_, hyper::Error>(throttle(&req));
-                                }
-                                f.fetch_add(1, Ordering::Relaxed);
-                                Ok(forward(&client, upstream, req).await)
-                            }
-                        });
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
+        let shared = Arc::new(Shared {
+            upstream,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            percent: percent.into(),
+            seed: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
+            throttled: AtomicU64::new(0),
+            forwarded: AtomicU64::new(0),
         });
-        Self {
-            addr,
-            percent,
-            throttled,
-            forwarded,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        let s = shared.clone();
+        let server = spawn_server(move |req| {
+            let s = s.clone();
+            async move { s.answer(req).await }
+        });
+        Self { shared, server }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr)
+    }
+
+    /// Calls answered with throttling so far.
+    pub fn throttled(&self) -> u64 {
+        self.shared.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Calls passed on to the emulator so far.
+    pub fn forwarded(&self) -> u64 {
+        self.shared.forwarded.load(Ordering::Relaxed)
+    }
+}
+
+impl Shared {
+    async fn answer(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+        if next(&self.seed) % 100 < self.percent {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+            return throttle(&req);
+        }
+        self.forwarded.fetch_add(1, Ordering::Relaxed);
+        forward(&self.client, self.upstream, req).await
     }
 }
 
@@ -148,7 +123,7 @@ fn throttle<B>(req: &Request<B>) -> Response<Full<Bytes>> {
 }
 
 async fn forward(
-    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    client: &Client<HttpConnector, Full<Bytes>>,
     upstream: SocketAddr,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -181,17 +156,6 @@ async fn forward(
             let mut r = Response::new(Full::new(Bytes::from_static(b"upstream unreachable")));
             *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
             r
-        }
-    }
-}
-
-impl Drop for ThrottlingProxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
         }
     }
 }
