@@ -16,7 +16,7 @@
 use std::fmt;
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
+use aws_lc_rs::signature::{self, EcdsaKeyPair, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rustls_pki_types::pem::PemObject;
@@ -210,8 +210,10 @@ impl SigningKey {
         token
     }
 
-    /// The public key, as aws-lc-rs gives it: for tests that verify tokens.
-    pub fn public_key(&self) -> Vec<u8> {
+    /// The public key, as aws-lc-rs gives it, to verify tokens with.
+    #[cfg(test)]
+    fn public_key(&self) -> Vec<u8> {
+        use aws_lc_rs::signature::KeyPair;
         match &self.inner {
             Inner::Ec(ec) => ec.public_key().as_ref().to_vec(),
             Inner::Rsa(rsa) => rsa.public_key().as_ref().to_vec(),

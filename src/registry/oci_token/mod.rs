@@ -112,10 +112,6 @@ impl OciTokenProvider {
         &self.config
     }
 
-    pub fn signing_key(&self) -> &SigningKey {
-        &self.key
-    }
-
     /// The one repository a ticket for `project` reaches.
     pub fn repository(&self, project: &ProjectName) -> String {
         format!("{}/{project}", self.config.namespace)
