@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
+use crate::registry::oci_token::keys::Algorithm;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rise-registry",
@@ -115,8 +117,8 @@ pub enum OciTokenCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
         /// Key type
-        #[arg(long, value_enum, default_value_t = crate::commands::oci_token::KeyAlgorithm::Es256)]
-        algorithm: crate::commands::oci_token::KeyAlgorithm,
+        #[arg(long, value_enum, default_value_t = Algorithm::Es256)]
+        algorithm: Algorithm,
         /// Replace existing files
         #[arg(long)]
         force: bool,

@@ -2,23 +2,15 @@
 //! error reporting. Commands write their data to a writer given here; logs
 //! and errors go to stderr.
 
-use std::io::{self, Write};
+use std::io::{self, BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, LogFormat, OciTokenCommand};
-use crate::commands;
-use crate::config::{self, Loaded};
-
-/// How a successful command ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Success,
-    /// `plan --detailed-exitcode` found changes (exit code 2).
-    Changes,
-}
+use crate::commands::{self, Env, Status, colour_enabled};
+use crate::config;
 
 /// Parses the process arguments, runs the command and maps the outcome to
 /// the documented exit codes: 0 success, 1 any error, 2 changes.
@@ -36,9 +28,19 @@ pub fn main() -> ExitCode {
     // stay quiet unless asked.
     let quiet = !matches!(cli.command, Command::Serve { .. });
     init_logging(cli.log_format, cli.verbose, quiet);
+    let vars = |name: &str| std::env::var(name).ok();
+    let stdin = io::stdin();
+    let mut terminal = stdin.is_terminal().then(|| stdin.lock());
     // Not `stdout().lock()`: serve writes audit lines from many threads, and
     // a lock held for the whole command would block them forever.
-    match run(cli, &mut io::stdout()) {
+    let mut env = Env {
+        vars: &vars,
+        stdout: &mut io::stdout(),
+        stderr: &mut io::stderr(),
+        terminal: terminal.as_mut().map(|t| t as &mut dyn BufRead),
+        colour: colour_enabled(&io::stdout()),
+    };
+    match run(cli, &mut env) {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::Changes) => ExitCode::from(2),
         Err(e) => {
@@ -48,11 +50,11 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Runs one command, writing its output to `out`.
+/// Runs one command in `env`.
 ///
 /// # Errors
 /// Whatever the command reports; the caller prints it and exits 1.
-pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status> {
+pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
     let Cli {
         config_dir,
         run_mode,
@@ -60,22 +62,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status> {
         verbose: _,
         command,
     } = cli;
-    // Key material comes before any config that could name it.
-    if let Command::OciToken {
-        command:
-            OciTokenCommand::DevCa {
-                out: dir,
-                algorithm,
-                force,
-            },
-    } = &command
-    {
-        return commands::oci_token::run_dev_ca(dir, *algorithm, *force, out);
-    }
-    let env = |name: &str| std::env::var(name).ok();
-    let loaded: Loaded = config::load(&config_dir, &run_mode, &env)?;
+    // Loaded per command, not before the match: `oci-token dev-ca` makes
+    // the key material a configuration will name, so it runs without one.
+    let load = |vars: &dyn Fn(&str) -> Option<String>| config::load(&config_dir, &run_mode, vars);
     match command {
-        Command::Config { check } => commands::config::run(&loaded, check, out),
+        Command::Config { check } => commands::config::run(&load(env.vars)?, check, env.stdout),
         Command::Token {
             sub,
             email,
@@ -88,32 +79,53 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Status> {
                 groups,
                 ttl_seconds: ttl,
             };
-            commands::token::run(&loaded.config, &request, out)
+            commands::token::run(&load(env.vars)?.config, &request, env.stdout)
         }
         Command::Plan {
             json,
             detailed_exitcode,
             out: out_file,
         } => commands::reconcile::run_plan(
-            &loaded.config,
+            &load(env.vars)?.config,
             json,
             detailed_exitcode,
             out_file.as_deref(),
-            out,
+            env,
         ),
         Command::Apply {
             planfile,
             auto_approve,
             json,
         } => commands::reconcile::run_apply(
-            &loaded.config,
+            &load(env.vars)?.config,
             planfile.as_deref(),
             auto_approve,
             json,
-            out,
+            env,
         ),
-        Command::Serve { listen } => commands::serve::run(loaded.config, listen),
-        Command::OciToken { command } => commands::oci_token::run(&loaded.config, command, out),
+        Command::Serve { listen } => commands::serve::run(load(env.vars)?.config, listen),
+        Command::OciToken {
+            command:
+                OciTokenCommand::DevCa {
+                    out: dir,
+                    algorithm,
+                    force,
+                },
+        } => commands::oci_token::run_dev_ca(&dir, algorithm, force, env.stdout),
+        Command::OciToken {
+            command:
+                OciTokenCommand::RegistryConfig {
+                    realm,
+                    rootcertbundle,
+                    bundle_out,
+                },
+        } => commands::oci_token::run_registry_config(
+            &load(env.vars)?.config,
+            realm.as_deref(),
+            &rootcertbundle,
+            bundle_out.as_deref(),
+            env.stdout,
+        ),
     }
 }
 
@@ -145,10 +157,4 @@ fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-}
-
-/// Colour on `stream` only when it is a terminal, and never when NO_COLOR
-/// is set to anything.
-pub fn colour_enabled(stream: &impl std::io::IsTerminal) -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && stream.is_terminal()
 }

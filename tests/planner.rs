@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 mod support;
 
 use rise_registry::config::{Config, RegistryConfig};
-use rise_registry::reconcile::desired::{DesiredState, desired_state};
+use rise_registry::reconcile::desired::{DesiredState, desired_state, lifecycle_policy};
 use rise_registry::reconcile::plan::{
     Action, ObservedRepository, ObservedRole, ObservedState, RoleKind, plan,
 };
@@ -71,9 +71,9 @@ fn converged(d: &DesiredState) -> ObservedState {
                     name.clone(),
                     ObservedRepository {
                         tags: r.tags.clone(),
-                        tag_mutability: r.settings.tag_mutability.clone(),
+                        tag_mutability: r.settings.tag_mutability.as_str().into(),
                         scan_on_push: r.settings.scan_on_push,
-                        lifecycle_policy: Some(r.settings.lifecycle_policy.clone()),
+                        lifecycle_policy: Some(lifecycle_policy(r.settings.max_image_count)),
                     },
                 )
             })
@@ -120,8 +120,9 @@ fn an_empty_account_gets_everything_in_dependency_order() {
     assert_eq!(tags["rise:managed"], "true");
     assert_eq!(tags["rise:project"], "a");
     assert_eq!(tags["team"], "platform");
+    assert_eq!(settings.max_image_count, 100);
     assert_eq!(
-        settings.lifecycle_policy["rules"][0]["selection"]["countNumber"],
+        serde_json::to_value(settings).unwrap()["lifecycle_policy"]["rules"][0]["selection"]["countNumber"],
         100
     );
 }
@@ -181,7 +182,7 @@ fn drift_shows_exactly_what_changed() {
             changes,
         } => {
             assert_eq!(repository, "rise/a");
-            let attrs: Vec<&str> = changes.iter().map(|c| c.attribute.as_str()).collect();
+            let attrs: Vec<&str> = changes.iter().map(|c| c.attribute()).collect();
             assert_eq!(attrs, ["image_tag_mutability", "lifecycle_policy"]);
         }
         other => panic!("{other:?}"),

@@ -369,6 +369,52 @@ async fn apply_without_a_terminal_or_approval_changes_nothing() {
     assert!(account.repository_names().await.is_empty());
 }
 
+/// `apply --json` at a terminal: the plan and the question go to the
+/// terminal (stderr), stdout carries only the JSON result. `script` gives
+/// the command a real pseudo-terminal; stdout is redirected to a file
+/// inside it, so what reaches the terminal is stderr alone.
+#[tokio::test]
+async fn apply_json_at_a_terminal_asks_on_stderr_and_keeps_stdout_json() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let account = Account::new();
+    account.configure(&["a"], "");
+    let stdout_file = account.dir.path().join("stdout.json");
+    let inner = format!(
+        "{} --config-dir {} apply --json > {}",
+        env!("CARGO_BIN_EXE_rise-registry"),
+        account.dir.path().display(),
+        stdout_file.display()
+    );
+    // The admin's environment, which `script` passes on to the command.
+    let admin = support::rise_registry_as_admin(account.dir.path());
+    let mut script = Command::new("script");
+    script
+        .args(["-q", "-e", "-c", &inner, "/dev/null"])
+        .env_clear()
+        .envs(admin.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = script.spawn().expect("script(1) from bsdutils runs");
+    child.stdin.take().unwrap().write_all(b"yes\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "terminal:\n{terminal}");
+    assert!(
+        terminal.contains("+ repository rise/a"),
+        "the plan is shown:\n{terminal}"
+    );
+    assert!(terminal.contains("Apply these 5 actions?"), "{terminal}");
+    let stdout = std::fs::read_to_string(&stdout_file).unwrap();
+    let result: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("stdout is one JSON object ({e}):\n{stdout}"));
+    assert_eq!(result["applied"].as_array().unwrap().len(), 5, "{result}");
+    assert_eq!(result["not_started"], 0);
+    assert_eq!(account.repository_names().await, ["rise/a"]);
+}
+
 #[test]
 fn plan_needs_an_ecr_registry() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,9 +4,9 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 
+use super::Status;
 use crate::config::{Loaded, RegistryConfig};
 use crate::registry::oci_token::OciTokenProvider;
-use crate::run::Status;
 
 /// Prints the merged configuration as YAML (secrets redacted), or with
 /// `check` a one-line summary. Problems of the files themselves never get

@@ -14,18 +14,9 @@ use anyhow::{Context, Result, bail};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use crate::cli::OciTokenCommand;
+use super::Status;
 use crate::config::{Config, RegistryConfig};
-use crate::run::Status;
-
-/// Which key `dev-ca` makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum KeyAlgorithm {
-    /// EC P-256
-    Es256,
-    /// RSA 2048
-    Rs256,
-}
+use crate::registry::oci_token::keys::Algorithm;
 
 /// What `dev-ca` wrote.
 #[derive(Debug)]
@@ -42,7 +33,7 @@ const DEV_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 ///
 /// # Errors
 /// When a file exists and `force` is not set, or writing fails.
-pub fn dev_ca(dir: &Path, algorithm: KeyAlgorithm, force: bool) -> Result<DevCa> {
+pub fn dev_ca(dir: &Path, algorithm: Algorithm, force: bool) -> Result<DevCa> {
     use rcgen::{
         BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
         KeyUsagePurpose,
@@ -63,8 +54,8 @@ pub fn dev_ca(dir: &Path, algorithm: KeyAlgorithm, force: bool) -> Result<DevCa>
     std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
 
     let alg = match algorithm {
-        KeyAlgorithm::Es256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-        KeyAlgorithm::Rs256 => &rcgen::PKCS_RSA_SHA256,
+        Algorithm::Es256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        Algorithm::Rs256 => &rcgen::PKCS_RSA_SHA256,
     };
     let now = SystemTime::now();
     let validity = |params: &mut CertificateParams| -> Result<()> {
@@ -134,7 +125,7 @@ fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
 /// When generating or writing fails.
 pub fn run_dev_ca(
     dir: &Path,
-    algorithm: KeyAlgorithm,
+    algorithm: Algorithm,
     force: bool,
     out: &mut dyn Write,
 ) -> Result<Status> {
@@ -216,31 +207,6 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// Runs an `oci-token` subcommand.
-///
-/// # Errors
-/// As the subcommand.
-pub fn run(config: &Config, command: OciTokenCommand, out: &mut dyn Write) -> Result<Status> {
-    match command {
-        OciTokenCommand::DevCa {
-            out: dir,
-            algorithm,
-            force,
-        } => run_dev_ca(&dir, algorithm, force, out),
-        OciTokenCommand::RegistryConfig {
-            realm,
-            rootcertbundle,
-            bundle_out,
-        } => run_registry_config(
-            config,
-            realm.as_deref(),
-            &rootcertbundle,
-            bundle_out.as_deref(),
-            out,
-        ),
-    }
-}
-
 /// `registry-config`: prints the block; writes the bundle when asked.
 ///
 /// # Errors
@@ -284,7 +250,7 @@ mod tests {
 
     #[test]
     fn dev_ca_writes_a_key_its_chain_accepts_and_refuses_to_overwrite() {
-        for alg in [KeyAlgorithm::Es256, KeyAlgorithm::Rs256] {
+        for alg in [Algorithm::Es256, Algorithm::Rs256] {
             let dir = tempfile::tempdir().unwrap();
             let written = dev_ca(dir.path(), alg, false).unwrap();
             let key = std::fs::read(&written.key).unwrap();

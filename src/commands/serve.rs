@@ -8,10 +8,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
+use super::Status;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::registry::create_registry_provider;
-use crate::run::Status;
 use crate::serve::{self, App, Limits};
 
 pub fn run(config: Config, listen: Option<SocketAddr>) -> Result<Status> {

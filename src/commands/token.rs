@@ -13,8 +13,8 @@ use anyhow::{Context, Result};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
+use super::Status;
 use crate::config::Config;
-use crate::run::Status;
 
 /// Who the token speaks for.
 #[derive(Debug, Clone)]

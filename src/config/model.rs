@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::naming::{AccountId, Principal, ProjectName, Region, RepoPrefix, RoleArn};
 use crate::secret::Secret;
@@ -78,7 +78,7 @@ impl EcrConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TagMutability {
     #[serde(rename = "MUTABLE")]
     Mutable,

@@ -18,8 +18,8 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::desired::{TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT};
-use super::plan::{Action, ObservedRepository, ObservedRole, ObservedState, RoleKind};
+use super::desired::{TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT, lifecycle_policy};
+use super::plan::{Action, Change, ObservedRepository, ObservedRole, ObservedState, RoleKind};
 use crate::config::EcrConfig;
 
 /// Repositories read at once while observing.
@@ -86,6 +86,16 @@ impl Intercept for CallCounter {
 pub struct Unreachable {
     what: String,
     text: String,
+}
+
+impl Unreachable {
+    #[cfg(test)]
+    pub(crate) fn for_test(what: &str) -> Self {
+        Self {
+            what: what.to_string(),
+            text: "connection refused".to_string(),
+        }
+    }
 }
 
 /// AWS errors as one line with their code and message, never a Debug dump;
@@ -241,6 +251,7 @@ impl Aws {
                 let mutability = repo
                     .image_tag_mutability
                     .as_ref()
+                    // Absent only from emulators; MUTABLE is ECR's own default.
                     .map_or("MUTABLE".to_string(), |m| m.as_str().to_string());
                 let scan = repo
                     .image_scanning_configuration
@@ -361,11 +372,11 @@ impl Aws {
         Ok(())
     }
 
-    async fn put_lifecycle(&self, name: &str, policy: &Value) -> Result<()> {
+    async fn put_lifecycle(&self, name: &str, max_image_count: u32) -> Result<()> {
         self.ecr
             .put_lifecycle_policy()
             .repository_name(name)
-            .lifecycle_policy_text(policy.to_string())
+            .lifecycle_policy_text(lifecycle_policy(max_image_count).to_string())
             .send()
             .await
             .map_err(|e| aws_error(&format!("setting the lifecycle policy of {name}"), e))?;
@@ -456,7 +467,7 @@ impl Aws {
                     .send()
                     .await
                     .map_err(|e| aws_error(&format!("creating repository {repository}"), e))?;
-                self.put_lifecycle(repository, &settings.lifecycle_policy)
+                self.put_lifecycle(repository, settings.max_image_count)
                     .await?;
             }
             Action::Adopt {
@@ -478,26 +489,25 @@ impl Aws {
                 changes,
             } => {
                 for change in changes {
-                    match change.attribute.as_str() {
-                        "image_tag_mutability" => {
-                            let value = change.after.as_str().unwrap_or("MUTABLE");
+                    match change {
+                        Change::ImageTagMutability { after, .. } => {
                             self.ecr
                                 .put_image_tag_mutability()
                                 .repository_name(repository)
-                                .image_tag_mutability(ImageTagMutability::from(value))
+                                .image_tag_mutability(ImageTagMutability::from(after.as_str()))
                                 .send()
                                 .await
                                 .map_err(|e| {
                                     aws_error(&format!("setting tag mutability of {repository}"), e)
                                 })?;
                         }
-                        "scan_on_push" => {
+                        Change::ScanOnPush { after, .. } => {
                             self.ecr
                                 .put_image_scanning_configuration()
                                 .repository_name(repository)
                                 .image_scanning_configuration(
                                     ImageScanningConfiguration::builder()
-                                        .scan_on_push(change.after.as_bool().unwrap_or(true))
+                                        .scan_on_push(*after)
                                         .build(),
                                 )
                                 .send()
@@ -506,8 +516,9 @@ impl Aws {
                                     aws_error(&format!("setting scan on push of {repository}"), e)
                                 })?;
                         }
-                        "lifecycle_policy" => self.put_lifecycle(repository, &change.after).await?,
-                        other => return Err(anyhow!("unknown repository attribute {other}")),
+                        Change::LifecyclePolicy { after, .. } => {
+                            self.put_lifecycle(repository, *after).await?;
+                        }
                     }
                 }
             }

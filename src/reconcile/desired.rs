@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::config::{EcrConfig, Project};
+use crate::config::{EcrConfig, Project, TagMutability};
 use crate::naming::ProjectName;
 use crate::policy::roles::{RenderError, TemplateVars, role_documents};
 
@@ -28,11 +28,48 @@ pub struct DesiredRole {
     pub tags: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The settings of a repository that rise-registry sets. In plans (JSON and
+/// saved) the image count is written as the lifecycle policy that keeps
+/// it, which is what AWS is sent and what a reviewer checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepositorySettings {
-    pub tag_mutability: String,
+    pub tag_mutability: TagMutability,
     pub scan_on_push: bool,
-    pub lifecycle_policy: Value,
+    /// How many images the lifecycle policy keeps.
+    #[serde(rename = "lifecycle_policy", with = "lifecycle_json")]
+    pub max_image_count: u32,
+}
+
+/// A max image count as the lifecycle policy JSON [`lifecycle_policy`]
+/// makes of it, and back: only a policy exactly of that shape reads back,
+/// so a saved plan cannot smuggle in another policy.
+pub mod lifecycle_json {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::Value;
+
+    use super::lifecycle_policy;
+
+    pub fn serialize<S: Serializer>(count: &u32, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&lifecycle_policy(*count), s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let value = Value::deserialize(d)?;
+        parse(&value).ok_or_else(|| {
+            D::Error::custom(
+                "not a lifecycle policy rise-registry writes (keep the newest N images)",
+            )
+        })
+    }
+
+    /// The count kept by `value`, when it is exactly a policy
+    /// [`lifecycle_policy`] makes.
+    pub fn parse(value: &Value) -> Option<u32> {
+        let count = value["rules"][0]["selection"]["countNumber"].as_u64()?;
+        let count = u32::try_from(count).ok()?;
+        (lifecycle_policy(count) == *value).then_some(count)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,9 +111,9 @@ pub fn desired_state(ecr: &EcrConfig, projects: &[Project]) -> Result<DesiredSta
         tags: ecr.tags.clone(),
     };
     let settings = RepositorySettings {
-        tag_mutability: ecr.image_tag_mutability.as_str().to_string(),
+        tag_mutability: ecr.image_tag_mutability,
         scan_on_push: ecr.scan_on_push,
-        lifecycle_policy: lifecycle_policy(ecr.max_image_count),
+        max_image_count: ecr.max_image_count,
     };
     let mut repositories = BTreeMap::new();
     for project in projects {
@@ -116,4 +153,32 @@ pub fn desired_state(ecr: &EcrConfig, projects: &[Project]) -> Result<DesiredSta
         ),
         repositories,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_write_the_lifecycle_policy_and_read_back_only_that_shape() {
+        let settings = RepositorySettings {
+            tag_mutability: TagMutability::Immutable,
+            scan_on_push: true,
+            max_image_count: 30,
+        };
+        let value = serde_json::to_value(&settings).unwrap();
+        assert_eq!(
+            value,
+            json!({"tag_mutability": "IMMUTABLE", "scan_on_push": true,
+                   "lifecycle_policy": lifecycle_policy(30)})
+        );
+        let back: RepositorySettings = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!(back, settings);
+
+        let mut other = value;
+        other["lifecycle_policy"]["rules"][0]["action"]["type"] = json!("delete-everything");
+        let e = serde_json::from_value::<RepositorySettings>(other).unwrap_err();
+        assert!(e.to_string().contains("not a lifecycle policy"), "{e}");
+        assert_eq!(lifecycle_json::parse(&json!({"rules": []})), None);
+    }
 }

@@ -1,9 +1,11 @@
 //! Reconciling AWS with the configuration, Terraform style, as values:
 //! [`desired`] computes what should exist, [`plan::plan`] diffs it against
 //! what was observed into ordered actions, and [`canonical`] makes policy
-//! comparison ignore spelling. Nothing here talks to AWS; the observer and
-//! the executor of `plan`/`apply` sit at the edge.
+//! comparison ignore spelling, and [`apply`] runs a plan's actions in
+//! batches into a report. Only [`aws`] talks to AWS: it observes the
+//! account and carries out single actions.
 
+pub mod apply;
 pub mod aws;
 pub mod canonical;
 pub mod desired;

@@ -12,6 +12,7 @@
 //! - inline policies are put or deleted only under the `rise-` names.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,7 +20,9 @@ use serde_json::Value;
 use super::canonical::same;
 use super::desired::{
     DesiredRole, DesiredState, RepositorySettings, TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT,
+    lifecycle_policy,
 };
+use crate::config::TagMutability;
 
 /// A role as read from IAM (trust policy already URL-decoded).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,12 +56,52 @@ pub enum RoleKind {
     Push,
 }
 
-/// One attribute that changes, before → after.
+/// One repository setting that changes, before → after. In JSON each is
+/// `{"attribute": ..., "before": ..., "after": ...}` (docs/plan-format.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    pub attribute: String,
-    pub before: Value,
-    pub after: Value,
+#[serde(tag = "attribute", rename_all = "snake_case")]
+pub enum Change {
+    /// `before` is what AWS reported, which may be a value rise-registry
+    /// never sets (such as `IMMUTABLE_WITH_EXCLUSION`).
+    ImageTagMutability {
+        before: String,
+        after: TagMutability,
+    },
+    ScanOnPush {
+        before: bool,
+        after: bool,
+    },
+    /// `before` is `null` when the repository has no lifecycle policy.
+    LifecyclePolicy {
+        before: Option<Value>,
+        #[serde(with = "super::desired::lifecycle_json")]
+        after: u32,
+    },
+}
+
+impl Change {
+    /// The attribute's name, as in the JSON.
+    pub fn attribute(&self) -> &'static str {
+        match self {
+            Self::ImageTagMutability { .. } => "image_tag_mutability",
+            Self::ScanOnPush { .. } => "scan_on_push",
+            Self::LifecyclePolicy { .. } => "lifecycle_policy",
+        }
+    }
+
+    /// Before and after as JSON values, for display.
+    pub fn values(&self) -> (Value, Value) {
+        match self {
+            Self::ImageTagMutability { before, after } => {
+                (before.as_str().into(), after.as_str().into())
+            }
+            Self::ScanOnPush { before, after } => ((*before).into(), (*after).into()),
+            Self::LifecyclePolicy { before, after } => (
+                before.clone().unwrap_or(Value::Null),
+                lifecycle_policy(*after),
+            ),
+        }
+    }
 }
 
 /// One step of a plan, in the order it must run.
@@ -134,6 +177,34 @@ impl Action {
             Self::UpdateRepository { .. } | Self::SetTags { .. } => 5,
             Self::Orphan { .. } => 6,
             Self::DeleteRepository { .. } => 7,
+        }
+    }
+}
+
+/// One line naming the action and what it acts on, as apply reports it:
+/// `create repository rise/my-app`, `put role policy rise-push/rise-push`.
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CreateRole { name, .. } => write!(f, "create role {name}"),
+            Self::UpdateTrust { name, .. } => write!(f, "update trust {name}"),
+            Self::PutRolePolicy { name, policy, .. } => {
+                write!(f, "put role policy {name}/{policy}")
+            }
+            Self::DeleteRolePolicy { name, policy, .. } => {
+                write!(f, "delete role policy {name}/{policy}")
+            }
+            Self::CreateRepository { repository, .. } => {
+                write!(f, "create repository {repository}")
+            }
+            Self::Adopt { repository, .. } => write!(f, "adopt {repository}"),
+            Self::Unorphan { repository } => write!(f, "unorphan {repository}"),
+            Self::UpdateRepository { repository, .. } => {
+                write!(f, "update repository {repository}")
+            }
+            Self::SetTags { repository, .. } => write!(f, "set tags {repository}"),
+            Self::Orphan { repository } => write!(f, "orphan {repository}"),
+            Self::DeleteRepository { repository } => write!(f, "delete repository {repository}"),
         }
     }
 }
@@ -301,29 +372,26 @@ fn plan_role(
 
 fn setting_changes(want: &RepositorySettings, have: &ObservedRepository) -> Vec<Change> {
     let mut changes = Vec::new();
-    if want.tag_mutability != have.tag_mutability {
-        changes.push(Change {
-            attribute: "image_tag_mutability".into(),
-            before: have.tag_mutability.clone().into(),
-            after: want.tag_mutability.clone().into(),
+    if have.tag_mutability != want.tag_mutability.as_str() {
+        changes.push(Change::ImageTagMutability {
+            before: have.tag_mutability.clone(),
+            after: want.tag_mutability,
         });
     }
     if want.scan_on_push != have.scan_on_push {
-        changes.push(Change {
-            attribute: "scan_on_push".into(),
-            before: have.scan_on_push.into(),
-            after: want.scan_on_push.into(),
+        changes.push(Change::ScanOnPush {
+            before: have.scan_on_push,
+            after: want.scan_on_push,
         });
     }
     let lifecycle_same = have
         .lifecycle_policy
         .as_ref()
-        .is_some_and(|p| *p == want.lifecycle_policy);
+        .is_some_and(|p| *p == lifecycle_policy(want.max_image_count));
     if !lifecycle_same {
-        changes.push(Change {
-            attribute: "lifecycle_policy".into(),
-            before: have.lifecycle_policy.clone().unwrap_or(Value::Null),
-            after: want.lifecycle_policy.clone(),
+        changes.push(Change::LifecyclePolicy {
+            before: have.lifecycle_policy.clone(),
+            after: want.max_image_count,
         });
     }
     changes

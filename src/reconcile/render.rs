@@ -56,7 +56,7 @@ fn canonicalize_policies(value: &mut Value) {
 /// The machine format (docs/plan-format.md).
 pub fn to_json(plan: &Plan) -> Value {
     json!({
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         "changes": !plan.is_empty(),
         "summary": summary(plan),
         "actions": plan.actions,
@@ -177,9 +177,9 @@ pub fn to_text(plan: &Plan, colour: bool) -> String {
                 let _ = writeln!(
                     out,
                     "      image_tag_mutability: {}, scan_on_push: {}, keep {} images",
-                    settings.tag_mutability,
+                    settings.tag_mutability.as_str(),
                     settings.scan_on_push,
-                    settings.lifecycle_policy["rules"][0]["selection"]["countNumber"]
+                    settings.max_image_count
                 );
                 writeln!(out, "      tags: {}", compact(&json!(tags)))
             }
@@ -202,12 +202,13 @@ pub fn to_text(plan: &Plan, colour: bool) -> String {
             } => {
                 let _ = writeln!(out, "  {} repository {repository}", upd("~"));
                 for c in changes {
+                    let (before, after) = c.values();
                     let _ = writeln!(
                         out,
                         "      {}: {} -> {}",
-                        c.attribute,
-                        compact(&c.before),
-                        compact(&c.after)
+                        c.attribute(),
+                        compact(&before),
+                        compact(&after)
                     );
                 }
                 Ok(())
@@ -256,6 +257,9 @@ pub fn to_text(plan: &Plan, colour: bool) -> String {
     out
 }
 
+/// The `format_version` of plans this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
 /// A plan saved by `plan --out`, applied by `apply FILE`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SavedPlan {
@@ -263,4 +267,75 @@ pub struct SavedPlan {
     /// [`fingerprint`] of the state the plan was made against.
     pub observed_fingerprint: String,
     pub plan: Plan,
+}
+
+/// Why a saved plan cannot be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedPlanError {
+    #[error(
+        "it has plan format {found}, and this rise-registry reads format {FORMAT_VERSION}\n  hint: make the plan again with this version's `plan --out`"
+    )]
+    Version { found: u64 },
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl SavedPlan {
+    pub fn new(observed_fingerprint: String, plan: Plan) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            observed_fingerprint,
+            plan,
+        }
+    }
+
+    /// Reads a saved plan, checking its format version before its actions,
+    /// so a plan from another version is named as such rather than as a
+    /// field that does not parse.
+    ///
+    /// # Errors
+    /// Not JSON, another format version, or actions this version does not
+    /// know.
+    pub fn parse(text: &str) -> Result<Self, SavedPlanError> {
+        #[derive(Deserialize)]
+        struct Versioned {
+            format_version: u64,
+        }
+        let Versioned { format_version } = serde_json::from_str(text)?;
+        if format_version != u64::from(FORMAT_VERSION) {
+            return Err(SavedPlanError::Version {
+                found: format_version,
+            });
+        }
+        Ok(serde_json::from_str(text)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_plan_round_trips_and_another_format_version_is_named() {
+        let saved = SavedPlan::new("abc".into(), Plan::default());
+        let text = serde_json::to_string(&saved).unwrap();
+        let back = SavedPlan::parse(&text).unwrap();
+        assert_eq!(back.observed_fingerprint, "abc");
+        assert_eq!(back.format_version, FORMAT_VERSION);
+
+        let future = text.replace("\"format_version\":1", "\"format_version\":2");
+        let e = SavedPlan::parse(&future).unwrap_err().to_string();
+        assert!(
+            e.starts_with("it has plan format 2, and this rise-registry reads format 1"),
+            "{e}"
+        );
+        // The version is checked before the actions, which may not parse.
+        let e = SavedPlan::parse(
+            r#"{"format_version": 7, "plan": {"actions": [{"action": "teleport"}]}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("plan format 7"), "{e}");
+        assert!(SavedPlan::parse("{}").is_err());
+    }
 }

@@ -23,10 +23,12 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 
-/// The JWS algorithm of the key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The JWS algorithm of the key; also `oci-token dev-ca --algorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Algorithm {
+    /// EC P-256
     Es256,
+    /// RSA 2048
     Rs256,
 }
 
