@@ -14,13 +14,28 @@ use serde::{Serialize, Serializer};
 /// The longest repository name ECR accepts.
 pub const MAX_REPOSITORY_NAME_LEN: usize = 256;
 
-/// Why a name was rejected; the message is shown to users as is.
+/// Why a name was rejected; the message (and hint, where there is one) is
+/// shown to users as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct NameError(pub String);
+#[error("{message}")]
+pub struct NameError {
+    pub message: String,
+    /// How to write it instead, when the message alone does not say.
+    pub hint: Option<String>,
+}
 
 fn err(msg: impl Into<String>) -> NameError {
-    NameError(msg.into())
+    NameError {
+        message: msg.into(),
+        hint: None,
+    }
+}
+
+impl NameError {
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
 }
 
 /// True when `s` is one ECR path component: `[a-z0-9]+([._-][a-z0-9]+)*`.
@@ -365,6 +380,133 @@ impl Serialize for Principal {
     }
 }
 
+/// An IAM principal a trust policy names (`registry.trusted_principals`):
+/// an account's `root`, a `user/` or a `role/`, never a wildcard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalArn(String);
+string_newtype!(PrincipalArn);
+
+impl PrincipalArn {
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let mut parts = s.splitn(6, ':');
+        let ok = matches!(
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()),
+            (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource))
+                if partition.starts_with("aws")
+                    && AccountId::parse(account).is_ok()
+                    && (resource == "root"
+                        || resource.strip_prefix("user/").is_some_and(|n| !n.is_empty())
+                        || resource.strip_prefix("role/").is_some_and(|n| !n.is_empty()))
+                    && !resource.contains(['*', '?'])
+        );
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(err(format!(
+                "`{s}` is not an IAM principal ARN (an account `:root`, a `user/` or a `role/`)"
+            )))
+        }
+    }
+}
+
+/// The ARN of an IAM OIDC identity provider (EKS IRSA), whose host part
+/// is spliced into the trust policy's condition keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcProviderArn(String);
+string_newtype!(OidcProviderArn);
+
+impl OidcProviderArn {
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let ok = s.starts_with("arn:aws")
+            && s.split_once(":oidc-provider/")
+                .is_some_and(|(_, host)| !host.is_empty() && !host.contains(char::is_whitespace));
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(err(format!(
+                "`{s}` is not an IAM OIDC provider ARN \
+                 (expected `arn:aws:iam::123456789012:oidc-provider/oidc.eks.REGION.amazonaws.com/id/ID`)"
+            )))
+        }
+    }
+
+    /// The provider's host and path (`oidc.eks.REGION.amazonaws.com/id/ID`):
+    /// the prefix of its condition keys.
+    pub fn provider(&self) -> &str {
+        self.0
+            .split_once(":oidc-provider/")
+            .map_or("", |(_, host)| host)
+    }
+}
+
+/// A registry host with optional port: what goes before the first `/` of an
+/// image reference (`registry.example.com`, `localhost:5000`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryHost(String);
+string_newtype!(RegistryHost);
+
+impl RegistryHost {
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        if s.contains("://") {
+            return Err(err(format!("`{s}` includes a URL scheme"))
+                .hint("write only the host and port, such as `localhost:5000`"));
+        }
+        let ok = !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(err(format!(
+                "`{s}` is not a registry host (expected something like `registry.example.com` or `localhost:5000`)"
+            )))
+        }
+    }
+}
+
+/// Path components between the registry host and the project
+/// (`rise-apps`, `team/apps`): part of every image path and token scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoNamespace(String);
+string_newtype!(RepoNamespace);
+
+impl RepoNamespace {
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let ok = !s.is_empty() && s.split('/').all(|part| ProjectName::parse(part).is_ok());
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(err(format!(
+                "`{s}` is not a repository namespace (lower-case path components separated by `/`)"
+            )))
+        }
+    }
+}
+
+/// A Kubernetes namespace or service account name (DNS-1123 label), spliced
+/// into the IRSA trust policy's `sub` condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct K8sName(String);
+string_newtype!(K8sName);
+
+impl K8sName {
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let ok = !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(err(format!(
+                "`{s}` is not a Kubernetes name (lower-case letters, digits and `-`, at most 63)"
+            )))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,9 +532,9 @@ mod tests {
 
     #[test]
     fn project_name_errors_say_what_is_wrong() {
-        let e = ProjectName::parse("My-App").unwrap_err().0;
+        let e = ProjectName::parse("My-App").unwrap_err().message;
         assert!(e.contains("upper-case `M`"), "{e}");
-        let e = ProjectName::parse("a*").unwrap_err().0;
+        let e = ProjectName::parse("a*").unwrap_err().message;
         assert!(e.contains("`*`"), "{e}");
     }
 
@@ -473,6 +615,62 @@ mod tests {
         );
         for bad in ["alice", "user:", "role:x", "group:a b"] {
             assert!(Principal::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod spliced_value_tests {
+    use super::*;
+
+    #[test]
+    fn principal_arns_are_a_root_a_user_or_a_role_never_a_wildcard() {
+        for ok in [
+            "arn:aws:iam::123456789012:root",
+            "arn:aws:iam::123456789012:user/ci",
+            "arn:aws-cn:iam::123456789012:role/ops/deployer",
+        ] {
+            assert_eq!(PrincipalArn::parse(ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "arn:aws:iam::123456789012:*",
+            "arn:aws:iam::123456789012:user/*",
+            "arn:aws:iam::12345:root",
+            "arn:aws:sts::123456789012:assumed-role/x/y",
+            "*",
+        ] {
+            assert!(PrincipalArn::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_oidc_provider_arn_yields_its_provider() {
+        let arn = OidcProviderArn::parse(
+            "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/AB",
+        )
+        .unwrap();
+        assert_eq!(arn.provider(), "oidc.eks.us-east-1.amazonaws.com/id/AB");
+        assert!(OidcProviderArn::parse("arn:aws:iam::123456789012:oidc-provider/").is_err());
+        assert!(OidcProviderArn::parse("arn:aws:iam::1:oidc-provider/a b").is_err());
+    }
+
+    #[test]
+    fn registry_hosts_namespaces_and_kubernetes_names() {
+        assert!(RegistryHost::parse("localhost:5000").is_ok());
+        assert!(RegistryHost::parse("[::1]:5000").is_ok());
+        let e = RegistryHost::parse("https://r.example.com").unwrap_err();
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("write only the host and port, such as `localhost:5000`")
+        );
+        assert!(RegistryHost::parse("r.example.com/x").is_err());
+        assert!(RepoNamespace::parse("team/apps").is_ok());
+        for bad in ["", "Team", "a//b", "a/*", "../x"] {
+            assert!(RepoNamespace::parse(bad).is_err(), "{bad}");
+        }
+        assert!(K8sName::parse("rise-system").is_ok());
+        for bad in ["", "-a", "a-", "A", "a_b", &"a".repeat(64)] {
+            assert!(K8sName::parse(bad).is_err(), "{bad}");
         }
     }
 }

@@ -527,7 +527,7 @@ fn docker_compose_runs_the_registry_and_ui_the_docs_promise() {
     assert_eq!(env["REGISTRY_AUTH"], "token");
     assert_eq!(env["REGISTRY_AUTH_TOKEN_SERVICE"], oci.service.as_str());
     assert_eq!(env["REGISTRY_AUTH_TOKEN_ISSUER"], oci.issuer.as_str());
-    let port = oci.registry_url.rsplit(':').next().unwrap();
+    let port = oci.registry_url.as_str().rsplit(':').next().unwrap();
     assert_eq!(token["ports"][0], format!("{port}:5000"));
     assert_eq!(
         env["REGISTRY_AUTH_TOKEN_REALM"],

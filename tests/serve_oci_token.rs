@@ -196,8 +196,11 @@ impl Setup {
     /// times.
     fn broker(&self, pki: &Path) -> OciTokenProvider {
         let config = OciTokenConfig {
-            registry_url: self.registry.addr.to_string(),
-            namespace: "rise-apps".into(),
+            registry_url: rise_registry::naming::RegistryHost::parse(
+                &self.registry.addr.to_string(),
+            )
+            .unwrap(),
+            namespace: rise_registry::naming::RepoNamespace::parse("rise-apps").unwrap(),
             service: SERVICE.into(),
             issuer: ISSUER.into(),
             signing_key_file: String::new(),

@@ -31,6 +31,37 @@ impl fmt::Display for Origin {
     }
 }
 
+/// What is wrong with one value, before it is placed at a file, line and
+/// key path: what value parsers, substitution and name checks return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Problem {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<crate::naming::NameError> for Problem {
+    fn from(e: crate::naming::NameError) -> Self {
+        Self {
+            message: e.message,
+            hint: e.hint,
+        }
+    }
+}
+
 /// One problem in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -48,6 +79,16 @@ impl ConfigError {
             path: path.into(),
             message: message.into(),
             hint: None,
+        }
+    }
+
+    /// `problem`, placed at `origin` and `path`.
+    pub fn at(origin: Origin, path: impl Into<String>, problem: Problem) -> Self {
+        Self {
+            origin,
+            path: path.into(),
+            message: problem.message,
+            hint: problem.hint,
         }
     }
 

@@ -8,17 +8,20 @@
 mod error;
 mod layers;
 mod model;
+mod reader;
 mod schema;
 mod substitute;
+mod values;
 mod yaml;
 
 use std::path::Path;
 use std::sync::Arc;
 
-pub use error::{ConfigError, ConfigErrors, Origin};
+pub use error::{ConfigError, ConfigErrors, Origin, Problem};
 pub use layers::{Source, check_run_mode, layer_names};
 pub use model::*;
-pub use schema::{MIN_HS256_SECRET_BYTES, did_you_mean};
+pub use reader::did_you_mean;
+pub use schema::MIN_HS256_SECRET_BYTES;
 pub use substitute::substitute;
 
 /// A loaded configuration and the files it came from.

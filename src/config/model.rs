@@ -10,7 +10,10 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::naming::{AccountId, Principal, ProjectName, Region, RepoPrefix, RoleArn};
+use crate::naming::{
+    AccountId, K8sName, OidcProviderArn, Principal, PrincipalArn, ProjectName, Region,
+    RegistryHost, RepoNamespace, RepoPrefix, RoleArn,
+};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,7 +67,7 @@ pub struct EcrConfig {
     pub max_image_count: u32,
     pub tags: BTreeMap<String, String>,
     pub irsa: Option<IrsaConfig>,
-    pub trusted_principals: Vec<String>,
+    pub trusted_principals: Vec<PrincipalArn>,
     /// Lifetime asked of STS for push credentials; 3600 is the most AWS
     /// allows when a role assumes another role (role chaining).
     pub session_duration_seconds: u32,
@@ -98,37 +101,34 @@ impl TagMutability {
 /// EKS IRSA: the controller role trusts a Kubernetes service account.
 #[derive(Debug, Clone, Serialize)]
 pub struct IrsaConfig {
-    pub oidc_provider_arn: String,
-    pub namespace: String,
-    pub service_account: String,
+    pub oidc_provider_arn: OidcProviderArn,
+    pub namespace: K8sName,
+    pub service_account: K8sName,
 }
 
 impl IrsaConfig {
     /// The provider's host and path (`oidc.eks.…/id/…`): the prefix of the
     /// `:sub` and `:aud` condition keys in the trust policy.
     pub fn provider(&self) -> &str {
-        self.oidc_provider_arn
-            .split_once(":oidc-provider/")
-            .map(|(_, p)| p)
-            .unwrap_or_default()
+        self.oidc_provider_arn.provider()
     }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OciClientAuthConfig {
     /// Host and optional port clients push to, such as `localhost:5000`.
-    pub registry_url: String,
+    pub registry_url: RegistryHost,
     /// Path between host and project; `None` puts projects at the top.
-    pub namespace: Option<String>,
+    pub namespace: Option<RepoNamespace>,
 }
 
 /// A distribution registry that trusts tokens from serve's `/registry/token`.
 #[derive(Debug, Clone, Serialize)]
 pub struct OciTokenConfig {
     /// Host and optional port clients push to.
-    pub registry_url: String,
+    pub registry_url: RegistryHost,
     /// Projects live at `{namespace}/{project}`.
-    pub namespace: String,
+    pub namespace: RepoNamespace,
     /// The registry's `auth.token.service`: the `aud` of registry tokens.
     pub service: String,
     /// The registry's `auth.token.issuer`: the `iss` of registry tokens.

@@ -1,53 +1,36 @@
-//! The merged tree → a typed [`Config`], collecting every problem on the way.
+//! The merged tree → a typed [`Config`], collecting every problem on the way:
+//! one reader per section, written in the machinery of [`super::reader`].
 //!
 //! Hand-written instead of `#[derive(Deserialize)]` because serde stops at
 //! the first error and knows no lines; here every field is read even after
 //! one failed, unknown keys get a did-you-mean hint, and each error carries
-//! the file, line and key path of the value it is about.
+//! the file, line and key path of the value it is about. Names spliced into
+//! ARNs and policies are parsed by [`crate::naming`]'s newtypes; other
+//! values by [`super::values`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use super::error::{ConfigError, Origin};
+use super::error::{ConfigError, Origin, Problem};
 use super::model::*;
-use super::yaml::{Key, Kind, Node};
-use crate::naming::{AccountId, NameError, Principal, ProjectName, Region, RepoPrefix, RoleArn};
+use super::reader::{MapReader, Reader, did_you_mean, join};
+use super::values::{http_url, jwks_url, socket_addr, token_name};
+use super::yaml::{Kind, Node};
+use crate::naming::{
+    AccountId, K8sName, OidcProviderArn, Principal, PrincipalArn, ProjectName, Region,
+    RegistryHost, RepoNamespace, RepoPrefix, RoleArn,
+};
 use crate::secret::Secret;
 
 /// Minimum HS256 key length: RFC 7518 §3.2 asks for a key at least as long
 /// as the hash output (256 bits).
 pub const MIN_HS256_SECRET_BYTES: usize = 32;
 
-/// What is wrong with one value.
-#[derive(Debug)]
-pub struct Problem {
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl Problem {
-    fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            hint: None,
-        }
-    }
-    fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
-}
-
-impl From<NameError> for Problem {
-    fn from(e: NameError) -> Self {
-        Self::new(e.0)
-    }
-}
-
 /// Reads the whole configuration. `dir` locates problems that belong to no
 /// file, such as a missing top-level section.
 pub fn read_config(root: &Node, dir: &Origin) -> Result<Config, Vec<ConfigError>> {
-    let mut r = Reader { errors: Vec::new() };
+    let mut r = Reader::default();
     let config = r.config(root, dir);
     match config {
         Some(config) if r.errors.is_empty() => Ok(config),
@@ -56,257 +39,35 @@ pub fn read_config(root: &Node, dir: &Origin) -> Result<Config, Vec<ConfigError>
 }
 
 const REGISTRY_TYPES: &[&str] = &["ecr", "oci-client-auth", "oci-token"];
-const ECR_KEYS: &[&str] = &[
-    "type",
-    "region",
-    "account_id",
-    "repo_prefix",
-    "role_arn",
-    "push_role_arn",
-    "auto_remove",
-    "endpoint_url",
-    "image_tag_mutability",
-    "scan_on_push",
-    "max_image_count",
-    "tags",
-    "irsa",
-    "trusted_principals",
-    "session_duration_seconds",
-];
-const OCI_CLIENT_AUTH_KEYS: &[&str] = &["type", "registry_url", "namespace"];
-const OCI_TOKEN_KEYS: &[&str] = &[
-    "type",
-    "registry_url",
-    "namespace",
-    "service",
-    "issuer",
-    "signing_key_file",
-    "certificate_chain_file",
-    "ticket_ttl_seconds",
-    "token_ttl_seconds",
-];
 
-/// The keys of each registry type, to explain a key that belongs elsewhere.
-const KEYS_BY_TYPE: &[(&str, &[&str])] = &[
-    ("ecr", ECR_KEYS),
-    ("oci-client-auth", OCI_CLIENT_AUTH_KEYS),
-    ("oci-token", OCI_TOKEN_KEYS),
-];
-
-struct Reader {
-    errors: Vec<ConfigError>,
+/// The keys the reader of registry type `ty` knows: what it asks of an
+/// empty `registry` map (its problems there are thrown away).
+fn registry_keys(ty: &str) -> Vec<&'static str> {
+    let empty = Node::empty_map(Origin {
+        file: Arc::from(""),
+        line: None,
+    });
+    let mut scratch = Reader::default();
+    if let Some(mut m) = scratch.map(&empty, "registry") {
+        m.get("type");
+        scratch.registry_of_type(ty, m);
+    }
+    scratch.asked
 }
 
-/// A map being read: tracks which keys were consumed so the rest can be
-/// reported as unknown.
-struct MapReader<'a> {
-    path: String,
-    /// Where to report a missing key: the map's own key line.
-    origin: Origin,
-    entries: &'a [(Key, Node)],
-    used: Vec<bool>,
-}
-
-impl<'a> MapReader<'a> {
-    fn child(&self, key: &str) -> String {
-        join(&self.path, key)
-    }
-
-    /// The value under `key`, or `None` when absent or null.
-    fn get(&mut self, key: &str) -> Option<&'a Node> {
-        let i = self.entries.iter().position(|(k, _)| k.name == key)?;
-        self.used[i] = true;
-        let node = &self.entries[i].1;
-        (node.kind != Kind::Null).then_some(node)
-    }
-
-    fn origin_of(&self, key: &str) -> Origin {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.name == key)
-            .map(|(_, v)| v.origin.clone())
-            .unwrap_or_else(|| self.origin.clone())
-    }
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-/// The closest known name to `name`, if any is close enough to be a typo.
-pub fn did_you_mean<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
+/// Explains `key`, unknown for registry type `this`, when another registry
+/// type knows it.
+fn other_registry_type(this: &str, key: &str) -> Option<String> {
+    REGISTRY_TYPES
         .iter()
-        .map(|k| (strsim::jaro_winkler(name, k), *k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| k)
+        .filter(|t| **t != this)
+        .find(|t| registry_keys(t).contains(&key))
+        .map(|other| format!("`{key}` belongs to registry type `{other}`, not `{this}`"))
 }
 
 impl Reader {
-    fn push(&mut self, origin: &Origin, path: &str, problem: Problem) {
-        let mut e = ConfigError::new(origin.clone(), path, problem.message);
-        e.hint = problem.hint;
-        self.errors.push(e);
-    }
-
-    fn map<'a>(&mut self, node: &'a Node, path: &str) -> Option<MapReader<'a>> {
-        match &node.kind {
-            Kind::Map(entries) => Some(MapReader {
-                path: path.to_string(),
-                origin: node.origin.clone(),
-                entries,
-                used: vec![false; entries.len()],
-            }),
-            _ => {
-                self.push(
-                    &node.origin,
-                    path,
-                    Problem::new(format!("expected a map, found {}", node.type_name())),
-                );
-                None
-            }
-        }
-    }
-
-    /// Reports every key of `m` that was not read.
-    fn finish(&mut self, m: MapReader<'_>, known: &[&str], registry_type: Option<&str>) {
-        for ((key, _), used) in m.entries.iter().zip(&m.used) {
-            if *used {
-                continue;
-            }
-            let other_type = registry_type.and_then(|this| {
-                KEYS_BY_TYPE
-                    .iter()
-                    .find(|(t, keys)| *t != this && keys.contains(&key.name.as_str()))
-                    .map(|(t, _)| (this, *t))
-            });
-            let problem = Problem::new(format!("unknown key `{}`", key.name));
-            let problem = if let Some((this, other)) = other_type {
-                problem.hint(format!(
-                    "`{}` belongs to registry type `{other}`, not `{this}`",
-                    key.name
-                ))
-            } else if let Some(near) = did_you_mean(&key.name, known) {
-                problem.hint(format!("did you mean `{near}`?"))
-            } else {
-                problem.hint(format!("known keys here: {}", known.join(", ")))
-            };
-            self.push(&key.origin, &m.child(&key.name), problem);
-        }
-    }
-
-    /// A required value; a missing one is reported at the map.
-    fn required<'a, T>(
-        &mut self,
-        m: &mut MapReader<'a>,
-        key: &str,
-        read: impl FnOnce(&mut Self, &'a Node, &str) -> Option<T>,
-    ) -> Option<T> {
-        let path = m.child(key);
-        match m.get(key) {
-            Some(node) => read(self, node, &path),
-            None => {
-                self.push(
-                    &m.origin,
-                    &path,
-                    Problem::new(format!("missing required key `{key}`")),
-                );
-                None
-            }
-        }
-    }
-
-    /// An optional value; `None` when absent, null, or invalid (reported).
-    fn optional<'a, T>(
-        &mut self,
-        m: &mut MapReader<'a>,
-        key: &str,
-        read: impl FnOnce(&mut Self, &'a Node, &str) -> Option<T>,
-    ) -> Option<T> {
-        let path = m.child(key);
-        m.get(key).and_then(|node| read(self, node, &path))
-    }
-
-    fn scalar<T>(
-        &mut self,
-        node: &Node,
-        path: &str,
-        parse: impl FnOnce(&str) -> Result<T, Problem>,
-    ) -> Option<T> {
-        let Kind::Scalar(text) = &node.kind else {
-            self.push(
-                &node.origin,
-                path,
-                Problem::new(format!(
-                    "expected a single value, found {}",
-                    node.type_name()
-                )),
-            );
-            return None;
-        };
-        match parse(text) {
-            Ok(v) => Some(v),
-            Err(p) => {
-                self.push(&node.origin, path, p);
-                None
-            }
-        }
-    }
-
-    fn string(&mut self, node: &Node, path: &str) -> Option<String> {
-        self.scalar(node, path, non_empty)
-    }
-
-    fn bool(&mut self, node: &Node, path: &str) -> Option<bool> {
-        self.scalar(node, path, |s| match s {
-            "true" | "True" | "TRUE" => Ok(true),
-            "false" | "False" | "FALSE" => Ok(false),
-            _ => Err(Problem::new(format!("expected true or false, found `{s}`"))),
-        })
-    }
-
-    /// A whole number in `min..=max`.
-    fn uint(&mut self, node: &Node, path: &str, min: u32, max: u32) -> Option<u32> {
-        self.scalar(node, path, |s| match s.parse::<u32>() {
-            Ok(v) if (min..=max).contains(&v) => Ok(v),
-            _ => Err(Problem::new(format!(
-                "expected a whole number from {min} to {max}, found `{s}`"
-            ))),
-        })
-    }
-
-    fn list<'a, T>(
-        &mut self,
-        node: &'a Node,
-        path: &str,
-        mut item: impl FnMut(&mut Self, &'a Node, &str) -> Option<T>,
-    ) -> Option<Vec<T>> {
-        let Kind::Seq(items) = &node.kind else {
-            self.push(
-                &node.origin,
-                path,
-                Problem::new(format!("expected a list, found {}", node.type_name())),
-            );
-            return None;
-        };
-        Some(
-            items
-                .iter()
-                .enumerate()
-                .filter_map(|(i, n)| item(self, n, &format!("{path}[{i}]")))
-                .collect(),
-        )
-    }
-
     fn principals(&mut self, node: &Node, path: &str) -> Option<Vec<Principal>> {
-        self.list(node, path, |r, n, p| {
-            r.scalar(n, p, |s| Principal::parse(s).map_err(Problem::from))
-        })
+        self.list(node, path, |r, n, p| r.scalar(n, p, Principal::parse))
     }
 
     fn config(&mut self, root: &Node, dir: &Origin) -> Option<Config> {
@@ -320,7 +81,7 @@ impl Reader {
         let auth = self.required(&mut m, "auth", Self::auth);
         let server_node = m.get("server");
         let server = self.server(server_node, dir);
-        self.finish(m, &["registry", "projects", "auth", "server"], None);
+        self.finish(m);
 
         let registry = registry?;
         if let (RegistryConfig::Ecr(ecr), Some(server)) = (&registry, &server) {
@@ -360,37 +121,42 @@ impl Reader {
             }
             return None;
         };
-        match ty.as_str() {
+        if !REGISTRY_TYPES.contains(&ty.as_str()) {
+            let origin = m.origin_of("type");
+            let hint = match did_you_mean(&ty, REGISTRY_TYPES) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => format!("one of: {}", REGISTRY_TYPES.join(", ")),
+            };
+            self.push(
+                &origin,
+                &m.child("type"),
+                Problem::new(format!("unknown registry type `{ty}`")).hint(hint),
+            );
+            return None;
+        }
+        self.registry_of_type(&ty, m)
+    }
+
+    /// The rest of a `registry` map whose `type` (one of
+    /// [`REGISTRY_TYPES`]) was read.
+    fn registry_of_type(&mut self, ty: &str, m: MapReader<'_>) -> Option<RegistryConfig> {
+        match ty {
             "ecr" => self.ecr(m).map(|c| RegistryConfig::Ecr(Box::new(c))),
             "oci-client-auth" => self.oci_client_auth(m).map(RegistryConfig::OciClientAuth),
             "oci-token" => self.oci_token(m).map(RegistryConfig::OciToken),
-            other => {
-                let origin = m.origin_of("type");
-                let hint = match did_you_mean(other, REGISTRY_TYPES) {
-                    Some(near) => format!("did you mean `{near}`?"),
-                    None => format!("one of: {}", REGISTRY_TYPES.join(", ")),
-                };
-                self.push(
-                    &origin,
-                    &m.child("type"),
-                    Problem::new(format!("unknown registry type `{other}`")).hint(hint),
-                );
-                None
-            }
+            _ => None,
         }
     }
 
     fn ecr(&mut self, mut m: MapReader<'_>) -> Option<EcrConfig> {
-        let region = self.required(&mut m, "region", |r, n, p| {
-            r.scalar(n, p, |s| Region::parse(s).map_err(Problem::from))
-        });
+        let region = self.required(&mut m, "region", |r, n, p| r.scalar(n, p, Region::parse));
         let account_id = self.required(&mut m, "account_id", |r, n, p| {
-            r.scalar(n, p, |s| AccountId::parse(s).map_err(Problem::from))
+            r.scalar(n, p, AccountId::parse)
         });
         let repo_prefix = match m.get("repo_prefix") {
             Some(n) => {
                 let p = m.child("repo_prefix");
-                self.scalar(n, &p, |s| RepoPrefix::parse(s).map_err(Problem::from))
+                self.scalar(n, &p, RepoPrefix::parse)
             }
             None => Some(RepoPrefix::parse("rise/").expect("the default prefix is valid")),
         };
@@ -424,7 +190,7 @@ impl Reader {
         let irsa = self.optional(&mut m, "irsa", Self::irsa);
         let trusted_principals = self
             .optional(&mut m, "trusted_principals", |r, n, p| {
-                r.list(n, p, |r, n, p| r.scalar(n, p, principal_arn))
+                r.list(n, p, |r, n, p| r.scalar(n, p, PrincipalArn::parse))
             })
             .unwrap_or_default();
         let session_duration_seconds = self
@@ -468,7 +234,7 @@ impl Reader {
             }
             if let Some(irsa) = &irsa {
                 let expected = format!("arn:{}:iam::{account}:oidc-provider/", region.partition());
-                if !irsa.oidc_provider_arn.starts_with(&expected) {
+                if !irsa.oidc_provider_arn.as_str().starts_with(&expected) {
                     self.push(
                         &m.origin_of("irsa"),
                         &m.child("irsa.oidc_provider_arn"),
@@ -489,7 +255,7 @@ impl Reader {
                     .hint("the two-role setup separates managing repositories from pushing"),
             );
         }
-        self.finish(m, ECR_KEYS, Some("ecr"));
+        self.finish_with(m, |k| other_registry_type("ecr", k));
         Some(EcrConfig {
             region: region?,
             account_id: account_id?,
@@ -509,7 +275,7 @@ impl Reader {
     }
 
     fn role_arn(&mut self, node: &Node, path: &str) -> Option<RoleArn> {
-        self.scalar(node, path, |s| RoleArn::parse(s).map_err(Problem::from))
+        self.scalar(node, path, RoleArn::parse)
     }
 
     fn tags(&mut self, node: &Node, path: &str) -> Option<BTreeMap<String, String>> {
@@ -556,33 +322,19 @@ impl Reader {
     fn irsa(&mut self, node: &Node, path: &str) -> Option<IrsaConfig> {
         let mut m = self.map(node, path)?;
         let oidc_provider_arn = self.required(&mut m, "oidc_provider_arn", |r, n, p| {
-            r.scalar(n, p, |s| {
-                let ok = s.starts_with("arn:aws")
-                    && s.split_once(":oidc-provider/")
-                        .is_some_and(|(_, host)| !host.is_empty() && !host.contains(char::is_whitespace));
-                if ok {
-                    Ok(s.to_string())
-                } else {
-                    Err(Problem::new(format!(
-                        "`{s}` is not an IAM OIDC provider ARN \
-                         (expected `arn:aws:iam::123456789012:oidc-provider/oidc.eks.REGION.amazonaws.com/id/ID`)"
-                    )))
-                }
-            })
+            r.scalar(n, p, OidcProviderArn::parse)
         });
         let namespace = self
-            .optional(&mut m, "namespace", |r, n, p| r.scalar(n, p, k8s_name))
-            .unwrap_or_else(|| "rise-system".into());
+            .optional(&mut m, "namespace", |r, n, p| {
+                r.scalar(n, p, K8sName::parse)
+            })
+            .unwrap_or_else(|| K8sName::parse("rise-system").expect("the default is a name"));
         let service_account = self
             .optional(&mut m, "service_account", |r, n, p| {
-                r.scalar(n, p, k8s_name)
+                r.scalar(n, p, K8sName::parse)
             })
-            .unwrap_or_else(|| "rise-backend".into());
-        self.finish(
-            m,
-            &["oidc_provider_arn", "namespace", "service_account"],
-            None,
-        );
+            .unwrap_or_else(|| K8sName::parse("rise-backend").expect("the default is a name"));
+        self.finish(m);
         Some(IrsaConfig {
             oidc_provider_arn: oidc_provider_arn?,
             namespace,
@@ -592,10 +344,12 @@ impl Reader {
 
     fn oci_client_auth(&mut self, mut m: MapReader<'_>) -> Option<OciClientAuthConfig> {
         let registry_url = self.required(&mut m, "registry_url", |r, n, p| {
-            r.scalar(n, p, registry_host)
+            r.scalar(n, p, RegistryHost::parse)
         });
-        let namespace = self.optional(&mut m, "namespace", |r, n, p| r.scalar(n, p, namespace));
-        self.finish(m, OCI_CLIENT_AUTH_KEYS, Some("oci-client-auth"));
+        let namespace = self.optional(&mut m, "namespace", |r, n, p| {
+            r.scalar(n, p, RepoNamespace::parse)
+        });
+        self.finish_with(m, |k| other_registry_type("oci-client-auth", k));
         Some(OciClientAuthConfig {
             registry_url: registry_url?,
             namespace,
@@ -604,9 +358,11 @@ impl Reader {
 
     fn oci_token(&mut self, mut m: MapReader<'_>) -> Option<OciTokenConfig> {
         let registry_url = self.required(&mut m, "registry_url", |r, n, p| {
-            r.scalar(n, p, registry_host)
+            r.scalar(n, p, RegistryHost::parse)
         });
-        let namespace = self.required(&mut m, "namespace", |r, n, p| r.scalar(n, p, namespace));
+        let namespace = self.required(&mut m, "namespace", |r, n, p| {
+            r.scalar(n, p, RepoNamespace::parse)
+        });
         let service = self.required(&mut m, "service", |r, n, p| r.scalar(n, p, token_name));
         let issuer = self.required(&mut m, "issuer", |r, n, p| r.scalar(n, p, token_name));
         let signing_key_file = self.required(&mut m, "signing_key_file", Self::string);
@@ -621,7 +377,7 @@ impl Reader {
                 r.uint(n, p, 60, 3600)
             })
             .unwrap_or(300);
-        self.finish(m, OCI_TOKEN_KEYS, Some("oci-token"));
+        self.finish_with(m, |k| other_registry_type("oci-token", k));
         Some(OciTokenConfig {
             registry_url: registry_url?,
             namespace: namespace?,
@@ -639,15 +395,13 @@ impl Reader {
     fn projects(&mut self, node: &Node, path: &str) -> Option<Vec<(Project, Origin, String)>> {
         let projects = self.list(node, path, |r, n, p| {
             let mut m = r.map(n, p)?;
-            let name = r.required(&mut m, "name", |r, n, p| {
-                r.scalar(n, p, |s| ProjectName::parse(s).map_err(Problem::from))
-            });
+            let name = r.required(&mut m, "name", |r, n, p| r.scalar(n, p, ProjectName::parse));
             let access = r
                 .optional(&mut m, "access", Self::principals)
                 .unwrap_or_default();
             let origin = m.origin_of("name");
             let name_path = m.child("name");
-            r.finish(m, &["name", "access"], None);
+            r.finish(m);
             let project = Project {
                 name: name?,
                 access,
@@ -694,9 +448,7 @@ impl Reader {
                 r.uint(n, p, 1, 86_400)
             })
             .unwrap_or(30);
-        let has_key_source = m.entries.iter().any(|(k, v)| {
-            (k.name == "hs256_secret" || k.name == "jwks_url") && v.kind != Kind::Null
-        });
+        let has_key_source = m.has("hs256_secret") || m.has("jwks_url");
         if !has_key_source {
             self.push(
                 &m.origin,
@@ -705,19 +457,7 @@ impl Reader {
                     .hint("set `hs256_secret`, `jwks_url`, or both"),
             );
         }
-        self.finish(
-            m,
-            &[
-                "issuer",
-                "audience",
-                "hs256_secret",
-                "jwks_url",
-                "groups_claim",
-                "admins",
-                "jwks_min_refresh_seconds",
-            ],
-            None,
-        );
+        self.finish(m);
         Some(AuthConfig {
             issuer,
             audience,
@@ -742,7 +482,7 @@ impl Reader {
             let mut t = r.map(n, p)?;
             let cert_file = r.required(&mut t, "cert_file", Self::string);
             let key_file = r.required(&mut t, "key_file", Self::string);
-            r.finish(t, &["cert_file", "key_file"], None);
+            r.finish(t);
             Some(TlsConfig {
                 cert_file: cert_file?,
                 key_file: key_file?,
@@ -769,7 +509,7 @@ impl Reader {
             let v = r.optional(&mut c, "min_remaining_seconds", |r, n, p| {
                 r.uint(n, p, 60, 43_200)
             });
-            r.finish(c, &["min_remaining_seconds"], None);
+            r.finish(c);
             Some(v)
         });
         let rate_limit = self.optional(&mut m, "rate_limit", |r, n, p| {
@@ -778,22 +518,10 @@ impl Reader {
                 r.uint(n, p, 1, 1_000_000)
             });
             let burst = r.optional(&mut c, "burst", |r, n, p| r.uint(n, p, 1, 1_000_000));
-            r.finish(c, &["requests_per_minute", "burst"], None);
+            r.finish(c);
             Some((rpm, burst))
         });
-        self.finish(
-            m,
-            &[
-                "listen",
-                "tls",
-                "max_connections",
-                "header_read_timeout_seconds",
-                "shutdown_grace_seconds",
-                "credential_cache",
-                "rate_limit",
-            ],
-            None,
-        );
+        self.finish(m);
         let (rpm, burst) = rate_limit.unwrap_or_default();
         (!tls_invalid).then_some(ServerConfig {
             listen,
@@ -814,131 +542,4 @@ impl Reader {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 3000))
-}
-
-fn non_empty(s: &str) -> Result<String, Problem> {
-    if s.trim().is_empty() {
-        Err(Problem::new("must not be empty"))
-    } else {
-        Ok(s.to_string())
-    }
-}
-
-pub fn socket_addr(s: &str) -> Result<SocketAddr, Problem> {
-    s.parse().map_err(|_| {
-        Problem::new(format!("`{s}` is not an IP address and port"))
-            .hint("use something like `0.0.0.0:3000` or `127.0.0.1:3000`")
-    })
-}
-
-fn http_url(s: &str) -> Result<String, Problem> {
-    let rest = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !s.contains(char::is_whitespace) => Ok(s.to_string()),
-        _ => Err(Problem::new(format!(
-            "`{s}` is not an http:// or https:// URL"
-        ))),
-    }
-}
-
-/// Keys come from a JWKS URL, so plain HTTP is allowed only on loopback.
-fn jwks_url(s: &str) -> Result<String, Problem> {
-    let url = http_url(s)?;
-    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|p| {
-            s.strip_prefix(p)
-                .is_some_and(|r| r.is_empty() || r.starts_with([':', '/']))
-        });
-    if url.starts_with("https://") || loopback {
-        Ok(url)
-    } else {
-        Err(Problem::new(format!("`{s}` must use https://"))
-            .hint("token-verification keys fetched over plain HTTP could be swapped in transit"))
-    }
-}
-
-/// A registry host with optional port: what goes before the first `/` of an
-/// image reference.
-fn registry_host(s: &str) -> Result<String, Problem> {
-    if s.contains("://") {
-        return Err(Problem::new(format!("`{s}` includes a URL scheme"))
-            .hint("write only the host and port, such as `localhost:5000`"));
-    }
-    let ok = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(Problem::new(format!(
-            "`{s}` is not a registry host (expected something like `registry.example.com` or `localhost:5000`)"
-        )))
-    }
-}
-
-/// Path components between the registry host and the project.
-fn namespace(s: &str) -> Result<String, Problem> {
-    let ok = !s.is_empty() && s.split('/').all(|part| ProjectName::parse(part).is_ok());
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(Problem::new(format!(
-            "`{s}` is not a repository namespace (lower-case path components separated by `/`)"
-        )))
-    }
-}
-
-/// A token `service` or `issuer`: compared byte for byte by the registry, so
-/// stray whitespace would silently break every push.
-fn token_name(s: &str) -> Result<String, Problem> {
-    if s.is_empty() || s.len() > 256 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        Err(
-            Problem::new(format!("`{s}` must be 1 to 256 characters without spaces"))
-                .hint("it must equal the registry's `auth.token` setting exactly"),
-        )
-    } else {
-        Ok(s.to_string())
-    }
-}
-
-/// A Kubernetes namespace or service account name (DNS-1123 label).
-fn k8s_name(s: &str) -> Result<String, Problem> {
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-');
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(Problem::new(format!(
-            "`{s}` is not a Kubernetes name (lower-case letters, digits and `-`, at most 63)"
-        )))
-    }
-}
-
-/// An IAM principal ARN for a trust policy: the account root, a user or a role.
-fn principal_arn(s: &str) -> Result<String, Problem> {
-    let mut parts = s.splitn(6, ':');
-    let ok = matches!(
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()),
-        (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource))
-            if partition.starts_with("aws")
-                && AccountId::parse(account).is_ok()
-                && (resource == "root"
-                    || resource.strip_prefix("user/").is_some_and(|n| !n.is_empty())
-                    || resource.strip_prefix("role/").is_some_and(|n| !n.is_empty()))
-                && !resource.contains(['*', '?'])
-    );
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err(Problem::new(format!(
-            "`{s}` is not an IAM principal ARN (an account `:root`, a `user/` or a `role/`)"
-        )))
-    }
 }

@@ -11,7 +11,7 @@
 //! Unlike the shell, an empty variable without a default is an error: an
 //! exported-but-empty `RISE_JWT_SECRET=` is a mistake, not a value.
 
-use super::error::ConfigError;
+use super::error::{ConfigError, Problem};
 use super::yaml::{Kind, Node};
 
 /// Substitutes every scalar in `node`, collecting one error per problem.
@@ -25,11 +25,7 @@ pub fn substitute_tree(
         Kind::Null => {}
         Kind::Scalar(text) => match substitute(text, env) {
             Ok(new) => *text = new,
-            Err(problem) => {
-                let mut e = ConfigError::new(node.origin.clone(), path, problem.message);
-                e.hint = problem.hint;
-                errors.push(e);
-            }
+            Err(problem) => errors.push(ConfigError::at(node.origin.clone(), path, problem)),
         },
         Kind::Seq(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -47,13 +43,6 @@ pub fn substitute_tree(
             }
         }
     }
-}
-
-/// What went wrong substituting one string.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Problem {
-    pub message: String,
-    pub hint: Option<String>,
 }
 
 /// Substitutes one string.

@@ -66,7 +66,7 @@ pub struct IrsaVars {
 impl TemplateVars {
     pub fn from_config(ecr: &EcrConfig) -> Self {
         let mut push_trusted_principals = vec![ecr.role_arn.to_string()];
-        push_trusted_principals.extend(ecr.trusted_principals.iter().cloned());
+        push_trusted_principals.extend(ecr.trusted_principals.iter().map(ToString::to_string));
         Self {
             partition: ecr.partition().to_string(),
             region: ecr.region.to_string(),
@@ -75,12 +75,16 @@ impl TemplateVars {
             auto_remove: ecr.auto_remove,
             push_role_arn: ecr.push_role_arn.to_string(),
             irsa: ecr.irsa.as_ref().map(|i| IrsaVars {
-                oidc_provider_arn: i.oidc_provider_arn.clone(),
+                oidc_provider_arn: i.oidc_provider_arn.to_string(),
                 provider: i.provider().to_string(),
-                namespace: i.namespace.clone(),
-                service_account: i.service_account.clone(),
+                namespace: i.namespace.to_string(),
+                service_account: i.service_account.to_string(),
             }),
-            trusted_principals: ecr.trusted_principals.clone(),
+            trusted_principals: ecr
+                .trusted_principals
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             push_trusted_principals,
         }
     }

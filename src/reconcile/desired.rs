@@ -122,7 +122,7 @@ pub fn desired_state(ecr: &EcrConfig, projects: &[Project]) -> Result<DesiredSta
             .repository_name(&project.name)
             .map_err(|e| RenderError {
                 template: "repository",
-                message: e.0,
+                message: e.message,
             })?;
         let mut tags = ecr.tags.clone();
         tags.insert(TAG_MANAGED.into(), "true".into());

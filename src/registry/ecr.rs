@@ -56,9 +56,9 @@ impl EcrProvider {
             .config
             .repo_prefix
             .repository_name(project)
-            .map_err(|e| ProviderError::Invalid(e.0))?;
+            .map_err(|e| ProviderError::Invalid(e.message))?;
         let policy =
-            session_policy(&self.config, project).map_err(|e| ProviderError::Invalid(e.0))?;
+            session_policy(&self.config, project).map_err(|e| ProviderError::Invalid(e.message))?;
         let push_role = self.config.push_role_arn.as_str();
         let assumed = self
             .sts

@@ -33,7 +33,7 @@ impl RegistryProvider for OciClientAuthProvider {
         };
         Box::pin(async move {
             Ok(RegistryCredentials {
-                registry_url: url.clone(),
+                registry_url: url.to_string(),
                 username: String::new(),
                 password: Secret::new(String::new()),
                 expires_at: None,

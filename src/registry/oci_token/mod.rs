@@ -133,7 +133,7 @@ impl OciTokenProvider {
             jti: random_id(),
         };
         RegistryCredentials {
-            registry_url: self.config.registry_url.clone(),
+            registry_url: self.config.registry_url.to_string(),
             username: USERNAME.to_string(),
             password: self.tickets.mint(&ticket),
             expires_at: Some(UNIX_EPOCH + Duration::from_secs(exp.max(0) as u64)),
@@ -231,8 +231,8 @@ mod tests {
             .self_signed(&key)
             .unwrap();
         let config = OciTokenConfig {
-            registry_url: "localhost:5000".into(),
-            namespace: "rise-apps".into(),
+            registry_url: crate::naming::RegistryHost::parse("localhost:5000").unwrap(),
+            namespace: crate::naming::RepoNamespace::parse("rise-apps").unwrap(),
             service: "rise-registry".into(),
             issuer: "rise-broker".into(),
             signing_key_file: String::new(),
