@@ -10,6 +10,10 @@ use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 use crate::registry::oci_token::keys::Algorithm;
 
+/// `token --ttl` at most: a development token that outlives a year is a
+/// mistake, and the limit keeps `iat + ttl` far from overflow.
+pub const MAX_TOKEN_TTL_SECONDS: u64 = 366 * 24 * 3600;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rise-registry",
@@ -92,8 +96,8 @@ pub enum Command {
         /// A group (`group:<name>`); repeat for more
         #[arg(long = "group", value_name = "GROUP")]
         groups: Vec<String>,
-        /// Lifetime in seconds
-        #[arg(long, default_value_t = 3600)]
+        /// Lifetime in seconds (at most a year)
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=MAX_TOKEN_TTL_SECONDS))]
         ttl: u64,
     },
     /// The registry side of `registry.type: oci-token`

@@ -66,7 +66,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
     // the key material a configuration will name, so it runs without one.
     let load = |vars: &dyn Fn(&str) -> Option<String>| config::load(&config_dir, &run_mode, vars);
     match command {
-        Command::Config { check } => commands::config::run(&load(env.vars)?, check, env.stdout),
+        Command::Config { check } => commands::config::run(&load(env.vars)?, check, env),
         Command::Token {
             sub,
             email,
@@ -103,7 +103,12 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
             json,
             env,
         ),
-        Command::Serve { listen } => commands::serve::run(load(env.vars)?.config, listen),
+        Command::Serve { listen } => {
+            let config = load(env.vars)?.config;
+            let addr = listen.unwrap_or(config.server.listen);
+            config::check_serve_secret(&config.auth, &run_mode, &[addr])?;
+            commands::serve::run(config, listen)
+        }
         Command::OciToken {
             command:
                 OciTokenCommand::DevCa {

@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use rise_registry::cli::Cli;
+use rise_registry::commands::{Env, Status};
+
 const BIN: &str = env!("CARGO_BIN_EXE_rise-registry");
 
 /// Runs the binary with a clean environment (plus `env`), from `cwd`.
@@ -202,5 +205,153 @@ fn usage_errors_exit_1_and_help_exits_0() {
         "-v",
     ] {
         assert!(help.contains(word), "help lacks {word}: {help}");
+    }
+}
+
+/// Runs a command in this process through `run::run`, with `vars` as the
+/// environment and no terminal: (result, stdout, stderr).
+fn run_in_process(
+    args: &[&str],
+    vars: &[(&str, &str)],
+) -> (anyhow::Result<Status>, String, String) {
+    use clap::Parser;
+    let cli = Cli::try_parse_from(std::iter::once("rise-registry").chain(args.iter().copied()))
+        .expect("the arguments parse");
+    let lookup = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    };
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut env = Env {
+        vars: &lookup,
+        stdout: &mut stdout,
+        stderr: &mut stderr,
+        terminal: None,
+        colour: false,
+    };
+    let result = rise_registry::run::run(cli, &mut env);
+    (result, text(&stdout), text(&stderr))
+}
+
+fn shipped_config_dir() -> String {
+    repo().join("config").to_str().unwrap().to_string()
+}
+
+#[test]
+fn config_check_runs_in_process_and_warns_on_stderr_only() {
+    let dir = shipped_config_dir();
+    let (result, stdout, stderr) =
+        run_in_process(&["--config-dir", &dir, "config", "--check"], &[]);
+    assert_eq!(result.unwrap(), Status::Success);
+    assert!(stdout.starts_with("OK: configuration is valid"), "{stdout}");
+    assert_eq!(stderr, "", "the shipped development config needs no advice");
+
+    let lax = write_dir(&[(
+        "development.yaml",
+        "registry: {type: oci-client-auth, registry_url: x}\nauth: {hs256_secret: a-test-secret-that-is-long-enough-0123456789}\n",
+    )]);
+    let dir = lax.path().to_str().unwrap();
+    let (result, stdout, stderr) = run_in_process(&["--config-dir", dir, "config", "--check"], &[]);
+    assert_eq!(result.unwrap(), Status::Success);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stderr.contains("warning: auth.issuer is not set"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("warning: auth.audience is not set"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn variables_come_from_the_env_given_to_run() {
+    let dir = shipped_config_dir();
+    let args = [
+        "--config-dir",
+        &dir,
+        "--run-mode",
+        "production",
+        "config",
+        "--check",
+    ];
+    let (result, _, _) = run_in_process(&args, &[]);
+    let e = rise_registry::run::render_error(&result.unwrap_err());
+    assert!(e.contains("`RISE_JWT_SECRET` is not set"), "{e}");
+    let vars = [
+        ("RISE_JWT_ISSUER", "https://auth.example.com"),
+        ("RISE_JWT_SECRET", "a-production-secret-of-enough-length-42"),
+    ];
+    let (result, stdout, _) = run_in_process(&args, &vars);
+    assert_eq!(result.unwrap(), Status::Success);
+    assert!(stdout.contains("registry ecr"), "{stdout}");
+}
+
+#[test]
+fn dev_ca_needs_no_configuration() {
+    let out = tempfile::tempdir().unwrap();
+    let pki = out.path().join("pki");
+    let args = [
+        "--config-dir",
+        "/nonexistent",
+        "oci-token",
+        "dev-ca",
+        "--out",
+        pki.to_str().unwrap(),
+    ];
+    let (result, stdout, _) = run_in_process(&args, &[]);
+    assert_eq!(result.unwrap(), Status::Success);
+    assert!(stdout.contains("token.key"), "{stdout}");
+    assert!(pki.join("ca.crt").is_file());
+}
+
+#[test]
+fn token_ttl_is_bounded_instead_of_overflowing() {
+    let out = run(repo(), &["token", "--ttl", "18446744073709551615"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--ttl"), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("panicked"));
+    let out = run(repo(), &["token", "--ttl", "600"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// The published development secret is refused outside development, and
+/// in development off loopback; serve never gets as far as listening.
+#[test]
+fn serve_refuses_the_published_secret_outside_development_on_loopback() {
+    let config = std::fs::read_to_string(repo().join("config/development.yaml")).unwrap();
+    let default = std::fs::read_to_string(repo().join("config/default.yaml")).unwrap();
+    // An operator's own run mode that copied the development file.
+    let dir = write_dir(&[
+        ("default.yaml", &default),
+        ("development.yaml", &config),
+        ("staging.yaml", &config),
+    ]);
+    let d = dir.path().to_str().unwrap();
+    for (args, why) in [
+        (
+            vec![
+                "--config-dir",
+                d,
+                "--run-mode",
+                "staging",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "the run mode is `staging`",
+        ),
+        (
+            vec!["--config-dir", d, "serve", "--listen", "0.0.0.0:0"],
+            "listening on 0.0.0.0:0",
+        ),
+    ] {
+        let out = run(repo(), &args, &[]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("development secret published"), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(!stderr.contains("insecure-development-secret"), "{stderr}");
     }
 }

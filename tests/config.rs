@@ -51,7 +51,7 @@ fn a_minimal_ecr_config_gets_documented_defaults() {
     assert_eq!(e.max_image_count, 100);
     assert_eq!(e.image_tag_mutability.as_str(), "MUTABLE");
     assert_eq!(config.auth.groups_claim, "groups");
-    assert_eq!(config.server.listen.to_string(), "0.0.0.0:3000");
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:3000"); // loopback unless config says otherwise
 }
 
 #[test]
@@ -323,4 +323,43 @@ fn the_shipped_examples_load() {
         "arn:aws:iam::123456789012:role/rise-backend"
     );
     assert_eq!(e.push_role_arn.name(), "rise-backend-ecr-push");
+}
+
+/// A run mode of the operator's own (JWKS only) layered on the shipped
+/// default.yaml inherits no secret, no admins and no projects from it.
+#[test]
+fn the_shipped_defaults_hold_nothing_a_run_mode_could_inherit_by_accident() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+    let default = std::fs::read_to_string(format!("{dir}/default.yaml")).unwrap();
+    let idp = "auth:\n  jwks_url: https://idp.example.com/jwks.json\n  issuer: https://idp.example.com\n  audience: rise\n";
+    let config = load(&[("default.yaml", &default), ("idp.yaml", idp)]).unwrap();
+    assert!(
+        config.auth.hs256_secret.is_none(),
+        "no secret anyone could mint with"
+    );
+    assert!(config.auth.admins.is_empty());
+    assert!(config.projects.is_empty());
+    assert!(config.server.listen.ip().is_loopback());
+    // default.yaml alone cannot verify any token at all.
+    let alone = errors(&[("default.yaml", &default)]);
+    assert!(alone.contains("auth needs a key source"), "{alone}");
+}
+
+#[test]
+fn a_jwks_needs_issuer_and_audience_hs256_does_not() {
+    let base = "registry: {type: oci-client-auth, registry_url: x}\n";
+    let out = errors(&[(
+        "a.yaml",
+        &format!("{base}auth: {{jwks_url: https://idp.example.com/jwks.json}}\n"),
+    )]);
+    assert!(out.contains("auth.issuer: missing `issuer`"), "{out}");
+    assert!(out.contains("auth.audience: missing `audience`"), "{out}");
+    let out = errors(&[(
+        "a.yaml",
+        &format!("{base}auth: {{jwks_url: https://idp.example.com/jwks.json, issuer: i}}\n"),
+    )]);
+    assert!(!out.contains("auth.issuer"), "{out}");
+    assert!(out.contains("auth.audience: missing `audience`"), "{out}");
+    let hs = format!("{base}auth: {{hs256_secret: 0123456789abcdef0123456789abcdef}}\n");
+    assert!(load(&[("a.yaml", &hs)]).is_ok());
 }

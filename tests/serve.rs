@@ -520,7 +520,9 @@ fn docker_compose_runs_the_registry_and_ui_the_docs_promise() {
         .iter()
         .map(|(f, t)| (f.as_str(), t.as_str()))
         .collect();
-    let config = support::load_config(&refs, &[]).unwrap();
+    // The oci-token run mode signs with the operator's RISE_JWT_SECRET.
+    let secret = [("RISE_JWT_SECRET", "a-local-secret-of-enough-length-0123456")];
+    let config = support::load_config(&refs, &secret).unwrap();
     let rise_registry::config::RegistryConfig::OciToken(oci) = config.registry else {
         panic!("config/oci-token.yaml is oci-token");
     };

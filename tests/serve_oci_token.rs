@@ -566,6 +566,7 @@ fn the_shipped_oci_token_run_mode_accepts_what_dev_ca_writes() {
         .env_clear()
         .env("RISE_TOKEN_KEY", pki.path().join("token.key"))
         .env("RISE_TOKEN_CHAIN", pki.path().join("token.crt"))
+        .env("RISE_JWT_SECRET", "a-local-secret-of-enough-length-0123456")
         .output()
         .unwrap();
     assert!(

@@ -126,6 +126,9 @@ pub struct Rules {
     issuer: Option<String>,
     audience: Option<String>,
     groups_claim: String,
+    /// `auth.allow_unverified_email`: count `email` as an identity without
+    /// `email_verified: true`, for identity providers that never send it.
+    allow_unverified_email: bool,
 }
 
 impl std::fmt::Debug for Rules {
@@ -138,6 +141,7 @@ impl std::fmt::Debug for Rules {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("groups_claim", &self.groups_claim)
+            .field("allow_unverified_email", &self.allow_unverified_email)
             .finish()
     }
 }
@@ -153,6 +157,7 @@ impl Rules {
             issuer: auth.issuer.clone(),
             audience: auth.audience.clone(),
             groups_claim: auth.groups_claim.clone(),
+            allow_unverified_email: auth.allow_unverified_email,
         }
     }
 
@@ -286,8 +291,11 @@ fn check_claims(
         .filter(|s| !s.is_empty())
         .ok_or(TokenError::MissingClaim("sub"))?
         .to_string();
-    // An address the issuer says is unverified proves nothing.
-    let verified = claims.get("email_verified").and_then(Value::as_bool) != Some(false);
+    // An address proves nothing unless the issuer vouches for it with the
+    // boolean `true`: a missing claim, `false` or the string "true" (a
+    // provider that lets users set claims could send any of them) do not.
+    let verified = rules.allow_unverified_email
+        || claims.get("email_verified").and_then(Value::as_bool) == Some(true);
     let email = claims
         .get("email")
         .and_then(Value::as_str)
@@ -363,6 +371,7 @@ mod tests {
             groups_claim: "groups".into(),
             admins: vec![],
             jwks_min_refresh_seconds: 30,
+            allow_unverified_email: false,
         })
     }
 
@@ -387,7 +396,8 @@ mod tests {
 
     fn base() -> Value {
         json!({"sub": "u1", "exp": NOW + 60, "iss": "iss", "aud": "rise",
-               "email": "a@example.com", "groups": ["team-a", "platform"]})
+               "email": "a@example.com", "email_verified": true,
+               "groups": ["team-a", "platform"]})
     }
 
     fn with(key: &str, value: Value) -> Value {
@@ -455,8 +465,28 @@ mod tests {
 
     #[test]
     fn unverified_emails_are_not_identities() {
-        let caller = check(&hs(with("email_verified", json!(false)))).unwrap();
-        assert_eq!(caller.email, None);
+        assert_eq!(
+            check(&hs(base())).unwrap().email.as_deref(),
+            Some("a@example.com")
+        );
+        for unverified in [json!(false), json!("true"), json!(1), Value::Null] {
+            let caller = check(&hs(with("email_verified", unverified.clone()))).unwrap();
+            assert_eq!(caller.email, None, "email_verified: {unverified}");
+        }
+        let caller = check(&hs(without("email_verified"))).unwrap();
+        assert_eq!(caller.email, None, "a missing claim vouches for nothing");
+        // The documented opt-out, for providers that never send the claim.
+        let mut lenient = rules(Some("iss"), Some("rise"));
+        lenient.allow_unverified_email = true;
+        let caller = verify(
+            &lenient,
+            &JwksKeys::default(),
+            &hs(without("email_verified")),
+            NOW,
+        )
+        .unwrap()
+        .caller;
+        assert_eq!(caller.email.as_deref(), Some("a@example.com"));
         let caller = check(&hs(with("groups", json!("solo")))).unwrap();
         assert_eq!(caller.groups, ["solo"]);
     }

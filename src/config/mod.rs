@@ -9,6 +9,7 @@ mod error;
 mod layers;
 mod model;
 mod reader;
+mod safety;
 mod schema;
 mod substitute;
 mod values;
@@ -21,6 +22,9 @@ pub use error::{ConfigError, ConfigErrors, Origin, Problem};
 pub use layers::{Source, check_run_mode, layer_names};
 pub use model::*;
 pub use reader::did_you_mean;
+pub use safety::{
+    DEVELOPMENT_RUN_MODE, SHIPPED_HS256_SECRETS, ShippedSecret, check_serve_secret, recommendations,
+};
 pub use schema::MIN_HS256_SECRET_BYTES;
 pub use substitute::substitute;
 

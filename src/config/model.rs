@@ -160,6 +160,9 @@ pub struct AuthConfig {
     pub admins: Vec<Principal>,
     /// A token with an unknown key id refreshes the JWKS at most this often.
     pub jwks_min_refresh_seconds: u32,
+    /// Count a token's `email` as an identity even without
+    /// `email_verified: true` (for identity providers that never send it).
+    pub allow_unverified_email: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

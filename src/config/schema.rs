@@ -448,6 +448,9 @@ impl Reader {
                 r.uint(n, p, 1, 86_400)
             })
             .unwrap_or(30);
+        let allow_unverified_email = self
+            .optional(&mut m, "allow_unverified_email", Self::bool)
+            .unwrap_or(false);
         let has_key_source = m.has("hs256_secret") || m.has("jwks_url");
         if !has_key_source {
             self.push(
@@ -456,6 +459,25 @@ impl Reader {
                 Problem::new("auth needs a key source to verify tokens with")
                     .hint("set `hs256_secret`, `jwks_url`, or both"),
             );
+        }
+        // A provider's JWKS (Google's, Entra's) signs tokens for every
+        // application of every customer: without both checks, any of them
+        // would be accepted here.
+        if m.has("jwks_url") {
+            for key in ["issuer", "audience"] {
+                if !m.has(key) {
+                    self.push(
+                        &m.origin_of("jwks_url"),
+                        &m.child(key),
+                        Problem::new(format!(
+                            "missing `{key}`: it is required when tokens are verified with `jwks_url`"
+                        ))
+                        .hint(format!(
+                            "a JWKS signs tokens for every application of its provider; `{key}` says which are meant for rise-registry"
+                        )),
+                    );
+                }
+            }
         }
         self.finish(m);
         Some(AuthConfig {
@@ -466,6 +488,7 @@ impl Reader {
             groups_claim,
             admins,
             jwks_min_refresh_seconds,
+            allow_unverified_email,
         })
     }
 
@@ -540,6 +563,7 @@ impl Reader {
     }
 }
 
+/// Loopback: listening on all interfaces is something config says.
 fn default_listen() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 3000))
+    SocketAddr::from(([127, 0, 0, 1], 3000))
 }

@@ -25,21 +25,35 @@ pub(super) fn http_url(s: &str) -> Result<String, Problem> {
     }
 }
 
-/// Keys come from a JWKS URL, so plain HTTP is allowed only on loopback.
+/// Keys come from a JWKS URL, so plain HTTP is allowed only when the host
+/// itself is loopback, and a URL with user info (`user@host`, which reads
+/// like one host and fetches from another) is refused.
 pub(super) fn jwks_url(s: &str) -> Result<String, Problem> {
     let url = http_url(s)?;
-    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-        .iter()
-        .any(|p| {
-            s.strip_prefix(p)
-                .is_some_and(|r| r.is_empty() || r.starts_with([':', '/']))
-        });
-    if url.starts_with("https://") || loopback {
+    let not_a_url = || Problem::new(format!("`{s}` is not a URL"));
+    let uri: hyper::Uri = s.parse().map_err(|_| not_a_url())?;
+    let authority = uri.authority().ok_or_else(not_a_url)?;
+    if authority.as_str().contains('@') {
+        return Err(
+            Problem::new(format!("`{s}` has user info (`…@`) before its host"))
+                .hint("write the URL without `user:password@`; keys are fetched from the host after the `@`"),
+        );
+    }
+    if uri.scheme_str() == Some("https") || is_loopback(authority.host()) {
         Ok(url)
     } else {
         Err(Problem::new(format!("`{s}` must use https://"))
             .hint("token-verification keys fetched over plain HTTP could be swapped in transit"))
     }
+}
+
+/// `localhost` or a loopback IP address (`127.0.0.0/8`, `[::1]`).
+fn is_loopback(host: &str) -> bool {
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A token `service` or `issuer`: compared byte for byte by the registry, so
@@ -52,5 +66,36 @@ pub(super) fn token_name(s: &str) -> Result<String, Problem> {
         )
     } else {
         Ok(s.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwks_urls_are_https_or_plain_http_on_a_loopback_host_only() {
+        for ok in [
+            "https://keys.example.com/jwks.json",
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:9/jwks",
+            "http://127.0.0.2/jwks",
+        ] {
+            assert_eq!(jwks_url(ok).unwrap(), ok);
+        }
+        let e = jwks_url("http://localhost:1@keys.example.com/jwks.json").unwrap_err();
+        assert!(e.message.contains("user info"), "{e:?}");
+        let e = jwks_url("https://user:pw@keys.example.com/jwks.json").unwrap_err();
+        assert!(e.message.contains("user info"), "{e:?}");
+        for remote in [
+            "http://keys.example.com/jwks.json",
+            "http://localhost.example.com/jwks",
+            "http://127.0.0.1.example.com/jwks",
+        ] {
+            let e = jwks_url(remote).unwrap_err();
+            assert!(e.message.ends_with("must use https://"), "{remote}: {e:?}");
+        }
+        assert!(jwks_url("ftp://x/jwks").is_err());
     }
 }
