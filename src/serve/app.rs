@@ -35,7 +35,7 @@ pub type Body = Full<Bytes>;
 pub struct App {
     pub(super) config: Config,
     pub(super) auth: Authenticator,
-    pub(super) provider: Box<dyn RegistryProvider>,
+    pub(super) provider: RegistryProvider,
     pub(super) cache: CredentialCache,
     pub(super) limiter: RateLimiter,
     /// The token realm's own buckets (same settings), keyed by the ticket's
@@ -57,7 +57,7 @@ impl App {
     pub fn new(
         config: Config,
         auth: Authenticator,
-        provider: Box<dyn RegistryProvider>,
+        provider: RegistryProvider,
         audit: AuditSink,
     ) -> Self {
         let server = &config.server;

@@ -12,8 +12,6 @@
 //! Kept apart from the router so the order of the checks, which is part of
 //! the API (docs/serve.md), reads top to bottom in one place.
 
-use std::time::Duration;
-
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response};
 
@@ -23,6 +21,7 @@ use super::cache::Served;
 use super::error::ApiError;
 use crate::auth::{TokenError, authorize};
 use crate::naming::ProjectName;
+use crate::registry::RegistryProvider;
 
 impl App {
     pub(super) async fn credentials<B>(
@@ -94,16 +93,10 @@ impl App {
             crate::auth::Grant::Admin(p) => format!("admin via {p}"),
             crate::auth::Grant::Access(p) => format!("access via {p}"),
         });
-        if self.provider.per_caller() {
-            // Cheap and bound to the caller: never shared through the cache.
-            let credentials = self
-                .provider
-                .credentials(&project, &caller.subject)
-                .await
-                .map_err(|e| {
-                    audit.reason = Some(e.to_string());
-                    ApiError::Unavailable(Duration::from_secs(1))
-                })?;
+        if let RegistryProvider::OciToken(tickets) = &self.provider {
+            // A ticket is bound to its caller and costs no upstream call:
+            // issued per request, never shared through the cache.
+            let credentials = tickets.credentials(&project, &caller.subject);
             return Ok((project, Served::issued(credentials)));
         }
         let served = self

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use super::app::{App, Body, json_response, rfc3339, unix_now};
 use super::audit::TokenAudit;
 use super::error::ApiError;
+use crate::registry::RegistryProvider;
 
 impl App {
     pub(super) async fn token<B>(&self, req: Request<B>, request_id: &str) -> Response<Body>
@@ -27,7 +28,7 @@ impl App {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let Some(realm) = self.provider.token_realm() else {
+        let RegistryProvider::OciToken(realm) = &self.provider else {
             return ApiError::NoRoute.response();
         };
         let mut audit = TokenAudit::new(request_id);
