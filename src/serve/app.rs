@@ -187,26 +187,7 @@ pub(super) fn only_get<B>(req: &Request<B>) -> Option<Response<Body>> {
     (req.method() != Method::GET).then(|| ApiError::MethodNotAllowed.response())
 }
 
-/// Unix seconds → `2026-01-01T12:00:00Z`. Each thread remembers its last
-/// answer: a busy server formats the same second thousands of times.
-pub(crate) fn rfc3339(unix_secs: u64) -> String {
-    use aws_sdk_sts::primitives::{DateTime, DateTimeFormat};
-    use std::cell::RefCell;
-    thread_local! {
-        static LAST: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
-    }
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if last.0 != unix_secs {
-            let text = DateTime::from_secs(unix_secs as i64)
-                .fmt(DateTimeFormat::DateTime)
-                .unwrap_or_default();
-            *last = (unix_secs, text);
-        }
-        last.1.clone()
-    })
-}
-
+/// A JSON body with its content type; the flows and error answers share it.
 pub(super) fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
     let mut r = Response::new(Body::from(value.to_string()));
     *r.status_mut() = status;
@@ -215,22 +196,4 @@ pub(super) fn json_response(status: StatusCode, value: &Value) -> Response<Body>
         HeaderValue::from_static("application/json"),
     );
     r
-}
-
-/// Seconds since the Unix epoch (0 if the clock is before it).
-pub(super) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_767_268_800), "2026-01-01T12:00:00Z");
-    }
 }

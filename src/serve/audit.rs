@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use super::app::{rfc3339, unix_now};
 use crate::auth::jwt::Verified;
+use crate::clock::{rfc3339, unix_now};
 use crate::naming::ProjectName;
 
 /// Where audit lines go: one JSON object per call, no trailing newline.

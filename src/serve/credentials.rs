@@ -15,11 +15,12 @@
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response};
 
-use super::app::{App, Body, rfc3339, unix_now};
+use super::app::{App, Body};
 use super::audit::Audit;
 use super::cache::Served;
 use super::error::ApiError;
 use crate::auth::{TokenError, authorize};
+use crate::clock::{rfc3339, unix_now};
 use crate::naming::ProjectName;
 use crate::registry::RegistryProvider;
 
@@ -77,7 +78,7 @@ impl App {
         let project = project_param(req.uri().query()).map_err(ApiError::BadProject)?;
         audit.project = Some(project.clone());
         let token = bearer_token(req)?;
-        let now = unix_now() as i64;
+        let now = unix_now();
         let verified = self
             .auth
             .authenticate(token, now)
@@ -183,7 +184,8 @@ fn credentials_body(project: &ProjectName, served: &Served) -> (String, Option<S
     let c = &served.credentials;
     // Whole seconds, both fields from one instant so they agree.
     let expires_in = served.remaining.map(|r| r.as_secs());
-    let expires_at = expires_in.map(|secs| rfc3339(unix_now() + secs));
+    let expires_at = expires_in
+        .map(|secs| rfc3339(unix_now().saturating_add(i64::try_from(secs).unwrap_or(i64::MAX))));
     let body = CredentialsBody {
         credentials: CredentialsFields {
             registry_url: &c.registry_url,

@@ -17,9 +17,10 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::app::{App, Body, json_response, rfc3339, unix_now};
+use super::app::{App, Body, json_response};
 use super::audit::TokenAudit;
 use super::error::ApiError;
+use crate::clock::{rfc3339, unix_now};
 use crate::registry::RegistryProvider;
 
 impl App {
@@ -40,9 +41,8 @@ impl App {
                     .iter()
                     .flat_map(|a| a.actions.iter().map(move |act| format!("{}:{act}", a.name)))
                     .collect();
-                let issued_at = rfc3339(issued.issued_at.max(0) as u64);
-                audit.expires_at =
-                    Some(rfc3339((issued.issued_at + issued.expires_in).max(0) as u64));
+                let issued_at = rfc3339(issued.issued_at);
+                audit.expires_at = Some(rfc3339(issued.issued_at + issued.expires_in));
                 let mut body = json!({
                     "token": issued.token,
                     "access_token": issued.token,
@@ -115,7 +115,7 @@ impl App {
                 realm.config().service
             )));
         }
-        let now = unix_now() as i64;
+        let now = unix_now();
         let ticket = realm
             .verify_ticket(&request.ticket, now)
             .map_err(|e| ApiError::InvalidTicket(e.to_string()))?;

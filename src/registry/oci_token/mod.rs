@@ -17,13 +17,14 @@ pub mod keys;
 pub mod scope;
 pub mod ticket;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context;
 use aws_lc_rs::rand::SecureRandom;
 use serde::Serialize;
 
 use super::RegistryCredentials;
+use crate::clock::unix_now;
 use crate::config::OciTokenConfig;
 use crate::naming::ProjectName;
 use keys::SigningKey;
@@ -190,12 +191,6 @@ fn random_id() -> String {
         .fill(&mut bytes)
         .expect("the system random source works");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]
