@@ -227,10 +227,8 @@ server:
             let name =
                 rise_registry::naming::ProjectName::parse(&format!("d{round}-{i:02}")).unwrap();
             let started = std::time::Instant::now();
-            rt.block_on(rise_registry::registry::RegistryProvider::credentials(
-                &provider, &name, "bench",
-            ))
-            .expect("in-process credentials");
+            rt.block_on(provider.credentials(&name))
+                .expect("in-process credentials");
             direct.push(started.elapsed().as_secs_f64() * 1000.0);
         }
         let (t, calls) = rt.block_on(concurrent_cold(&serve, &token, |_| format!("s{round}")));

@@ -10,6 +10,8 @@
 //! - [`naming`]: validated names (projects, prefixes, ARNs, principals): the
 //!   security boundary for everything spliced into an ARN or policy.
 //! - [`secret`]: a wrapper that redacts secrets in every rendering.
+//! - [`clock`]: wall-clock seconds and RFC 3339 text, the one time source of
+//!   serve and the registry providers.
 //! - [`policy`]: the per-project session policy and role session name.
 //! - [`auth`]: bearer-token verification (HS256, JWKS) and the access rule.
 //! - [`registry`]: providers that issue credentials (`ecr`, `oci-client-auth`,
@@ -22,6 +24,7 @@
 pub mod auth;
 pub mod aws;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod naming;

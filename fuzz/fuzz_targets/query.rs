@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use rise_registry::naming::ProjectName;
-use rise_registry::serve::app::project_param;
+use rise_registry::serve::credentials::project_param;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(query) = std::str::from_utf8(data) else {

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use tokio::time::Instant;
 
-use super::{BoxFuture, ProviderError, RegistryCredentials, RegistryProvider};
+use super::{ProviderError, RegistryCredentials};
 use crate::config::EcrConfig;
 use crate::naming::ProjectName;
 use crate::policy::{role_session_name, session_policy};
@@ -47,11 +47,44 @@ impl EcrProvider {
         })
     }
 
+    /// Ready when AWS answered within the last minute, or answers
+    /// GetCallerIdentity now (which needs no permissions).
+    pub async fn ready(&self) -> bool {
+        let fresh = self
+            .last_ok
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() < READY_FRESHNESS);
+        if fresh {
+            return true;
+        }
+        let probe = tokio::time::timeout(
+            Duration::from_secs(3),
+            self.sts.get_caller_identity().send(),
+        )
+        .await;
+        let ok = matches!(probe, Ok(Ok(_)));
+        if ok {
+            self.mark_ok();
+        }
+        ok
+    }
+
     fn mark_ok(&self) {
         *self.last_ok.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
 
-    async fn issue(&self, project: &ProjectName) -> Result<RegistryCredentials, ProviderError> {
+    /// Credentials for `project`: AssumeRole with its session policy, then
+    /// GetAuthorizationToken with the assumed role.
+    ///
+    /// # Errors
+    /// [`ProviderError::Unavailable`] when either AWS call fails;
+    /// [`ProviderError::Invalid`] when the repository name or policy cannot
+    /// be built for `project`.
+    pub async fn credentials(
+        &self,
+        project: &ProjectName,
+    ) -> Result<RegistryCredentials, ProviderError> {
         let repository = self
             .config
             .repo_prefix
@@ -145,45 +178,6 @@ fn registry_host(endpoint: &str) -> String {
         .or_else(|| endpoint.strip_prefix("http://"))
         .unwrap_or(endpoint);
     host.trim_end_matches('/').to_string()
-}
-
-impl RegistryProvider for EcrProvider {
-    fn kind(&self) -> &'static str {
-        "ecr"
-    }
-
-    fn credentials<'a>(
-        &'a self,
-        project: &'a ProjectName,
-        _caller: &'a str,
-    ) -> BoxFuture<'a, Result<RegistryCredentials, ProviderError>> {
-        Box::pin(self.issue(project))
-    }
-
-    /// Ready when AWS answered within the last minute, or answers
-    /// GetCallerIdentity now (which needs no permissions).
-    fn ready(&self) -> BoxFuture<'_, bool> {
-        Box::pin(async move {
-            let fresh = self
-                .last_ok
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_some_and(|t| t.elapsed() < READY_FRESHNESS);
-            if fresh {
-                return true;
-            }
-            let probe = tokio::time::timeout(
-                Duration::from_secs(3),
-                self.sts.get_caller_identity().send(),
-            )
-            .await;
-            let ok = matches!(probe, Ok(Ok(_)));
-            if ok {
-                self.mark_ok();
-            }
-            ok
-        })
-    }
 }
 
 #[cfg(test)]

@@ -1,22 +1,23 @@
 //! Registry providers: how credentials for one project are made.
 //!
-//! To add a registry: implement [`RegistryProvider`] in a module here, add a
-//! variant to [`crate::config::RegistryConfig`], and build it in
-//! [`create_registry_provider`].
+//! [`RegistryProvider`] is an enum with one variant per `registry.type`, so
+//! a caller that needs one kind's extras (the `oci-token` realm) matches on
+//! it, and the compiler lists every place a new kind must be handled.
+//!
+//! To add a registry: write its provider (a struct with native `async fn`s)
+//! in a module here, add a variant to [`crate::config::RegistryConfig`] and
+//! one to [`RegistryProvider`], and follow the compiler through the
+//! `match`es in [`RegistryProvider`]'s methods.
 
 pub mod ecr;
 pub mod oci_client_auth;
 pub mod oci_token;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::SystemTime;
 
 use crate::config::RegistryConfig;
 use crate::naming::ProjectName;
 use crate::secret::Secret;
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Credentials for pushing one project's images.
 #[derive(Debug, Clone)]
@@ -43,47 +44,79 @@ pub enum ProviderError {
     Invalid(String),
 }
 
-pub trait RegistryProvider: Send + Sync {
-    /// The `registry.type` this provider serves, for logs and metrics.
-    fn kind(&self) -> &'static str;
+/// The provider `registry.type` names: one variant per
+/// [`RegistryConfig`] variant. Callers that need what only one kind can do
+/// (the `oci-token` realm, its uncached tickets) match on the variant.
+// One value per process, inside the `Arc<App>`: boxing the larger
+// variants would save no memory that matters and add a pointer hop.
+#[allow(clippy::large_enum_variant)]
+pub enum RegistryProvider {
+    Ecr(ecr::EcrProvider),
+    OciClientAuth(oci_client_auth::OciClientAuthProvider),
+    OciToken(oci_token::OciTokenProvider),
+}
 
-    /// Issues credentials scoped to `project`, for the caller whose token
-    /// subject is `caller`.
-    fn credentials<'a>(
-        &'a self,
-        project: &'a ProjectName,
-        caller: &'a str,
-    ) -> BoxFuture<'a, Result<RegistryCredentials, ProviderError>>;
-
-    /// Whether the provider can issue credentials now (for `/readyz`).
-    fn ready(&self) -> BoxFuture<'_, bool>;
-
-    /// Whether credentials depend on the caller, so one caller's must not be
-    /// cached for another. Such providers issue cheaply, without upstream
-    /// calls.
-    fn per_caller(&self) -> bool {
-        false
+impl RegistryProvider {
+    /// Builds the provider for `config`. AWS clients are created here, once,
+    /// from the default credential chain; `oci-token` reads its key files
+    /// here.
+    ///
+    /// # Errors
+    /// When the AWS settings cannot be resolved, or a key file is unusable.
+    pub async fn new(config: &RegistryConfig) -> anyhow::Result<Self> {
+        Ok(match config {
+            RegistryConfig::Ecr(ecr) => Self::Ecr(ecr::EcrProvider::new(ecr).await?),
+            RegistryConfig::OciClientAuth(oci) => {
+                Self::OciClientAuth(oci_client_auth::OciClientAuthProvider::new(oci.clone()))
+            }
+            RegistryConfig::OciToken(oci) => {
+                Self::OciToken(oci_token::OciTokenProvider::load(oci)?)
+            }
+        })
     }
 
-    /// The token realm (`/registry/token`), for providers that have one.
-    fn token_realm(&self) -> Option<&oci_token::OciTokenProvider> {
-        None
+    /// The `registry.type` this provider serves, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Ecr(_) => "ecr",
+            Self::OciClientAuth(_) => "oci-client-auth",
+            Self::OciToken(_) => "oci-token",
+        }
+    }
+
+    /// Issues credentials scoped to `project`, for the caller whose token
+    /// subject is `caller` (only `oci-token` binds them to the caller).
+    ///
+    /// # Errors
+    /// When the upstream fails ([`ProviderError::Unavailable`]) or the
+    /// project cannot be served by this configuration.
+    pub async fn credentials(
+        &self,
+        project: &ProjectName,
+        caller: &str,
+    ) -> Result<RegistryCredentials, ProviderError> {
+        match self {
+            Self::Ecr(p) => p.credentials(project).await,
+            Self::OciClientAuth(p) => Ok(p.credentials(project)),
+            Self::OciToken(p) => Ok(p.credentials(project, caller)),
+        }
+    }
+
+    /// Whether the provider can issue credentials now (for `/readyz`).
+    pub async fn ready(&self) -> bool {
+        match self {
+            Self::Ecr(p) => p.ready().await,
+            // Nothing upstream to ask: the config (and, for oci-token, the
+            // key) were checked when the provider was built.
+            Self::OciClientAuth(_) | Self::OciToken(_) => true,
+        }
     }
 }
 
-/// Builds the provider for `config`. AWS clients are created here, once,
-/// from the default credential chain; `oci-token` reads its key files here.
+/// Builds the provider for `config`; see [`RegistryProvider::new`].
 ///
 /// # Errors
-/// When the AWS settings cannot be resolved, or a key file is unusable.
-pub async fn create_registry_provider(
-    config: &RegistryConfig,
-) -> anyhow::Result<Box<dyn RegistryProvider>> {
-    Ok(match config {
-        RegistryConfig::Ecr(ecr) => Box::new(ecr::EcrProvider::new(ecr).await?),
-        RegistryConfig::OciClientAuth(oci) => {
-            Box::new(oci_client_auth::OciClientAuthProvider::new(oci.clone()))
-        }
-        RegistryConfig::OciToken(oci) => Box::new(oci_token::OciTokenProvider::load(oci)?),
-    })
+/// As [`RegistryProvider::new`].
+pub async fn create_registry_provider(config: &RegistryConfig) -> anyhow::Result<RegistryProvider> {
+    RegistryProvider::new(config).await
 }

@@ -13,9 +13,13 @@
 //!   in-flight requests get `shutdown_grace_seconds` to finish.
 
 pub mod app;
+pub mod audit;
 pub mod cache;
+pub mod credentials;
+mod error;
 pub mod metrics;
 pub mod ratelimit;
+mod realm;
 pub mod tls;
 pub mod token;
 

@@ -156,24 +156,32 @@ fn form_pairs(input: &[u8]) -> Result<Vec<(String, String)>, RequestError> {
 }
 
 /// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a
-/// byte; the result must be UTF-8 without control characters.
+/// byte (two hex digits, nothing else); the result must be UTF-8 without
+/// control characters.
+///
+/// The `percent-encoding` crate decodes; it passes a malformed escape
+/// (`%zz`, `%4`, `%+7`) through as text, so escapes are checked first and a
+/// malformed one refuses the whole value: a parameter is never guessed.
 pub fn percent_decode(input: &[u8]) -> Option<String> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        match input[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = input.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
+    let escapes_well_formed =
+        input
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'%')
+            .all(|(i, _)| {
+                matches!(input.get(i + 1..i + 3), Some([hi, lo])
+                if hi.is_ascii_hexdigit() && lo.is_ascii_hexdigit())
+            });
+    if !escapes_well_formed {
+        return None;
     }
-    let s = String::from_utf8(out).ok()?;
+    // `+` becomes a space before decoding, so an escaped `%2B` stays a `+`.
+    let spaced: Vec<u8> = input
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    let decoded: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    let s = String::from_utf8(decoded).ok()?;
     (!s.chars().any(char::is_control)).then_some(s)
 }
 
@@ -295,5 +303,19 @@ mod tests {
         assert_eq!(percent_decode(b"%C3%A9").as_deref(), Some("é"));
         assert_eq!(percent_decode(b"%4"), None);
         assert_eq!(percent_decode(b"%00"), None);
+    }
+
+    #[test]
+    fn an_escape_is_exactly_two_hex_digits() {
+        // `u8::from_str_radix` once read `+7` as the byte 7 here.
+        assert_eq!(percent_decode(b"%+7"), None);
+        assert_eq!(percent_decode(b"a%+7b"), None);
+        assert_eq!(percent_decode(b"%-1"), None);
+        assert_eq!(percent_decode(b"%2B").as_deref(), Some("+"));
+        assert_eq!(percent_decode(b"%41%"), None);
+        assert!(matches!(
+            from_form(b"grant_type=password&password=%+7"),
+            Err(RequestError::Malformed(_))
+        ));
     }
 }

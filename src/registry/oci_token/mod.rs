@@ -17,13 +17,14 @@ pub mod keys;
 pub mod scope;
 pub mod ticket;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context;
 use aws_lc_rs::rand::SecureRandom;
 use serde::Serialize;
 
-use super::{BoxFuture, ProviderError, RegistryCredentials, RegistryProvider};
+use super::RegistryCredentials;
+use crate::clock::unix_now;
 use crate::config::OciTokenConfig;
 use crate::naming::ProjectName;
 use keys::SigningKey;
@@ -141,6 +142,12 @@ impl OciTokenProvider {
         }
     }
 
+    /// A ticket for `project`, issued to `subject` now: what
+    /// `/registry/credentials` hands out.
+    pub fn credentials(&self, project: &ProjectName, subject: &str) -> RegistryCredentials {
+        self.issue_ticket(project, subject, unix_now())
+    }
+
     /// # Errors
     /// When `text` is not a valid, current ticket of this broker.
     pub fn verify_ticket(&self, text: &str, now: i64) -> Result<Ticket, TicketError> {
@@ -184,38 +191,6 @@ fn random_id() -> String {
         .fill(&mut bytes)
         .expect("the system random source works");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-impl RegistryProvider for OciTokenProvider {
-    fn kind(&self) -> &'static str {
-        "oci-token"
-    }
-
-    fn per_caller(&self) -> bool {
-        true
-    }
-
-    fn credentials<'a>(
-        &'a self,
-        project: &'a ProjectName,
-        caller: &'a str,
-    ) -> BoxFuture<'a, Result<RegistryCredentials, ProviderError>> {
-        Box::pin(async move { Ok(self.issue_ticket(project, caller, unix_now())) })
-    }
-
-    fn ready(&self) -> BoxFuture<'_, bool> {
-        Box::pin(async { true })
-    }
-
-    fn token_realm(&self) -> Option<&OciTokenProvider> {
-        Some(self)
-    }
 }
 
 #[cfg(test)]

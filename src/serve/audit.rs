@@ -1,0 +1,103 @@
+//! Audit records: one JSON line per credential request or token exchange,
+//! written through an [`AuditSink`]. Kept apart so what may appear in a
+//! line (never a secret) is reviewed in one place.
+
+use std::sync::Arc;
+
+use crate::auth::jwt::Verified;
+use crate::clock::{rfc3339, unix_now};
+use crate::naming::ProjectName;
+
+/// Where audit lines go: one JSON object per call, no trailing newline.
+pub type AuditSink = Box<dyn Fn(&str) + Send + Sync>;
+
+/// The facts of one credential request, for its audit line. Never holds a
+/// secret: the token and the credentials stay out. Serialised directly (no
+/// intermediate JSON tree), in this field order.
+#[derive(Default, serde::Serialize)]
+pub(super) struct Audit<'a> {
+    time: String,
+    audit: &'static str,
+    pub(super) request_id: &'a str,
+    #[serde(serialize_with = "identities")]
+    pub(super) caller: Option<Arc<Verified>>,
+    pub(super) project: Option<ProjectName>,
+    pub(super) provider: &'static str,
+    pub(super) outcome: &'static str,
+    pub(super) grant: Option<String>,
+    pub(super) cache_hit: bool,
+    pub(super) stale: bool,
+    pub(super) expires_at: Option<String>,
+    pub(super) reason: Option<String>,
+}
+
+/// The facts of one token exchange. Scopes are what the client asked for;
+/// `granted` is what the token allows.
+#[derive(Default, serde::Serialize)]
+pub(super) struct TokenAudit<'a> {
+    time: String,
+    audit: &'static str,
+    pub(super) request_id: &'a str,
+    pub(super) subject: Option<String>,
+    pub(super) project: Option<ProjectName>,
+    pub(super) outcome: &'static str,
+    pub(super) scopes: Vec<String>,
+    pub(super) granted: Vec<String>,
+    pub(super) expires_at: Option<String>,
+}
+
+impl<'a> TokenAudit<'a> {
+    pub(super) fn new(request_id: &'a str) -> Self {
+        Self {
+            request_id,
+            ..Self::default()
+        }
+    }
+
+    pub(super) fn line(&mut self) -> String {
+        self.time = rfc3339(unix_now());
+        self.audit = "token";
+        json_line(self)
+    }
+}
+
+/// The caller as its identity strings (`user:…`, `group:…`), or null.
+fn identities<S: serde::Serializer>(
+    caller: &Option<Arc<Verified>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let Some(verified) = caller else {
+        return s.serialize_none();
+    };
+    let ids = verified.caller.identities();
+    let mut seq = s.serialize_seq(Some(ids.len()))?;
+    for id in &ids {
+        seq.serialize_element(&format_args!("{id}"))?;
+    }
+    seq.end()
+}
+
+impl<'a> Audit<'a> {
+    pub(super) fn new(request_id: &'a str, provider: &'static str) -> Self {
+        Self {
+            request_id,
+            provider,
+            ..Self::default()
+        }
+    }
+
+    pub(super) fn line(&mut self) -> String {
+        self.time = rfc3339(unix_now());
+        self.audit = "credentials";
+        json_line(self)
+    }
+}
+
+/// An audit record as one line of JSON, serialised directly (no
+/// intermediate tree).
+fn json_line(record: &impl serde::Serialize) -> String {
+    let mut out = Vec::with_capacity(512);
+    serde_json::to_writer(&mut out, record).expect("plain fields serialize");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}

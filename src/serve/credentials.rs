@@ -1,0 +1,237 @@
+//! The credential endpoint, `GET /registry/credentials?project=NAME`.
+//!
+//! The flow, in order, each step able to end the request:
+//! 1. `GET` only (405);
+//! 2. a valid `project` query parameter (400): checked before anything
+//!    else, so a hostile name never reaches auth, logs or AWS;
+//! 3. a valid Bearer token (401 with `WWW-Authenticate`);
+//! 4. the caller's rate limit (429 with `Retry-After`);
+//! 5. the access rule (404 for unknown *and* forbidden projects, same body);
+//! 6. credentials from the cache or the provider (503 with `Retry-After`).
+//!
+//! Kept apart from the router so the order of the checks, which is part of
+//! the API (docs/serve.md), reads top to bottom in one place.
+
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response};
+
+use super::app::{App, Body};
+use super::audit::Audit;
+use super::cache::Served;
+use super::error::ApiError;
+use crate::auth::{TokenError, authorize};
+use crate::clock::{rfc3339, unix_now};
+use crate::naming::ProjectName;
+use crate::registry::RegistryProvider;
+
+impl App {
+    pub(super) async fn credentials<B>(
+        &self,
+        req: &Request<B>,
+        request_id: &str,
+    ) -> Response<Body> {
+        let mut audit = Audit::new(request_id, self.provider.kind());
+        let result = self.credentials_flow(req, &mut audit).await;
+        let response = match result {
+            Ok((project, served)) => {
+                audit.outcome = "issued";
+                audit.cache_hit = served.cache_hit;
+                audit.stale = served.stale;
+                let (body, expires_at) = credentials_body(&project, &served);
+                audit.expires_at = expires_at;
+                let outcome = match (served.stale, served.cache_hit) {
+                    (true, _) => "stale",
+                    (false, true) => "cache_hit",
+                    (false, false) => "issued",
+                };
+                self.metrics.credential(project.as_str(), outcome);
+                let mut r = Response::new(Body::from(body));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
+            }
+            Err(e) => {
+                audit.outcome = e.outcome();
+                // Only configured names become labels: request input must
+                // not grow the metric set.
+                let label = audit.project.as_ref().map_or("-", ProjectName::as_str);
+                self.metrics.credential(label, e.outcome());
+                e.response()
+            }
+        };
+        (self.audit)(&audit.line());
+        response
+    }
+
+    async fn credentials_flow<B>(
+        &self,
+        req: &Request<B>,
+        audit: &mut Audit<'_>,
+    ) -> Result<(ProjectName, Served), ApiError> {
+        if req.method() != Method::GET {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        let project = project_param(req.uri().query()).map_err(ApiError::BadProject)?;
+        audit.project = Some(project.clone());
+        let token = bearer_token(req)?;
+        let now = unix_now();
+        let verified = self
+            .auth
+            .authenticate(token, now)
+            .await
+            .map_err(ApiError::InvalidToken)?;
+        audit.caller = Some(verified.clone());
+        let caller = &verified.caller;
+        self.limiter
+            .check(&caller.subject)
+            .map_err(ApiError::RateLimited)?;
+        let grant = authorize(&self.config, caller, &project).map_err(ApiError::NotFound)?;
+        audit.grant = Some(match &grant {
+            crate::auth::Grant::Admin(p) => format!("admin via {p}"),
+            crate::auth::Grant::Access(p) => format!("access via {p}"),
+        });
+        if let RegistryProvider::OciToken(tickets) = &self.provider {
+            // A ticket is bound to its caller and costs no upstream call:
+            // issued per request, never shared through the cache.
+            let credentials = tickets.credentials(&project, &caller.subject);
+            return Ok((project, Served::issued(credentials)));
+        }
+        let served = self
+            .cache
+            .get(&project, || async {
+                let started = std::time::Instant::now();
+                let result = self.provider.credentials(&project, &caller.subject).await;
+                self.metrics
+                    .provider_call(result.is_ok(), started.elapsed());
+                if let Err(e) = &result {
+                    tracing::warn!(project = %project, error = %e, "issuing credentials failed");
+                }
+                result
+            })
+            .await
+            .map_err(|e| {
+                audit.reason = Some(e.message.clone());
+                ApiError::Unavailable(e.retry_after)
+            })?;
+        if served.stale {
+            tracing::warn!(project = %project, "serving cached credentials while the provider fails");
+        }
+        Ok((project, served))
+    }
+}
+
+/// The `project` query parameter, validated. Values are taken as written:
+/// percent-escapes are not decoded, so `%2F` or `%2a` is simply invalid.
+///
+/// # Errors
+/// A message for the 400 response.
+pub fn project_param(query: Option<&str>) -> Result<ProjectName, String> {
+    let mut found: Option<&str> = None;
+    for pair in query.unwrap_or_default().split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "project" {
+            if found.is_some() {
+                return Err("give the `project` query parameter once".into());
+            }
+            found = Some(value);
+        }
+    }
+    let value = found.ok_or("missing the `project` query parameter")?;
+    ProjectName::parse(value).map_err(|e| format!("invalid `project`: {e}"))
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer_token<B>(req: &Request<B>) -> Result<&str, ApiError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::MissingToken)?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidToken(TokenError::Malformed))?;
+    let (scheme, token) = value.split_once(' ').ok_or(ApiError::MissingToken)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::MissingToken);
+    }
+    Ok(token.trim())
+}
+
+/// The success body, in the field order of the API contract.
+#[derive(serde::Serialize)]
+struct CredentialsBody<'a> {
+    credentials: CredentialsFields<'a>,
+    repository: &'a str,
+    image: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct CredentialsFields<'a> {
+    registry_url: &'a str,
+    username: &'a str,
+    password: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+}
+
+/// The success body and the expiry as RFC 3339, for the audit line.
+fn credentials_body(project: &ProjectName, served: &Served) -> (String, Option<String>) {
+    let c = &served.credentials;
+    // Whole seconds, both fields from one instant so they agree.
+    let expires_in = served.remaining.map(|r| r.as_secs());
+    let expires_at = expires_in
+        .map(|secs| rfc3339(unix_now().saturating_add(i64::try_from(secs).unwrap_or(i64::MAX))));
+    let body = CredentialsBody {
+        credentials: CredentialsFields {
+            registry_url: &c.registry_url,
+            username: &c.username,
+            password: c.password.expose(),
+            expires_in,
+            expires_at: expires_at.clone(),
+        },
+        repository: project.as_str(),
+        image: &c.image,
+    };
+    // Sized for a typical ECR answer, so serialising does not reallocate.
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, &body).expect("plain strings and numbers serialize");
+    let body = String::from_utf8(out).expect("serde_json writes UTF-8");
+    (body, expires_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_params_are_validated_as_written() {
+        assert_eq!(
+            project_param(Some("project=my-app")).unwrap().as_str(),
+            "my-app"
+        );
+        assert_eq!(
+            project_param(Some("x=1&project=a.b&y")).unwrap().as_str(),
+            "a.b"
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("proj=a"),
+            Some("project="),
+            Some("project=a&project=b"),
+            Some("project=my%2Dapp"),
+            Some("project=a*"),
+            Some("project=../x"),
+            Some("project=A"),
+            Some("project=a+b"),
+            Some("project=a/b"),
+        ] {
+            assert!(project_param(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Every way a request can fail ([`ApiError`]) and how each is answered:
+//! status, JSON body and headers, in one table-like match, so the API's
+//! error contract (docs/serve.md) can be checked against one file.
+
+use std::time::Duration;
+
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+use serde_json::json;
+
+use super::app::{Body, json_response};
+use crate::auth::{Denial, TokenError};
+
+/// Every way a request can fail, and how each is answered.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    BadProject(String),
+    MissingToken,
+    InvalidToken(TokenError),
+    RateLimited(Duration),
+    NotFound(Denial),
+    Unavailable(Duration),
+    MethodNotAllowed,
+    NoRoute,
+    /// Token realm: no ticket given.
+    MissingTicket,
+    /// Token realm: a ticket that is not (or no longer) valid.
+    InvalidTicket(String),
+    BadTokenRequest(String),
+    TokenMethodNotAllowed,
+}
+
+impl ApiError {
+    pub(super) fn outcome(&self) -> &'static str {
+        match self {
+            Self::BadProject(_) => "bad_request",
+            Self::MissingToken | Self::InvalidToken(_) => "unauthenticated",
+            Self::RateLimited(_) => "rate_limited",
+            Self::NotFound(d) => d.as_str(),
+            Self::Unavailable(_) => "unavailable",
+            Self::MethodNotAllowed | Self::TokenMethodNotAllowed => "method_not_allowed",
+            Self::NoRoute => "no_route",
+            Self::MissingTicket => "missing_ticket",
+            Self::InvalidTicket(_) => "invalid_ticket",
+            Self::BadTokenRequest(_) => "bad_request",
+        }
+    }
+
+    pub fn response(&self) -> Response<Body> {
+        let (status, code, message) = match self {
+            Self::BadProject(m) => (StatusCode::BAD_REQUEST, "invalid_project", m.clone()),
+            Self::MissingToken => (
+                StatusCode::UNAUTHORIZED,
+                "missing_token",
+                "send `Authorization: Bearer <token>`".into(),
+            ),
+            Self::InvalidToken(e) => (StatusCode::UNAUTHORIZED, "invalid_token", e.to_string()),
+            Self::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many credential requests; retry later".into(),
+            ),
+            // One body for unknown and forbidden projects.
+            Self::NotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "project_not_found",
+                "no such project, or no access to it".into(),
+            ),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "registry_unavailable",
+                "registry credentials are unavailable right now; retry later".into(),
+            ),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "only GET is supported".into(),
+            ),
+            Self::NoRoute => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint".into(),
+            ),
+            Self::MissingTicket => (
+                StatusCode::UNAUTHORIZED,
+                "missing_ticket",
+                "log in with the username and password from /registry/credentials".into(),
+            ),
+            Self::InvalidTicket(m) => (StatusCode::UNAUTHORIZED, "invalid_ticket", m.clone()),
+            Self::BadTokenRequest(m) => (StatusCode::BAD_REQUEST, "invalid_request", m.clone()),
+            Self::TokenMethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "only GET and POST are supported".into(),
+            ),
+        };
+        let mut body = json!({"error": {"code": code, "message": message}});
+        if matches!(
+            self,
+            Self::MissingTicket | Self::InvalidTicket(_) | Self::BadTokenRequest(_)
+        ) {
+            // Registry clients print the registry's own error shape; give
+            // them that too, so `docker login` says why.
+            let registry_code = if status == StatusCode::UNAUTHORIZED {
+                "UNAUTHORIZED"
+            } else {
+                "DENIED"
+            };
+            body["errors"] = json!([{"code": registry_code, "message": message}]);
+        }
+        let mut r = json_response(status, &body);
+        let headers = r.headers_mut();
+        match self {
+            Self::MissingToken => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"rise-registry\""),
+                );
+            }
+            Self::InvalidToken(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer realm=\"rise-registry\", error=\"invalid_token\"",
+                    ),
+                );
+            }
+            Self::RateLimited(wait) | Self::Unavailable(wait) => {
+                // Round up: retrying early would only be refused again.
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            Self::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
+            }
+            Self::TokenMethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+            }
+            Self::MissingTicket | Self::InvalidTicket(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"rise-registry\""),
+                );
+            }
+            _ => {}
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_responses_carry_their_headers() {
+        let r = ApiError::Unavailable(Duration::from_millis(4_200)).response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+        let r = ApiError::MissingToken.response();
+        assert!(
+            r.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
+        let unknown = ApiError::NotFound(Denial::UnknownProject).response();
+        let forbidden = ApiError::NotFound(Denial::NotPermitted).response();
+        assert_eq!(unknown.status(), forbidden.status());
+        assert_eq!(
+            format!("{:?}", unknown.body()),
+            format!("{:?}", forbidden.body()),
+            "no way to tell them apart"
+        );
+    }
+}
