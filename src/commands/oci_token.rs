@@ -8,7 +8,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use rustls_pki_types::CertificateDer;
@@ -27,7 +26,7 @@ pub struct DevCa {
 }
 
 /// Lifetime of development certificates.
-const DEV_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+const DEV_VALIDITY_SECONDS: i64 = 365 * 24 * 3600;
 
 /// Writes `ca.crt`, `token.key` and `token.crt` (leaf, then CA) into `dir`.
 ///
@@ -57,16 +56,15 @@ pub fn dev_ca(dir: &Path, algorithm: Algorithm, force: bool) -> Result<DevCa> {
         Algorithm::Es256 => &rcgen::PKCS_ECDSA_P256_SHA256,
         Algorithm::Rs256 => &rcgen::PKCS_RSA_SHA256,
     };
-    let now = SystemTime::now();
+    let now = crate::clock::unix_now();
     let validity = |params: &mut CertificateParams| -> Result<()> {
-        let at = |t: SystemTime| {
-            let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        let at = |secs: i64| {
+            time::OffsetDateTime::from_unix_timestamp(secs)
                 .context("the system clock is out of range")
         };
         // An hour of slack for clocks that are a little behind.
-        params.not_before = at(now - Duration::from_secs(3600))?;
-        params.not_after = at(now + DEV_VALIDITY)?;
+        params.not_before = at(now - 3600)?;
+        params.not_after = at(now + DEV_VALIDITY_SECONDS)?;
         Ok(())
     };
 

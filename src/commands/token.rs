@@ -6,12 +6,10 @@
 //! serve accepts. Anyone who can read the secret can mint tokens anyway;
 //! this only saves them the arithmetic.
 
-use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::{Context, Result};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
+use std::io::Write;
 
 use super::Status;
 use crate::config::Config;
@@ -28,23 +26,23 @@ pub struct TokenRequest {
 /// # Errors
 /// When no `hs256_secret` is configured, or writing fails.
 pub fn run(config: &Config, request: &TokenRequest, out: &mut dyn Write) -> Result<Status> {
-    let token = mint(config, request, SystemTime::now())?;
+    let token = mint(config, request, crate::clock::unix_now())?;
     writeln!(out, "{token}")?;
     Ok(Status::Success)
 }
 
 /// # Errors
 /// When no `hs256_secret` is configured.
-pub fn mint(config: &Config, request: &TokenRequest, now: SystemTime) -> Result<String> {
+pub fn mint(config: &Config, request: &TokenRequest, now: i64) -> Result<String> {
     let secret = config.auth.hs256_secret.as_ref().context(
         "`auth.hs256_secret` is not set, so there is no key to sign with; \
          tokens for a JWKS setup come from your identity provider",
     )?;
-    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let ttl = i64::try_from(request.ttl_seconds).context("--ttl is too large")?;
     let mut claims = json!({
         "sub": request.subject,
         "iat": now,
-        "exp": now.checked_add(request.ttl_seconds).context("--ttl is too large")?,
+        "exp": now.checked_add(ttl).context("--ttl is too large")?,
         config.auth.groups_claim.as_str(): request.groups,
     });
     if let Some(email) = &request.email {

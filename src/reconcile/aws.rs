@@ -118,33 +118,15 @@ where
     }
 }
 
-/// IAM returns policy documents URL-encoded.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        if let (b'%', Some(b)) = (bytes[i], hex) {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// A policy document as IAM returns it: URL-encoded JSON (or plain JSON).
 pub fn policy_json(document: &str) -> Result<Value> {
     let text = if document.trim_start().starts_with('{') {
         document.to_string()
     } else {
-        percent_decode(document)
+        // IAM returns policy documents URL-encoded (RFC 3986).
+        percent_encoding::percent_decode_str(document)
+            .decode_utf8_lossy()
+            .into_owned()
     };
     serde_json::from_str(&text).context("IAM returned a policy that is not JSON")
 }
@@ -559,6 +541,8 @@ mod tests {
             .unwrap();
         assert_eq!(doc["Version"], "2012-10-17");
         assert_eq!(policy_json(r#"{"a": 1}"#).unwrap()["a"], 1);
-        assert_eq!(percent_decode("a%2Fb%zz%4"), "a/b%zz%4");
+        // Malformed escapes stay as written, `%+7` included.
+        let doc = policy_json("%7B%22a%22%3A%22%2Fb%zz%4%2B7%+7%22%7D").unwrap();
+        assert_eq!(doc["a"], "/b%zz%4+7%+7");
     }
 }
