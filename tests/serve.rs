@@ -1,13 +1,16 @@
-//! `rise-registry serve` end to end: the real binary on a loopback port, a
-//! real HTTP client, and for ECR the AWS emulator behind it.
+//! serve end to end over TCP with a real HTTP client: in this process
+//! ([`TestServer`]) for request and connection behaviour, as the built
+//! binary ([`Serve`]) for what only the process shows: SIGTERM, TLS from
+//! config, the `token` command. The status and header matrix of the API is
+//! unit-tested on the handler (`src/serve/handler_tests.rs`).
 
 mod support;
 
 use std::time::Duration;
 
-use hyper::Method;
 use serde_json::{Value, json};
-use support::http::{get, request};
+use support::http::get;
+use support::in_process::TestServer;
 use support::jwt::{self, TestKey, claims, hs256};
 use support::server::{JwksServer, Serve};
 
@@ -40,13 +43,13 @@ fn with_iss_aud(mut c: Value) -> Value {
     c
 }
 
-fn creds_url(serve: &Serve, project: &str) -> String {
+fn creds_url(serve: &TestServer, project: &str) -> String {
     serve.url(&format!("/registry/credentials?project={project}"))
 }
 
 #[tokio::test]
 async fn oci_client_auth_returns_the_registry_and_image_path() {
-    let serve = Serve::start(&oci_config(""), &[]);
+    let serve = TestServer::start(&oci_config("")).await;
     let alice = token("u-alice", Some("alice@example.com"), &[]);
     let reply = get(&creds_url(&serve, "my-app"), Some(&alice)).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -69,219 +72,6 @@ async fn oci_client_auth_returns_the_registry_and_image_path() {
 }
 
 #[tokio::test]
-async fn errors_are_json_with_the_right_status_and_headers() {
-    let serve = Serve::start(&oci_config(""), &[]);
-    let alice = token("u-alice", Some("alice@example.com"), &[]);
-
-    // Invalid project names are refused before the token is even looked at.
-    let long = "a".repeat(300);
-    for bad in [
-        "My-App", "my-app*", "*", "a%2Fb", "my%2Dapp", "..", "../x", "a/b", "", &long,
-    ] {
-        let reply = get(&creds_url(&serve, bad), None).await;
-        assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
-        assert_eq!(reply.json()["error"]["code"], "invalid_project");
-    }
-    let reply = get(&serve.url("/registry/credentials"), Some(&alice)).await;
-    assert_eq!(reply.status, 400);
-
-    // Missing, malformed, forged and expired tokens.
-    let reply = get(&creds_url(&serve, "my-app"), None).await;
-    assert_eq!(
-        (
-            reply.status.as_u16(),
-            reply.json()["error"]["code"].as_str()
-        ),
-        (401, Some("missing_token"))
-    );
-    assert!(
-        reply
-            .header("www-authenticate")
-            .unwrap()
-            .starts_with("Bearer")
-    );
-    let forged = hs256(
-        "another-secret-another-secret-another",
-        &with_iss_aud(claims("u", None, &[])),
-    );
-    let mut expired = with_iss_aud(claims("u-alice", Some("alice@example.com"), &[]));
-    expired["exp"] = json!(jwt::now() - 120);
-    let no_iss = hs256(SECRET, &claims("u-alice", Some("alice@example.com"), &[]));
-    let mut wrong_aud = with_iss_aud(claims("u-alice", Some("alice@example.com"), &[]));
-    wrong_aud["aud"] = json!("someone-else");
-    let mut future = with_iss_aud(claims("u-alice", Some("alice@example.com"), &[]));
-    future["nbf"] = json!(jwt::now() + 600);
-    let good = token("u-alice", Some("alice@example.com"), &[]);
-    let payload = good.split('.').nth(1).unwrap();
-    // {"alg":"none"} with the good payload and no signature.
-    let alg_none = format!("eyJhbGciOiJub25lIn0.{payload}.");
-    // An RS256 header, HMAC-signed with the shared secret: HS/RS confusion.
-    let confused = {
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let input = format!("{}.{payload}", b64.encode(r#"{"alg":"RS256","typ":"JWT"}"#));
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, SECRET.as_bytes());
-        format!(
-            "{input}.{}",
-            b64.encode(aws_lc_rs::hmac::sign(&key, input.as_bytes()))
-        )
-    };
-    for (bad, why) in [
-        ("not-a-jwt".to_string(), "malformed"),
-        (format!("{good}x.y"), "malformed"),
-        (forged, "signature"),
-        (hs256(SECRET, &expired), "expired"),
-        (hs256(SECRET, &future), "not valid yet"),
-        (no_iss, "issuer"),
-        (hs256(SECRET, &wrong_aud), "audience"),
-        (alg_none, "malformed"),
-        (confused, "signing key is unknown"),
-    ] {
-        let reply = get(&creds_url(&serve, "my-app"), Some(&bad)).await;
-        assert_eq!(reply.status, 401, "{why}");
-        assert_eq!(reply.json()["error"]["code"], "invalid_token");
-        assert!(
-            reply.json()["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains(why),
-            "{why}: {}",
-            reply.body
-        );
-        assert!(
-            reply
-                .header("www-authenticate")
-                .unwrap()
-                .contains("invalid_token")
-        );
-    }
-
-    // Unknown and forbidden projects look the same.
-    let unknown = get(&creds_url(&serve, "nope"), Some(&alice)).await;
-    let forbidden = get(&creds_url(&serve, "other"), Some(&alice)).await;
-    assert_eq!(unknown.status, 404);
-    assert_eq!(forbidden.status, 404);
-    assert_eq!(unknown.body, forbidden.body);
-    let outcomes: Vec<Value> = serve
-        .audit(23)
-        .iter()
-        .map(|l| l["outcome"].clone())
-        .collect();
-    assert!(
-        outcomes.contains(&json!("unknown_project")) && outcomes.contains(&json!("not_permitted")),
-        "{outcomes:?}"
-    );
-
-    // Methods and routes.
-    let reply = request(Method::POST, &creds_url(&serve, "my-app"), Some(&alice)).await;
-    assert_eq!(reply.status, 405);
-    assert_eq!(reply.header("allow"), Some("GET"));
-    let reply = get(&serve.url("/nope"), None).await;
-    assert_eq!(
-        (
-            reply.status.as_u16(),
-            reply.json()["error"]["code"].as_str()
-        ),
-        (404, Some("not_found"))
-    );
-    // The token realm exists only for `oci-token` registries.
-    let reply = get(&serve.url("/registry/token?service=x"), None).await;
-    assert_eq!(
-        (
-            reply.status.as_u16(),
-            reply.json()["error"]["code"].as_str()
-        ),
-        (404, Some("not_found"))
-    );
-
-    // No secret in any audit line or log.
-    let everything = format!("{:?}{}", serve.audit(24), serve.logs());
-    assert!(!everything.contains(SECRET) && !everything.contains(&alice));
-}
-
-#[tokio::test]
-async fn access_by_group_and_admin() {
-    let serve = Serve::start(&oci_config(""), &[]);
-    let team = token("u-2", None, &["team-a"]);
-    assert_eq!(
-        get(&creds_url(&serve, "my-app"), Some(&team)).await.status,
-        200
-    );
-    assert_eq!(
-        get(&creds_url(&serve, "other"), Some(&team)).await.status,
-        404
-    );
-    let admin = token("u-3", None, &["platform"]);
-    assert_eq!(
-        get(&creds_url(&serve, "other"), Some(&admin)).await.status,
-        200
-    );
-    assert_eq!(
-        serve.audit(3).last().unwrap()["grant"],
-        "admin via group:platform"
-    );
-}
-
-#[tokio::test]
-async fn each_caller_has_its_own_rate_limit() {
-    let serve = Serve::start(
-        &oci_config("server:\n  rate_limit: {requests_per_minute: 6, burst: 3}\n"),
-        &[],
-    );
-    let alice = token("u-alice", Some("alice@example.com"), &[]);
-    for _ in 0..3 {
-        assert_eq!(
-            get(&creds_url(&serve, "my-app"), Some(&alice)).await.status,
-            200
-        );
-    }
-    let limited = get(&creds_url(&serve, "my-app"), Some(&alice)).await;
-    assert_eq!(limited.status, 429);
-    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
-    assert!((1..=10).contains(&retry), "{retry}");
-    let team = token("u-2", None, &["team-a"]);
-    assert_eq!(
-        get(&creds_url(&serve, "my-app"), Some(&team)).await.status,
-        200,
-        "others are unaffected"
-    );
-}
-
-#[tokio::test]
-async fn health_readiness_and_metrics() {
-    let serve = Serve::start(&oci_config(""), &[]);
-    assert_eq!(
-        get(&serve.url("/healthz"), None).await.json(),
-        json!({"status": "ok"})
-    );
-    assert_eq!(
-        get(&serve.url("/readyz"), None).await.json(),
-        json!({"status": "ready"})
-    );
-    let alice = token("u-alice", Some("alice@example.com"), &[]);
-    get(&creds_url(&serve, "my-app"), Some(&alice)).await;
-    get(&creds_url(&serve, "my-app"), None).await;
-    let metrics = get(&serve.url("/metrics"), None).await;
-    assert_eq!(
-        metrics.header("content-type"),
-        Some("text/plain; version=0.0.4")
-    );
-    for line in [
-        "rise_registry_http_requests_total{route=\"credentials\",status=\"200\"} 1",
-        "rise_registry_http_requests_total{route=\"credentials\",status=\"401\"} 1",
-        "rise_registry_credential_requests_total{project=\"my-app\",provider=\"oci-client-auth\",outcome=\"unauthenticated\"} 1",
-        "rise_registry_credential_requests_total{project=\"my-app\",provider=\"oci-client-auth\",outcome=\"issued\"} 1",
-        "rise_registry_credential_cache_entries 0",
-    ] {
-        assert!(
-            metrics.body.contains(line),
-            "missing {line}:\n{}",
-            metrics.body
-        );
-    }
-}
-
-#[tokio::test]
 async fn jwks_keys_verify_es256_and_rs256_and_rotation_is_picked_up() {
     let (es, rs) = (TestKey::es256("es-1"), TestKey::rs256("rs-1"));
     let jwks = JwksServer::start(jwt::jwks(&[&es, &rs]));
@@ -293,7 +83,7 @@ auth: {{jwks_url: "{}", audience: rise, jwks_min_refresh_seconds: 2}}
 "#,
         jwks.url
     );
-    let serve = Serve::start(&config, &[]);
+    let serve = TestServer::start(&config).await;
     let c = || {
         let mut c = claims("u", None, &["team-a"]);
         c["aud"] = json!("rise");
@@ -312,8 +102,11 @@ auth: {{jwks_url: "{}", audience: rise, jwks_min_refresh_seconds: 2}}
 
     // The identity provider rotates to a new key: once the minimum refresh
     // interval has passed, the unknown kid triggers one refresh and the
-    // token is accepted.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // token is accepted. The interval passes on paused time; the requests
+    // run on real time again, as the JWKS server is another thread.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_millis(2100)).await;
+    tokio::time::resume();
     let fetched = jwks.fetches.load(std::sync::atomic::Ordering::SeqCst);
     let rotated = TestKey::es256("es-2");
     jwks.set(jwt::jwks(&[&rotated]));
@@ -350,13 +143,12 @@ async fn sigterm_finishes_and_exits_zero() {
     drop(idle);
 }
 
-#[tokio::test]
+/// Blocking sockets in the test body: the server's tasks run on the other
+/// worker threads meanwhile.
+#[tokio::test(flavor = "multi_thread")]
 async fn oversized_and_slow_headers_are_refused() {
     use std::io::{Read, Write};
-    let serve = Serve::start(
-        &oci_config("server:\n  header_read_timeout_seconds: 1\n"),
-        &[],
-    );
+    let serve = TestServer::start(&oci_config("server:\n  header_read_timeout_seconds: 1\n")).await;
     // Huge headers (just over the 16 KiB limit, in one write): 431 and the
     // connection closes. The server may stop reading and close while the
     // client is still writing; then the write fails and the answer may be
@@ -451,7 +243,7 @@ async fn tls_from_server_tls_serves_https_only() {
 
 #[tokio::test]
 async fn the_token_command_mints_what_serve_accepts() {
-    let serve = Serve::start(&oci_config(""), &[]);
+    let serve = TestServer::start(&oci_config("")).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("default.yaml"), oci_config("")).unwrap();
     let minted = std::process::Command::new(support::server::BIN)

@@ -1,14 +1,19 @@
 //! serve with the `ecr` provider against the AWS emulator: AssumeRole with
 //! the session policy, GetAuthorizationToken with the scoped credentials,
 //! caching, single flight, and behaviour when AWS fails.
+//!
+//! serve runs in the test process ([`TestServer`]), so waiting out a cache
+//! floor or a back-off is `tokio::time::advance` on paused time, not a
+//! sleep. Time is resumed before each request: the emulator is another
+//! process, and paused time would let the SDK's timeouts fire at once.
 
 mod support;
 
 use std::time::Duration;
 
 use support::http::get;
+use support::in_process::TestServer;
 use support::jwt::{claims, hs256};
-use support::server::Serve;
 use support::{ACCOUNT_ID, Emulator};
 
 const SECRET: &str = "ecr-test-secret-ecr-test-secret-0123456";
@@ -33,21 +38,22 @@ auth: {{hs256_secret: {SECRET}}}
     )
 }
 
-const AWS_ENV: &[(&str, &str)] = &[
-    ("AWS_ACCESS_KEY_ID", "test"),
-    ("AWS_SECRET_ACCESS_KEY", "test"),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-];
+/// Lets `duration` pass on serve's clock (the test's tokio clock) at once.
+async fn pass(duration: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(duration).await;
+    tokio::time::resume();
+}
 
 fn token() -> String {
     hs256(SECRET, &claims("u-1", None, &["team-a"]))
 }
 
-fn url(serve: &Serve) -> String {
+fn url(serve: &TestServer) -> String {
     serve.url("/registry/credentials?project=my-app")
 }
 
-async fn metric(serve: &Serve, line_prefix: &str) -> u64 {
+async fn metric(serve: &TestServer, line_prefix: &str) -> u64 {
     let metrics = get(&serve.url("/metrics"), None).await.body;
     metrics
         .lines()
@@ -60,7 +66,7 @@ async fn metric(serve: &Serve, line_prefix: &str) -> u64 {
 async fn ecr_credentials_are_scoped_tokens_with_a_true_countdown() {
     let emulator = Emulator::start();
     support::provision(&emulator).await;
-    let serve = Serve::start(&config(&emulator, "", ""), AWS_ENV);
+    let serve = TestServer::start(&config(&emulator, "", "")).await;
     let ready = get(&serve.url("/readyz"), None).await;
     assert_eq!(
         ready.status, 200,
@@ -100,7 +106,7 @@ async fn ecr_credentials_are_scoped_tokens_with_a_true_countdown() {
     );
 
     // Second request: from the cache, counting down, no new AssumeRole.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    pass(Duration::from_millis(1100)).await;
     let again = get(&url(&serve), Some(&token())).await.json();
     assert_eq!(again["credentials"]["password"], creds["password"]);
     assert!(again["credentials"]["expires_in"].as_u64().unwrap() < expires_in);
@@ -128,7 +134,7 @@ async fn ecr_credentials_are_scoped_tokens_with_a_true_countdown() {
 async fn concurrent_cold_requests_cause_one_assume_role() {
     let emulator = Emulator::start();
     support::provision(&emulator).await;
-    let serve = Serve::start(&config(&emulator, "", ""), AWS_ENV);
+    let serve = TestServer::start(&config(&emulator, "", "")).await;
     let url = url(&serve);
     // Fifty different callers, so the per-caller rate limit is not what
     // is being tested.
@@ -169,7 +175,7 @@ async fn aws_failure_is_a_503_with_retry_after() {
     support::provision(&emulator).await;
     // A push role that does not exist: AssumeRole fails.
     let cfg = config(&emulator, "", "").replace("rise-backend-ecr-push", "no-such-role");
-    let serve = Serve::start(&cfg, AWS_ENV);
+    let serve = TestServer::start(&cfg).await;
     let reply = get(&url(&serve), Some(&token())).await;
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert_eq!(reply.json()["error"]["code"], "registry_unavailable");
@@ -211,11 +217,11 @@ async fn an_outage_serves_cached_credentials_while_they_are_valid() {
         "  session_duration_seconds: 900",
         "server: {credential_cache: {min_remaining_seconds: 899}}",
     );
-    let serve = Serve::start(&cfg, AWS_ENV);
+    let serve = TestServer::start(&cfg).await;
     let first = get(&url(&serve), Some(&token())).await;
     assert_eq!(first.status, 200, "{}", first.body);
     emulator.stop();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    pass(Duration::from_secs(2)).await;
     let during = get(&url(&serve), Some(&token())).await;
     assert_eq!(during.status, 200, "{}", during.body);
     assert_eq!(
@@ -237,7 +243,7 @@ async fn an_outage_serves_cached_credentials_while_they_are_valid() {
 async fn the_returned_credentials_push_an_image_with_skopeo() {
     let emulator = Emulator::start();
     support::provision(&emulator).await;
-    let serve = Serve::start(&config(&emulator, "", ""), AWS_ENV);
+    let serve = TestServer::start(&config(&emulator, "", "")).await;
     let body = get(&url(&serve), Some(&token())).await.json();
     let creds = &body["credentials"];
     let image = body["image"].as_str().unwrap();
@@ -286,7 +292,7 @@ async fn the_returned_credentials_push_an_image_with_skopeo() {
 async fn an_outage_with_nothing_cached_is_a_503_until_aws_returns() {
     let mut emulator = Emulator::start();
     support::provision(&emulator).await;
-    let serve = Serve::start(&config(&emulator, "", ""), AWS_ENV);
+    let serve = TestServer::start(&config(&emulator, "", "")).await;
     emulator.stop();
     let down = get(&url(&serve), Some(&token())).await;
     assert_eq!(down.status, 503, "{}", down.body);
@@ -299,7 +305,7 @@ async fn an_outage_with_nothing_cached_is_a_503_until_aws_returns() {
 
     emulator.restart();
     support::provision(&emulator).await;
-    tokio::time::sleep(Duration::from_secs(retry)).await;
+    pass(Duration::from_secs(retry)).await;
     let back = get(&url(&serve), Some(&token())).await;
     assert_eq!(back.status, 200, "{}", back.body);
     assert!(!serve.logs().contains("panicked"), "{}", serve.logs());

@@ -2,6 +2,12 @@
 //! docker-registry (CNCF distribution 2.8) on loopback, skopeo as the
 //! client, and the keys and registry config made by the binary's own
 //! `oci-token dev-ca` and `oci-token registry-config`.
+//!
+//! serve runs in the test process ([`TestServer`]) on a multi-thread
+//! runtime: skopeo and the plain sockets block the test's thread while the
+//! registry asks serve's realm for tokens, which the server's tasks answer
+//! on the other threads. The commands (`dev-ca`, `registry-config`,
+//! `config --check`) run the built binary, as users run them.
 
 mod support;
 
@@ -19,9 +25,10 @@ use rise_registry::registry::oci_token::OciTokenProvider;
 use serde_json::{Value, json};
 use support::free_port;
 use support::http::{get, send};
+use support::in_process::TestServer;
 use support::jwt::{claims, hs256};
 use support::registry::DockerRegistry;
-use support::server::{BIN, Serve};
+use support::server::BIN;
 
 const SECRET: &str = "oci-token-test-secret-oci-token-test-0123";
 const SERVICE: &str = "rise-registry";
@@ -29,7 +36,7 @@ const ISSUER: &str = "rise-broker";
 
 /// serve, the registry it is realm of, and the files behind them.
 struct Setup {
-    serve: Serve,
+    serve: TestServer,
     registry: DockerRegistry,
     pki: tempfile::TempDir,
     work: tempfile::TempDir,
@@ -71,12 +78,12 @@ auth:
     )
 }
 
-fn setup() -> Setup {
+async fn setup() -> Setup {
     let pki = tempfile::tempdir().unwrap();
     dev_ca(pki.path());
     let registry_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = serve_config(registry_addr, pki.path());
-    let serve = Serve::start(&config, &[]);
+    let serve = TestServer::start(&config).await;
 
     // The registry's side, as the command prints it.
     let conf = tempfile::tempdir().unwrap();
@@ -230,9 +237,9 @@ fn now() -> i64 {
     support::jwt::now()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn credentials_push_and_pull_their_own_repository_and_nothing_else() {
-    let s = setup();
+    let s = setup().await;
     let (alice, body) = s.credentials("alice", "my-app").await;
     let c = &body["credentials"];
     assert_eq!(c["registry_url"], s.registry.addr.to_string());
@@ -287,7 +294,7 @@ async fn credentials_push_and_pull_their_own_repository_and_nothing_else() {
                 .all(|g| g.as_str().unwrap().starts_with("rise-apps/my-app:"))),
         "{audit:?}"
     );
-    let log = std::fs::read_to_string(s.serve.audit_path()).unwrap();
+    let log = s.serve.audit_text();
     assert!(
         !log.contains(c["password"].as_str().unwrap()),
         "no ticket in the audit"
@@ -300,9 +307,9 @@ async fn credentials_push_and_pull_their_own_repository_and_nothing_else() {
     assert!(s.push(&alice, "rise-apps/my-app", b"my-app v2\n").is_ok());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_realm_grants_only_the_tickets_repository_and_the_registry_agrees() {
-    let s = setup();
+    let s = setup().await;
     let (alice, _) = s.credentials("alice", "my-app").await;
     let auth = basic(&alice);
 
@@ -425,9 +432,9 @@ fn post_chunked(addr: SocketAddr, body: &str) -> String {
     response
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn expired_forged_and_foreign_tickets_are_refused() {
-    let s = setup();
+    let s = setup().await;
     let my_app = ProjectName::parse("my-app").unwrap();
     let broker = s.broker(s.pki.path());
     let scope = "scope=repository:rise-apps/my-app:pull,push";
@@ -577,9 +584,9 @@ fn the_shipped_oci_token_run_mode_accepts_what_dev_ca_writes() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("registry oci-token"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_realm_rate_limits_each_ticket_holder_on_its_own() {
-    let s = setup();
+    let s = setup().await;
     let (alice, _) = s.credentials("alice", "my-app").await;
     let (bob, _) = s.credentials("bob", "other-app").await;
     let ask = |login: &str| {

@@ -39,12 +39,19 @@ impl EcrProvider {
     /// without changing callers.
     pub async fn new(config: &EcrConfig) -> anyhow::Result<Self> {
         let sdk = crate::aws::sdk_config(config, crate::aws::Caller::Serve).await;
-        Ok(Self {
+        Ok(Self::from_sdk_config(config, &sdk))
+    }
+
+    /// The provider on SDK settings built elsewhere: how tests running
+    /// serve inside their own process give it credentials without touching
+    /// the process environment.
+    pub fn from_sdk_config(config: &EcrConfig, sdk: &aws_config::SdkConfig) -> Self {
+        Self {
             config: config.clone(),
-            sts: aws_sdk_sts::Client::new(&sdk),
-            ecr: aws_sdk_ecr::Config::new(&sdk),
+            sts: aws_sdk_sts::Client::new(sdk),
+            ecr: aws_sdk_ecr::Config::new(sdk),
             last_ok: Mutex::new(None),
-        })
+        }
     }
 
     /// Ready when AWS answered within the last minute, or answers

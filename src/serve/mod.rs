@@ -17,6 +17,8 @@ pub mod audit;
 pub mod cache;
 pub mod credentials;
 mod error;
+#[cfg(test)]
+mod handler_tests;
 pub mod metrics;
 pub mod ratelimit;
 mod realm;
@@ -37,6 +39,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
+use tracing::instrument::WithSubscriber;
 
 pub use app::App;
 
@@ -104,25 +107,37 @@ pub async fn run(
         let closing = closing_rx.clone();
         let tls = tls.clone();
         let limits = limits.clone();
-        connections.spawn(async move {
-            let _permit = permit;
-            app.metrics.connection_opened();
-            match tls {
-                None => serve_connection(stream, peer, app.clone(), &limits, closing).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
+        // `with_current_subscriber`: logs of a connection go where `run`'s
+        // go, also when the caller set a subscriber for this task only (a
+        // test capturing serve's logs) rather than the global one.
+        connections.spawn(
+            async move {
+                let _permit = permit;
+                app.metrics.connection_opened();
+                match tls {
+                    None => serve_connection(stream, peer, app.clone(), &limits, closing).await,
+                    Some(acceptor) => {
+                        match tokio::time::timeout(
+                            limits.header_read_timeout,
+                            acceptor.accept(stream),
+                        )
                         .await
-                    {
-                        Ok(Ok(tls_stream)) => {
-                            serve_connection(tls_stream, peer, app.clone(), &limits, closing).await
+                        {
+                            Ok(Ok(tls_stream)) => {
+                                serve_connection(tls_stream, peer, app.clone(), &limits, closing)
+                                    .await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                         }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 }
+                app.metrics.connection_closed();
             }
-            app.metrics.connection_closed();
-        });
+            .with_current_subscriber(),
+        );
     }
     drop(listener);
     let open = connections.len();

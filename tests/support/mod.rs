@@ -23,6 +23,7 @@ macro_rules! snapshot {
 }
 
 pub mod http;
+pub mod in_process;
 pub mod jwt;
 pub mod oci;
 pub mod registry;

@@ -1,6 +1,8 @@
 //! `rise-registry serve` as a child process on a free loopback port, with
 //! its own config dir, environment, and captured audit (stdout) and log
-//! (stderr) streams.
+//! (stderr) streams: for what only the real process shows (signals, TLS
+//! from config, memory, hostile clients, the soak). Everything else runs
+//! serve in the test process ([`super::in_process`]).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -80,58 +82,6 @@ impl Serve {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
-    }
-
-    /// The audit lines, parsed, once at least `expected` are written.
-    /// serve queues a line before it answers and writes it from a separate
-    /// thread, so a line can trail its response by a moment.
-    pub fn audit(&self, expected: usize) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let text = std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap();
-            let count = text.lines().count();
-            if count >= expected || Instant::now() > deadline {
-                assert_eq!(count, expected, "audit lines:\n{text}");
-                return text
-                    .lines()
-                    .map(|l| {
-                        serde_json::from_str(l)
-                            .unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {l}"))
-                    })
-                    .collect();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Where the audit lines (stdout) go.
-    pub fn audit_path(&self) -> std::path::PathBuf {
-        self.dir.path().join("audit.log")
-    }
-
-    /// The audit lines that match `keep`, once at least one does (waiting
-    /// up to 5 s for the writer thread).
-    pub fn audit_matching(
-        &self,
-        keep: impl Fn(&serde_json::Value) -> bool,
-    ) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let text = std::fs::read_to_string(self.audit_path()).unwrap();
-            let lines: Vec<serde_json::Value> = text
-                .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .filter(|l| keep(l))
-                .collect();
-            if !lines.is_empty() {
-                return lines;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no matching audit line in:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
     }
 
     /// One value from `/metrics`: `series` is the metric name with its
