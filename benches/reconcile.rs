@@ -6,7 +6,7 @@
 //! Settings (environment): `BENCH_RUNS` (default 3, medians reported),
 //! `BENCH_PROJECTS` (default `100,1000`).
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

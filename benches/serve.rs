@@ -10,7 +10,7 @@
 //! reported), `BENCH_SECONDS` per run (default 8), `BENCH_CONNECTIONS`
 //! (default 64).
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::process::Command;

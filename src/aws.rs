@@ -57,7 +57,7 @@ pub async fn sdk_config(config: &EcrConfig, caller: Caller) -> aws_config::SdkCo
 /// An AWS SDK error as AWS's code and message (`AccessDenied: User: … is
 /// not authorized to perform: sts:AssumeRole on resource: …`), or, for
 /// errors that never reached AWS (connection, timeout), the cause chain.
-pub fn sdk_error_text<E, R>(e: &SdkError<E, R>) -> String
+pub(crate) fn sdk_error_text<E, R>(e: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
@@ -73,7 +73,7 @@ where
 /// An error and its causes as `outer: inner: …`, from their `Display`
 /// texts only. (The SDK's own `DisplayErrorContext` appends a `Debug` dump,
 /// which users should never see.) Repeated texts are dropped.
-pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = vec![e.to_string()];
     let mut cause = e.source();
     while let Some(c) = cause {

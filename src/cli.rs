@@ -12,7 +12,7 @@ use crate::registry::oci_token::keys::Algorithm;
 
 /// `token --ttl` at most: a development token that outlives a year is a
 /// mistake, and the limit keeps `iat + ttl` far from overflow.
-pub const MAX_TOKEN_TTL_SECONDS: u64 = 366 * 24 * 3600;
+pub(crate) const MAX_TOKEN_TTL_SECONDS: u64 = 366 * 24 * 3600;
 
 #[derive(Debug, Parser)]
 #[command(

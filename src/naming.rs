@@ -12,7 +12,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 
 /// The longest repository name ECR accepts.
-pub const MAX_REPOSITORY_NAME_LEN: usize = 256;
+pub(crate) const MAX_REPOSITORY_NAME_LEN: usize = 256;
 
 /// Why a name was rejected; the message (and hint, where there is one) is
 /// shown to users as is.

@@ -71,7 +71,7 @@ impl JwksSource {
     /// Refreshes unless a fetch happened within `min_refresh`. Returns true
     /// when the keys may have changed since the caller looked (a refresh ran,
     /// here or in a request that held the lock before us).
-    pub async fn refresh_if_due(&self) -> bool {
+    pub(crate) async fn refresh_if_due(&self) -> bool {
         let before = self.keys();
         let mut last = self.last_fetch.lock().await;
         if !Arc::ptr_eq(&self.keys(), &before) {

@@ -20,9 +20,9 @@ use super::Caller;
 use crate::config::AuthConfig;
 
 /// Larger tokens are refused before any parsing.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Clock skew tolerated on `exp` and `nbf`.
-pub const LEEWAY_SECONDS: i64 = 30;
+pub(crate) const LEEWAY_SECONDS: i64 = 30;
 
 /// Why a token was refused. Shown to the caller (it says nothing about
 /// projects or keys) and logged.
@@ -161,7 +161,7 @@ impl Rules {
         }
     }
 
-    pub fn has_hs256(&self) -> bool {
+    pub(crate) fn has_hs256(&self) -> bool {
         self.hs256.is_some()
     }
 }
@@ -178,7 +178,7 @@ pub enum KeyRequest {
 /// # Errors
 /// [`TokenError::TooLarge`], [`TokenError::Malformed`] or
 /// [`TokenError::Algorithm`].
-pub fn key_request(token: &str) -> Result<KeyRequest, TokenError> {
+pub(crate) fn key_request(token: &str) -> Result<KeyRequest, TokenError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::TooLarge);
     }

@@ -38,7 +38,7 @@ impl Caller {
     }
 
     /// `user:<sub>`, `user:<email>` (when known) and `group:<g>` per group.
-    pub fn identities(&self) -> Vec<Principal> {
+    pub(crate) fn identities(&self) -> Vec<Principal> {
         let mut ids = vec![Principal::User(self.subject.clone())];
         if let Some(email) = &self.email {
             ids.push(Principal::User(email.clone()));
@@ -80,7 +80,11 @@ impl Denial {
 ///
 /// # Errors
 /// The [`Denial`] reason.
-pub fn authorize(config: &Config, caller: &Caller, project: &ProjectName) -> Result<Grant, Denial> {
+pub(crate) fn authorize(
+    config: &Config,
+    caller: &Caller,
+    project: &ProjectName,
+) -> Result<Grant, Denial> {
     let entry = config.project(project).ok_or(Denial::UnknownProject)?;
     if let Some(p) = config.auth.admins.iter().find(|p| caller.has(p)) {
         return Ok(Grant::Admin(p.clone()));

@@ -39,6 +39,6 @@ pub struct Env<'a> {
 
 /// Colour on `stream` only when it is a terminal, and never when NO_COLOR
 /// is set to anything. One rule for logs and plans.
-pub fn colour_enabled(stream: &impl IsTerminal) -> bool {
+pub(crate) fn colour_enabled(stream: &impl IsTerminal) -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && stream.is_terminal()
 }

@@ -121,7 +121,7 @@ fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
 ///
 /// # Errors
 /// When generating or writing fails.
-pub fn run_dev_ca(
+pub(crate) fn run_dev_ca(
     dir: &Path,
     algorithm: Algorithm,
     force: bool,
@@ -152,7 +152,11 @@ pub fn run_dev_ca(
 ///
 /// # Errors
 /// When the registry is not `oci-token`.
-pub fn registry_auth_block(config: &Config, realm: &str, bundle_path: &str) -> Result<String> {
+pub(crate) fn registry_auth_block(
+    config: &Config,
+    realm: &str,
+    bundle_path: &str,
+) -> Result<String> {
     let RegistryConfig::OciToken(oci) = &config.registry else {
         bail!(
             "registry.type is `{}`; the registry-config command is for `oci-token`",
@@ -177,7 +181,7 @@ pub fn registry_auth_block(config: &Config, realm: &str, bundle_path: &str) -> R
 ///
 /// # Errors
 /// When the registry is not `oci-token` or the chain cannot be read.
-pub fn root_bundle(config: &Config) -> Result<String> {
+pub(crate) fn root_bundle(config: &Config) -> Result<String> {
     let RegistryConfig::OciToken(oci) = &config.registry else {
         bail!("registry.type is not `oci-token`");
     };
@@ -209,7 +213,7 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
 ///
 /// # Errors
 /// As [`registry_auth_block`] and [`root_bundle`], or when writing fails.
-pub fn run_registry_config(
+pub(crate) fn run_registry_config(
     config: &Config,
     realm: Option<&str>,
     bundle_path: &str,

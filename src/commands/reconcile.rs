@@ -43,7 +43,7 @@ async fn make_plan(aws: &Aws, config: &Config, ecr: &EcrConfig) -> Result<(Plan,
 }
 
 /// `plan [--json] [--detailed-exitcode] [--out FILE]`.
-pub fn run_plan(
+pub(crate) fn run_plan(
     config: &Config,
     json: bool,
     detailed_exitcode: bool,
@@ -90,7 +90,7 @@ fn log_calls(aws: &Aws) {
 }
 
 /// `apply [PLANFILE] [--auto-approve] [--json]`.
-pub fn run_apply(
+pub(crate) fn run_apply(
     config: &Config,
     planfile: Option<&Path>,
     auto_approve: bool,

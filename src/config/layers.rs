@@ -25,7 +25,7 @@ pub struct Source {
 }
 
 /// The layer names in precedence order, lowest first.
-pub fn layer_names(run_mode: &str) -> Vec<&str> {
+pub(crate) fn layer_names(run_mode: &str) -> Vec<&str> {
     let mut names = vec!["default"];
     // `--run-mode default` or `local` must not load one file twice.
     if run_mode != "default" && run_mode != "local" {
@@ -37,7 +37,7 @@ pub fn layer_names(run_mode: &str) -> Vec<&str> {
 
 /// Checks a run mode before it becomes part of a file name, so that
 /// `--run-mode ../../etc/x` cannot read outside the config dir.
-pub fn check_run_mode(run_mode: &str) -> Result<(), String> {
+pub(crate) fn check_run_mode(run_mode: &str) -> Result<(), String> {
     let ok = !run_mode.is_empty()
         && run_mode
             .bytes()
@@ -57,7 +57,7 @@ pub fn check_run_mode(run_mode: &str) -> Result<(), String> {
 /// # Errors
 /// A bad run mode, a missing or unreadable config dir, a layer present as
 /// both `.yaml` and `.yml`, or no layer file at all.
-pub fn read_sources(dir: &Path, run_mode: &str) -> Result<Vec<Source>, Vec<ConfigError>> {
+pub(crate) fn read_sources(dir: &Path, run_mode: &str) -> Result<Vec<Source>, Vec<ConfigError>> {
     let dir_origin = Origin {
         file: Arc::from(dir.display().to_string()),
         line: None,

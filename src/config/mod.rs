@@ -19,13 +19,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use error::{ConfigError, ConfigErrors, Origin, Problem};
-pub use layers::{Source, check_run_mode, layer_names};
+pub use layers::Source;
 pub use model::*;
-pub use reader::did_you_mean;
-pub use safety::{
-    DEVELOPMENT_RUN_MODE, SHIPPED_HS256_SECRETS, ShippedSecret, check_serve_secret, recommendations,
-};
-pub use schema::MIN_HS256_SECRET_BYTES;
+pub use safety::ShippedSecret;
+pub(crate) use safety::{check_serve_secret, recommendations};
 pub use substitute::substitute;
 
 /// A loaded configuration and the files it came from.

@@ -74,7 +74,7 @@ pub(super) fn join(path: &str, key: &str) -> String {
 }
 
 /// The closest known name to `name`, if any is close enough to be a typo.
-pub fn did_you_mean<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (strsim::jaro_winkler(name, k), *k))

@@ -12,10 +12,11 @@ use super::model::{AuthConfig, Config};
 
 /// Every HS256 secret the example config in `config/` ships. A test reads
 /// those files, so a new example secret cannot be added without it.
-pub const SHIPPED_HS256_SECRETS: &[&str] = &["insecure-development-secret-change-me-0123456789"];
+pub(crate) const SHIPPED_HS256_SECRETS: &[&str] =
+    &["insecure-development-secret-change-me-0123456789"];
 
 /// The one run mode in which a shipped secret is tolerated (on loopback).
-pub const DEVELOPMENT_RUN_MODE: &str = "development";
+pub(crate) const DEVELOPMENT_RUN_MODE: &str = "development";
 
 /// Why serve will not start with this configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,7 +32,7 @@ pub struct ShippedSecret {
 ///
 /// # Errors
 /// [`ShippedSecret`], saying which condition failed.
-pub fn check_serve_secret(
+pub(crate) fn check_serve_secret(
     auth: &AuthConfig,
     run_mode: &str,
     listen: &[SocketAddr],
@@ -59,7 +60,7 @@ pub fn check_serve_secret(
 
 /// Settings that are valid but weaker than they should be, for
 /// `config --check` to recommend (errors are the loader's job).
-pub fn recommendations(config: &Config) -> Vec<String> {
+pub(crate) fn recommendations(config: &Config) -> Vec<String> {
     let auth = &config.auth;
     let mut out = Vec::new();
     if auth.hs256_secret.is_some() {

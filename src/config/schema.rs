@@ -25,11 +25,11 @@ use crate::secret::Secret;
 
 /// Minimum HS256 key length: RFC 7518 §3.2 asks for a key at least as long
 /// as the hash output (256 bits).
-pub const MIN_HS256_SECRET_BYTES: usize = 32;
+pub(crate) const MIN_HS256_SECRET_BYTES: usize = 32;
 
 /// Reads the whole configuration. `dir` locates problems that belong to no
 /// file, such as a missing top-level section.
-pub fn read_config(root: &Node, dir: &Origin) -> Result<Config, Vec<ConfigError>> {
+pub(crate) fn read_config(root: &Node, dir: &Origin) -> Result<Config, Vec<ConfigError>> {
     let mut r = Reader::default();
     let config = r.config(root, dir);
     match config {

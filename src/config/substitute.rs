@@ -15,7 +15,7 @@ use super::error::{ConfigError, Problem};
 use super::yaml::{Kind, Node};
 
 /// Substitutes every scalar in `node`, collecting one error per problem.
-pub fn substitute_tree(
+pub(crate) fn substitute_tree(
     node: &mut Node,
     path: &str,
     env: &dyn Fn(&str) -> Option<String>,

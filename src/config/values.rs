@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use super::error::Problem;
 
-pub fn socket_addr(s: &str) -> Result<SocketAddr, Problem> {
+pub(crate) fn socket_addr(s: &str) -> Result<SocketAddr, Problem> {
     s.parse().map_err(|_| {
         Problem::new(format!("`{s}` is not an IP address and port"))
             .hint("use something like `0.0.0.0:3000` or `127.0.0.1:3000`")

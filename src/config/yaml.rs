@@ -41,7 +41,7 @@ pub struct Key {
 }
 
 impl Node {
-    pub fn empty_map(origin: Origin) -> Self {
+    pub(crate) fn empty_map(origin: Origin) -> Self {
         Self {
             kind: Kind::Map(Vec::new()),
             origin,

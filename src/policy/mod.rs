@@ -16,7 +16,7 @@ use crate::naming::{NameError, ProjectName};
 
 /// What scoped push credentials may do on their one repository: push and
 /// pull, nothing else (no delete, no policy or tag changes).
-pub const PUSH_ACTIONS: &[&str] = &[
+pub(crate) const PUSH_ACTIONS: &[&str] = &[
     "ecr:BatchCheckLayerAvailability",
     "ecr:InitiateLayerUpload",
     "ecr:UploadLayerPart",

@@ -17,7 +17,7 @@ use super::aws::{Aws, Unreachable};
 use super::plan::Action;
 
 /// Actions of one batch run at once, at most.
-pub const APPLY_CONCURRENCY: usize = 4;
+pub(crate) const APPLY_CONCURRENCY: usize = 4;
 
 /// What carries out one action. [`Aws`] in production.
 pub trait Executor: Send + Sync + 'static {
@@ -54,7 +54,7 @@ pub struct Failure {
 
 impl ApplyReport {
     /// Everything in the plan was done.
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.failed.is_empty() && self.not_started == 0 && !self.interrupted
     }
 }
@@ -83,7 +83,7 @@ fn on_repository(action: &Action) -> bool {
 /// role's trust names the controller role, which must exist first.
 /// Consecutive repository actions of one kind touch different repositories
 /// and form one batch that runs side by side.
-pub fn batches(actions: Vec<Action>) -> Vec<Vec<Action>> {
+pub(crate) fn batches(actions: Vec<Action>) -> Vec<Vec<Action>> {
     let mut out: Vec<Vec<Action>> = Vec::new();
     for action in actions {
         let joins_last = out.last().and_then(|b| b.last()).is_some_and(|last| {
@@ -109,7 +109,7 @@ pub fn batches(actions: Vec<Action>) -> Vec<Vec<Action>> {
 /// # Errors
 /// Only when an action's task itself stopped (a panic); AWS errors are
 /// [`Failure`]s in the report.
-pub async fn execute<E: Executor>(
+pub(crate) async fn execute<E: Executor>(
     executor: Arc<E>,
     actions: Vec<Action>,
     interrupted: Arc<AtomicBool>,

@@ -45,7 +45,7 @@ pub struct CallCounter {
 
 impl CallCounter {
     /// (reads, writes) so far.
-    pub fn counts(&self) -> (usize, usize) {
+    pub(crate) fn counts(&self) -> (usize, usize) {
         (
             self.reads.load(Ordering::Relaxed),
             self.writes.load(Ordering::Relaxed),
@@ -163,7 +163,7 @@ impl Aws {
     ///
     /// # Errors
     /// Any AWS error other than "not found", with AWS's code and message.
-    pub async fn observe(&self) -> Result<ObservedState> {
+    pub(crate) async fn observe(&self) -> Result<ObservedState> {
         let controller = self.observe_role(self.ecr_config.role_arn.name()).await?;
         let push = self
             .observe_role(self.ecr_config.push_role_arn.name())
@@ -369,7 +369,7 @@ impl Aws {
     ///
     /// # Errors
     /// AWS's error, naming the action.
-    pub async fn execute(&self, action: &Action) -> Result<()> {
+    pub(crate) async fn execute(&self, action: &Action) -> Result<()> {
         match action {
             Action::CreateRole {
                 role, trust, tags, ..

@@ -21,7 +21,7 @@ const SET_KEYS: &[&str] = &[
 ];
 
 /// The canonical form of a policy document.
-pub fn canonical(doc: &Value) -> Value {
+pub(crate) fn canonical(doc: &Value) -> Value {
     match doc {
         Value::Object(map) => {
             let mut out = Map::new();

@@ -10,14 +10,14 @@ use crate::naming::ProjectName;
 use crate::policy::roles::{RenderError, TemplateVars, role_documents};
 
 /// Tag that marks a repository as managed by rise-registry.
-pub const TAG_MANAGED: &str = "rise:managed";
+pub(crate) const TAG_MANAGED: &str = "rise:managed";
 /// Tag naming the project a repository belongs to.
-pub const TAG_PROJECT: &str = "rise:project";
+pub(crate) const TAG_PROJECT: &str = "rise:project";
 /// Tag on a managed repository whose project was removed (auto_remove off).
-pub const TAG_ORPHANED: &str = "rise:orphaned";
+pub(crate) const TAG_ORPHANED: &str = "rise:orphaned";
 /// Names of the inline policies rise-registry (and the Terraform module) puts.
-pub const CONTROLLER_POLICY_NAME: &str = "rise-controller";
-pub const PUSH_POLICY_NAME: &str = "rise-push";
+pub(crate) const CONTROLLER_POLICY_NAME: &str = "rise-controller";
+pub(crate) const PUSH_POLICY_NAME: &str = "rise-push";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DesiredRole {
@@ -50,11 +50,11 @@ pub mod lifecycle_json {
 
     use super::lifecycle_policy;
 
-    pub fn serialize<S: Serializer>(count: &u32, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(count: &u32, s: S) -> Result<S::Ok, S::Error> {
         serde::Serialize::serialize(&lifecycle_policy(*count), s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
         let value = Value::deserialize(d)?;
         parse(&value).ok_or_else(|| {
             D::Error::custom(

@@ -17,7 +17,7 @@ pub struct Summary {
     pub delete: usize,
 }
 
-pub fn summary(plan: &Plan) -> Summary {
+pub(crate) fn summary(plan: &Plan) -> Summary {
     let mut s = Summary::default();
     for action in &plan.actions {
         match action {
@@ -32,7 +32,7 @@ pub fn summary(plan: &Plan) -> Summary {
 
 /// A fingerprint of what was observed: equal fingerprints mean the account
 /// looked the same (policies compared by meaning).
-pub fn fingerprint(observed: &ObservedState) -> String {
+pub(crate) fn fingerprint(observed: &ObservedState) -> String {
     let mut value = serde_json::to_value(observed).expect("observed state serializes");
     canonicalize_policies(&mut value);
     let digest = Sha256::digest(value.to_string().as_bytes());
@@ -54,7 +54,7 @@ fn canonicalize_policies(value: &mut Value) {
 }
 
 /// The machine format (docs/plan-format.md).
-pub fn to_json(plan: &Plan) -> Value {
+pub(crate) fn to_json(plan: &Plan) -> Value {
     json!({
         "format_version": FORMAT_VERSION,
         "changes": !plan.is_empty(),
@@ -92,7 +92,7 @@ fn compact(v: &Value) -> String {
 
 /// Terraform-style text: `+` create, `~` update with before → after, `-`
 /// delete; adopt and orphan marked; a summary line.
-pub fn to_text(plan: &Plan, colour: bool) -> String {
+pub(crate) fn to_text(plan: &Plan, colour: bool) -> String {
     let style = Style { colour };
     let add = |t: &str| style.paint("32", t);
     let upd = |t: &str| style.paint("33", t);
@@ -258,7 +258,7 @@ pub fn to_text(plan: &Plan, colour: bool) -> String {
 }
 
 /// The `format_version` of plans this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// A plan saved by `plan --out`, applied by `apply FILE`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

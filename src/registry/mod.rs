@@ -117,6 +117,8 @@ impl RegistryProvider {
 ///
 /// # Errors
 /// As [`RegistryProvider::new`].
-pub async fn create_registry_provider(config: &RegistryConfig) -> anyhow::Result<RegistryProvider> {
+pub(crate) async fn create_registry_provider(
+    config: &RegistryConfig,
+) -> anyhow::Result<RegistryProvider> {
     RegistryProvider::new(config).await
 }

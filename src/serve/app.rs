@@ -51,7 +51,7 @@ pub struct App {
 }
 
 /// Issuing may take this long before the caller gets a 503.
-pub const ISSUE_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const ISSUE_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl App {
     pub fn new(

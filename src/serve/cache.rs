@@ -27,9 +27,9 @@ use crate::registry::{ProviderError, RegistryCredentials};
 
 /// A stale credential is served during an outage only with this much left,
 /// so the client still has time to push with it.
-pub const STALE_MIN_REMAINING: Duration = Duration::from_secs(60);
+pub(crate) const STALE_MIN_REMAINING: Duration = Duration::from_secs(60);
 /// How long a failed issuance is remembered before the provider is asked again.
-pub const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
+pub(crate) const FAILURE_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What the cache hands out.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 const LATENCY_BUCKETS: [f64; 9] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// The routes serve answers, as labelled in metrics.
-pub const ROUTES: [&str; 6] = [
+pub(crate) const ROUTES: [&str; 6] = [
     "credentials",
     "token",
     "healthz",
@@ -20,7 +20,7 @@ pub const ROUTES: [&str; 6] = [
 /// Statuses serve's handlers produce; anything else counts as `other`.
 const STATUSES: [u16; 8] = [200, 400, 401, 404, 405, 429, 500, 503];
 /// Outcomes of a credential request (the audit line's `outcome`).
-pub const OUTCOMES: [&str; 11] = [
+pub(crate) const OUTCOMES: [&str; 11] = [
     "issued",
     "cache_hit",
     "stale",
@@ -98,7 +98,7 @@ impl Metrics {
     }
 
     /// Counts one issuance round trip to the provider and its duration.
-    pub fn provider_call(&self, ok: bool, took: std::time::Duration) {
+    pub(crate) fn provider_call(&self, ok: bool, took: std::time::Duration) {
         let counter = if ok {
             &self.provider_calls_ok
         } else {
@@ -115,12 +115,12 @@ impl Metrics {
             .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     }
 
-    pub fn connection_opened(&self) {
+    pub(crate) fn connection_opened(&self) {
         self.connections_open.fetch_add(1, Ordering::Relaxed);
         self.connections_total.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn connection_closed(&self) {
+    pub(crate) fn connection_closed(&self) {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 

@@ -44,7 +44,7 @@ use tracing::instrument::WithSubscriber;
 pub use app::App;
 
 /// Request line and headers together may not exceed this.
-pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// Connection-level settings, from `server:` in config.
 #[derive(Debug, Clone)]

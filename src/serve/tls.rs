@@ -14,7 +14,7 @@ use crate::config::TlsConfig;
 /// # Errors
 /// Unreadable or invalid PEM files, or a key that does not fit the
 /// certificate; each names the file.
-pub fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor> {
+pub(crate) fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert_file)
         .with_context(|| format!("reading certificates from {}", tls.cert_file))?
         .collect::<Result<_, _>>()

@@ -36,9 +36,9 @@ pub enum RequestError {
 }
 
 /// At most this many scopes are read from one request.
-pub const MAX_SCOPES: usize = 16;
+pub(crate) const MAX_SCOPES: usize = 16;
 /// Form bodies larger than this are refused unread.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// A `GET` request: query string and `Authorization` header value.
 ///

@@ -33,7 +33,7 @@ use ticket::{Ticket, TicketError, TicketKey};
 
 /// The username in credentials. The registry never sees it and the realm
 /// ignores it: the ticket alone carries the grant.
-pub const USERNAME: &str = "rise";
+pub(crate) const USERNAME: &str = "rise";
 
 #[derive(Debug)]
 pub struct OciTokenProvider {

@@ -21,7 +21,7 @@ use crate::secret::Secret;
 
 const PREFIX: &str = "rise.v1.";
 /// Longer input is refused before any work: a real ticket is ~250 bytes.
-pub const MAX_TICKET_BYTES: usize = 2048;
+pub(crate) const MAX_TICKET_BYTES: usize = 2048;
 /// A ticket issued this far in the future (clock skew between replicas) is
 /// still accepted.
 const ISSUED_AT_LEEWAY: i64 = 60;

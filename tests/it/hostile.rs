@@ -4,7 +4,7 @@
 //! and another caller must keep getting credentials. Bounded: the attack
 //! runs a few seconds and every task stops by itself.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

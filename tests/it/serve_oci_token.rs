@@ -9,7 +9,7 @@
 //! on the other threads. The commands (`dev-ca`, `registry-config`,
 //! `config --check`) run the built binary, as users run them.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -92,7 +92,13 @@ async fn setup() -> Setup {
     let out = Command::new(BIN)
         .arg("--config-dir")
         .arg(conf.path())
-        .args(["oci-token", "registry-config", "--realm"])
+        .args([
+            "--run-mode",
+            "default",
+            "oci-token",
+            "registry-config",
+            "--realm",
+        ])
         .arg(serve.url("/registry/token"))
         .arg("--rootcertbundle")
         .arg(&bundle)
@@ -530,7 +536,7 @@ fn config_check_loads_the_key_and_names_what_does_not_fit() {
         Command::new(BIN)
             .arg("--config-dir")
             .arg(conf.path())
-            .args(["config", "--check"])
+            .args(["--run-mode", "default", "config", "--check"])
             .env_clear()
             .output()
             .unwrap()

@@ -3,7 +3,7 @@
 //! inline policy, AssumeRole with a session policy, and an ECR token fetched
 //! with the assumed credentials.
 
-mod support;
+use crate::support;
 
 use aws_sdk_ecr::types::Tag;
 use base64::Engine;

@@ -128,7 +128,11 @@ fn a_bad_config_dir_reports_every_problem_and_exits_1() {
             "registry:\n  registy_url: x\nprojects:\n  - name: A\n",
         ),
     ]);
-    let out = run(dir.path(), &["--config-dir", ".", "config"], &[]);
+    let out = run(
+        dir.path(),
+        &["--config-dir", ".", "--run-mode", "default", "config"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
@@ -173,6 +177,22 @@ fn missing_and_ambiguous_layer_files_are_errors() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("run mode `../config/production` must be"));
+
+    // A typo is an error naming the run modes there are, never a silent run
+    // on the defaults.
+    let out = run(repo(), &["--run-mode", "prod", "config", "--check"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("run mode `prod` has no file (`prod.yaml`)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "did you mean `production`? run modes here: development, oci-token, production"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

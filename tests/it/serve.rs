@@ -4,7 +4,7 @@
 //! config, the `token` command. The status and header matrix of the API is
 //! unit-tested on the handler (`src/serve/handler_tests.rs`).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -250,6 +250,8 @@ async fn the_token_command_mints_what_serve_accepts() {
         .args([
             "--config-dir",
             dir.path().to_str().unwrap(),
+            "--run-mode",
+            "default",
             "token",
             "--sub",
             "u-9",

@@ -10,7 +10,7 @@
 //! and resident memory flat. After recovery every project, including those
 //! never served before, gets correct credentials.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

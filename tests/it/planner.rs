@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-mod support;
+use crate::support;
 
 use rise_registry::config::{Config, RegistryConfig};
 use rise_registry::reconcile::desired::{DesiredState, desired_state, lifecycle_policy};

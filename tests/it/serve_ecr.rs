@@ -7,7 +7,7 @@
 //! sleep. Time is resumed before each request: the emulator is another
 //! process, and paused time would let the SDK's timeouts fire at once.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

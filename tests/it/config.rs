@@ -1,8 +1,7 @@
 //! Configuration from strings: layering, substitution, validation, every
 //! error message and redaction. The binary itself is driven in `cli.rs`.
 
-#[macro_use]
-mod support;
+use crate::support;
 
 use rise_registry::config::{Config, ConfigErrors, RegistryConfig};
 

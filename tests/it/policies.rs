@@ -3,8 +3,7 @@
 //! auto_remove), kept as golden JSON in snapshots/, plus the rules every
 //! rendering must keep whatever the inputs.
 
-#[macro_use]
-mod support;
+use crate::support;
 
 use rise_registry::config::{EcrConfig, RegistryConfig};
 use rise_registry::policy::roles::{RoleDocuments, TemplateVars, render, role_documents};

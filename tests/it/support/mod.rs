@@ -4,19 +4,19 @@
 //! and stops it when dropped. A missing component fails the test with the
 //! command that installs it; nothing is skipped silently.
 
-#![allow(dead_code)] // each test binary uses a different part of this module
+#![allow(dead_code)] // the benchmarks include this module too, and use a part of it
 
-/// insta snapshots, kept in the top-level `snapshots/` folder. Test files
-/// declare `#[macro_use] mod support;` to use it.
-#[allow(unused_macros)] // each test binary uses a different part of this module
+/// insta snapshots, kept in the top-level `snapshots/` folder (the path is
+/// relative to the test file that asserts, in `tests/it/`).
+#[allow(unused_macros)] // unused by the benchmarks, which include this module
 macro_rules! snapshot {
     ($value:expr) => {
-        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+        insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
             insta::assert_snapshot!($value);
         })
     };
     ($name:expr, $value:expr) => {
-        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+        insta::with_settings!({snapshot_path => "../../snapshots", prepend_module_to_snapshot => false}, {
             insta::assert_snapshot!($name, $value);
         })
     };
@@ -98,7 +98,9 @@ pub fn load_config(
 /// the emulator's admin key: how the tests and benchmarks run plan/apply.
 pub fn rise_registry_as_admin(config_dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rise-registry"));
+    // The config dir holds default.yaml alone: run on it, no run mode file.
     cmd.args(["--config-dir", config_dir.to_str().expect("a UTF-8 path")])
+        .args(["--run-mode", "default"])
         .env_clear()
         .env("AWS_ACCESS_KEY_ID", ADMIN_KEY)
         .env("AWS_SECRET_ACCESS_KEY", ADMIN_KEY)

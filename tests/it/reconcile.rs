@@ -1,7 +1,6 @@
 //! `plan` and `apply` as a user runs them, against the AWS emulator.
 
-#[macro_use]
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -382,7 +381,7 @@ async fn apply_json_at_a_terminal_asks_on_stderr_and_keeps_stdout_json() {
     account.configure(&["a"], "");
     let stdout_file = account.dir.path().join("stdout.json");
     let inner = format!(
-        "{} --config-dir {} apply --json > {}",
+        "{} --config-dir {} --run-mode default apply --json > {}",
         env!("CARGO_BIN_EXE_rise-registry"),
         account.dir.path().display(),
         stdout_file.display()

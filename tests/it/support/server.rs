@@ -34,7 +34,7 @@ impl Serve {
             "--config-dir",
             dir.path().to_str().unwrap(),
             "--run-mode",
-            "test",
+            "default",
         ])
         .args(["serve", "--listen", &addr.to_string()])
         .env_clear()

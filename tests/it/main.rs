@@ -1,0 +1,20 @@
+//! The integration tests, as one test binary: each module is one area
+//! (named as the file was when each was a binary of its own), and
+//! `support` starts the real components they run against. One binary
+//! links the library and `support` once instead of once per area.
+
+#[macro_use]
+mod support;
+
+mod aws_harness;
+mod cli;
+mod config;
+mod hostile;
+mod planner;
+mod policies;
+mod reconcile;
+mod serve;
+mod serve_ecr;
+mod serve_oci_token;
+mod soak;
+mod terraform;
