@@ -122,7 +122,52 @@ pub(crate) fn read_sources(dir: &Path, run_mode: &str) -> Result<Vec<Source>, Ve
             Some("pass `--config-dir DIR` or set RISE_CONFIG_DIR".into()),
         ));
     }
+    // A run mode without its file would silently run on the defaults (a
+    // typo such as `prod` for `production` would serve development's
+    // settings in production): an error that lists the modes there are.
+    let middle = layer_names(run_mode).len() == 3;
+    let has_own_file = ["yaml", "yml"]
+        .iter()
+        .any(|ext| dir.join(format!("{run_mode}.{ext}")).is_file());
+    if middle && !has_own_file {
+        let modes = run_modes(dir);
+        let known: Vec<&str> = modes.iter().map(String::as_str).collect();
+        let hint = match super::reader::did_you_mean(run_mode, &known) {
+            Some(near) => format!(
+                "did you mean `{near}`? run modes here: {}",
+                known.join(", ")
+            ),
+            None if known.is_empty() => format!(
+                "create `{run_mode}.yaml`, or pass --run-mode default to run on default.yaml alone"
+            ),
+            None => format!("run modes here: {}", known.join(", ")),
+        };
+        return Err(fail(
+            format!("run mode `{run_mode}` has no file (`{run_mode}.yaml`)"),
+            Some(hint),
+        ));
+    }
     Ok(sources)
+}
+
+/// The run modes `dir` has a file for, sorted: every `NAME.yaml`/`.yml`
+/// but `default` and `local`.
+pub(crate) fn run_modes(dir: &Path) -> Vec<String> {
+    let mut modes: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            let stem = name
+                .strip_suffix(".yaml")
+                .or_else(|| name.strip_suffix(".yml"))?;
+            (stem != "default" && stem != "local" && check_run_mode(stem).is_ok())
+                .then(|| stem.to_string())
+        })
+        .collect();
+    modes.sort();
+    modes.dedup();
+    modes
 }
 
 /// Folds `higher` onto `lower`; see the module docs for the rule.
@@ -225,6 +270,34 @@ mod tests {
         }
         assert_eq!(layer_names("default"), ["default", "local"]);
         assert_eq!(layer_names("staging"), ["default", "staging", "local"]);
+    }
+
+    #[test]
+    fn a_run_mode_without_its_file_is_an_error_naming_the_modes_there_are() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "default.yaml",
+            "development.yaml",
+            "production.yml",
+            "local.yaml",
+        ] {
+            std::fs::write(dir.path().join(f), "{}\n").unwrap();
+        }
+        assert_eq!(run_modes(dir.path()), ["development", "production"]);
+        let e = read_sources(dir.path(), "prod").unwrap_err();
+        assert_eq!(e[0].message, "run mode `prod` has no file (`prod.yaml`)");
+        assert_eq!(
+            e[0].hint.as_deref(),
+            Some("did you mean `production`? run modes here: development, production")
+        );
+        let e = read_sources(dir.path(), "idp").unwrap_err();
+        assert_eq!(
+            e[0].hint.as_deref(),
+            Some("run modes here: development, production")
+        );
+        assert_eq!(read_sources(dir.path(), "production").unwrap().len(), 3);
+        // `default` runs on default.yaml (and local.yaml) alone.
+        assert_eq!(read_sources(dir.path(), "default").unwrap().len(), 2);
     }
 
     /// The tree without origins, for comparing values only.

@@ -105,7 +105,10 @@ impl App {
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let request_id = self.request_id(&req);
+        let request_id = RequestId {
+            ours: self.new_request_id(),
+            callers: callers_request_id(&req),
+        };
         let (route, mut response) = match req.uri().path() {
             "/registry/credentials" => ("credentials", self.credentials(&req, &request_id).await),
             "/registry/token" => ("token", self.token(req, &request_id).await),
@@ -135,34 +138,48 @@ impl App {
             _ => ("other", ApiError::NoRoute.response()),
         };
         self.metrics.request(route, response.status().as_u16());
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
+        if let Ok(v) = HeaderValue::from_str(&request_id.ours) {
             response.headers_mut().insert("x-request-id", v);
         }
         response
     }
 
-    /// The caller's `X-Request-Id` when it is short and plain, else our own.
-    fn request_id<B>(&self, req: &Request<B>) -> String {
-        let given = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| {
-                !v.is_empty()
-                    && v.len() <= 64
-                    && v.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-            });
-        match given {
-            Some(id) => id.to_string(),
-            None => format!(
-                "{:08x}-{}",
-                self.nonce,
-                self.counter.fetch_add(1, Ordering::Relaxed)
-            ),
-        }
+    /// A request id of our own: unique per process (the nonce) and per
+    /// request (the counter).
+    fn new_request_id(&self) -> String {
+        format!(
+            "{:08x}-{}",
+            self.nonce,
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        )
     }
+}
 
+/// A request's ids. Ours names the request in the response header and the
+/// audit line; the caller's `X-Request-Id` is recorded beside it, never in
+/// its place, so a caller cannot forge or collide with another request's
+/// id in the audit trail.
+pub(super) struct RequestId {
+    pub(super) ours: String,
+    pub(super) callers: Option<String>,
+}
+
+/// The caller's `X-Request-Id`, when it is short and plain (anything else
+/// is left out of the audit line rather than escaped into it).
+fn callers_request_id<B>(req: &Request<B>) -> Option<String> {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_string)
+}
+
+impl App {
     async fn readyz(&self) -> Response<Body> {
         let mut problems = Vec::new();
         if !self.auth.ready() {

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::app::RequestId;
 use crate::auth::jwt::Verified;
 use crate::clock::{rfc3339, unix_now};
 use crate::naming::ProjectName;
@@ -19,6 +20,8 @@ pub(super) struct Audit<'a> {
     time: String,
     audit: &'static str,
     pub(super) request_id: &'a str,
+    /// The caller's own `X-Request-Id`, recorded beside ours.
+    pub(super) caller_request_id: Option<&'a str>,
     #[serde(serialize_with = "identities")]
     pub(super) caller: Option<Arc<Verified>>,
     pub(super) project: Option<ProjectName>,
@@ -38,6 +41,8 @@ pub(super) struct TokenAudit<'a> {
     time: String,
     audit: &'static str,
     pub(super) request_id: &'a str,
+    /// The caller's own `X-Request-Id`, recorded beside ours.
+    pub(super) caller_request_id: Option<&'a str>,
     pub(super) subject: Option<String>,
     pub(super) project: Option<ProjectName>,
     pub(super) outcome: &'static str,
@@ -47,9 +52,10 @@ pub(super) struct TokenAudit<'a> {
 }
 
 impl<'a> TokenAudit<'a> {
-    pub(super) fn new(request_id: &'a str) -> Self {
+    pub(super) fn new(request_id: &'a RequestId) -> Self {
         Self {
-            request_id,
+            request_id: &request_id.ours,
+            caller_request_id: request_id.callers.as_deref(),
             ..Self::default()
         }
     }
@@ -79,9 +85,10 @@ fn identities<S: serde::Serializer>(
 }
 
 impl<'a> Audit<'a> {
-    pub(super) fn new(request_id: &'a str, provider: &'static str) -> Self {
+    pub(super) fn new(request_id: &'a RequestId, provider: &'static str) -> Self {
         Self {
-            request_id,
+            request_id: &request_id.ours,
+            caller_request_id: request_id.callers.as_deref(),
             provider,
             ..Self::default()
         }

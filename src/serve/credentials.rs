@@ -15,7 +15,7 @@
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response};
 
-use super::app::{App, Body};
+use super::app::{App, Body, RequestId};
 use super::audit::Audit;
 use super::cache::Served;
 use super::error::ApiError;
@@ -28,7 +28,7 @@ impl App {
     pub(super) async fn credentials<B>(
         &self,
         req: &Request<B>,
-        request_id: &str,
+        request_id: &RequestId,
     ) -> Response<Body> {
         let mut audit = Audit::new(request_id, self.provider.kind());
         let result = self.credentials_flow(req, &mut audit).await;

@@ -123,6 +123,7 @@ fn claims(sub: &str, email: Option<&str>, groups: &[&str]) -> Value {
     let mut c = json!({"sub": sub, "exp": now + 300, "iat": now, "groups": groups});
     if let Some(email) = email {
         c["email"] = json!(email);
+        c["email_verified"] = json!(true);
     }
     c
 }

@@ -17,14 +17,14 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::app::{App, Body, json_response};
+use super::app::{App, Body, RequestId, json_response};
 use super::audit::TokenAudit;
 use super::error::ApiError;
 use crate::clock::{rfc3339, unix_now};
 use crate::registry::RegistryProvider;
 
 impl App {
-    pub(super) async fn token<B>(&self, req: Request<B>, request_id: &str) -> Response<Body>
+    pub(super) async fn token<B>(&self, req: Request<B>, request_id: &RequestId) -> Response<Body>
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

@@ -71,6 +71,42 @@ async fn oci_client_auth_returns_the_registry_and_image_path() {
     assert_eq!(line["request_id"], reply.header("x-request-id").unwrap());
 }
 
+/// A caller's `X-Request-Id` is kept in its own audit field; the request
+/// id in the response and the audit line is always the server's, so one
+/// caller cannot make its requests pass for another's in the audit trail.
+#[tokio::test]
+async fn a_callers_request_id_is_recorded_beside_ours_never_as_ours() {
+    let serve = TestServer::start(&oci_config("")).await;
+    let alice = format!(
+        "Bearer {}",
+        token("u-alice", Some("alice@example.com"), &[])
+    );
+    let url = creds_url(&serve, "my-app");
+    let headers = [
+        ("authorization", alice.as_str()),
+        ("x-request-id", "victim-id"),
+    ];
+    let first = support::http::send(hyper::Method::GET, &url, &headers, "").await;
+    let second = support::http::send(hyper::Method::GET, &url, &headers, "").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let (a, b) = (
+        first.header("x-request-id").unwrap(),
+        second.header("x-request-id").unwrap(),
+    );
+    assert_ne!(a, "victim-id");
+    assert_ne!(a, b, "each request gets its own id");
+    let audit = serve.audit(2);
+    assert_eq!(audit[0]["request_id"], a);
+    assert_eq!(audit[0]["caller_request_id"], "victim-id");
+    // An id that is not short and plain is left out, not escaped in.
+    let odd = [("authorization", alice.as_str()), ("x-request-id", "a\"b")];
+    support::http::send(hyper::Method::GET, &url, &odd, "").await;
+    assert_eq!(
+        serve.audit(3)[2]["caller_request_id"],
+        serde_json::Value::Null
+    );
+}
+
 #[tokio::test]
 async fn jwks_keys_verify_es256_and_rs256_and_rotation_is_picked_up() {
     let (es, rs) = (TestKey::es256("es-1"), TestKey::rs256("rs-1"));
@@ -79,16 +115,12 @@ async fn jwks_keys_verify_es256_and_rs256_and_rotation_is_picked_up() {
         r#"
 registry: {{type: oci-client-auth, registry_url: "localhost:5000"}}
 projects: [{{name: my-app, access: ["group:team-a"]}}]
-auth: {{jwks_url: "{}", audience: rise, jwks_min_refresh_seconds: 2}}
+auth: {{jwks_url: "{}", issuer: test-issuer, audience: rise, jwks_min_refresh_seconds: 2}}
 "#,
         jwks.url
     );
     let serve = TestServer::start(&config).await;
-    let c = || {
-        let mut c = claims("u", None, &["team-a"]);
-        c["aud"] = json!("rise");
-        c
-    };
+    let c = || with_iss_aud(claims("u", None, &["team-a"]));
     for key in [&es, &rs] {
         let reply = get(&creds_url(&serve, "my-app"), Some(&key.sign(&c()))).await;
         assert_eq!(reply.status, 200, "{}", reply.body);

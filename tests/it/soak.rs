@@ -55,7 +55,7 @@ async fn serve_holds_through_an_aws_outage_and_a_key_rotation() {
          role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend\n  \
          push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push\n  \
          endpoint_url: {}\nprojects:\n{}\n\
-         auth: {{hs256_secret: {SECRET}, jwks_url: \"{}\", jwks_min_refresh_seconds: 1}}\n\
+         auth: {{hs256_secret: {SECRET}, jwks_url: \"{}\", issuer: soak, audience: rise, jwks_min_refresh_seconds: 1}}\n\
          server:\n  rate_limit: {{requests_per_minute: 1000000, burst: 1000000}}\n",
         emulator.endpoint_url(),
         projects.join("\n"),
@@ -71,6 +71,8 @@ async fn serve_holds_through_an_aws_outage_and_a_key_rotation() {
     let caller = |sub: &str| {
         let mut c = claims(sub, None, &["team"]);
         c["exp"] = json!(support::jwt::now() + 3600);
+        c["iss"] = json!("soak");
+        c["aud"] = json!("rise");
         c
     };
 
