@@ -250,6 +250,27 @@ impl Region {
     }
 }
 
+/// The partition, account and resource of an IAM ARN,
+/// `arn:{aws…}:iam::{12-digit account}:{resource}`; `None` for anything else.
+fn iam_arn(s: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = s.splitn(6, ':');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource))
+            if partition.starts_with("aws") && AccountId::parse(account).is_ok() =>
+        {
+            Some((partition, account, resource))
+        }
+        _ => None,
+    }
+}
+
 /// An IAM role ARN, `arn:{partition}:iam::{account}:role/{path}{name}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleArn {
@@ -268,20 +289,9 @@ impl RoleArn {
                 s.escape_default()
             ))
         };
-        let mut parts = s.splitn(6, ':');
-        let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let Some((partition, account, resource)) = iam_arn(s) else {
             return Err(bad());
         };
-        if !partition.starts_with("aws") || AccountId::parse(account).is_err() {
-            return Err(bad());
-        }
         let Some(path_and_name) = resource.strip_prefix("role/") else {
             return Err(bad());
         };
@@ -388,17 +398,16 @@ string_newtype!(PrincipalArn);
 
 impl PrincipalArn {
     pub fn parse(s: &str) -> Result<Self, NameError> {
-        let mut parts = s.splitn(6, ':');
-        let ok = matches!(
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()),
-            (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource))
-                if partition.starts_with("aws")
-                    && AccountId::parse(account).is_ok()
-                    && (resource == "root"
-                        || resource.strip_prefix("user/").is_some_and(|n| !n.is_empty())
-                        || resource.strip_prefix("role/").is_some_and(|n| !n.is_empty()))
-                    && !resource.contains(['*', '?'])
-        );
+        let ok = iam_arn(s).is_some_and(|(_, _, resource)| {
+            (resource == "root"
+                || resource
+                    .strip_prefix("user/")
+                    .is_some_and(|n| !n.is_empty())
+                || resource
+                    .strip_prefix("role/")
+                    .is_some_and(|n| !n.is_empty()))
+                && !resource.contains(['*', '?'])
+        });
         if ok {
             Ok(Self(s.to_string()))
         } else {

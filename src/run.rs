@@ -104,10 +104,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
             env,
         ),
         Command::Serve { listen } => {
-            let config = load(env.vars)?.config;
-            let addr = listen.unwrap_or(config.server.listen);
-            config::check_serve_secret(&config.auth, &run_mode, &[addr])?;
-            commands::serve::run(config, listen)
+            commands::serve::run(load(env.vars)?.config, &run_mode, listen)
         }
         Command::OciToken {
             command:

@@ -10,21 +10,24 @@ use tokio::net::TcpListener;
 
 use super::Status;
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, check_serve_secret};
 use crate::registry::create_registry_provider;
 use crate::serve::{self, App, Limits};
 
-pub fn run(config: Config, listen: Option<SocketAddr>) -> Result<Status> {
+/// Serves until SIGTERM or SIGINT. Before anything starts, refuses a
+/// published example secret unless `run_mode` is development on loopback.
+pub fn run(config: Config, run_mode: &str, listen: Option<SocketAddr>) -> Result<Status> {
+    let addr = listen.unwrap_or(config.server.listen);
+    check_serve_secret(&config.auth, run_mode, &[addr])?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config, listen))?;
+    runtime.block_on(serve(config, addr))?;
     Ok(Status::Success)
 }
 
-async fn serve(config: Config, listen: Option<SocketAddr>) -> Result<()> {
-    let addr = listen.unwrap_or(config.server.listen);
+async fn serve(config: Config, addr: SocketAddr) -> Result<()> {
     let tls = config
         .server
         .tls

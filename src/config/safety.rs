@@ -64,14 +64,13 @@ pub(crate) fn recommendations(config: &Config) -> Vec<String> {
     let auth = &config.auth;
     let mut out = Vec::new();
     if auth.hs256_secret.is_some() {
-        for (key, value, what) in [
-            ("issuer", &auth.issuer, "any issuer"),
-            ("audience", &auth.audience, "any audience"),
+        for (key, value, claim) in [
+            ("issuer", &auth.issuer, "iss"),
+            ("audience", &auth.audience, "aud"),
         ] {
             if value.is_none() {
                 out.push(format!(
-                    "auth.{key} is not set, so HS256 tokens for {what} are accepted; set it to what your tokens carry in `{}`",
-                    if key == "issuer" { "iss" } else { "aud" }
+                    "auth.{key} is not set, so HS256 tokens for any {key} are accepted; set it to what your tokens carry in `{claim}`"
                 ));
             }
         }

@@ -297,17 +297,15 @@ impl SavedPlan {
     /// Not JSON, another format version, or actions this version does not
     /// know.
     pub fn parse(text: &str) -> Result<Self, SavedPlanError> {
-        #[derive(Deserialize)]
-        struct Versioned {
-            format_version: u64,
+        // Parsed once; the version is read off the tree before the rest (a
+        // missing or non-numeric one is reported by the typed read).
+        let value: Value = serde_json::from_str(text)?;
+        if let Some(found) = value["format_version"].as_u64()
+            && found != u64::from(FORMAT_VERSION)
+        {
+            return Err(SavedPlanError::Version { found });
         }
-        let Versioned { format_version } = serde_json::from_str(text)?;
-        if format_version != u64::from(FORMAT_VERSION) {
-            return Err(SavedPlanError::Version {
-                found: format_version,
-            });
-        }
-        Ok(serde_json::from_str(text)?)
+        Ok(serde_json::from_value(value)?)
     }
 }
 
