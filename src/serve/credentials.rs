@@ -96,15 +96,17 @@ impl App {
         });
         if let RegistryProvider::OciToken(tickets) = &self.provider {
             // A ticket is bound to its caller and costs no upstream call:
-            // issued per request, never shared through the cache.
-            let credentials = tickets.credentials(&project, &caller.subject);
+            // issued per request, never shared through the cache. It carries
+            // what the realm needs to apply the access rule again.
+            let credentials =
+                tickets.credentials(&project, &caller.narrowed_to(&self.config, &project));
             return Ok((project, Served::issued(credentials)));
         }
         let served = self
             .cache
             .get(&project, || async {
                 let started = std::time::Instant::now();
-                let result = self.provider.credentials(&project, &caller.subject).await;
+                let result = self.provider.credentials(&project, caller).await;
                 self.metrics
                     .provider_call(result.is_ok(), started.elapsed());
                 if let Err(e) = &result {

@@ -19,6 +19,7 @@ use std::process::Command;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hyper::Method;
+use rise_registry::auth::Caller;
 use rise_registry::config::OciTokenConfig;
 use rise_registry::naming::ProjectName;
 use rise_registry::registry::oci_token::OciTokenProvider;
@@ -372,7 +373,11 @@ async fn the_realm_grants_only_the_tickets_repository_and_the_registry_agrees() 
     let stranger_pki = tempfile::tempdir().unwrap();
     dev_ca(stranger_pki.path());
     let stranger = s.broker(stranger_pki.path());
-    let creds = stranger.issue_ticket(&ProjectName::parse("my-app").unwrap(), "mallory", now());
+    let creds = stranger.issue_ticket(
+        &ProjectName::parse("my-app").unwrap(),
+        &Caller::from_subject("mallory"),
+        now(),
+    );
     let ticket = stranger
         .verify_ticket(creds.password.expose(), now())
         .unwrap();
@@ -443,6 +448,7 @@ async fn expired_forged_and_foreign_tickets_are_refused() {
     let s = setup().await;
     let my_app = ProjectName::parse("my-app").unwrap();
     let broker = s.broker(s.pki.path());
+    let alice = Caller::from_subject("alice");
     let scope = "scope=repository:rise-apps/my-app:pull,push";
     let exchange = |ticket: String| {
         let url = s.realm(scope);
@@ -458,7 +464,7 @@ async fn expired_forged_and_foreign_tickets_are_refused() {
     };
 
     // The same key, two hours ago: a genuine but expired ticket.
-    let expired = broker.issue_ticket(&my_app, "alice", now() - 7200);
+    let expired = broker.issue_ticket(&my_app, &alice, now() - 7200);
     let reply = exchange(expired.password.expose().clone()).await;
     assert_eq!(reply.status, 401, "{}", reply.body);
     assert_eq!(reply.json()["error"]["code"], "invalid_ticket");
@@ -478,7 +484,7 @@ async fn expired_forged_and_foreign_tickets_are_refused() {
     assert!(s.push(&login, "rise-apps/my-app", b"late\n").is_err());
 
     // A current ticket, its project rewritten: the MAC no longer fits.
-    let fresh = broker.issue_ticket(&my_app, "alice", now());
+    let fresh = broker.issue_ticket(&my_app, &alice, now());
     let parts: Vec<&str> = fresh.password.expose().split('.').collect();
     let mut payload: Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap()).unwrap();
@@ -495,7 +501,7 @@ async fn expired_forged_and_foreign_tickets_are_refused() {
     dev_ca(stranger_pki.path());
     let resigned = s
         .broker(stranger_pki.path())
-        .issue_ticket(&my_app, "alice", now());
+        .issue_ticket(&my_app, &alice, now());
     assert_eq!(
         exchange(resigned.password.expose().clone()).await.status,
         401
@@ -611,4 +617,66 @@ async fn the_realm_rate_limits_each_ticket_holder_on_its_own() {
     // Alice's credential requests are counted apart from her token requests.
     let (again, _) = s.credentials("alice", "my-app").await;
     assert!(again.starts_with("rise:"));
+}
+
+/// Access is decided again at every exchange, from the identities the
+/// ticket carries and the config the replica runs now: a ticket issued
+/// while its holder had access stops yielding registry tokens as soon as
+/// that access is gone, long before the ticket expires. No registry is
+/// needed: only the realm's answer is in question.
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_access_stops_new_registry_tokens_at_once() {
+    let pki = tempfile::tempdir().unwrap();
+    dev_ca(pki.path());
+    let registry = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let after = serve_config(registry, pki.path());
+    let before = after.replace(
+        r#"access: ["user:alice"]"#,
+        r#"access: ["user:alice", "group:builders"]"#,
+    );
+    assert_ne!(before, after);
+    let ticket_of = |server: &TestServer, sub: &str, groups: &[&str]| {
+        let url = server.url("/registry/credentials?project=my-app");
+        let token = hs256(SECRET, &claims(sub, None, groups));
+        async move {
+            let reply = get(&url, Some(&token)).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            let password = reply.json()["credentials"]["password"].clone();
+            format!("rise:{}", password.as_str().unwrap())
+        }
+    };
+    let exchange = |server: &TestServer, login: &str| {
+        let url = server.url("/registry/token?scope=repository:rise-apps/my-app:pull,push");
+        let auth = basic(login);
+        async move { send(Method::GET, &url, &[("authorization", &auth)], "").await }
+    };
+
+    let old = TestServer::start(&before).await;
+    // carol has access through a group; the ticket keeps only the groups
+    // the config names for the project.
+    let carol = ticket_of(&old, "carol", &["builders", "unrelated"]).await;
+    let alice = ticket_of(&old, "alice", &[]).await;
+    let payload = carol.split('.').nth(2).unwrap();
+    let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(payload["grp"], json!(["builders"]), "{payload}");
+    assert_eq!(exchange(&old, &carol).await.status, 200);
+
+    // A replica with the group's access removed (same key, so the ticket
+    // itself still verifies).
+    let new = TestServer::start(&after).await;
+    let reply = exchange(&new, &carol).await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["code"], "invalid_ticket");
+    assert!(
+        reply.body.contains("no longer has access"),
+        "{}",
+        reply.body
+    );
+    let line = new.audit_matching(|l| l["audit"] == "token");
+    assert_eq!(line[0]["subject"], "carol");
+    assert_eq!(line[0]["reason"], "not_permitted");
+    // alice's own access is unchanged: her ticket from the old replica works.
+    assert_eq!(exchange(&new, &alice).await.status, 200);
+    // And the old replica, still on the old config, still honours carol's.
+    assert_eq!(exchange(&old, &carol).await.status, 200);
 }

@@ -24,6 +24,7 @@ use aws_lc_rs::rand::SecureRandom;
 use serde::Serialize;
 
 use super::RegistryCredentials;
+use crate::auth::Caller;
 use crate::clock::unix_now;
 use crate::config::OciTokenConfig;
 use crate::naming::ProjectName;
@@ -118,17 +119,21 @@ impl OciTokenProvider {
         format!("{}/{project}", self.config.namespace)
     }
 
-    /// A ticket for `project`, issued to `subject` at `now`.
+    /// A ticket for `project`, issued to `holder` at `now`. The holder's
+    /// identities go into the ticket as given: narrow them first
+    /// ([`Caller::narrowed_to`]).
     pub fn issue_ticket(
         &self,
         project: &ProjectName,
-        subject: &str,
+        holder: &Caller,
         now: i64,
     ) -> RegistryCredentials {
         let exp = now + i64::from(self.config.ticket_ttl_seconds);
         let ticket = Ticket {
             project: project.clone(),
-            sub: subject.to_string(),
+            sub: holder.subject.clone(),
+            email: holder.email.clone(),
+            groups: holder.groups.clone(),
             iat: now,
             exp,
             jti: random_id(),
@@ -142,10 +147,10 @@ impl OciTokenProvider {
         }
     }
 
-    /// A ticket for `project`, issued to `subject` now: what
+    /// A ticket for `project`, issued to `holder` now: what
     /// `/registry/credentials` hands out.
-    pub fn credentials(&self, project: &ProjectName, subject: &str) -> RegistryCredentials {
-        self.issue_ticket(project, subject, unix_now())
+    pub fn credentials(&self, project: &ProjectName, holder: &Caller) -> RegistryCredentials {
+        self.issue_ticket(project, holder, unix_now())
     }
 
     /// # Errors
@@ -232,7 +237,7 @@ mod tests {
     fn a_ticket_becomes_a_token_for_its_own_repository_only() {
         let p = provider();
         let project = ProjectName::parse("my-app").unwrap();
-        let creds = p.issue_ticket(&project, "alice", 1_000_000);
+        let creds = p.issue_ticket(&project, &Caller::from_subject("alice"), 1_000_000);
         assert_eq!(creds.image, "localhost:5000/rise-apps/my-app");
         assert_eq!(creds.username, USERNAME);
         let ticket = p.verify_ticket(creds.password.expose(), 1_000_010).unwrap();
@@ -263,7 +268,7 @@ mod tests {
     fn a_token_never_outlives_its_ticket() {
         let p = provider();
         let project = ProjectName::parse("my-app").unwrap();
-        let creds = p.issue_ticket(&project, "alice", 0);
+        let creds = p.issue_ticket(&project, &Caller::from_subject("alice"), 0);
         let ticket = p.verify_ticket(creds.password.expose(), 3590).unwrap();
         let token = p.registry_token(&ticket, ["repository:rise-apps/my-app:pull"], 3590);
         assert_eq!(token.expires_in, 10);
@@ -274,7 +279,7 @@ mod tests {
     fn tickets_of_another_broker_key_are_refused() {
         let (a, b) = (provider(), provider());
         let project = ProjectName::parse("my-app").unwrap();
-        let creds = a.issue_ticket(&project, "alice", 0);
+        let creds = a.issue_ticket(&project, &Caller::from_subject("alice"), 0);
         assert_eq!(
             b.verify_ticket(creds.password.expose(), 1),
             Err(TicketError::BadSignature)
