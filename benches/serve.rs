@@ -3,7 +3,9 @@
 //! tokens; the cold path (AssumeRole + GetAuthorizationToken through
 //! serve) beside the same provider call made in-process; 50 concurrent cold
 //! requests for one project (single flight) beside 50 for 50 projects; and
-//! serve's memory under load. Run it with `scripts/bench` (which installs
+//! serve's memory under load; and the two kinds of denial (a forbidden
+//! and an unknown project) side by side, which must take the same time so
+//! timing tells a caller nothing. Run it with `scripts/bench` (which installs
 //! wrk and the emulator); docs/performance.md explains the table.
 //!
 //! Settings (environment): `BENCH_RUNS` (default 3, the median is
@@ -143,6 +145,7 @@ registry:
   endpoint_url: {}
 projects:
   - {{name: my-app, access: ["group:team-a"]}}
+  - {{name: other-app, access: ["group:team-z"]}}
 {}
 auth: {{hs256_secret: {SECRET}, jwks_url: "{}"}}
 server:
@@ -185,10 +188,24 @@ server:
 
     // Interleave the cases in each round so drift on a noisy machine hits all alike.
     let (mut base, mut hs, mut rs_runs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut forbidden, mut unknown) = (Vec::new(), Vec::new());
     for round in 1..=runs {
         eprintln!(
-            "round {round}/{runs}: baseline, HS256, RS256 ({seconds} s each, {connections} connections)"
+            "round {round}/{runs}: baseline, HS256, RS256, forbidden, unknown ({seconds} s each, {connections} connections)"
         );
+        let denied_token = hs256(SECRET, &caller(format!("denied-{round}")));
+        forbidden.push(wrk(
+            &serve.url("/registry/credentials?project=other-app"),
+            Some(&denied_token),
+            seconds,
+            connections,
+        ));
+        unknown.push(wrk(
+            &serve.url("/registry/credentials?project=nope-app"),
+            Some(&denied_token),
+            seconds,
+            connections,
+        ));
         let hs_token = hs256(SECRET, &caller(format!("hs-{round}")));
         // The same request bytes, token included, so both parse as much.
         base.push(wrk(&baseline_url, Some(&hs_token), seconds, connections));
@@ -198,6 +215,7 @@ server:
     }
     let peak_kib = serve.memory_kib("VmHWM:");
     let (base, hs, rs_sum) = (summarize(&base), summarize(&hs), summarize(&rs_runs));
+    let (forbidden, unknown) = (summarize(&forbidden), summarize(&unknown));
 
     // The cold path and single flight, on projects nobody asked for yet.
     let ecr_config = match support::load_config(&[("default.yaml", &config)], &[])
@@ -262,6 +280,16 @@ server:
             r.rps / base.rps
         );
     }
+    println!(
+        "| serve: 404 for a project the caller may not use | {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms | 404 for a project that does not exist: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms | {:.2}× the p50 |",
+        forbidden.rps,
+        forbidden.p50_ms,
+        forbidden.p99_ms,
+        unknown.rps,
+        unknown.p50_ms,
+        unknown.p99_ms,
+        forbidden.p50_ms / unknown.p50_ms
+    );
     println!(
         "| serve: cold credentials (AssumeRole + GetAuthorizationToken), one request | p50 {cold:.1} ms | the provider called in-process: p50 {direct:.1} ms | {:.2}× the time |",
         cold / direct

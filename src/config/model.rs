@@ -168,6 +168,9 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// A second, plain-HTTP listener for `/metrics`, `/healthz` and
+    /// `/readyz` only; when set, `/metrics` is no longer served on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     pub tls: Option<TlsConfig>,
     /// Connections served at once; more wait in the kernel's accept queue.
     pub max_connections: u32,

@@ -501,6 +501,17 @@ impl Reader {
         let listen = self
             .optional(&mut m, "listen", |r, n, p| r.scalar(n, p, socket_addr))
             .unwrap_or_else(default_listen);
+        let metrics_listen = self.optional(&mut m, "metrics_listen", |r, n, p| {
+            r.scalar(n, p, socket_addr)
+        });
+        if metrics_listen == Some(listen) {
+            self.push(
+                &m.origin_of("metrics_listen"),
+                "server.metrics_listen",
+                Problem::new(format!("is the same address as `server.listen` ({listen})"))
+                    .hint("give metrics and health checks a port of their own, or leave `metrics_listen` out to serve them on `listen`"),
+            );
+        }
         let tls = self.optional(&mut m, "tls", |r, n, p| {
             let mut t = r.map(n, p)?;
             let cert_file = r.required(&mut t, "cert_file", Self::string);
@@ -548,6 +559,7 @@ impl Reader {
         let (rpm, burst) = rate_limit.unwrap_or_default();
         (!tls_invalid).then_some(ServerConfig {
             listen,
+            metrics_listen,
             tls,
             max_connections,
             header_read_timeout_seconds,
