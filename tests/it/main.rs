@@ -9,6 +9,7 @@ mod support;
 mod aws_harness;
 mod cli;
 mod config;
+mod docs;
 mod hostile;
 mod planner;
 mod policies;
