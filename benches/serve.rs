@@ -37,6 +37,8 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 #[derive(Debug, Clone, Copy)]
 struct Run {
+    /// Whether wrk saw any answer outside 2xx.
+    non_2xx: bool,
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -61,20 +63,36 @@ fn parse_wrk(out: &str) -> Run {
             .find_map(|l| l.trim().strip_prefix(prefix).map(str::to_string))
             .unwrap_or_else(|| panic!("wrk printed no {prefix:?}:\n{out}"))
     };
-    let errors = out
-        .lines()
-        .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"));
-    if let Some(line) = errors {
+    if let Some(line) = out.lines().find(|l| l.contains("Socket errors")) {
         eprintln!("warning: {}", line.trim());
     }
     Run {
+        non_2xx: out.lines().any(|l| l.contains("Non-2xx")),
         rps: field("Requests/sec:").trim().parse().unwrap(),
         p50_ms: ms(&field("50%")),
         p99_ms: ms(&field("99%")),
     }
 }
 
+/// The answers a case expects: a run that gets others measures something
+/// else (an error path, a rate limit) and aborts the benchmark.
+#[derive(Clone, Copy, PartialEq)]
+enum Expect {
+    Success,
+    Denied,
+}
+
 fn wrk(url: &str, token: Option<&str>, seconds: u64, connections: u64) -> Run {
+    wrk_expecting(Expect::Success, url, token, seconds, connections)
+}
+
+fn wrk_expecting(
+    expect: Expect,
+    url: &str,
+    token: Option<&str>,
+    seconds: u64,
+    connections: u64,
+) -> Run {
     let mut cmd = Command::new("wrk");
     cmd.args([
         "-t2",
@@ -94,7 +112,14 @@ fn wrk(url: &str, token: Option<&str>, seconds: u64, connections: u64) -> Run {
         "wrk failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let run = parse_wrk(&stdout);
+    assert_eq!(
+        run.non_2xx,
+        expect == Expect::Denied,
+        "{url}: unexpected answers for this case:\n{stdout}"
+    );
+    run
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -104,6 +129,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn summarize(runs: &[Run]) -> Run {
     Run {
+        non_2xx: runs.iter().any(|r| r.non_2xx),
         rps: median(runs.iter().map(|r| r.rps).collect()),
         p50_ms: median(runs.iter().map(|r| r.p50_ms).collect()),
         p99_ms: median(runs.iter().map(|r| r.p99_ms).collect()),
@@ -147,7 +173,7 @@ projects:
   - {{name: my-app, access: ["group:team-a"]}}
   - {{name: other-app, access: ["group:team-z"]}}
 {}
-auth: {{hs256_secret: {SECRET}, jwks_url: "{}"}}
+auth: {{hs256_secret: {SECRET}, jwks_url: "{}", issuer: bench-issuer, audience: rise}}
 server:
   rate_limit: {{requests_per_minute: 1000000, burst: 1000000}}
 "#,
@@ -167,6 +193,8 @@ server:
     let caller = |name: String| {
         let mut c = claims(&name, None, &["team-a"]);
         c["exp"] = serde_json::json!(support::jwt::now() + 3600);
+        c["iss"] = serde_json::json!("bench-issuer");
+        c["aud"] = serde_json::json!("rise");
         c
     };
     // Warm the cache; every measured request is a cache hit.
@@ -194,13 +222,15 @@ server:
             "round {round}/{runs}: baseline, HS256, RS256, forbidden, unknown ({seconds} s each, {connections} connections)"
         );
         let denied_token = hs256(SECRET, &caller(format!("denied-{round}")));
-        forbidden.push(wrk(
+        forbidden.push(wrk_expecting(
+            Expect::Denied,
             &serve.url("/registry/credentials?project=other-app"),
             Some(&denied_token),
             seconds,
             connections,
         ));
-        unknown.push(wrk(
+        unknown.push(wrk_expecting(
+            Expect::Denied,
             &serve.url("/registry/credentials?project=nope-app"),
             Some(&denied_token),
             seconds,
