@@ -13,7 +13,9 @@ use crate::reconcile::apply::{self, ApplyReport, Progress};
 use crate::reconcile::aws::Aws;
 use crate::reconcile::desired::desired_state;
 use crate::reconcile::plan::{Plan, plan};
-use crate::reconcile::render::{SavedPlan, fingerprint, to_json, to_text};
+use crate::reconcile::render::{
+    SavedPlan, TextOptions, fingerprint, to_json, to_markdown, to_text,
+};
 
 fn ecr(config: &Config) -> Result<&EcrConfig> {
     match &config.registry {
@@ -42,14 +44,38 @@ async fn make_plan(aws: &Aws, config: &Config, ecr: &EcrConfig) -> Result<(Plan,
     Ok((plan(&desired, &observed), fingerprint(&observed)))
 }
 
-/// `plan [--json] [--detailed-exitcode] [--out FILE]`.
+/// How `plan` prints the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanFormat {
+    Text,
+    /// `--json`: docs/plan-format.md.
+    Json,
+    /// `--markdown`: for a pull-request comment.
+    Markdown,
+}
+
+/// `plan`'s flags.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanOptions<'a> {
+    pub format: PlanFormat,
+    pub detailed_exitcode: bool,
+    pub out_file: Option<&'a Path>,
+    /// List every repository of a group (`-v`).
+    pub verbose: bool,
+}
+
+/// `plan [--json | --markdown] [--detailed-exitcode] [--out FILE]`.
 pub(crate) fn run_plan(
     config: &Config,
-    json: bool,
-    detailed_exitcode: bool,
-    out_file: Option<&Path>,
+    options: &PlanOptions<'_>,
     env: &mut Env<'_>,
 ) -> Result<Status> {
+    let PlanOptions {
+        format,
+        detailed_exitcode,
+        out_file,
+        verbose,
+    } = *options;
     let out = &mut *env.stdout;
     let ecr = ecr(config)?;
     let (plan, observed) = runtime()?.block_on(async {
@@ -58,16 +84,23 @@ pub(crate) fn run_plan(
         log_calls(&aws);
         result
     })?;
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&to_json(&plan))?)?;
-    } else {
-        write!(out, "{}", to_text(&plan, env.colour))?;
+    let text = TextOptions {
+        colour: env.colour,
+        verbose,
+    };
+    match format {
+        PlanFormat::Json => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&to_json(&plan))?)?;
+        }
+        // Markdown is for a comment, not a terminal: never coloured.
+        PlanFormat::Markdown => write!(out, "{}", to_markdown(&plan, text))?,
+        PlanFormat::Text => write!(out, "{}", to_text(&plan, text))?,
     }
     if let Some(path) = out_file {
         let saved = SavedPlan::new(observed, plan.clone());
         std::fs::write(path, serde_json::to_string_pretty(&saved)?)
             .with_context(|| format!("writing the plan to {}", path.display()))?;
-        if !json {
+        if format == PlanFormat::Text {
             writeln!(
                 out,
                 "\nSaved the plan to {}; `rise-registry apply {}` applies exactly it.",
@@ -95,6 +128,7 @@ pub(crate) fn run_apply(
     planfile: Option<&Path>,
     auto_approve: bool,
     json: bool,
+    verbose: bool,
     env: &mut Env<'_>,
 ) -> Result<Status> {
     let ecr = ecr(config)?;
@@ -124,9 +158,11 @@ pub(crate) fn run_apply(
         // plan to review goes beside the question, on stderr.
         let confirming = planfile.is_none() && !auto_approve && !plan.is_empty();
         if !json {
-            write!(env.stdout, "{}", to_text(&plan, env.colour))?;
+            let options = TextOptions { colour: env.colour, verbose };
+            write!(env.stdout, "{}", to_text(&plan, options))?;
         } else if confirming {
-            write!(env.stderr, "{}", to_text(&plan, false))?;
+            let options = TextOptions { colour: false, verbose };
+            write!(env.stderr, "{}", to_text(&plan, options))?;
         }
         let report = if plan.is_empty() {
             ApplyReport::default()

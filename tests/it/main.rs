@@ -10,6 +10,7 @@ mod aws_harness;
 mod cli;
 mod config;
 mod hostile;
+mod plan_review;
 mod planner;
 mod policies;
 mod reconcile;
