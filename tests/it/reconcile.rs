@@ -245,6 +245,15 @@ async fn drift_is_shown_exactly_and_repaired() {
         "reconcile_drift_plan_json",
         serde_json::to_string_pretty(&account.plan_json()).unwrap()
     );
+    // The same plan for a pull request: changes marked in diff blocks,
+    // and `--detailed-exitcode` still says there are changes.
+    let markdown = account.expect(&["plan", "--markdown", "--detailed-exitcode"], 2);
+    assert!(markdown.starts_with("### rise-registry plan\n"), "{markdown}");
+    assert!(
+        markdown.contains("\n```diff\n")
+            && markdown.contains("**⚠ widens access:** trust: arn:aws:iam::123456789012:root may now assume rise-backend"),
+        "{markdown}"
+    );
     account.expect(&["apply", "--auto-approve"], 0);
     account.expect(&["plan", "--detailed-exitcode"], 0);
 }
