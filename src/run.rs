@@ -40,6 +40,10 @@ pub fn main() -> ExitCode {
         stderr: &mut io::stderr(),
         terminal: terminal.as_mut().map(|t| t as &mut dyn BufRead),
         colour: colour_enabled(&io::stdout()),
+        progress: commands::progress::progress_enabled(
+            io::stderr().is_terminal(),
+            std::env::var_os("TERM").as_deref(),
+        ),
     };
     match run(cli, &mut env) {
         Ok(Status::Success) => ExitCode::SUCCESS,

@@ -253,6 +253,7 @@ fn run_in_process(
         stderr: &mut stderr,
         terminal: None,
         colour: false,
+        progress: false,
     };
     let result = rise_registry::run::run(cli, &mut env);
     (result, text(&stdout), text(&stderr))
