@@ -300,3 +300,31 @@ fn an_empty_plan_says_so_in_markdown() {
     let md = markdown(&p);
     assert!(md.contains("No changes."), "{md}");
 }
+
+/// docs/reconcile.md shows these plans as they are: each example there is
+/// a snapshot of this file, verbatim.
+#[test]
+fn the_example_plans_in_the_docs_are_the_snapshots() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = std::fs::read_to_string(root.join("docs/reconcile.md")).unwrap();
+    for name in [
+        "trust_text",
+        "policy_text",
+        "lifecycle_text",
+        "many_tags_text",
+        "orphan_text",
+        "delete_text",
+        "create_text",
+        "trust_markdown",
+    ] {
+        let snap =
+            std::fs::read_to_string(root.join(format!("snapshots/plan_review_{name}.snap")))
+                .unwrap();
+        // The snapshot's body follows its `---`-fenced header.
+        let body = snap.splitn(3, "---\n").nth(2).unwrap();
+        assert!(
+            docs.contains(body),
+            "docs/reconcile.md does not show snapshots/plan_review_{name}.snap as it is"
+        );
+    }
+}
