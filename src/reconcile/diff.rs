@@ -270,10 +270,10 @@ fn diff_statements(before: &[Value], after: &[Value], depth: usize, out: &mut Ve
 /// one sharing most members (at least two, so unrelated statements show
 /// as one removed and one added).
 fn pair(st: &Value, candidates: &[&Value]) -> Option<usize> {
-    if let Some(sid) = st.get("Sid") {
-        if let Some(i) = candidates.iter().position(|c| c.get("Sid") == Some(sid)) {
-            return Some(i);
-        }
+    if let Some(sid) = st.get("Sid")
+        && let Some(i) = candidates.iter().position(|c| c.get("Sid") == Some(sid))
+    {
+        return Some(i);
     }
     let shared = |c: &Value| -> usize {
         match (st, c) {
@@ -391,7 +391,10 @@ mod tests {
         // One whole statement out, one whole statement in: no member-level
         // diff between statements that share only their shape.
         assert!(text.contains("+      \"Action\": [\"z\"],"), "{text}");
-        assert!(text.contains("-      \"Action\": [\"a\", \"b\"],"), "{text}");
+        assert!(
+            text.contains("-      \"Action\": [\"a\", \"b\"],"),
+            "{text}"
+        );
         assert!(text.find("-      \"Action\"") < text.find("+      \"Action\""));
     }
 

@@ -96,7 +96,10 @@ pub fn meanings(action: &Action) -> Vec<Meaning> {
         Action::SetTags { set, remove, .. } => {
             let mut parts: Vec<String> = set.iter().map(|(k, v)| format!("+ {k} = {v}")).collect();
             parts.extend(remove.iter().map(|k| format!("- {k}")));
-            vec![Meaning::new(format!("tags: {}", parts.join(", ")), Unchanged)]
+            vec![Meaning::new(
+                format!("tags: {}", parts.join(", ")),
+                Unchanged,
+            )]
         }
         Action::Orphan { .. } => vec![Meaning::new(
             "repository: no project claims it; marked rise:orphaned=true, its images are kept",
@@ -298,7 +301,8 @@ fn when(condition: Option<&String>) -> String {
 fn trust_meanings(role: &str, before: Option<&Value>, after: Option<&Value>) -> Vec<Meaning> {
     let (b, a) = (grants(before, true), grants(after, true));
     // Per principal and effect: the grants it loses and gains.
-    let mut by_principal: BTreeMap<(bool, &str), (Vec<&Grant>, Vec<&Grant>)> = BTreeMap::new();
+    type LostGained<'a> = (Vec<&'a Grant>, Vec<&'a Grant>);
+    let mut by_principal: BTreeMap<(bool, &str), LostGained<'_>> = BTreeMap::new();
     for g in b.difference(&a) {
         by_principal.entry((g.deny, &g.on)).or_default().0.push(g);
     }
@@ -320,7 +324,14 @@ fn trust_meanings(role: &str, before: Option<&Value>, after: Option<&Value>) -> 
         let when = if conditions.is_empty() {
             String::new()
         } else {
-            format!(" when {}", conditions.iter().map(|c| c.as_str()).collect::<Vec<_>>().join("; or "))
+            format!(
+                " when {}",
+                conditions
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; or ")
+            )
         };
         format!("{via}{when}")
     };
@@ -358,10 +369,10 @@ fn trust_meanings(role: &str, before: Option<&Value>, after: Option<&Value>) -> 
                     "trust: {principal} {verb_gain} {role}{} (was {})",
                     list(&gained),
                     lost.iter()
-                        .map(|g| g
-                            .condition
-                            .as_ref()
-                            .map_or_else(|| "without a condition".to_string(), |c| format!("when {c}")))
+                        .map(|g| g.condition.as_ref().map_or_else(
+                            || "without a condition".to_string(),
+                            |c| format!("when {c}")
+                        ))
                         .collect::<Vec<_>>()
                         .join("; ")
                 ),

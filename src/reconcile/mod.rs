@@ -10,8 +10,8 @@
 pub mod apply;
 pub mod aws;
 pub mod canonical;
-pub mod diff;
 pub mod desired;
+pub mod diff;
 pub mod meaning;
 pub mod plan;
 pub mod render;

@@ -250,7 +250,13 @@ fn block(actions: &[&Action]) -> Block {
     } else {
         format!("repository {}", repository_of(action))
     };
-    let project = |p: &str| if grouped { "{project}".to_string() } else { p.to_string() };
+    let project = |p: &str| {
+        if grouped {
+            "{project}".to_string()
+        } else {
+            p.to_string()
+        }
+    };
     let mut b = Block {
         sign: Sign::Change,
         title: String::new(),
@@ -345,9 +351,8 @@ fn block(actions: &[&Action]) -> Block {
             b.meanings.clear();
         }
         Action::Unorphan { .. } => {
-            b.title = format!(
-                "{subject}: un-orphan (its project is back; tag rise:orphaned removed)"
-            );
+            b.title =
+                format!("{subject}: un-orphan (its project is back; tag rise:orphaned removed)");
             b.meanings.clear();
         }
         Action::UpdateRepository { changes, .. } => {
@@ -385,9 +390,7 @@ fn block(actions: &[&Action]) -> Block {
         }
         Action::DeleteRepository { .. } => {
             b.sign = Sign::Delete;
-            b.title = format!(
-                "{subject} (auto_remove: the repository and its images are deleted)"
-            );
+            b.title = format!("{subject} (auto_remove: the repository and its images are deleted)");
             b.meanings.clear();
         }
     }
@@ -457,7 +460,11 @@ pub fn to_text(plan: &Plan, options: TextOptions) -> String {
         );
         for m in &b.meanings {
             let (text, loud) = meaning_text(m);
-            let text = if loud { style.paint("1;31", &text) } else { text };
+            let text = if loud {
+                style.paint("1;31", &text)
+            } else {
+                text
+            };
             let _ = writeln!(out, "      {text}");
         }
         for d in &b.details {
@@ -471,8 +478,16 @@ pub fn to_text(plan: &Plan, options: TextOptions) -> String {
                 let pad = " ".repeat(6 + 2 * line.depth);
                 let _ = match line.mark {
                     Mark::Same => writeln!(out, "{pad}  {}", line.text),
-                    Mark::Add => writeln!(out, "{pad}{}", style.paint("32", &format!("+ {}", line.text))),
-                    Mark::Remove => writeln!(out, "{pad}{}", style.paint("31", &format!("- {}", line.text))),
+                    Mark::Add => writeln!(
+                        out,
+                        "{pad}{}",
+                        style.paint("32", &format!("+ {}", line.text))
+                    ),
+                    Mark::Remove => writeln!(
+                        out,
+                        "{pad}{}",
+                        style.paint("31", &format!("- {}", line.text))
+                    ),
                 };
             }
         }
@@ -540,7 +555,11 @@ fn md_meaning(m: &Meaning) -> String {
 }
 
 fn md_block(out: &mut String, b: &Block, verbose: bool) {
-    let _ = writeln!(out, "#### {}\n", md(&format!("{} {}", b.sign.text(), b.title)));
+    let _ = writeln!(
+        out,
+        "#### {}\n",
+        md(&format!("{} {}", b.sign.text(), b.title))
+    );
     for m in &b.meanings {
         let _ = writeln!(out, "- {}", md_meaning(m));
     }
@@ -564,8 +583,7 @@ fn md_block(out: &mut String, b: &Block, verbose: bool) {
     if !b.members.is_empty() {
         // One paragraph of names; the count of the rest its own.
         let lines = member_lines(&b.members, verbose);
-        let (names, more): (Vec<_>, Vec<_>) =
-            lines.iter().partition(|l| !l.starts_with('…'));
+        let (names, more): (Vec<_>, Vec<_>) = lines.iter().partition(|l| !l.starts_with('…'));
         let names: Vec<&str> = names.iter().map(|l| l.as_str()).collect();
         let _ = writeln!(out, "{}\n", md(&names.join(", ")));
         for line in more {
@@ -624,7 +642,11 @@ pub fn to_markdown(plan: &Plan, options: TextOptions) -> String {
     all.sort_by_key(|(m, _)| m.access);
     out.push_str("#### What it means\n\n");
     for (m, n) in &all {
-        let times = if *n > 1 { format!(" ({n} actions)") } else { String::new() };
+        let times = if *n > 1 {
+            format!(" ({n} actions)")
+        } else {
+            String::new()
+        };
         let _ = writeln!(out, "- {}{times}", md_meaning(m));
     }
     out.push('\n');
@@ -637,10 +659,7 @@ pub fn to_markdown(plan: &Plan, options: TextOptions) -> String {
     let collapse = repo_entries.len() > MARKDOWN_COLLAPSE_AT;
     if collapse {
         let n: usize = repo_entries.iter().map(Vec::len).sum();
-        let _ = writeln!(
-            out,
-            "<details><summary>{n} repository changes</summary>\n"
-        );
+        let _ = writeln!(out, "<details><summary>{n} repository changes</summary>\n");
     }
     for e in &repo_entries {
         md_block(&mut out, &block(e), options.verbose);

@@ -214,7 +214,11 @@ fn usage_errors_exit_1_and_help_exits_0() {
     // One plan format at a time.
     let out = run(repo(), &["plan", "--json", "--markdown"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("cannot be used with"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot be used with"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = run(repo(), &["--help"], &[]);
     assert_eq!(out.status.code(), Some(0));
     let help = text(&out.stdout);

@@ -10,9 +10,7 @@ use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 use rise_registry::config::RegistryConfig;
 use rise_registry::reconcile::desired::{DesiredState, desired_state, lifecycle_policy};
 use rise_registry::reconcile::meaning::meanings;
-use rise_registry::reconcile::plan::{
-    ObservedRepository, ObservedRole, ObservedState, Plan, plan,
-};
+use rise_registry::reconcile::plan::{ObservedRepository, ObservedRole, ObservedState, Plan, plan};
 use rise_registry::reconcile::render::{TextOptions, to_json, to_markdown, to_text};
 use serde_json::{Value, json};
 
@@ -317,9 +315,8 @@ fn the_example_plans_in_the_docs_are_the_snapshots() {
         "create_text",
         "trust_markdown",
     ] {
-        let snap =
-            std::fs::read_to_string(root.join(format!("snapshots/plan_review_{name}.snap")))
-                .unwrap();
+        let snap = std::fs::read_to_string(root.join(format!("snapshots/plan_review_{name}.snap")))
+            .unwrap();
         // The snapshot's body follows its `---`-fenced header.
         let body = snap.splitn(3, "---\n").nth(2).unwrap();
         assert!(

@@ -248,7 +248,10 @@ async fn drift_is_shown_exactly_and_repaired() {
     // The same plan for a pull request: changes marked in diff blocks,
     // and `--detailed-exitcode` still says there are changes.
     let markdown = account.expect(&["plan", "--markdown", "--detailed-exitcode"], 2);
-    assert!(markdown.starts_with("### rise-registry plan\n"), "{markdown}");
+    assert!(
+        markdown.starts_with("### rise-registry plan\n"),
+        "{markdown}"
+    );
     assert!(
         markdown.contains("\n```diff\n")
             && markdown.contains("**⚠ widens access:** trust: arn:aws:iam::123456789012:root may now assume rise-backend"),
@@ -716,7 +719,10 @@ async fn progress_is_drawn_on_a_terminal_only_and_cleared() {
     let applied = on_a_terminal(&account, "apply --auto-approve", "xterm");
     assert!(applied.contains("applying ["), "{applied:?}");
     assert!(applied.contains("] 7/7"), "{applied:?}");
-    assert!(!applied.contains("0/0"), "no count before the total is known");
+    assert!(
+        !applied.contains("0/0"),
+        "no count before the total is known"
+    );
     // Cleared: the last thing on the line is the erase, not the count.
     assert!(applied.contains("\x1b[2K"), "{applied:?}");
     assert!(applied.contains("Apply complete: 7 done, 0 failed."));
@@ -733,5 +739,9 @@ async fn progress_is_drawn_on_a_terminal_only_and_cleared() {
     assert!(!json.contains("reading repositories"), "{json:?}");
     // Neither does a stderr that is not a terminal.
     let out = account.run(&["plan"]);
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
