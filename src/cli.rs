@@ -40,7 +40,8 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// More log detail: -v info, -vv debug, -vvv trace (RUST_LOG overrides)
+    /// More log detail: -v info, -vv debug, -vvv trace (RUST_LOG overrides);
+    /// plans list every repository of a group
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
 
@@ -61,6 +62,9 @@ pub enum Command {
         /// Print the plan as JSON (docs/plan-format.md)
         #[arg(long)]
         json: bool,
+        /// Print the plan as Markdown, for a pull-request comment
+        #[arg(long, conflicts_with = "json")]
+        markdown: bool,
         /// Exit 2 when the plan has changes, 0 when it has none
         #[arg(long)]
         detailed_exitcode: bool,

@@ -9,6 +9,7 @@ use anyhow::Result;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, LogFormat, OciTokenCommand};
+use crate::commands::reconcile::PlanFormat;
 use crate::commands::{self, Env, Status, colour_enabled};
 use crate::config;
 
@@ -39,6 +40,10 @@ pub fn main() -> ExitCode {
         stderr: &mut io::stderr(),
         terminal: terminal.as_mut().map(|t| t as &mut dyn BufRead),
         colour: colour_enabled(&io::stdout()),
+        progress: commands::progress::progress_enabled(
+            io::stderr().is_terminal(),
+            std::env::var_os("TERM").as_deref(),
+        ),
     };
     match run(cli, &mut env) {
         Ok(Status::Success) => ExitCode::SUCCESS,
@@ -59,7 +64,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
         config_dir,
         run_mode,
         log_format: _,
-        verbose: _,
+        verbose,
         command,
     } = cli;
     // Loaded per command, not before the match: `oci-token dev-ca` makes
@@ -83,13 +88,23 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
         }
         Command::Plan {
             json,
+            markdown,
             detailed_exitcode,
             out: out_file,
         } => commands::reconcile::run_plan(
             &load(env.vars)?.config,
-            json,
-            detailed_exitcode,
-            out_file.as_deref(),
+            &commands::reconcile::PlanOptions {
+                format: if json {
+                    PlanFormat::Json
+                } else if markdown {
+                    PlanFormat::Markdown
+                } else {
+                    PlanFormat::Text
+                },
+                detailed_exitcode,
+                out_file: out_file.as_deref(),
+                verbose: verbose > 0,
+            },
             env,
         ),
         Command::Apply {
@@ -101,6 +116,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
             planfile.as_deref(),
             auto_approve,
             json,
+            verbose > 0,
             env,
         ),
         Command::Serve { listen } => {

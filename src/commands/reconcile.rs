@@ -7,13 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 
+use super::progress::Progress;
 use super::{Env, Status};
 use crate::config::{Config, EcrConfig, RegistryConfig};
-use crate::reconcile::apply::{self, ApplyReport, Progress};
+use crate::reconcile::apply::{self, ApplyReport};
 use crate::reconcile::aws::Aws;
 use crate::reconcile::desired::desired_state;
-use crate::reconcile::plan::{Plan, plan};
-use crate::reconcile::render::{SavedPlan, fingerprint, to_json, to_text};
+use crate::reconcile::plan::{ObservedState, Plan, plan};
+use crate::reconcile::render::{
+    SavedPlan, TextOptions, fingerprint, to_json, to_markdown, to_text,
+};
 
 fn ecr(config: &Config) -> Result<&EcrConfig> {
     match &config.registry {
@@ -33,41 +36,86 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Observes AWS and plans; returns the plan and the observed fingerprint.
-async fn make_plan(aws: &Aws, config: &Config, ecr: &EcrConfig) -> Result<(Plan, String)> {
+/// With `progress`, counts the repositories read on stderr meanwhile.
+async fn make_plan(
+    aws: &Aws,
+    config: &Config,
+    ecr: &EcrConfig,
+    progress: bool,
+) -> Result<(Plan, String)> {
     let desired = desired_state(ecr, &config.projects)?;
-    let observed = aws
-        .observe()
-        .await
-        .context("reading the current state from AWS")?;
+    let observed = observe(aws, progress).await?;
     Ok((plan(&desired, &observed), fingerprint(&observed)))
 }
 
-/// `plan [--json] [--detailed-exitcode] [--out FILE]`.
+/// How `plan` prints the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanFormat {
+    Text,
+    /// `--json`: docs/plan-format.md.
+    Json,
+    /// `--markdown`: for a pull-request comment.
+    Markdown,
+}
+
+/// `plan`'s flags.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanOptions<'a> {
+    pub format: PlanFormat,
+    pub detailed_exitcode: bool,
+    pub out_file: Option<&'a Path>,
+    /// List every repository of a group (`-v`).
+    pub verbose: bool,
+}
+
+/// Reads the account, with a count of repositories read on stderr when
+/// `progress`; the line is gone when this returns.
+async fn observe(aws: &Aws, progress: bool) -> Result<ObservedState> {
+    let line = Progress::new(progress, "reading repositories");
+    aws.observe(&|read, total| line.set(read, total))
+        .await
+        .context("reading the current state from AWS")
+}
+
+/// `plan [--json | --markdown] [--detailed-exitcode] [--out FILE]`.
 pub(crate) fn run_plan(
     config: &Config,
-    json: bool,
-    detailed_exitcode: bool,
-    out_file: Option<&Path>,
+    options: &PlanOptions<'_>,
     env: &mut Env<'_>,
 ) -> Result<Status> {
+    let PlanOptions {
+        format,
+        detailed_exitcode,
+        out_file,
+        verbose,
+    } = *options;
     let out = &mut *env.stdout;
     let ecr = ecr(config)?;
+    // With --json a program reads the output; nothing extra anywhere.
+    let progress = env.progress && format != PlanFormat::Json;
     let (plan, observed) = runtime()?.block_on(async {
         let aws = Aws::new(ecr).await;
-        let result = make_plan(&aws, config, ecr).await;
+        let result = make_plan(&aws, config, ecr, progress).await;
         log_calls(&aws);
         result
     })?;
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&to_json(&plan))?)?;
-    } else {
-        write!(out, "{}", to_text(&plan, env.colour))?;
+    let text = TextOptions {
+        colour: env.colour,
+        verbose,
+    };
+    match format {
+        PlanFormat::Json => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&to_json(&plan))?)?;
+        }
+        // Markdown is for a comment, not a terminal: never coloured.
+        PlanFormat::Markdown => write!(out, "{}", to_markdown(&plan, text))?,
+        PlanFormat::Text => write!(out, "{}", to_text(&plan, text))?,
     }
     if let Some(path) = out_file {
         let saved = SavedPlan::new(observed, plan.clone());
         std::fs::write(path, serde_json::to_string_pretty(&saved)?)
             .with_context(|| format!("writing the plan to {}", path.display()))?;
-        if !json {
+        if format == PlanFormat::Text {
             writeln!(
                 out,
                 "\nSaved the plan to {}; `rise-registry apply {}` applies exactly it.",
@@ -95,6 +143,7 @@ pub(crate) fn run_apply(
     planfile: Option<&Path>,
     auto_approve: bool,
     json: bool,
+    verbose: bool,
     env: &mut Env<'_>,
 ) -> Result<Status> {
     let ecr = ecr(config)?;
@@ -107,7 +156,7 @@ pub(crate) fn run_apply(
                     .with_context(|| format!("reading the plan {}", path.display()))?;
                 let saved = SavedPlan::parse(&text)
                     .with_context(|| format!("{} is not a saved plan", path.display()))?;
-                let observed = aws.observe().await.context("reading the current state from AWS")?;
+                let observed = observe(&aws, env.progress && !json).await?;
                 if fingerprint(&observed) != saved.observed_fingerprint {
                     bail!(
                         "the account changed since {} was made, so it may no longer be right\n  hint: run `rise-registry plan --out {}` again",
@@ -117,16 +166,18 @@ pub(crate) fn run_apply(
                 }
                 saved.plan
             }
-            None => make_plan(&aws, config, ecr).await?.0,
+            None => make_plan(&aws, config, ecr, env.progress && !json).await?.0,
         };
         // A saved plan was reviewed when it was made; a fresh one is shown
         // and needs a yes. With --json, stdout is for the machine, so the
         // plan to review goes beside the question, on stderr.
         let confirming = planfile.is_none() && !auto_approve && !plan.is_empty();
         if !json {
-            write!(env.stdout, "{}", to_text(&plan, env.colour))?;
+            let options = TextOptions { colour: env.colour, verbose };
+            write!(env.stdout, "{}", to_text(&plan, options))?;
         } else if confirming {
-            write!(env.stderr, "{}", to_text(&plan, false))?;
+            let options = TextOptions { colour: false, verbose };
+            write!(env.stderr, "{}", to_text(&plan, options))?;
         }
         let report = if plan.is_empty() {
             ApplyReport::default()
@@ -173,16 +224,21 @@ async fn execute(aws: Arc<Aws>, plan: Plan, json: bool, env: &mut Env<'_>) -> Re
         }
     });
     let out = &mut *env.stdout;
+    let line = Progress::new(env.progress && !json, "applying");
+    line.set(0, plan.actions.len());
     let report = apply::execute(aws, plan.actions, interrupted, |progress| {
+        line.inc();
         if !json {
-            match progress {
-                Progress::Done(action) => writeln!(out, "  done   {action}")?,
-                Progress::Failed(action, e) => writeln!(out, "  FAILED {action}: {e:#}")?,
-            }
+            // Above the progress line, not through it.
+            line.suspend(|| match progress {
+                apply::Progress::Done(action) => writeln!(out, "  done   {action}"),
+                apply::Progress::Failed(action, e) => writeln!(out, "  FAILED {action}: {e:#}"),
+            })?;
         }
         Ok(())
     })
     .await;
+    drop(line);
     listener.abort();
     report
 }

@@ -159,16 +159,18 @@ impl Aws {
         )
     }
 
-    /// Reads both roles and every repository under the prefix.
+    /// Reads both roles and every repository under the prefix, calling
+    /// `on_read(read, total)` once the repositories are listed and as each
+    /// has been read (for progress).
     ///
     /// # Errors
     /// Any AWS error other than "not found", with AWS's code and message.
-    pub(crate) async fn observe(&self) -> Result<ObservedState> {
+    pub(crate) async fn observe(&self, on_read: &dyn Fn(usize, usize)) -> Result<ObservedState> {
         let controller = self.observe_role(self.ecr_config.role_arn.name()).await?;
         let push = self
             .observe_role(self.ecr_config.push_role_arn.name())
             .await?;
-        let repositories = self.observe_repositories().await?;
+        let repositories = self.observe_repositories(on_read).await?;
         Ok(ObservedState {
             controller,
             push,
@@ -217,7 +219,10 @@ impl Aws {
         Ok(Some(ObservedRole { trust, policies }))
     }
 
-    async fn observe_repositories(&self) -> Result<BTreeMap<String, ObservedRepository>> {
+    async fn observe_repositories(
+        &self,
+        on_read: &dyn Fn(usize, usize),
+    ) -> Result<BTreeMap<String, ObservedRepository>> {
         let prefix = self.ecr_config.repo_prefix.as_str();
         let mut found = Vec::new();
         let mut pages = self.ecr.describe_repositories().into_paginator().send();
@@ -243,6 +248,8 @@ impl Aws {
             }
         }
         // Tags and lifecycle policies, a bounded number at a time.
+        let total = found.len();
+        on_read(0, total);
         let permits = Arc::new(Semaphore::new(READ_CONCURRENCY));
         let mut tasks = tokio::task::JoinSet::new();
         for (name, tag_mutability, scan_on_push) in found {
@@ -303,6 +310,7 @@ impl Aws {
         while let Some(joined) = tasks.join_next().await {
             let (name, repo) = joined.context("a repository read stopped")??;
             repositories.insert(name, repo);
+            on_read(repositories.len(), total);
         }
         Ok(repositories)
     }

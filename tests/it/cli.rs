@@ -211,6 +211,14 @@ fn usage_errors_exit_1_and_help_exits_0() {
     assert_eq!(out.status.code(), Some(1));
     let out = run(repo(), &["--log-format", "xml", "config"], &[]);
     assert_eq!(out.status.code(), Some(1));
+    // One plan format at a time.
+    let out = run(repo(), &["plan", "--json", "--markdown"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot be used with"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = run(repo(), &["--help"], &[]);
     assert_eq!(out.status.code(), Some(0));
     let help = text(&out.stdout);
@@ -249,6 +257,7 @@ fn run_in_process(
         stderr: &mut stderr,
         terminal: None,
         colour: false,
+        progress: false,
     };
     let result = rise_registry::run::run(cli, &mut env);
     (result, text(&stdout), text(&stderr))

@@ -11,6 +11,7 @@ mod cli;
 mod config;
 mod docs;
 mod hostile;
+mod plan_review;
 mod planner;
 mod policies;
 mod reconcile;

@@ -245,6 +245,18 @@ async fn drift_is_shown_exactly_and_repaired() {
         "reconcile_drift_plan_json",
         serde_json::to_string_pretty(&account.plan_json()).unwrap()
     );
+    // The same plan for a pull request: changes marked in diff blocks,
+    // and `--detailed-exitcode` still says there are changes.
+    let markdown = account.expect(&["plan", "--markdown", "--detailed-exitcode"], 2);
+    assert!(
+        markdown.starts_with("### rise-registry plan\n"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("\n```diff\n")
+            && markdown.contains("**⚠ widens access:** trust: arn:aws:iam::123456789012:root may now assume rise-backend"),
+        "{markdown}"
+    );
     account.expect(&["apply", "--auto-approve"], 0);
     account.expect(&["plan", "--detailed-exitcode"], 0);
 }
@@ -672,4 +684,64 @@ async fn apply_under_throttling_retries_and_converges() {
     let all = all_repositories(&account).await;
     assert_eq!(all.iter().filter(|n| n.starts_with("rise/t")).count(), 60);
     assert_eq!(strangers(&account).await, before, "strangers untouched");
+}
+
+/// `rise-registry ARGS` on a pseudo-terminal (util-linux `script`), with
+/// `TERM` as given: everything it writes to its terminal, stdout and
+/// stderr together.
+fn on_a_terminal(account: &Account, args: &str, term: &str) -> String {
+    let cmd = account.command(&[]);
+    let mut line = vec![cmd.get_program().to_string_lossy().into_owned()];
+    line.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    line.push(args.to_string());
+    let mut script = Command::new("script");
+    script
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .env_clear()
+        .envs(
+            cmd.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env("TERM", term)
+        .stdin(std::process::Stdio::null());
+    let out = script
+        .output()
+        .expect("util-linux `script` runs (apt-get install bsdutils)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{args}\n{text}");
+    text
+}
+
+#[tokio::test]
+async fn progress_is_drawn_on_a_terminal_only_and_cleared() {
+    let account = Account::new();
+    account.configure(&["a", "b", "c"], "");
+    let applied = on_a_terminal(&account, "apply --auto-approve", "xterm");
+    assert!(applied.contains("applying ["), "{applied:?}");
+    assert!(applied.contains("] 7/7"), "{applied:?}");
+    assert!(
+        !applied.contains("0/0"),
+        "no count before the total is known"
+    );
+    // Cleared: the last thing on the line is the erase, not the count.
+    assert!(applied.contains("\x1b[2K"), "{applied:?}");
+    assert!(applied.contains("Apply complete: 7 done, 0 failed."));
+    let planned = on_a_terminal(&account, "plan", "xterm");
+    assert!(planned.contains("reading repositories ["), "{planned:?}");
+    assert!(planned.contains("] 3/3"), "{planned:?}");
+    // NO_COLOR is set for every test run: the line has no colour anyway.
+    assert!(!planned.contains("\x1b[3"), "{planned:?}");
+
+    // A terminal that cannot redraw, and --json, get nothing extra.
+    let dumb = on_a_terminal(&account, "plan", "dumb");
+    assert!(!dumb.contains("reading repositories"), "{dumb:?}");
+    let json = on_a_terminal(&account, "plan --json", "xterm");
+    assert!(!json.contains("reading repositories"), "{json:?}");
+    // Neither does a stderr that is not a terminal.
+    let out = account.run(&["plan"]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
