@@ -18,6 +18,7 @@ use crate::serve::{self, App, Limits, Surface};
 /// Serves until SIGTERM or SIGINT. Before anything starts, refuses a
 /// published example secret unless `run_mode` is development on loopback.
 pub fn run(config: Config, run_mode: &str, listen: Option<SocketAddr>) -> Result<Status> {
+    super::config::check_files(&config)?;
     let addr = listen.unwrap_or(config.server.listen);
     let addrs: Vec<SocketAddr> = [addr]
         .into_iter()

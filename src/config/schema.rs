@@ -30,7 +30,10 @@ pub(crate) const MIN_HS256_SECRET_BYTES: usize = 32;
 /// Reads the whole configuration. `dir` locates problems that belong to no
 /// file, such as a missing top-level section.
 pub(crate) fn read_config(root: &Node, dir: &Origin) -> Result<Config, Vec<ConfigError>> {
-    let mut r = Reader::default();
+    let mut r = Reader {
+        config_dir: std::path::PathBuf::from(&*dir.file),
+        ..Reader::default()
+    };
     let config = r.config(root, dir);
     match config {
         Some(config) if r.errors.is_empty() => Ok(config),
@@ -365,8 +368,9 @@ impl Reader {
         });
         let service = self.required(&mut m, "service", |r, n, p| r.scalar(n, p, token_name));
         let issuer = self.required(&mut m, "issuer", |r, n, p| r.scalar(n, p, token_name));
-        let signing_key_file = self.required(&mut m, "signing_key_file", Self::string);
-        let certificate_chain_file = self.required(&mut m, "certificate_chain_file", Self::string);
+        let signing_key_file = self.required(&mut m, "signing_key_file", Self::config_path);
+        let certificate_chain_file =
+            self.required(&mut m, "certificate_chain_file", Self::config_path);
         let ticket_ttl_seconds = self
             .optional(&mut m, "ticket_ttl_seconds", |r, n, p| {
                 r.uint(n, p, 60, 43_200)
@@ -514,8 +518,8 @@ impl Reader {
         }
         let tls = self.optional(&mut m, "tls", |r, n, p| {
             let mut t = r.map(n, p)?;
-            let cert_file = r.required(&mut t, "cert_file", Self::string);
-            let key_file = r.required(&mut t, "key_file", Self::string);
+            let cert_file = r.required(&mut t, "cert_file", Self::config_path);
+            let key_file = r.required(&mut t, "key_file", Self::config_path);
             r.finish(t);
             Some(TlsConfig {
                 cert_file: cert_file?,

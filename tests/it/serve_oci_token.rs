@@ -217,8 +217,8 @@ impl Setup {
             namespace: rise_registry::naming::RepoNamespace::parse("rise-apps").unwrap(),
             service: SERVICE.into(),
             issuer: ISSUER.into(),
-            signing_key_file: String::new(),
-            certificate_chain_file: String::new(),
+            signing_key_file: rise_registry::config::ConfigPath::new(""),
+            certificate_chain_file: rise_registry::config::ConfigPath::new(""),
             ticket_ttl_seconds: 3600,
             token_ttl_seconds: 300,
         };
@@ -566,11 +566,88 @@ fn config_check_loads_the_key_and_names_what_does_not_fit() {
         err.contains("registry.signing_key_file") && err.contains("does not match"),
         "{err}"
     );
+    let line_of = |key: &str| {
+        config
+            .lines()
+            .position(|l| l.trim_start().starts_with(&format!("{key}:")))
+            .unwrap()
+            + 1
+    };
+    // Both files gone: both named at once, each at its own file and line.
     std::fs::remove_file(pki.path().join("token.crt")).unwrap();
-    let err = String::from_utf8_lossy(&check().stderr).into_owned();
+    std::fs::remove_file(pki.path().join("token.key")).unwrap();
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    for key in ["signing_key_file", "certificate_chain_file"] {
+        assert!(
+            err.contains(&format!("default.yaml:{}: registry.{key}: `", line_of(key))),
+            "{key}: {err}"
+        );
+    }
+    assert!(err.contains("cannot be read"), "{err}");
+    assert!(err.contains("2 problems"), "{err}");
+}
+
+/// `config --check` reads every file config names as serve would, and
+/// reports them all at once at their keys; serve refuses the same files
+/// with the same words. Relative paths mean the config directory, wherever
+/// the command runs.
+#[test]
+fn config_check_and_serve_read_the_named_files_from_the_config_directory() {
+    let conf = tempfile::tempdir().unwrap();
+    dev_ca(&conf.path().join("pki"));
+    let config = serve_config("127.0.0.1:5000".parse().unwrap(), Path::new("pki"));
     assert!(
-        err.contains("registry.certificate_chain_file: reading"),
-        "{err}"
+        config.contains("signing_key_file: pki/token.key"),
+        "{config}"
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |config: &str, args: &[&str]| {
+        std::fs::write(conf.path().join("default.yaml"), config).unwrap();
+        Command::new(BIN)
+            .current_dir(elsewhere.path())
+            .arg("--config-dir")
+            .arg(conf.path())
+            .args(["--run-mode", "default"])
+            .args(args)
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let out = run(&config, &["config", "--check"]);
+    assert!(
+        out.status.success(),
+        "relative to the config dir, not the working dir: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // TLS files that are not there, beside a chain that is not PEM.
+    std::fs::write(conf.path().join("pki/token.crt"), "not a certificate\n").unwrap();
+    let broken =
+        format!("{config}server:\n  tls: {{cert_file: /nope/tls.crt, key_file: tls.key}}\n");
+    let tls_line = broken.lines().count();
+    let out = run(&broken, &["config", "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let check_err = String::from_utf8_lossy(&out.stderr).into_owned();
+    for expected in [
+        format!("default.yaml:{tls_line}: server.tls.cert_file: `/nope/tls.crt`: cannot be read"),
+        format!(
+            "default.yaml:{tls_line}: server.tls.key_file: `{}`: cannot be read",
+            conf.path().join("tls.key").display()
+        ),
+        "registry.certificate_chain_file: `".to_string(),
+        "3 problems".to_string(),
+        "resolved against the config directory".to_string(),
+    ] {
+        assert!(check_err.contains(&expected), "{expected}:\n{check_err}");
+    }
+    let out = run(&broken, &["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let serve_err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        serve_err.contains(check_err.lines().nth(1).unwrap().trim()),
+        "serve says what config --check says:\n{serve_err}\n---\n{check_err}"
     );
 }
 
@@ -594,6 +671,42 @@ fn the_shipped_oci_token_run_mode_accepts_what_dev_ca_writes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("registry oci-token"));
+
+    // Without the variables, the shipped defaults name `../pki` beside the
+    // config directory, as `mise run backend:deps:oci-token` writes it,
+    // whatever the working directory.
+    let checkout = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    std::fs::create_dir(checkout.path().join("config")).unwrap();
+    for file in std::fs::read_dir(&shipped).unwrap() {
+        let file = file.unwrap().path();
+        if file.is_file() {
+            std::fs::copy(
+                &file,
+                checkout
+                    .path()
+                    .join("config")
+                    .join(file.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+    dev_ca(&checkout.path().join("pki"));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .current_dir(elsewhere.path())
+        .arg("--config-dir")
+        .arg(checkout.path().join("config"))
+        .args(["--run-mode", "oci-token", "config", "--check"])
+        .env_clear()
+        .env("RISE_JWT_SECRET", "a-local-secret-of-enough-length-0123456")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -19,14 +19,13 @@ pub mod ticket;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::Context;
 use aws_lc_rs::rand::SecureRandom;
 use serde::Serialize;
 
 use super::RegistryCredentials;
 use crate::auth::Caller;
 use crate::clock::unix_now;
-use crate::config::OciTokenConfig;
+use crate::config::{ConfigErrors, OciTokenConfig};
 use crate::naming::ProjectName;
 use keys::SigningKey;
 use scope::Access;
@@ -69,28 +68,28 @@ impl OciTokenProvider {
     /// Reads the key and chain files named by `config`.
     ///
     /// # Errors
-    /// Naming the config key and the file when one cannot be read or used.
-    pub fn load(config: &OciTokenConfig) -> anyhow::Result<Self> {
-        let read = |key: &str, path: &str| {
-            std::fs::read(path).with_context(|| format!("registry.{key}: reading `{path}`"))
+    /// Each problem at the config key of the file it is about: a file that
+    /// cannot be read (both, when neither can), a key or chain that cannot
+    /// be used, a key the chain's leaf does not certify.
+    pub fn load(config: &OciTokenConfig) -> Result<Self, ConfigErrors> {
+        let (key, chain) = (&config.signing_key_file, &config.certificate_chain_file);
+        let (key_pem, chain_pem) = match (key.read(), chain.read()) {
+            (Ok(k), Ok(c)) => (k, c),
+            (k, c) => {
+                return Err(ConfigErrors::sorted(
+                    k.err().into_iter().chain(c.err()).collect(),
+                ));
+            }
         };
-        let key_pem = read("signing_key_file", &config.signing_key_file)?;
-        let chain_pem = read("certificate_chain_file", &config.certificate_chain_file)?;
         Self::from_pem(config.clone(), &key_pem, &chain_pem).map_err(|e| {
-            let key = match e {
-                keys::KeyError::NoKey | keys::KeyError::UnsupportedKey => {
-                    format!("registry.signing_key_file (`{}`)", config.signing_key_file)
-                }
-                keys::KeyError::NoCertificate | keys::KeyError::BadLeaf(_) => format!(
-                    "registry.certificate_chain_file (`{}`)",
-                    config.certificate_chain_file
-                ),
-                keys::KeyError::KeyMismatch => format!(
-                    "registry.signing_key_file (`{}`) and registry.certificate_chain_file (`{}`)",
-                    config.signing_key_file, config.certificate_chain_file
-                ),
+            let error = match e {
+                keys::KeyError::NoKey | keys::KeyError::UnsupportedKey => key.problem(&e),
+                keys::KeyError::NoCertificate | keys::KeyError::BadLeaf(_) => chain.problem(&e),
+                keys::KeyError::KeyMismatch => key.problem(format!(
+                    "{e}; the chain is `{chain}` (registry.certificate_chain_file)"
+                )),
             };
-            anyhow::anyhow!("{key}: {e}")
+            ConfigErrors::sorted(vec![error])
         })
     }
 
@@ -215,8 +214,8 @@ mod tests {
             namespace: crate::naming::RepoNamespace::parse("rise-apps").unwrap(),
             service: "rise-registry".into(),
             issuer: "rise-broker".into(),
-            signing_key_file: String::new(),
-            certificate_chain_file: String::new(),
+            signing_key_file: crate::config::ConfigPath::new(""),
+            certificate_chain_file: crate::config::ConfigPath::new(""),
             ticket_ttl_seconds: 3600,
             token_ttl_seconds: 300,
         };
