@@ -34,10 +34,11 @@ impl Config {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum RegistryConfig {
-    // Boxed: the ECR variant is much larger, and the config is built once.
+    // Boxed: these variants are much larger than the other, and the config
+    // is built once.
     Ecr(Box<EcrConfig>),
     OciClientAuth(OciClientAuthConfig),
-    OciToken(OciTokenConfig),
+    OciToken(Box<OciTokenConfig>),
 }
 
 impl RegistryConfig {

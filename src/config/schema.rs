@@ -146,7 +146,9 @@ impl Reader {
         match ty {
             "ecr" => self.ecr(m).map(|c| RegistryConfig::Ecr(Box::new(c))),
             "oci-client-auth" => self.oci_client_auth(m).map(RegistryConfig::OciClientAuth),
-            "oci-token" => self.oci_token(m).map(RegistryConfig::OciToken),
+            "oci-token" => self
+                .oci_token(m)
+                .map(|c| RegistryConfig::OciToken(Box::new(c))),
             _ => None,
         }
     }
