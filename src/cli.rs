@@ -14,6 +14,11 @@ use crate::registry::oci_token::keys::Algorithm;
 /// mistake, and the limit keeps `iat + ttl` far from overflow.
 pub(crate) const MAX_TOKEN_TTL_SECONDS: u64 = 366 * 24 * 3600;
 
+/// `--config-dir` when neither the flag nor `RISE_CONFIG_DIR` is given.
+pub const DEFAULT_CONFIG_DIR: &str = "config";
+/// `--run-mode` when neither the flag nor `RISE_CONFIG_RUN_MODE` is given.
+pub const DEFAULT_RUN_MODE: &str = "development";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rise-registry",
@@ -24,7 +29,7 @@ pub(crate) const MAX_TOKEN_TTL_SECONDS: u64 = 366 * 24 * 3600;
 )]
 pub struct Cli {
     /// Directory holding default.yaml, {run_mode}.yaml and local.yaml
-    #[arg(long, global = true, env = "RISE_CONFIG_DIR", default_value = "config")]
+    #[arg(long, global = true, env = "RISE_CONFIG_DIR", default_value = DEFAULT_CONFIG_DIR)]
     pub config_dir: PathBuf,
 
     /// Which {run_mode}.yaml layer to load
@@ -32,7 +37,7 @@ pub struct Cli {
         long,
         global = true,
         env = "RISE_CONFIG_RUN_MODE",
-        default_value = "development"
+        default_value = DEFAULT_RUN_MODE
     )]
     pub run_mode: String,
 

@@ -45,11 +45,15 @@ pub fn main() -> ExitCode {
             std::env::var_os("TERM").as_deref(),
         ),
     };
+    let log_format = cli.log_format;
     match run(cli, &mut env) {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::Changes) => ExitCode::from(2),
         Err(e) => {
-            eprintln!("{}", render_error(&e));
+            match log_format {
+                LogFormat::Text => eprintln!("{}", render_error(&e)),
+                LogFormat::Json => eprintln!("{}", render_error_json(&e)),
+            }
             ExitCode::from(1)
         }
     }
@@ -70,6 +74,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
     // Loaded per command, not before the match: `oci-token dev-ca` makes
     // the key material a configuration will name, so it runs without one.
     let load = |vars: &dyn Fn(&str) -> Option<String>| config::load(&config_dir, &run_mode, vars);
+    let invocation = commands::reconcile::Invocation::new(&config_dir, &run_mode);
     match command {
         Command::Config { check } => commands::config::run(&load(env.vars)?, check, env),
         Command::Token {
@@ -94,6 +99,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
         } => commands::reconcile::run_plan(
             &load(env.vars)?.config,
             &commands::reconcile::PlanOptions {
+                invocation: &invocation,
                 format: if json {
                     PlanFormat::Json
                 } else if markdown {
@@ -113,10 +119,13 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
             json,
         } => commands::reconcile::run_apply(
             &load(env.vars)?.config,
-            planfile.as_deref(),
-            auto_approve,
-            json,
-            verbose > 0,
+            &commands::reconcile::ApplyOptions {
+                invocation: &invocation,
+                planfile: planfile.as_deref(),
+                auto_approve,
+                json,
+                verbose: verbose > 0,
+            },
             env,
         ),
         Command::Serve { listen } => {
@@ -155,6 +164,34 @@ pub fn render_error(e: &anyhow::Error) -> String {
         s.push_str(&format!("\n  caused by: {cause}"));
     }
     s
+}
+
+/// The error as one JSON line, for `--log-format json`: log collectors
+/// then parse errors like every other line. Config problems are listed one
+/// by one with their file, line and key.
+pub fn render_error_json(e: &anyhow::Error) -> String {
+    let mut line = serde_json::json!({
+        "timestamp": crate::clock::rfc3339(crate::clock::unix_now()),
+        "level": "ERROR",
+        "message": e.to_string(),
+        "causes": e.chain().skip(1).map(ToString::to_string).collect::<Vec<_>>(),
+    });
+    if let Some(errors) = e.downcast_ref::<config::ConfigErrors>() {
+        line["problems"] = errors
+            .0
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "file": &*p.origin.file,
+                    "line": p.origin.line,
+                    "key": p.path,
+                    "message": p.message,
+                    "hint": p.hint,
+                })
+            })
+            .collect();
+    }
+    line.to_string()
 }
 
 fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {

@@ -58,9 +58,50 @@ pub enum PlanFormat {
     Markdown,
 }
 
+/// How this run was invoked, for the commands hints print: a hint must
+/// work when pasted, so it carries the config directory and run mode the
+/// run used (when they are not the defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation(String);
+
+impl Invocation {
+    pub fn new(config_dir: &Path, run_mode: &str) -> Self {
+        let mut s = String::from("rise-registry");
+        if config_dir != Path::new(crate::cli::DEFAULT_CONFIG_DIR) {
+            s.push_str(" --config-dir ");
+            s.push_str(&shell_word(&config_dir.display().to_string()));
+        }
+        if run_mode != crate::cli::DEFAULT_RUN_MODE {
+            s.push_str(" --run-mode ");
+            s.push_str(&shell_word(run_mode));
+        }
+        Self(s)
+    }
+
+    /// The command line for `args` (already shell words).
+    pub fn command(&self, args: &str) -> String {
+        format!("{} {args}", self.0)
+    }
+}
+
+/// `word` as one shell word: as is when it is plain, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 /// `plan`'s flags.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanOptions<'a> {
+    /// How this run was invoked, for the hint after `--out`.
+    pub invocation: &'a Invocation,
     pub format: PlanFormat,
     pub detailed_exitcode: bool,
     pub out_file: Option<&'a Path>,
@@ -84,6 +125,7 @@ pub(crate) fn run_plan(
     env: &mut Env<'_>,
 ) -> Result<Status> {
     let PlanOptions {
+        invocation,
         format,
         detailed_exitcode,
         out_file,
@@ -116,11 +158,12 @@ pub(crate) fn run_plan(
         std::fs::write(path, serde_json::to_string_pretty(&saved)?)
             .with_context(|| format!("writing the plan to {}", path.display()))?;
         if format == PlanFormat::Text {
+            let file = shell_word(&path.display().to_string());
             writeln!(
                 out,
-                "\nSaved the plan to {}; `rise-registry apply {}` applies exactly it.",
+                "\nSaved the plan to {}; `{}` applies exactly it.",
                 path.display(),
-                path.display()
+                invocation.command(&format!("apply {file}"))
             )?;
         }
     }
@@ -137,15 +180,31 @@ fn log_calls(aws: &Aws) {
     tracing::info!(reads, writes, "AWS requests");
 }
 
+/// `apply`'s flags.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyOptions<'a> {
+    /// How this run was invoked, for the hints on failure.
+    pub invocation: &'a Invocation,
+    pub planfile: Option<&'a Path>,
+    pub auto_approve: bool,
+    pub json: bool,
+    /// List every repository of a group (`-v`).
+    pub verbose: bool,
+}
+
 /// `apply [PLANFILE] [--auto-approve] [--json]`.
 pub(crate) fn run_apply(
     config: &Config,
-    planfile: Option<&Path>,
-    auto_approve: bool,
-    json: bool,
-    verbose: bool,
+    options: &ApplyOptions<'_>,
     env: &mut Env<'_>,
 ) -> Result<Status> {
+    let ApplyOptions {
+        invocation,
+        planfile,
+        auto_approve,
+        json,
+        verbose,
+    } = *options;
     let ecr = ecr(config)?;
     let rt = runtime()?;
     rt.block_on(async {
@@ -159,9 +218,12 @@ pub(crate) fn run_apply(
                 let observed = observe(&aws, env.progress && !json).await?;
                 if fingerprint(&observed) != saved.observed_fingerprint {
                     bail!(
-                        "the account changed since {} was made, so it may no longer be right\n  hint: run `rise-registry plan --out {}` again",
+                        "the account changed since {} was made, so it may no longer be right\n  hint: run `{}` again",
                         path.display(),
-                        path.display()
+                        invocation.command(&format!(
+                            "plan --out {}",
+                            shell_word(&path.display().to_string())
+                        ))
                     );
                 }
                 saved.plan
@@ -179,31 +241,32 @@ pub(crate) fn run_apply(
             let options = TextOptions { colour: false, verbose };
             write!(env.stderr, "{}", to_text(&plan, options))?;
         }
+        // With --json, the one object printed holds the plan it applied.
+        let plan_json = json.then(|| to_json(&plan));
         let report = if plan.is_empty() {
             ApplyReport::default()
         } else {
             if confirming {
-                confirm(env, plan.actions.len())?;
+                confirm(env, invocation, plan.actions.len())?;
             }
             let report = execute(aws.clone(), plan, json, env).await;
             log_calls(&aws);
             report?
         };
-        finish(&report, json, env)
+        finish(&report, plan_json, invocation, env)
     })
 }
 
 /// Asks on the terminal (stderr, so stdout stays data) for a literal `yes`.
-fn confirm(env: &mut Env<'_>, count: usize) -> Result<()> {
+fn confirm(env: &mut Env<'_>, invocation: &Invocation, count: usize) -> Result<()> {
     let Some(terminal) = env.terminal.as_mut() else {
         bail!(
-            "apply needs confirmation and there is no terminal to ask on; nothing was changed\n  hint: review `rise-registry plan`, then run `rise-registry apply --auto-approve`"
+            "apply needs confirmation and there is no terminal to ask on; nothing was changed\n  hint: review `{}`, then run `{}`",
+            invocation.command("plan"),
+            invocation.command("apply --auto-approve")
         );
     };
-    write!(
-        env.stderr,
-        "\nApply these {count} actions? Only `yes` is accepted: "
-    )?;
+    write!(env.stderr, "\n{}", question(count))?;
     env.stderr.flush()?;
     let mut answer = String::new();
     terminal.read_line(&mut answer)?;
@@ -211,6 +274,16 @@ fn confirm(env: &mut Env<'_>, count: usize) -> Result<()> {
         bail!("apply cancelled; nothing was changed");
     }
     Ok(())
+}
+
+/// The confirmation question for `count` actions.
+fn question(count: usize) -> String {
+    let these = if count == 1 {
+        "this 1 action".to_string()
+    } else {
+        format!("these {count} actions")
+    };
+    format!("Apply {these}? Only `yes` is accepted: ")
 }
 
 /// Runs the plan with Ctrl-C wired to stop new actions, printing one line
@@ -243,12 +316,28 @@ async fn execute(aws: Arc<Aws>, plan: Plan, json: bool, env: &mut Env<'_>) -> Re
     report
 }
 
-/// Prints the report (a summary line, or the JSON result object) and turns
-/// an incomplete apply into an error that says how to converge.
-fn finish(report: &ApplyReport, json: bool, env: &mut Env<'_>) -> Result<Status> {
+/// Prints the report (a summary line, or with `--json` one object: the
+/// plan applied, then the result fields) and turns an incomplete apply into
+/// an error that says how to converge.
+fn finish(
+    report: &ApplyReport,
+    plan_json: Option<serde_json::Value>,
+    invocation: &Invocation,
+    env: &mut Env<'_>,
+) -> Result<Status> {
     let not_started = report.not_started;
-    if json {
-        writeln!(env.stdout, "{}", serde_json::to_string(report)?)?;
+    if let Some(plan) = plan_json {
+        #[derive(serde::Serialize)]
+        struct ApplyJson<'a> {
+            plan: serde_json::Value,
+            #[serde(flatten)]
+            result: &'a ApplyReport,
+        }
+        let object = ApplyJson {
+            plan,
+            result: report,
+        };
+        writeln!(env.stdout, "{}", serde_json::to_string(&object)?)?;
     } else if !report.applied.is_empty() || !report.failed.is_empty() || not_started > 0 {
         let why = if report.interrupted {
             "interrupted"
@@ -276,14 +365,45 @@ fn finish(report: &ApplyReport, json: bool, env: &mut Env<'_>) -> Result<Status>
     }
     if !report.is_complete() {
         bail!(
-            "{} action(s) failed{}; run `rise-registry apply` again to converge",
+            "{} action(s) failed{}; run `{}` again to converge",
             report.failed.len(),
             if not_started > 0 {
                 format!(" and {not_started} did not start")
             } else {
                 String::new()
-            }
+            },
+            invocation.command("apply")
         );
     }
     Ok(Status::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_carry_the_config_dir_and_run_mode_of_the_run() {
+        let default = Invocation::new(Path::new("config"), "development");
+        assert_eq!(default.command("apply"), "rise-registry apply");
+        let prod = Invocation::new(Path::new("/etc/rise"), "production");
+        assert_eq!(
+            prod.command("apply plan.json"),
+            "rise-registry --config-dir /etc/rise --run-mode production apply plan.json"
+        );
+        let spaced = Invocation::new(Path::new("my config/it's"), "development");
+        assert_eq!(
+            spaced.command("plan"),
+            "rise-registry --config-dir 'my config/it'\\''s' plan"
+        );
+    }
+
+    #[test]
+    fn the_question_counts_in_words_that_read_right() {
+        assert_eq!(question(1), "Apply this 1 action? Only `yes` is accepted: ");
+        assert_eq!(
+            question(5),
+            "Apply these 5 actions? Only `yes` is accepted: "
+        );
+    }
 }

@@ -145,6 +145,35 @@ fn a_bad_config_dir_reports_every_problem_and_exits_1() {
         "{stderr}"
     );
     assert!(out.stdout.is_empty(), "no config printed on error");
+
+    // With --log-format json the error is one JSON line, each problem with
+    // its file, line and key.
+    let out = run(
+        dir.path(),
+        &[
+            "--config-dir",
+            ".",
+            "--run-mode",
+            "default",
+            "--log-format",
+            "json",
+            "config",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let line: serde_json::Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(line["level"], "ERROR");
+    let problems = line["problems"].as_array().unwrap();
+    assert!(
+        problems.iter().any(|p| p["file"] == "./local.yml"
+            && p["line"] == 2
+            && p["key"] == "registry.registy_url"
+            && p["hint"].as_str().unwrap().contains("registry_url")),
+        "{line}"
+    );
 }
 
 #[test]

@@ -342,7 +342,19 @@ async fn a_saved_plan_is_refused_once_the_account_changed() {
     account.configure(&["a"], "");
     let file = account.dir.path().join("plan.json");
     let file = file.to_str().unwrap();
-    account.expect(&["plan", "--out", file], 0);
+    let out = account.run(&["plan", "--out", file]);
+    assert_eq!(out.status.code(), Some(0));
+    // The printed next step works as pasted: it carries the config dir and
+    // run mode this run used.
+    let me = format!(
+        "rise-registry --config-dir {} --run-mode default",
+        account.dir.path().display()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("`{me} apply {file}` applies exactly it")),
+        "{stdout}"
+    );
     // Someone creates a repository under the prefix after the plan was made.
     account
         .ecr()
@@ -356,7 +368,8 @@ async fn a_saved_plan_is_refused_once_the_account_changed() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("the account changed since") && stderr.contains("plan --out"),
+        stderr.contains("the account changed since")
+            && stderr.contains(&format!("run `{me} plan --out {file}` again")),
         "{stderr}"
     );
     assert_eq!(
@@ -422,6 +435,9 @@ async fn apply_json_at_a_terminal_asks_on_stderr_and_keeps_stdout_json() {
     let result: Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("stdout is one JSON object ({e}):\n{stdout}"));
     assert_eq!(result["applied"].as_array().unwrap().len(), 5, "{result}");
+    // The one object also holds the plan it applied, in plan --json's shape.
+    assert_eq!(result["plan"]["format_version"], 1, "{result}");
+    assert_eq!(result["plan"]["actions"].as_array().unwrap().len(), 5);
     assert_eq!(result["not_started"], 0);
     assert_eq!(account.repository_names().await, ["rise/a"]);
 }
