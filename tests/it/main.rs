@@ -9,6 +9,7 @@ mod support;
 mod aws_harness;
 mod cli;
 mod config;
+mod container;
 mod docs;
 mod hostile;
 mod plan_review;

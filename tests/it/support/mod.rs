@@ -22,6 +22,7 @@ macro_rules! snapshot {
     };
 }
 
+pub mod docker;
 pub mod http;
 pub mod in_process;
 pub mod jwt;
