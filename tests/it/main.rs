@@ -7,6 +7,7 @@
 mod support;
 
 mod aws_harness;
+mod chart;
 mod cli;
 mod config;
 mod container;
