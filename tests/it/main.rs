@@ -17,6 +17,7 @@ mod plan_review;
 mod planner;
 mod policies;
 mod reconcile;
+mod reload;
 mod serve;
 mod serve_ecr;
 mod serve_oci_token;

@@ -26,15 +26,32 @@ impl Serve {
     pub fn start(config: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("default.yaml"), config).unwrap();
+        let config_dir = dir.path().to_path_buf();
+        Self::spawn(dir, &config_dir, "default", env)
+    }
+
+    /// Starts serve on the config directory `config_dir` (which the test
+    /// may change while serve runs) in `run_mode`.
+    pub fn start_in(config_dir: &std::path::Path, run_mode: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn(tempfile::tempdir().unwrap(), config_dir, run_mode, env)
+    }
+
+    /// `dir` receives the audit and log files.
+    fn spawn(
+        dir: tempfile::TempDir,
+        config_dir: &std::path::Path,
+        run_mode: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let stdout = std::fs::File::create(dir.path().join("audit.log")).unwrap();
         let stderr = std::fs::File::create(dir.path().join("serve.log")).unwrap();
         let mut cmd = Command::new(BIN);
         cmd.args([
             "--config-dir",
-            dir.path().to_str().unwrap(),
+            config_dir.to_str().unwrap(),
             "--run-mode",
-            "default",
+            run_mode,
         ])
         .args(["serve", "--listen", &addr.to_string()])
         .env_clear()
@@ -74,6 +91,15 @@ impl Serve {
             );
             std::thread::sleep(Duration::from_millis(25));
         }
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`, ...) to serve.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     pub fn pid(&self) -> u32 {
