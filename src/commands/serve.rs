@@ -163,7 +163,9 @@ async fn watch_config(app: Arc<App>, source: ConfigSource, mut stopped: watch::R
 }
 
 /// The layer files' names and texts, or the error reading them.
-fn fingerprint(sources: &Result<Vec<Source>, config::ConfigErrors>) -> Result<Vec<(String, String)>, String> {
+fn fingerprint(
+    sources: &Result<Vec<Source>, config::ConfigErrors>,
+) -> Result<Vec<(String, String)>, String> {
     match sources {
         Ok(sources) => Ok(sources
             .iter()
@@ -194,7 +196,10 @@ async fn reload(
         });
     let refused = |reason: String| {
         app.metrics.reload(false);
-        tracing::error!(trigger, "config reload refused; the running config stays:\n{reason}");
+        tracing::error!(
+            trigger,
+            "config reload refused; the running config stays:\n{reason}"
+        );
     };
     let config = match loaded {
         Ok(config) => config,

@@ -437,6 +437,10 @@ mod tests {
         assert_eq!(served.credentials.password.expose(), "two");
         assert_eq!(cache.len(), 0);
         ok(&cache, &calls, "three").await.unwrap();
-        assert_eq!(calls.load(Ordering::SeqCst), 2, "p was dropped: issued again");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "p was dropped: issued again"
+        );
     }
 }

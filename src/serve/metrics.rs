@@ -126,9 +126,7 @@ impl Metrics {
     /// authorised for the project.
     pub fn credential(&self, project: &str, outcome: &'static str) {
         let credentials = self.credentials.load();
-        let counters = credentials
-            .get(project)
-            .or_else(|| credentials.get("-"));
+        let counters = credentials.get(project).or_else(|| credentials.get("-"));
         if let (Some(counters), Some(i)) = (counters, OUTCOMES.iter().position(|o| *o == outcome)) {
             counters[i].fetch_add(1, Ordering::Relaxed);
         }
@@ -325,7 +323,10 @@ mod tests {
         assert!(text.contains("{project=\"c\",provider=\"ecr\",outcome=\"cache_hit\"} 1\n"));
         assert!(!text.contains("project=\"b\""), "{text}");
         m.credential("b", "not_found");
-        assert!(m.render(0).contains("{project=\"-\",provider=\"ecr\",outcome=\"not_found\"} 1\n"));
+        assert!(
+            m.render(0)
+                .contains("{project=\"-\",provider=\"ecr\",outcome=\"not_found\"} 1\n")
+        );
     }
 
     #[test]

@@ -50,7 +50,10 @@ pub fn plan(running: &Config, mut new: Config) -> Change {
     let auth_changed = json(&running.auth) != json(&new.auth)
         || running.auth.hs256_secret != new.auth.hs256_secret;
     let names = |c: &Config| -> BTreeSet<String> {
-        c.projects.iter().map(|p| p.name.as_str().to_string()).collect()
+        c.projects
+            .iter()
+            .map(|p| p.name.as_str().to_string())
+            .collect()
     };
     let (before, after) = (names(running), names(&new));
     Change {
@@ -68,7 +71,11 @@ fn json(value: &impl serde::Serialize) -> Value {
 
 /// The key paths under `section` whose values differ, one level deep (a
 /// registry whose `type` changed is reported as `registry.type`).
-fn differing(section: &str, old: &impl serde::Serialize, new: &impl serde::Serialize) -> Vec<String> {
+fn differing(
+    section: &str,
+    old: &impl serde::Serialize,
+    new: &impl serde::Serialize,
+) -> Vec<String> {
     let (old, new) = (json(old), json(new));
     if old == new {
         return Vec::new();
@@ -214,7 +221,10 @@ mod tests {
         let running = config(BASE);
         let change = plan(
             &running,
-            config(&BASE.replace("0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210")),
+            config(&BASE.replace(
+                "0123456789abcdef0123456789abcdef",
+                "fedcba9876543210fedcba9876543210",
+            )),
         );
         assert!(change.auth_changed);
         assert!(change.restart_needed.is_empty());

@@ -565,9 +565,10 @@ configLayers:
 /// refuses to render, saying where it belongs.
 #[test]
 fn chart_refuses_a_secret_in_config() {
-    let err = try_render("config:\n  auth:\n    hs256_secret: oops-this-is-a-secret-0123456789abcdef\n")
-        .err()
-        .expect("rendering must fail");
+    let err =
+        try_render("config:\n  auth:\n    hs256_secret: oops-this-is-a-secret-0123456789abcdef\n")
+            .err()
+            .expect("rendering must fail");
     assert!(err.contains("secrets.hs256"), "{err}");
 }
 

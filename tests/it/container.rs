@@ -197,8 +197,7 @@ fn the_image_serves_from_a_mounted_config_as_non_root_and_stops_on_sigterm() {
     c["iss"] = json!("test-issuer");
     c["aud"] = json!("rise");
     let token = hs256(SECRET, &c);
-    let (status, body) =
-        Conn::new(addr).get("/registry/credentials?project=my-app", Some(&token));
+    let (status, body) = Conn::new(addr).get("/registry/credentials?project=my-app", Some(&token));
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["image"],

@@ -106,7 +106,10 @@ fn serve_reloads_a_config_map_swap_and_sighup_and_refuses_an_invalid_config() {
 
     // An invalid config: refused, reported with file, line and key, and
     // counted; the running config stays.
-    update(&volume, &config(&[("app-c", "bob")], "server: {max_conections: 5}\n"));
+    update(
+        &volume,
+        &config(&[("app-c", "bob")], "server: {max_conections: 5}\n"),
+    );
     eventually("the refusal of an invalid config", &serve, || {
         serve.metric("rise_registry_config_reloads_total{result=\"error\"}") == 1.0
     });
@@ -126,7 +129,10 @@ fn serve_reloads_a_config_map_swap_and_sighup_and_refuses_an_invalid_config() {
     );
 
     // A new listen address cannot apply live: reported, the rest applies.
-    update(&volume, &config(&[("app-c", "bob")], "server: {listen: \"127.0.0.1:1\"}\n"));
+    update(
+        &volume,
+        &config(&[("app-c", "bob")], "server: {listen: \"127.0.0.1:1\"}\n"),
+    );
     eventually("the reload with a new listen address", &serve, || {
         status(&serve, "app-c", "bob") == 200
     });
@@ -148,7 +154,11 @@ fn serve_reloads_a_config_map_swap_and_sighup_and_refuses_an_invalid_config() {
     eventually("the reload on SIGHUP", &serve, || {
         serve.metric("rise_registry_config_reloads_total{result=\"ok\"}") == before + 1.0
     });
-    assert!(serve.logs().contains("trigger=\"SIGHUP\""), "{}", serve.logs());
+    assert!(
+        serve.logs().contains("trigger=\"SIGHUP\""),
+        "{}",
+        serve.logs()
+    );
     assert_eq!(serve.pid(), pid, "the same process throughout");
 }
 
@@ -165,7 +175,11 @@ fn serve_reloads_a_file_rewritten_in_place_and_refuses_a_missing_layer() {
     .unwrap();
     std::fs::write(dir.path().join("staging.yaml"), "projects: []\n").unwrap();
     let serve = Serve::start_in(dir.path(), "staging", &[]);
-    assert_eq!(status(&serve, "app-a", "alice"), 404, "staging.yaml has none");
+    assert_eq!(
+        status(&serve, "app-a", "alice"),
+        404,
+        "staging.yaml has none"
+    );
     std::fs::write(
         dir.path().join("staging.yaml"),
         "projects: [{name: app-s, access: [\"user:alice\"]}]\n",
@@ -178,7 +192,11 @@ fn serve_reloads_a_file_rewritten_in_place_and_refuses_a_missing_layer() {
     eventually("the refusal of a missing layer", &serve, || {
         serve.metric("rise_registry_config_reloads_total{result=\"error\"}") == 1.0
     });
-    assert_eq!(status(&serve, "app-s", "alice"), 200, "the old config serves");
+    assert_eq!(
+        status(&serve, "app-s", "alice"),
+        200,
+        "the old config serves"
+    );
 }
 
 /// Removing a project drops its cached ECR credentials: the cache gauge
@@ -210,7 +228,9 @@ auth: {{hs256_secret: {SECRET}}}
     let reply = get(&url, Some(&t)).await;
     assert_eq!(reply.status, 200, "{}\n{}", reply.body, serve.logs());
     assert_eq!(
-        serve.metric("rise_registry_credential_cache_entries ").await,
+        serve
+            .metric("rise_registry_credential_cache_entries ")
+            .await,
         1
     );
 
@@ -219,7 +239,9 @@ auth: {{hs256_secret: {SECRET}}}
     assert_eq!(change.removed, ["my-app"]);
     assert!(change.restart_needed.is_empty());
     assert_eq!(
-        serve.metric("rise_registry_credential_cache_entries ").await,
+        serve
+            .metric("rise_registry_credential_cache_entries ")
+            .await,
         0
     );
     assert_eq!(get(&url, Some(&t)).await.status, 404);

@@ -53,7 +53,11 @@ impl Docker {
             "0",
             "the container tests start dockerd, which needs root; run them as root ({INSTALL_HINT})"
         );
-        let dockerd = required("RISE_TEST_DOCKERD", "/usr/sbin/dockerd", "dockerd (docker.io)");
+        let dockerd = required(
+            "RISE_TEST_DOCKERD",
+            "/usr/sbin/dockerd",
+            "dockerd (docker.io)",
+        );
         let client = required("RISE_TEST_DOCKER", "/usr/bin/docker", "docker (docker.io)");
         // Short paths: containerd's socket lives under the exec root, and a
         // Unix socket path has at most 107 bytes.
@@ -70,7 +74,11 @@ impl Docker {
             .args(["--host", &format!("unix://{}", p("docker.sock"))])
             .args(["--data-root", &p("data"), "--exec-root", &p("exec")])
             .args(["--pidfile", &p("docker.pid")])
-            .args(["--storage-driver=vfs", "--iptables=false", "--ip-masq=false"])
+            .args([
+                "--storage-driver=vfs",
+                "--iptables=false",
+                "--ip-masq=false",
+            ])
             .args(["--bridge=none"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -87,7 +95,14 @@ impl Docker {
             if let Some(status) = docker.daemon.as_mut().unwrap().try_wait().unwrap() {
                 panic!("dockerd exited with {status}:\n{}", docker.daemon_log());
             }
-            if docker.cmd().arg("version").output().unwrap().status.success() {
+            if docker
+                .cmd()
+                .arg("version")
+                .output()
+                .unwrap()
+                .status
+                .success()
+            {
                 break;
             }
             assert!(
