@@ -129,7 +129,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
             env,
         ),
         Command::Serve { listen } => {
-            commands::serve::run(load(env.vars)?.config, &run_mode, listen)
+            commands::serve::run(load(env.vars)?.config, &config_dir, &run_mode, listen)
         }
         Command::OciToken {
             command:

@@ -1,9 +1,12 @@
 //! `rise-registry serve`: wire config to the server and run until SIGTERM
-//! or SIGINT.
+//! or SIGINT, reloading the config on SIGHUP and when its files change
+//! ([`crate::serve::reload`] says what a reload may change).
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
@@ -11,13 +14,18 @@ use tokio::sync::watch;
 
 use super::Status;
 use crate::auth::Authenticator;
-use crate::config::{Config, check_serve_secret};
+use crate::config::{self, Config, Source, check_serve_secret};
 use crate::registry::create_registry_provider;
 use crate::serve::{self, App, Limits, Surface};
 
 /// Serves until SIGTERM or SIGINT. Before anything starts, refuses a
 /// published example secret unless `run_mode` is development on loopback.
-pub fn run(config: Config, run_mode: &str, listen: Option<SocketAddr>) -> Result<Status> {
+pub fn run(
+    config: Config,
+    config_dir: &Path,
+    run_mode: &str,
+    listen: Option<SocketAddr>,
+) -> Result<Status> {
     super::config::check_files(&config)?;
     let addr = listen.unwrap_or(config.server.listen);
     let addrs: Vec<SocketAddr> = [addr]
@@ -29,11 +37,24 @@ pub fn run(config: Config, run_mode: &str, listen: Option<SocketAddr>) -> Result
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config, addr))?;
+    let source = ConfigSource {
+        dir: config_dir.to_path_buf(),
+        run_mode: run_mode.to_string(),
+        addrs,
+    };
+    runtime.block_on(serve(config, addr, source))?;
     Ok(Status::Success)
 }
 
-async fn serve(config: Config, addr: SocketAddr) -> Result<()> {
+/// Where the running config came from, to load it again.
+struct ConfigSource {
+    dir: PathBuf,
+    run_mode: String,
+    /// The addresses serve listens on, for the secret check.
+    addrs: Vec<SocketAddr>,
+}
+
+async fn serve(config: Config, addr: SocketAddr, source: ConfigSource) -> Result<()> {
     let tls = config
         .server
         .tls
@@ -76,6 +97,7 @@ async fn serve(config: Config, addr: SocketAddr) -> Result<()> {
     let until_stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stopped| *stopped).await;
     };
+    let watcher = tokio::spawn(watch_config(app.clone(), source, stopped.clone()));
     let ops = ops_listener.map(|l| {
         let limits = Limits {
             max_connections: OPS_MAX_CONNECTIONS,
@@ -96,8 +118,114 @@ async fn serve(config: Config, addr: SocketAddr) -> Result<()> {
         ops.await
             .context("the metrics listener stopped abnormally")??;
     }
+    watcher.abort();
     audit_writer.finish();
     Ok(())
+}
+
+/// How often the config directory is read for changes. Reading three small
+/// files costs nothing; a mounted ConfigMap changes on the kubelet's
+/// schedule (a minute or so) anyway.
+const CONFIG_POLL: Duration = Duration::from_secs(2);
+
+/// Reloads the config on SIGHUP, and when the layer files' contents change.
+/// Contents, not modification times or inotify events: a Kubernetes
+/// ConfigMap volume updates by swapping a `..data` symlink, which changes
+/// neither the watched names nor, often, their times; reading through the
+/// links sees the swap whatever way it was made.
+async fn watch_config(app: Arc<App>, source: ConfigSource, mut stopped: watch::Receiver<bool>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; the config reloads only when its files change");
+            None
+        }
+    };
+    let mut seen = fingerprint(&config::read_layers(&source.dir, &source.run_mode));
+    let mut tick = tokio::time::interval(CONFIG_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let trigger = tokio::select! {
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
+            _ = tick.tick() => "files",
+            _ = stopped.wait_for(|s| *s) => return,
+        };
+        let sources = config::read_layers(&source.dir, &source.run_mode);
+        let now = fingerprint(&sources);
+        // Files unchanged since the last attempt, applied or refused: a
+        // refused config is reported once, not every poll.
+        if trigger == "files" && now == seen {
+            continue;
+        }
+        seen = now;
+        reload(&app, &source, sources, trigger).await;
+    }
+}
+
+/// The layer files' names and texts, or the error reading them.
+fn fingerprint(
+    sources: &Result<Vec<Source>, config::ConfigErrors>,
+) -> Result<Vec<(String, String)>, String> {
+    match sources {
+        Ok(sources) => Ok(sources
+            .iter()
+            .map(|s| (s.file.to_string(), s.text.clone()))
+            .collect()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Loads, validates and applies the config read; refused, it is logged
+/// with every problem (file, key and line) and counted, and the running
+/// config stays.
+async fn reload(
+    app: &App,
+    source: &ConfigSource,
+    sources: Result<Vec<Source>, config::ConfigErrors>,
+    trigger: &'static str,
+) {
+    let dir_label: Arc<str> = Arc::from(source.dir.display().to_string());
+    let env = |k: &str| std::env::var(k).ok();
+    let loaded = sources
+        .and_then(|s| config::load_sources(&s, &dir_label, &env))
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            check_serve_secret(&c.auth, &source.run_mode, &source.addrs)
+                .map(|()| c)
+                .map_err(|e| format!("{e:#}"))
+        });
+    let refused = |reason: String| {
+        app.metrics.reload(false);
+        tracing::error!(
+            trigger,
+            "config reload refused; the running config stays:\n{reason}"
+        );
+    };
+    let config = match loaded {
+        Ok(config) => config,
+        Err(reason) => return refused(reason),
+    };
+    match app.reload(config).await {
+        Err(e) => refused(e.to_string()),
+        Ok(change) => {
+            app.metrics.reload(true);
+            tracing::info!(
+                trigger,
+                added = ?change.added,
+                removed = ?change.removed,
+                auth_changed = change.auth_changed,
+                projects = change.config.projects.len(),
+                "config reloaded"
+            );
+            if !change.restart_needed.is_empty() {
+                tracing::warn!(
+                    settings = ?change.restart_needed,
+                    "these settings changed but apply only after a restart; serve keeps running with their old values"
+                );
+            }
+        }
+    }
 }
 
 /// Connections the metrics listener serves at once: scrapers and probes

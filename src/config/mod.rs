@@ -54,6 +54,16 @@ pub fn load(
     })
 }
 
+/// The layer files for `run_mode` in `dir`, read but not parsed: what
+/// [`load`] reads first, for callers that watch the files for changes
+/// (serve's reload) and then load them with [`load_sources`].
+///
+/// # Errors
+/// As [`load`], for the files themselves.
+pub fn read_layers(dir: &Path, run_mode: &str) -> Result<Vec<Source>, ConfigErrors> {
+    layers::read_sources(dir, run_mode).map_err(ConfigErrors::sorted)
+}
+
 /// The pure part of [`load`]: layer texts (lowest precedence first) to a
 /// validated config. `dir` labels problems that belong to no one file.
 ///

@@ -8,8 +8,11 @@
 //! (the audit records). Health, readiness and metrics are small enough to
 //! stay here.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -30,11 +33,26 @@ pub use super::audit::AuditSink;
 
 pub type Body = Full<Bytes>;
 
+/// What a config reload replaces ([`super::reload`]): the configuration
+/// and what is built from it alone. A request takes the current one once,
+/// at its start, and keeps it to the end, so it runs wholly on the old
+/// config or wholly on the new.
+pub struct Live {
+    pub config: Arc<Config>,
+    /// Shared with the previous [`Live`] when `auth` did not change, so a
+    /// reload neither refetches the JWKS nor forgets verified tokens.
+    pub auth: Arc<Authenticator>,
+}
+
 /// Everything a request may need, shared by all connections. Fields are
-/// visible to the flows in the sibling modules of `serve`.
+/// visible to the flows in the sibling modules of `serve`. What comes from
+/// the parts of the config that cannot change live (`server`, `registry`:
+/// the provider, cache, rate limits) is built once.
 pub struct App {
-    pub(super) config: Config,
-    pub(super) auth: Authenticator,
+    /// Swapped whole by a reload; reading it is lock-free.
+    pub(super) live: ArcSwap<Live>,
+    /// Whether `server.metrics_listen` is set (fixed: a listener).
+    metrics_elsewhere: bool,
     pub(super) provider: RegistryProvider,
     pub(super) cache: CredentialCache,
     pub(super) limiter: RateLimiter,
@@ -82,8 +100,11 @@ impl App {
             provider.kind(),
         );
         Self {
-            config,
-            auth,
+            metrics_elsewhere: config.server.metrics_listen.is_some(),
+            live: ArcSwap::from_pointee(Live {
+                config: Arc::new(config),
+                auth: Arc::new(auth),
+            }),
             provider,
             cache,
             limiter,
@@ -95,8 +116,15 @@ impl App {
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The configuration in effect now.
+    pub fn config(&self) -> Arc<Config> {
+        self.live.load().config.clone()
+    }
+
+    /// The configuration and authenticator in effect now; a request holds
+    /// this one to its end.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
     }
 
     /// Answers one request on the API listener (`server.listen`). Never
@@ -124,7 +152,7 @@ impl App {
         // API listener (often public) tells nothing about traffic; the ops
         // listener answers nothing but health and metrics.
         let metrics_here = match surface {
-            Surface::Api => self.config.server.metrics_listen.is_none(),
+            Surface::Api => !self.metrics_elsewhere,
             Surface::Ops => true,
         };
         let api_here = surface == Surface::Api;
@@ -213,7 +241,7 @@ fn callers_request_id<B>(req: &Request<B>) -> Option<String> {
 impl App {
     async fn readyz(&self) -> Response<Body> {
         let mut problems = Vec::new();
-        if !self.auth.ready() {
+        if !self.live.load().auth.ready() {
             problems.push("no keys to verify tokens with (JWKS not loaded)");
         }
         if !self.provider.ready().await {

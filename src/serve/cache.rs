@@ -130,6 +130,23 @@ impl CredentialCache {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Drops the slots (and cached credentials) of projects `keep` refuses:
+    /// after a config reload, those of removed projects. Returns how many
+    /// credentials were dropped.
+    pub fn retain(&self, keep: impl Fn(&ProjectName) -> bool) -> usize {
+        let mut slots = self.slots();
+        let mut dropped = 0;
+        slots.retain(|project, slot| {
+            let kept = keep(project);
+            if !kept && slot.entry.is_some() {
+                dropped += 1;
+            }
+            kept
+        });
+        self.entries.fetch_sub(dropped, Ordering::Relaxed);
+        dropped
+    }
+
     /// A cached credential with more than the floor left, if there is one.
     fn fresh(&self, slot: &Slot, now: Instant) -> Option<Served> {
         let entry = slot.entry.as_ref()?;
@@ -162,8 +179,9 @@ impl CredentialCache {
         };
         let mut failure = flight.lock().await;
         let now = Instant::now();
-        // Whoever held the lock before us may have just refreshed.
-        if let Some(served) = self.fresh(&self.slots()[project], now) {
+        // Whoever held the lock before us may have just refreshed. (The
+        // slot may be gone: a reload removed the project meanwhile.)
+        if let Some(served) = self.slots().get(project).and_then(|s| self.fresh(s, now)) {
             return Ok(served);
         }
         if let Some(until) = failure.backoff_until.filter(|u| *u > now) {
@@ -185,7 +203,12 @@ impl CredentialCache {
                 // Credentials that do not expire cost nothing to make;
                 // caching them would only pin old settings.
                 let mut slots = self.slots();
-                let slot = slots.get_mut(project).expect("inserted above");
+                // A reload removed the project while this request, which
+                // began under the old config, was issuing: answer it, keep
+                // nothing.
+                let Some(slot) = slots.get_mut(project) else {
+                    return Ok(served);
+                };
                 let had = slot.entry.is_some();
                 slot.entry = entry.deadline.is_some().then_some(entry);
                 match (had, slot.entry.is_some()) {
@@ -394,5 +417,30 @@ mod tests {
             assert_eq!(served.remaining, None);
         }
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn retain_drops_removed_projects_even_while_one_is_issuing() {
+        let cache = cache();
+        let calls = AtomicUsize::new(0);
+        ok(&cache, &calls, "one").await.unwrap();
+        assert_eq!(cache.len(), 1);
+        // A removal lands while an issuance for the same project is under
+        // way: the request is answered, nothing is cached, nothing panics.
+        let served = cache
+            .get(&ProjectName::parse("q").unwrap(), || async {
+                assert_eq!(cache.retain(|p| p.as_str() != "q" && p.as_str() != "p"), 1);
+                Ok(creds(Some(HOUR), "two"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(served.credentials.password.expose(), "two");
+        assert_eq!(cache.len(), 0);
+        ok(&cache, &calls, "three").await.unwrap();
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "p was dropped: issued again"
+        );
     }
 }

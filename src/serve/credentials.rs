@@ -86,7 +86,9 @@ impl App {
         audit.project = Some(project.clone());
         let token = bearer_token(req)?;
         let now = unix_now();
-        let verified = self
+        // One config for the whole request, even if a reload swaps it now.
+        let live = self.live();
+        let verified = live
             .auth
             .authenticate(token, now)
             .await
@@ -96,7 +98,7 @@ impl App {
         self.limiter
             .check(&caller.subject)
             .map_err(ApiError::RateLimited)?;
-        let grant = authorize(&self.config, caller, &project).map_err(ApiError::NotFound)?;
+        let grant = authorize(&live.config, caller, &project).map_err(ApiError::NotFound)?;
         audit.grant = Some(match &grant {
             crate::auth::Grant::Admin(p) => format!("admin via {p}"),
             crate::auth::Grant::Access(p) => format!("access via {p}"),
@@ -106,7 +108,7 @@ impl App {
             // issued per request, never shared through the cache. It carries
             // what the realm needs to apply the access rule again.
             let credentials =
-                tickets.credentials(&project, &caller.narrowed_to(&self.config, &project));
+                tickets.credentials(&project, &caller.narrowed_to(&live.config, &project));
             return Ok((project, Served::issued(credentials)));
         }
         let served = self

@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
 
 /// Upper bounds (seconds) of the provider-call latency histogram.
 const LATENCY_BUCKETS: [f64; 9] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -35,16 +38,21 @@ pub(crate) const OUTCOMES: [&str; 10] = [
     "no_route",
 ];
 
-/// Counters are all fixed at start-up (routes, statuses, the configured
-/// projects, outcomes), so counting is one atomic add: no lock, no
-/// allocation, and no label a caller could invent.
+/// One counter per credential outcome.
+type OutcomeCounters = [AtomicU64; OUTCOMES.len()];
+
+/// Counters are all fixed (routes, statuses, the configured projects,
+/// outcomes), so counting is one atomic add: no lock, no allocation, and no
+/// label a caller could invent. Only a config reload changes the project
+/// set ([`Metrics::set_projects`]).
 pub struct Metrics {
     provider: &'static str,
     /// [route][status index, then `other`].
     requests: [[AtomicU64; STATUSES.len() + 1]; ROUTES.len()],
     /// Per configured project, plus `-` for requests not authorised for
-    /// one of them; one counter per outcome. Read-only after start-up.
-    credentials: HashMap<String, [AtomicU64; OUTCOMES.len()]>,
+    /// one of them; one counter per outcome. Replaced whole on a config
+    /// reload, keeping the counters of projects that stay.
+    credentials: ArcSwap<HashMap<String, Arc<OutcomeCounters>>>,
     provider_calls_ok: AtomicU64,
     provider_calls_failed: AtomicU64,
     /// Counts per bucket of [`LATENCY_BUCKETS`], then +Inf.
@@ -52,15 +60,16 @@ pub struct Metrics {
     latency_sum_micros: AtomicU64,
     pub connections_open: AtomicI64,
     connections_total: AtomicU64,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+    /// 1 while a reloaded config changes settings that apply only after a
+    /// restart.
+    restart_required: AtomicI64,
 }
 
 impl Metrics {
     pub fn new<'a>(projects: impl IntoIterator<Item = &'a str>, provider: &'static str) -> Self {
-        let credentials = projects
-            .into_iter()
-            .chain(["-"])
-            .map(|p| (p.to_string(), Default::default()))
-            .collect();
+        let credentials = ArcSwap::from_pointee(project_counters(projects, &HashMap::new()));
         Self {
             provider,
             requests: Default::default(),
@@ -71,7 +80,33 @@ impl Metrics {
             latency_sum_micros: AtomicU64::new(0),
             connections_open: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+            restart_required: AtomicI64::new(0),
         }
+    }
+
+    /// The configured projects after a reload: counters of projects that
+    /// stay keep counting, new ones start at 0, removed ones go.
+    pub(crate) fn set_projects<'a>(&self, projects: impl IntoIterator<Item = &'a str>) {
+        let old = self.credentials.load();
+        self.credentials
+            .store(Arc::new(project_counters(projects, &old)));
+    }
+
+    /// Counts one reload of the config: applied or refused.
+    pub(crate) fn reload(&self, ok: bool) {
+        let counter = if ok {
+            &self.reloads_ok
+        } else {
+            &self.reloads_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_restart_required(&self, required: bool) {
+        self.restart_required
+            .store(i64::from(required), Ordering::Relaxed);
     }
 
     pub fn request(&self, route: &'static str, status: u16) {
@@ -90,10 +125,8 @@ impl Metrics {
     /// counts as `-`; callers pass `-` themselves until the caller is
     /// authorised for the project.
     pub fn credential(&self, project: &str, outcome: &'static str) {
-        let counters = self
-            .credentials
-            .get(project)
-            .or_else(|| self.credentials.get("-"));
+        let credentials = self.credentials.load();
+        let counters = credentials.get(project).or_else(|| credentials.get("-"));
         if let (Some(counters), Some(i)) = (counters, OUTCOMES.iter().position(|o| *o == outcome)) {
             counters[i].fetch_add(1, Ordering::Relaxed);
         }
@@ -154,10 +187,11 @@ impl Metrics {
             "counter",
             "Credential requests by project, provider and outcome.",
         );
-        let mut projects: Vec<_> = self.credentials.iter().collect();
+        let credentials = self.credentials.load_full();
+        let mut projects: Vec<_> = credentials.iter().collect();
         projects.sort_by(|a, b| a.0.cmp(b.0));
         for (project, counts) in projects {
-            for (outcome, count) in OUTCOMES.iter().zip(counts) {
+            for (outcome, count) in OUTCOMES.iter().zip(counts.iter()) {
                 let n = count.load(Ordering::Relaxed);
                 if n > 0 {
                     let provider = self.provider;
@@ -229,12 +263,43 @@ impl Metrics {
                 "Client connections accepted.",
                 self.connections_total.load(Ordering::Relaxed) as i64,
             ),
+            (
+                "rise_registry_config_restart_required",
+                "gauge",
+                "1 while the config on disk changes settings that apply only after a restart.",
+                self.restart_required.load(Ordering::Relaxed),
+            ),
         ] {
             family(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
         }
+        family(
+            &mut out,
+            "rise_registry_config_reloads_total",
+            "counter",
+            "Config reloads (SIGHUP or a change in the config directory), applied or refused.",
+        );
+        for (result, counter) in [("ok", &self.reloads_ok), ("error", &self.reloads_failed)] {
+            let n = counter.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "rise_registry_config_reloads_total{{result=\"{result}\"}} {n}"
+            );
+        }
         out
     }
+}
+
+/// Counters for `projects` and `-`, taking over those `old` has.
+fn project_counters<'a>(
+    projects: impl IntoIterator<Item = &'a str>,
+    old: &HashMap<String, Arc<OutcomeCounters>>,
+) -> HashMap<String, Arc<OutcomeCounters>> {
+    projects
+        .into_iter()
+        .chain(["-"])
+        .map(|p| (p.to_string(), old.get(p).cloned().unwrap_or_default()))
+        .collect()
 }
 
 /// The `# HELP` and `# TYPE` lines that open a metric family.
@@ -245,6 +310,24 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_project_set_keeps_the_counts_of_projects_that_stay() {
+        let m = Metrics::new(["a", "b"], "ecr");
+        m.credential("a", "issued");
+        m.credential("b", "issued");
+        m.set_projects(["a", "c"]);
+        m.credential("c", "cache_hit");
+        let text = m.render(0);
+        assert!(text.contains("{project=\"a\",provider=\"ecr\",outcome=\"issued\"} 1\n"));
+        assert!(text.contains("{project=\"c\",provider=\"ecr\",outcome=\"cache_hit\"} 1\n"));
+        assert!(!text.contains("project=\"b\""), "{text}");
+        m.credential("b", "not_found");
+        assert!(
+            m.render(0)
+                .contains("{project=\"-\",provider=\"ecr\",outcome=\"not_found\"} 1\n")
+        );
+    }
 
     #[test]
     fn renders_counters_in_prometheus_text() {

@@ -22,6 +22,7 @@ mod handler_tests;
 pub mod metrics;
 pub mod ratelimit;
 mod realm;
+pub mod reload;
 pub mod tls;
 pub mod token;
 

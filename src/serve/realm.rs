@@ -133,7 +133,7 @@ impl App {
         // The access rule again, under the config this replica runs now:
         // removing a project, or someone's access to it, stops new registry
         // tokens at once, not when the ticket expires.
-        if let Err(denial) = authorize(&self.config, &ticket.holder(), &ticket.project) {
+        if let Err(denial) = authorize(&self.config(), &ticket.holder(), &ticket.project) {
             audit.reason = Some(denial.as_str());
             return Err(ApiError::InvalidTicket(
                 match denial {

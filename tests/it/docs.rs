@@ -90,7 +90,7 @@ async fn the_readme_quick_start_answers_as_shown() {
         .map(str::trim)
         .collect();
     let config_dir = Path::new(ROOT).join("config");
-    let serve = Serve::start_with_config_dir(&config_dir, "development", &[]);
+    let serve = Serve::start_in(&config_dir, "development", &[]);
     let token = std::process::Command::new(BIN)
         .arg("--config-dir")
         .arg(&config_dir)

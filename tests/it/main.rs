@@ -7,14 +7,17 @@
 mod support;
 
 mod aws_harness;
+mod chart;
 mod cli;
 mod config;
+mod container;
 mod docs;
 mod hostile;
 mod plan_review;
 mod planner;
 mod policies;
 mod reconcile;
+mod reload;
 mod serve;
 mod serve_ecr;
 mod serve_oci_token;

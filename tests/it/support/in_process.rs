@@ -26,6 +26,8 @@ use tracing::instrument::WithSubscriber;
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The running application, for tests that reload its config.
+    pub app: Arc<App>,
     audit: Arc<Mutex<Vec<String>>>,
     logs: Arc<Mutex<Vec<u8>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -64,13 +66,14 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(
-            serve::run(listener, app, limits, None, async {
+            serve::run(listener, app.clone(), limits, None, async {
                 let _ = stopped.await;
             })
             .with_subscriber(dispatch),
         );
         Self {
             addr,
+            app,
             audit,
             logs,
             shutdown: Some(shutdown),

@@ -22,9 +22,11 @@ macro_rules! snapshot {
     };
 }
 
+pub mod docker;
 pub mod http;
 pub mod in_process;
 pub mod jwt;
+pub mod kube;
 pub mod oci;
 pub mod registry;
 pub mod server;

@@ -27,21 +27,17 @@ impl Serve {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("default.yaml"), config).unwrap();
         let config_dir = dir.path().to_path_buf();
-        Self::start_in(dir, &config_dir, "default", env)
+        Self::spawn(dir, &config_dir, "default", env)
     }
 
-    /// Starts serve on a config directory of the caller's (such as the
-    /// shipped `config/`) in `run_mode`, with `env`.
-    pub fn start_with_config_dir(
-        config_dir: &std::path::Path,
-        run_mode: &str,
-        env: &[(&str, &str)],
-    ) -> Self {
-        Self::start_in(tempfile::tempdir().unwrap(), config_dir, run_mode, env)
+    /// Starts serve on the config directory `config_dir` (which the test
+    /// may change while serve runs) in `run_mode`.
+    pub fn start_in(config_dir: &std::path::Path, run_mode: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn(tempfile::tempdir().unwrap(), config_dir, run_mode, env)
     }
 
-    /// `dir` keeps the captured streams.
-    fn start_in(
+    /// `dir` receives the audit and log files.
+    fn spawn(
         dir: tempfile::TempDir,
         config_dir: &std::path::Path,
         run_mode: &str,
@@ -51,15 +47,18 @@ impl Serve {
         let stdout = std::fs::File::create(dir.path().join("audit.log")).unwrap();
         let stderr = std::fs::File::create(dir.path().join("serve.log")).unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.arg("--config-dir")
-            .arg(config_dir)
-            .args(["--run-mode", run_mode])
-            .args(["serve", "--listen", &addr.to_string()])
-            .env_clear()
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
+        cmd.args([
+            "--config-dir",
+            config_dir.to_str().unwrap(),
+            "--run-mode",
+            run_mode,
+        ])
+        .args(["serve", "--listen", &addr.to_string()])
+        .env_clear()
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -92,6 +91,15 @@ impl Serve {
             );
             std::thread::sleep(Duration::from_millis(25));
         }
+    }
+
+    /// Sends `signal` (`HUP`, `TERM`, ...) to serve.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     pub fn pid(&self) -> u32 {
