@@ -114,6 +114,22 @@ pub enum Command {
         #[command(subcommand)]
         command: OciTokenCommand,
     },
+    /// Check the live setup against the troubleshooting list (reads only)
+    Doctor {
+        /// Only this project (repeat for more); all configured by default
+        #[arg(long = "project", value_name = "NAME")]
+        projects: Vec<String>,
+        /// Print the report as JSON (docs/troubleshooting.md)
+        #[arg(long)]
+        json: bool,
+        /// Also check a running serve at this base URL (/healthz, /readyz);
+        /// for oci-token, its realm is URL/registry/token
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// With --url: ask serve for each project's credentials with this token
+        #[arg(long, value_name = "TOKEN", requires = "url")]
+        token: Option<String>,
+    },
     /// Print the effective configuration, secrets redacted
     Config {
         /// Only validate: print each problem and exit 1, or one OK line

@@ -20,6 +20,8 @@
 //! - [`serve`]: the HTTP server, request flow, cache, rate limit, metrics.
 //! - [`reconcile`]: desired state, canonical policies and the pure planner
 //!   behind `plan`/`apply`.
+//! - [`doctor`]: the troubleshooting checks (a pure model and decisions,
+//!   with the AWS and HTTP calls at one edge).
 
 pub mod auth;
 pub mod aws;
@@ -27,6 +29,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod doctor;
 pub mod naming;
 pub mod policy;
 pub mod reconcile;

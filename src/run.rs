@@ -49,6 +49,7 @@ pub fn main() -> ExitCode {
     match run(cli, &mut env) {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::Changes) => ExitCode::from(2),
+        Ok(Status::Failed) => ExitCode::from(1),
         Err(e) => {
             match log_format {
                 LogFormat::Text => eprintln!("{}", render_error(&e)),
@@ -125,6 +126,22 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
                 auto_approve,
                 json,
                 verbose: verbose > 0,
+            },
+            env,
+        ),
+        Command::Doctor {
+            projects,
+            json,
+            url,
+            token,
+        } => commands::doctor::run(
+            &load(env.vars)?.config,
+            &commands::doctor::DoctorOptions {
+                projects: &projects,
+                json,
+                url: url.as_deref(),
+                token: token.as_deref(),
+                invocation: &invocation,
             },
             env,
         ),

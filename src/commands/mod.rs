@@ -6,6 +6,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 pub mod config;
+pub mod doctor;
 pub mod oci_token;
 pub(crate) mod progress;
 pub mod reconcile;
@@ -18,6 +19,9 @@ pub enum Status {
     Success,
     /// `plan --detailed-exitcode` found changes (exit code 2).
     Changes,
+    /// A check found a problem (`doctor`): exit code 1, with the report
+    /// already printed instead of an error.
+    Failed,
 }
 
 /// What a command may use of the process it runs in. `run::main` passes

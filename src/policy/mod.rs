@@ -6,6 +6,7 @@
 //! validated ECR settings, so nothing here can produce a wildcard resource:
 //! a project name has no `*` or `?`, and the ARN is the exact repository.
 
+pub mod eval;
 pub mod roles;
 
 use serde_json::{Value, json};
@@ -184,60 +185,9 @@ mod tests {
 
     // Scoping: the session policy evaluated the way IAM matches actions and
     // resources (`*` any run of characters, `?` one character, actions
-    // case-insensitive) against the ARNs next to the project's repository.
-
-    /// IAM's wildcard match: `*` any sequence (including empty), `?` exactly one.
-    fn glob(pattern: &str, text: &str) -> bool {
-        let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-        let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-        while ti < t.len() {
-            if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-                pi += 1;
-                ti += 1;
-            } else if pi < p.len() && p[pi] == '*' {
-                star = Some(pi);
-                mark = ti;
-                pi += 1;
-            } else if let Some(s) = star {
-                pi = s + 1;
-                mark += 1;
-                ti = mark;
-            } else {
-                return false;
-            }
-        }
-        p[pi..].iter().all(|c| *c == '*')
-    }
-
-    fn strings(v: &Value) -> Vec<String> {
-        match v {
-            Value::String(s) => vec![s.clone()],
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect(),
-            _ => vec![],
-        }
-    }
-
-    /// Allowed when some Allow statement matches both (there are no Deny
-    /// statements, and nothing outside an Allow is granted).
-    fn allows(policy: &Value, action: &str, resource: &str) -> bool {
-        policy["Statement"].as_array().unwrap().iter().any(|s| {
-            s["Effect"] == "Allow"
-                && strings(&s["Action"])
-                    .iter()
-                    .any(|a| glob(&a.to_lowercase(), &action.to_lowercase()))
-                && strings(&s["Resource"]).iter().any(|r| glob(r, resource))
-        })
-    }
-
-    #[test]
-    fn the_matcher_follows_iam_wildcards() {
-        assert!(glob("arn:*:repository/rise/*", "arn:x:repository/rise/a"));
-        assert!(glob("a?c", "abc") && !glob("a?c", "ac"));
-        assert!(glob("*", "") && !glob("abc", "abcd") && !glob("abcd", "abc"));
-    }
+    // case-insensitive) against the ARNs next to the project's repository,
+    // by the evaluator `doctor` uses too.
+    use super::eval::allows;
 
     #[test]
     fn credentials_reach_exactly_one_repository() {

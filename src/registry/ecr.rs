@@ -109,11 +109,21 @@ impl EcrProvider {
         &self,
         project: &ProjectName,
     ) -> Result<RegistryCredentials, ProviderError> {
-        let repository = self
-            .config
-            .repo_prefix
-            .repository_name(project)
-            .map_err(|e| ProviderError::Invalid(e.message))?;
+        let session = self.assume_push_role(project).await?;
+        let (credentials, _) = self.login(project, session).await?;
+        self.mark_ok();
+        Ok(credentials)
+    }
+
+    /// Step 1: the push role, assumed with `project`'s session policy
+    /// (also how `doctor` tells this step's failure from the next one's).
+    ///
+    /// # Errors
+    /// As [`Self::credentials`], for AssumeRole.
+    pub async fn assume_push_role(
+        &self,
+        project: &ProjectName,
+    ) -> Result<PushSession, ProviderError> {
         let policy =
             session_policy(&self.config, project).map_err(|e| ProviderError::Invalid(e.message))?;
         let push_role = self.config.push_role_arn.as_str();
@@ -135,18 +145,44 @@ impl EcrProvider {
         let session = assumed.credentials.ok_or_else(|| {
             ProviderError::Unavailable("AssumeRole returned no credentials".into())
         })?;
-        let session_expiry = SystemTime::try_from(session.expiration).map_err(|_| {
+        let expiry = SystemTime::try_from(session.expiration).map_err(|_| {
             ProviderError::Unavailable("AssumeRole returned an invalid expiration".into())
         })?;
-        let scoped = aws_sdk_ecr::config::Credentials::new(
+        let credentials = aws_sdk_ecr::config::Credentials::new(
             session.access_key_id,
             session.secret_access_key,
             Some(session.session_token),
-            Some(session_expiry),
+            Some(expiry),
             "rise-push-session",
         );
+        Ok(PushSession {
+            credentials,
+            expiry,
+        })
+    }
+
+    /// Step 2: GetAuthorizationToken with the scoped session: the
+    /// credentials, and the proxy endpoint as ECR gave it (with scheme).
+    ///
+    /// # Errors
+    /// As [`Self::credentials`], for GetAuthorizationToken.
+    pub async fn login(
+        &self,
+        project: &ProjectName,
+        session: PushSession,
+    ) -> Result<(RegistryCredentials, String), ProviderError> {
+        let repository = self
+            .config
+            .repo_prefix
+            .repository_name(project)
+            .map_err(|e| ProviderError::Invalid(e.message))?;
+        let push_role = self.config.push_role_arn.as_str();
+        let session_expiry = session.expiry;
         let ecr = aws_sdk_ecr::Client::from_conf(
-            self.ecr.to_builder().credentials_provider(scoped).build(),
+            self.ecr
+                .to_builder()
+                .credentials_provider(session.credentials)
+                .build(),
         );
         let token = ecr
             .get_authorization_token()
@@ -166,22 +202,30 @@ impl EcrProvider {
                 ProviderError::Unavailable("ECR returned no authorization data".into())
             })?;
         let (username, password) = decode_token(token.authorization_token.as_deref())?;
-        let registry_url = token
+        let endpoint = token
             .proxy_endpoint
-            .as_deref()
-            .map(registry_host)
             .ok_or_else(|| ProviderError::Unavailable("ECR returned no proxy endpoint".into()))?;
+        let registry_url = registry_host(&endpoint);
         let token_expiry = token.expires_at.and_then(|t| SystemTime::try_from(t).ok());
         let expires_at = token_expiry.map_or(session_expiry, |t| t.min(session_expiry));
-        self.mark_ok();
-        Ok(RegistryCredentials {
-            image: format!("{registry_url}/{repository}"),
-            registry_url,
-            username,
-            password: Secret::new(password),
-            expires_at: Some(expires_at),
-        })
+        Ok((
+            RegistryCredentials {
+                image: format!("{registry_url}/{repository}"),
+                registry_url,
+                username,
+                password: Secret::new(password),
+                expires_at: Some(expires_at),
+            },
+            endpoint,
+        ))
     }
+}
+
+/// The push role's session for one project: scoped credentials and when
+/// they expire.
+pub struct PushSession {
+    credentials: aws_sdk_ecr::config::Credentials,
+    expiry: SystemTime,
 }
 
 /// ECR's token is base64 of `user:password`.

@@ -1,0 +1,91 @@
+//! `doctor`: runs the checks for the configured registry type (and a
+//! running serve, with `--url`) and prints them, as text or JSON. Read
+//! only: nothing it calls changes AWS or a registry.
+
+use anyhow::{Result, bail};
+
+use super::{Env, Status};
+use crate::commands::reconcile::Invocation;
+use crate::config::{Config, RegistryConfig};
+use crate::doctor::{Report, live};
+use crate::naming::ProjectName;
+
+/// `doctor`'s flags.
+pub struct DoctorOptions<'a> {
+    /// Only these projects (all configured when empty).
+    pub projects: &'a [String],
+    pub json: bool,
+    pub url: Option<&'a str>,
+    pub token: Option<&'a str>,
+    pub invocation: &'a Invocation,
+}
+
+/// The projects to check: those named, each of which must be configured,
+/// or all.
+fn select(config: &Config, names: &[String]) -> Result<Vec<ProjectName>> {
+    if names.is_empty() {
+        return Ok(config.projects.iter().map(|p| p.name.clone()).collect());
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let known = ProjectName::parse(name)
+            .ok()
+            .filter(|p| config.project(p).is_some());
+        match known {
+            Some(p) => out.push(p),
+            None => {
+                let list: Vec<&str> = config.projects.iter().map(|p| p.name.as_str()).collect();
+                bail!(
+                    "--project {name}: no such project in the configuration\n  hint: configured projects: {}",
+                    if list.is_empty() {
+                        "none".to_string()
+                    } else {
+                        list.join(", ")
+                    }
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the checks and prints the report; [`Status::Failed`] when any
+/// check failed or was skipped.
+///
+/// # Errors
+/// An unknown `--project`, or a failed write.
+pub fn run(config: &Config, options: &DoctorOptions<'_>, env: &mut Env<'_>) -> Result<Status> {
+    let projects = select(config, options.projects)?;
+    let live_options = live::Options {
+        projects: &projects,
+        url: options.url,
+        token: options.token,
+        invocation: options.invocation,
+        vars: env.vars,
+    };
+    let report = super::reconcile::runtime()?.block_on(async {
+        let mut checks = match &config.registry {
+            RegistryConfig::Ecr(ecr) => live::ecr(config, ecr, &live_options).await,
+            RegistryConfig::OciToken(oci) => live::oci_token(config, oci, &live_options).await,
+            RegistryConfig::OciClientAuth(oci) => live::oci_client_auth(oci, &live_options).await,
+        };
+        if let Some(url) = options.url {
+            checks.extend(live::serve(url, &live_options).await);
+        }
+        Report::new(config.registry.type_name(), checks)
+    });
+    if options.json {
+        writeln!(
+            env.stdout,
+            "{}",
+            serde_json::to_string_pretty(&report.to_json())?
+        )?;
+    } else {
+        write!(env.stdout, "{}", report.to_text(env.colour))?;
+    }
+    Ok(if report.ok() {
+        Status::Success
+    } else {
+        Status::Failed
+    })
+}

@@ -1,0 +1,1008 @@
+//! The I/O edge of `doctor`: AWS calls, HTTP requests to registries and to
+//! a running serve, the Docker config file and its credential helpers. It
+//! gathers values and hands them to the pure checks ([`super::ecr`],
+//! [`super::certs`], [`super::docker_config`]), and turns what it could not
+//! reach into failed checks with the setting that chooses it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::{HeaderMap, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use super::{Check, Checks, certs, docker_config, ecr as ecr_checks};
+use crate::auth::Caller;
+use crate::commands::reconcile::Invocation;
+use crate::config::{Config, EcrConfig, OciClientAuthConfig, OciTokenConfig};
+use crate::naming::ProjectName;
+use crate::registry::ecr::EcrProvider;
+use crate::registry::oci_token::OciTokenProvider;
+
+/// One HTTP request may take this long, connection included.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bodies are read up to this size (error documents, JSON replies).
+const MAX_BODY: usize = 64 * 1024;
+
+/// What the run was asked to do beyond the registry checks.
+pub struct Options<'a> {
+    pub projects: &'a [ProjectName],
+    /// A running serve to check (`--url`), and a token to ask it for
+    /// credentials with (`--token`).
+    pub url: Option<&'a str>,
+    pub token: Option<&'a str>,
+    pub invocation: &'a Invocation,
+    /// The environment, for the Docker config and its helpers.
+    pub vars: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// An HTTP answer.
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+fn client() -> Result<HttpsClient, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(provider)
+        .map_err(|e| format!("loading the system's root certificates: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
+
+/// `GET url` with `headers`; the error as one line.
+async fn get(url: &str, headers: &[(&str, String)]) -> Result<Reply, String> {
+    let client = client()?;
+    let mut request = hyper::Request::get(url);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let request = request
+        .body(Empty::new())
+        .map_err(|e| format!("{url}: {e}"))?;
+    let response = tokio::time::timeout(HTTP_TIMEOUT, client.request(request))
+        .await
+        .map_err(|_| format!("{url}: no answer within {}s", HTTP_TIMEOUT.as_secs()))?
+        .map_err(|e| format!("{url}: {}", crate::aws::error_text(&e)))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = tokio::time::timeout(
+        HTTP_TIMEOUT,
+        Limited::new(response.into_body(), MAX_BODY).collect(),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+    .unwrap_or_default();
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// `GET {registry}{path}`: a registry named by host alone is asked over
+/// HTTPS first and over plain HTTP when that fails, as the Docker CLI does
+/// for a local registry. The base URL that answered comes back too.
+async fn get_registry(
+    registry: &str,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Result<(String, Reply), String> {
+    if registry.starts_with("http://") || registry.starts_with("https://") {
+        let base = registry.trim_end_matches('/').to_string();
+        return get(&format!("{base}{path}"), headers)
+            .await
+            .map(|r| (base, r));
+    }
+    let https = format!("https://{registry}");
+    match get(&format!("{https}{path}"), headers).await {
+        Ok(reply) => Ok((https, reply)),
+        Err(_) => {
+            let http = format!("http://{registry}");
+            get(&format!("{http}{path}"), headers)
+                .await
+                .map(|r| (http, r))
+        }
+    }
+}
+
+fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
+    reply.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `Bearer realm="…",service="…",scope="…"` → the value of `key`.
+pub(crate) fn challenge_param(challenge: &str, key: &str) -> Option<String> {
+    let rest = challenge.trim().strip_prefix("Bearer ")?;
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if name.is_empty() {
+            return None;
+        }
+        let value: String = if chars.peek() == Some(&'"') {
+            chars.next();
+            let mut v = String::new();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => v.extend(chars.next()),
+                    '"' => break,
+                    c => v.push(c),
+                }
+            }
+            v
+        } else {
+            chars.by_ref().take_while(|c| *c != ',').collect()
+        };
+        if name.trim().eq_ignore_ascii_case(key) {
+            return Some(value);
+        }
+    }
+}
+
+/// "Connection refused" and its kind: the registry's own section of the
+/// operator guide.
+fn registry_down_hint(key: &str) -> String {
+    format!(
+        "start the registry and check {key}; with the compose setup: `docker compose ps registry`, `docker compose logs registry`, `docker compose restart registry`"
+    )
+}
+
+// ---------------------------------------------------------------- ecr ---
+
+/// The `ecr` checks, in the order an AWS session flows: who runs this, the
+/// controller, what AWS holds, then per project the push role, the login
+/// and the registry endpoint.
+pub async fn ecr(config: &Config, ecr: &EcrConfig, options: &Options<'_>) -> Vec<Check> {
+    let inv = options.invocation;
+    let mut checks = Checks::default();
+    let sdk = crate::aws::sdk_config(ecr, crate::aws::Caller::Serve).await;
+    let sts = aws_sdk_sts::Client::new(&sdk);
+
+    // Who am I.
+    let caller = match sts.get_caller_identity().send().await {
+        Ok(out) => {
+            let arn = out.arn.unwrap_or_default();
+            checks.push(Check::pass(
+                "ecr.caller_identity",
+                "AWS answers and names the caller",
+                arn.clone(),
+            ));
+            Some(arn)
+        }
+        Err(e) => {
+            let unreachable = matches!(
+                e,
+                aws_smithy_runtime_api::client::result::SdkError::DispatchFailure(_)
+                    | aws_smithy_runtime_api::client::result::SdkError::TimeoutError(_)
+            );
+            let hint = if unreachable {
+                "AWS could not be reached: check registry.region, registry.endpoint_url and AWS_ENDPOINT_URL"
+            } else {
+                "no usable AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run doctor where serve runs (IRSA)"
+            };
+            checks.push(Check::fail(
+                "ecr.caller_identity",
+                "AWS answers and names the caller",
+                format!("GetCallerIdentity: {}", crate::aws::sdk_error_text(&e)),
+                hint,
+            ));
+            None
+        }
+    };
+    let no_aws = "AWS did not answer GetCallerIdentity";
+
+    // The controller: this identity, or one it can become.
+    let controller_title = "the controller role is the caller or can be assumed";
+    let controller_sdk = match &caller {
+        None => {
+            checks.push(Check::skipped(
+                "ecr.controller_role",
+                controller_title,
+                no_aws,
+            ));
+            None
+        }
+        Some(arn) if ecr_checks::caller_is_controller(arn, ecr) => {
+            checks.push(Check::pass(
+                "ecr.controller_role",
+                controller_title,
+                format!("the caller is {}", ecr.role_arn),
+            ));
+            Some(sdk.clone())
+        }
+        Some(arn) => match sts
+            .assume_role()
+            .role_arn(ecr.role_arn.as_str())
+            .role_session_name("rise-doctor")
+            .duration_seconds(900)
+            .send()
+            .await
+        {
+            Ok(out) => match out.credentials {
+                Some(c) => {
+                    checks.push(Check::pass(
+                        "ecr.controller_role",
+                        controller_title,
+                        format!("{arn} assumed {}", ecr.role_arn),
+                    ));
+                    let creds = aws_sdk_sts::config::Credentials::new(
+                        c.access_key_id,
+                        c.secret_access_key,
+                        Some(c.session_token),
+                        None,
+                        "rise-doctor-controller",
+                    );
+                    Some(
+                        sdk.to_builder()
+                            .credentials_provider(
+                                aws_sdk_sts::config::SharedCredentialsProvider::new(creds),
+                            )
+                            .build(),
+                    )
+                }
+                None => {
+                    checks.push(Check::fail(
+                        "ecr.controller_role",
+                        controller_title,
+                        "AssumeRole returned no credentials",
+                        "try again; AWS answered without credentials",
+                    ));
+                    None
+                }
+            },
+            Err(e) => {
+                checks.push(Check::fail(
+                    "ecr.controller_role",
+                    controller_title,
+                    format!("{arn} cannot assume {}: {}", ecr.role_arn, crate::aws::sdk_error_text(&e)),
+                    "run doctor as the controller role, where serve runs (on Kubernetes: `kubectl exec deploy/rise-registry -- rise-registry doctor`), or with credentials that registry.role_arn's trust policy accepts (registry.trusted_principals)",
+                ));
+                None
+            }
+        },
+    };
+
+    // What AWS holds: both roles and the repositories under the prefix.
+    let read_title = "the roles and repositories can be read";
+    let observed = if caller.is_none() {
+        checks.push(Check::skipped("ecr.read_state", read_title, no_aws));
+        None
+    } else {
+        let aws = crate::reconcile::aws::Aws::new(ecr).await;
+        match aws.observe(&|_, _| {}).await {
+            Ok(state) => {
+                checks.push(Check::pass(
+                    "ecr.read_state",
+                    read_title,
+                    format!(
+                        "{} repositories under `{}`",
+                        state.repositories.len(),
+                        ecr.repo_prefix
+                    ),
+                ));
+                Some(state)
+            }
+            Err(e) => {
+                let text = e.to_string();
+                let (detail, hint) = text.split_once("\n  hint: ").unwrap_or((
+                    &text,
+                    "doctor reads both roles (iam:GetRole, iam:ListRolePolicies, iam:GetRolePolicy) and the repositories (ecr:DescribeRepositories, ecr:ListTagsForResource, ecr:GetLifecyclePolicy): run it with credentials that may",
+                ));
+                checks.push(Check::fail("ecr.read_state", read_title, detail, hint));
+                None
+            }
+        }
+    };
+    let all_names = match &observed {
+        Some(_) => repository_names(&sdk).await,
+        None => Vec::new(),
+    };
+    let not_read = "the roles and repositories could not be read";
+
+    let roles_title = "the roles in AWS match the configuration";
+    match (
+        &observed,
+        crate::reconcile::desired::desired_state(ecr, &config.projects),
+    ) {
+        (Some(state), Ok(desired)) => {
+            let plan = crate::reconcile::plan::plan(&desired, state);
+            checks.push(ecr_checks::roles_summary(&plan, inv));
+        }
+        (Some(_), Err(e)) => {
+            checks.push(Check::fail(
+                "ecr.roles_match",
+                roles_title,
+                e.to_string(),
+                "this build cannot render the role documents; report it",
+            ));
+        }
+        (None, _) => {
+            checks.push(Check::skipped("ecr.roles_match", roles_title, not_read));
+        }
+    }
+
+    if options.projects.is_empty() {
+        checks.push(Check::warn(
+            "ecr.projects",
+            "projects are configured",
+            "no project to check",
+            "add projects under `projects:` in the config (docs/configuration.md)",
+        ));
+    }
+    let provider = controller_sdk
+        .as_ref()
+        .map(|s| EcrProvider::from_sdk_config(ecr, s));
+    for project in options.projects {
+        let name = project.as_str();
+        let mut project_checks = Vec::new();
+        match &observed {
+            Some(state) => {
+                project_checks.extend(ecr_checks::repository(ecr, project, state, &all_names, inv));
+                project_checks.push(ecr_checks::push_permissions(ecr, project, state, inv));
+            }
+            None => {
+                for (id, title) in [
+                    ("ecr.repository", "the repository exists"),
+                    ("ecr.repository_tags", "it carries the managed tags"),
+                    ("ecr.repository_not_orphaned", "it is not orphaned"),
+                    (
+                        "ecr.push_role_permissions",
+                        "the push role allows push and pull on the repository",
+                    ),
+                ] {
+                    project_checks.push(Check::skipped(id, title, not_read));
+                }
+            }
+        }
+        let config_projects: Vec<ProjectName> =
+            config.projects.iter().map(|p| p.name.clone()).collect();
+        project_checks.push(ecr_checks::session_scope(ecr, project, &config_projects));
+        project_checks.extend(
+            push_session(
+                ecr,
+                project,
+                provider.as_ref(),
+                observed.as_ref(),
+                caller.is_some(),
+                inv,
+            )
+            .await,
+        );
+        checks.extend(project_checks.into_iter().map(|c| c.for_project(name)));
+    }
+    checks.into_vec()
+}
+
+/// The push role assumed with the project's session policy, the ECR login
+/// with those credentials, and the registry's `/v2/` with that login: what
+/// serve does for a credentials request.
+async fn push_session(
+    ecr: &EcrConfig,
+    project: &ProjectName,
+    provider: Option<&EcrProvider>,
+    observed: Option<&crate::reconcile::plan::ObservedState>,
+    aws_answered: bool,
+    inv: &Invocation,
+) -> Vec<Check> {
+    let assume_title = "the controller assumes the push role with the session policy";
+    let login_title = "ECR issues a login to the scoped session";
+    let v2_title = "the registry endpoint accepts the login at /v2/";
+    let Some(provider) = provider else {
+        let reason = if aws_answered {
+            "the controller role could not be assumed"
+        } else {
+            "AWS did not answer GetCallerIdentity"
+        };
+        return vec![
+            Check::skipped("ecr.push_role", assume_title, reason),
+            Check::skipped("ecr.registry_login", login_title, reason),
+            Check::skipped("ecr.registry_v2", v2_title, reason),
+        ];
+    };
+    let session = match provider.assume_push_role(project).await {
+        Ok(s) => s,
+        Err(e) => {
+            let reason = "the push role could not be assumed";
+            return vec![
+                Check::fail(
+                    "ecr.push_role",
+                    assume_title,
+                    e.to_string(),
+                    ecr_checks::push_role_refusal_hint(ecr, observed, inv),
+                ),
+                Check::skipped("ecr.registry_login", login_title, reason),
+                Check::skipped("ecr.registry_v2", v2_title, reason),
+            ];
+        }
+    };
+    let mut checks = vec![Check::pass(
+        "ecr.push_role",
+        assume_title,
+        format!(
+            "{} assumed as {}",
+            ecr.push_role_arn,
+            crate::policy::role_session_name(project)
+        ),
+    )];
+    let (credentials, endpoint) = match provider.login(project, session).await {
+        Ok(l) => l,
+        Err(e) => {
+            checks.push(Check::fail(
+                "ecr.registry_login",
+                login_title,
+                e.to_string(),
+                format!("the push role's policy must allow ecr:GetAuthorizationToken on `*`: `{}` restores it", inv.command("apply")),
+            ));
+            checks.push(Check::skipped(
+                "ecr.registry_v2",
+                v2_title,
+                "ECR issued no login",
+            ));
+            return checks;
+        }
+    };
+    checks.push(Check::pass(
+        "ecr.registry_login",
+        login_title,
+        format!("a login for {}", credentials.registry_url),
+    ));
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            credentials.username,
+            credentials.password.expose()
+        ))
+    };
+    let v2 = get_registry(
+        &endpoint,
+        "/v2/",
+        &[("authorization", format!("Basic {basic}"))],
+    )
+    .await;
+    checks.push(match v2 {
+        Ok((_, reply)) if reply.status == StatusCode::OK => Check::pass("ecr.registry_v2", v2_title, format!("{endpoint}/v2/ answered 200")),
+        Ok((_, reply)) => Check::fail(
+            "ecr.registry_v2",
+            v2_title,
+            format!("{endpoint}/v2/ answered {}", reply.status),
+            "the login was refused: check that registry.region and registry.account_id name the registry the repositories live in",
+        ),
+        Err(e) => Check::fail("ecr.registry_v2", v2_title, e, "the registry endpoint could not be reached from here: check registry.endpoint_url, DNS and any proxy"),
+    });
+    checks
+}
+
+/// Every repository name in the registry, any prefix (to spot a prefix
+/// mismatch); empty when they cannot be listed.
+async fn repository_names(sdk: &aws_config::SdkConfig) -> Vec<String> {
+    let ecr = aws_sdk_ecr::Client::new(sdk);
+    let mut names = Vec::new();
+    let mut pages = ecr.describe_repositories().into_paginator().send();
+    while let Some(Ok(page)) = pages.next().await {
+        names.extend(
+            page.repositories
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|r| r.repository_name),
+        );
+    }
+    names
+}
+
+// ---------------------------------------------------------- oci-token ---
+
+/// The `oci-token` checks: key and chain, the registry's challenge, and a
+/// token for each project accepted for its repository and refused for
+/// another.
+pub async fn oci_token(config: &Config, oci: &OciTokenConfig, options: &Options<'_>) -> Vec<Check> {
+    let mut checks = Checks::default();
+    let key_key = &oci.signing_key_file.key;
+    let chain_key = &oci.certificate_chain_file.key;
+    let key_key = if key_key.is_empty() {
+        "registry.signing_key_file"
+    } else {
+        key_key
+    };
+    let chain_key = if chain_key.is_empty() {
+        "registry.certificate_chain_file"
+    } else {
+        chain_key
+    };
+    let files = (
+        oci.signing_key_file.read(),
+        oci.certificate_chain_file.read(),
+    );
+    let key_title = "the signing key matches the chain's leaf";
+    let date_title = "the certificate chain is in date";
+    let mut usable: Option<(Vec<u8>, Vec<u8>)> = None;
+    let mut in_date = false;
+    match files {
+        (Ok(key_pem), Ok(chain_pem)) => {
+            let (check, key) = certs::key_matches_chain(&key_pem, &chain_pem, key_key, chain_key);
+            checks.push(check);
+            let ders: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&chain_pem)
+                .filter_map(Result::ok)
+                .map(|c| c.as_ref().to_vec())
+                .collect();
+            let date = certs::chain_in_date(&ders, crate::clock::unix_now(), chain_key);
+            in_date = checks.push(date);
+            if key.is_some() {
+                usable = Some((key_pem, chain_pem));
+            }
+        }
+        (k, c) => {
+            let problems: Vec<String> = [k.err(), c.err()]
+                .into_iter()
+                .flatten()
+                .map(|e| e.to_string())
+                .collect();
+            checks.push(Check::fail(
+                "oci_token.key_matches_chain",
+                key_title,
+                problems.join("; "),
+                format!("{key_key} and {chain_key} must name readable files (`rise-registry oci-token dev-ca --out DIR` writes a development pair)"),
+            ));
+            checks.push(Check::skipped(
+                "oci_token.chain_in_date",
+                date_title,
+                "the chain could not be read",
+            ));
+        }
+    }
+
+    // The registry's challenge.
+    let registry = oci.registry_url.as_str();
+    let answers_title = "the registry answers /v2/ and asks for a token";
+    let realm_title = "the registry's realm and service are rise-registry's";
+    let expected_realm = match options.url {
+        Some(url) => format!("{}/registry/token", url.trim_end_matches('/')),
+        None => crate::commands::oci_token::default_realm(config),
+    };
+    let registry_base = match get_registry(registry, "/v2/", &[]).await {
+        Err(e) => {
+            checks.push(Check::fail(
+                "oci_token.registry_answers",
+                answers_title,
+                e,
+                registry_down_hint("registry.registry_url"),
+            ));
+            checks.push(Check::skipped(
+                "oci_token.realm",
+                realm_title,
+                "the registry did not answer",
+            ));
+            None
+        }
+        Ok((base, reply)) => {
+            let challenge = header(&reply, "www-authenticate").unwrap_or("").to_string();
+            let realm_hint = format!(
+                "the registry's config.yml must have auth.token with realm {expected_realm} and service {}: `{}` prints the block; restart the registry after changing it",
+                oci.service,
+                options.invocation.command(&format!(
+                    "oci-token registry-config --realm {expected_realm}"
+                ))
+            );
+            if reply.status != StatusCode::UNAUTHORIZED || !challenge.starts_with("Bearer ") {
+                checks.push(Check::fail(
+                    "oci_token.registry_answers",
+                    answers_title,
+                    format!(
+                        "{base}/v2/ answered {} without a Bearer challenge ({:?})",
+                        reply.status, challenge
+                    ),
+                    realm_hint,
+                ));
+                checks.push(Check::skipped(
+                    "oci_token.realm",
+                    realm_title,
+                    "the registry asks for no token",
+                ));
+            } else {
+                checks.push(Check::pass(
+                    "oci_token.registry_answers",
+                    answers_title,
+                    format!("{base}/v2/ answered 401 with a Bearer challenge"),
+                ));
+                let realm = challenge_param(&challenge, "realm").unwrap_or_default();
+                let service = challenge_param(&challenge, "service").unwrap_or_default();
+                let mut wrong = Vec::new();
+                if realm != expected_realm {
+                    wrong.push(format!(
+                        "realm is {realm}, rise-registry's is {expected_realm}"
+                    ));
+                }
+                if service != oci.service {
+                    wrong.push(format!(
+                        "service is `{service}`, registry.service is `{}`",
+                        oci.service
+                    ));
+                }
+                checks.push(if wrong.is_empty() {
+                    Check::pass(
+                        "oci_token.realm",
+                        realm_title,
+                        format!("realm {realm}, service {service}"),
+                    )
+                } else {
+                    Check::fail("oci_token.realm", realm_title, wrong.join("; "), realm_hint)
+                });
+            }
+            Some(base)
+        }
+    };
+
+    let accept_title = "the registry accepts a token for the project's repository";
+    let refuse_title = "the registry refuses that token for another repository";
+    let blocked = if usable.is_none() {
+        Some("no usable signing key")
+    } else if !in_date {
+        Some("the certificate chain is not in date")
+    } else if registry_base.is_none() {
+        Some("the registry did not answer")
+    } else {
+        None
+    };
+    let provider = usable.and_then(|(k, c)| OciTokenProvider::from_pem(oci.clone(), &k, &c).ok());
+    for project in options.projects {
+        let name = project.as_str();
+        let (Some(provider), Some(base), None) = (&provider, &registry_base, blocked) else {
+            let reason = blocked.unwrap_or("no usable signing key");
+            checks.push(
+                Check::skipped("oci_token.token_accepted", accept_title, reason).for_project(name),
+            );
+            checks.push(
+                Check::skipped("oci_token.token_refused_elsewhere", refuse_title, reason)
+                    .for_project(name),
+            );
+            continue;
+        };
+        let now = crate::clock::unix_now();
+        let repository = provider.repository(project);
+        let ticket_text = provider.issue_ticket(project, &Caller::from_subject("rise-doctor"), now);
+        let Ok(ticket) = provider.verify_ticket(ticket_text.password.expose(), now) else {
+            checks.push(
+                Check::fail(
+                    "oci_token.token_accepted",
+                    accept_title,
+                    "a ticket just issued does not verify",
+                    "report it: this build's tickets are broken",
+                )
+                .for_project(name),
+            );
+            continue;
+        };
+        let scope = format!("repository:{repository}:pull");
+        let token = provider.registry_token(&ticket, [scope.as_str()], now);
+        let bearer = [("authorization", format!("Bearer {}", token.token))];
+        let own = get(&format!("{base}/v2/{repository}/tags/list"), &bearer).await;
+        let accepted = matches!(&own, Ok(r) if r.status == StatusCode::OK || r.status == StatusCode::NOT_FOUND);
+        checks.push(match &own {
+            Ok(_) if accepted => Check::pass("oci_token.token_accepted", accept_title, format!("{repository}: {}", own.as_ref().map(|r| r.status.to_string()).unwrap_or_default())),
+            Ok(r) => Check::fail(
+                "oci_token.token_accepted",
+                accept_title,
+                format!("{repository}: the registry answered {} to a token signed with {key_key}", r.status),
+                format!(
+                    "the registry's auth.token.rootcertbundle must hold the root of {chain_key} (`{}` writes it) and its auth.token.issuer must be `{}`; restart the registry after changing them; its log (log.level: info) says which check failed",
+                    options.invocation.command("oci-token registry-config --bundle-out FILE"),
+                    oci.issuer
+                ),
+            ),
+            Err(e) => Check::fail("oci_token.token_accepted", accept_title, e.clone(), registry_down_hint("registry.registry_url")),
+        }.for_project(name));
+        if !accepted {
+            checks.push(
+                Check::skipped(
+                    "oci_token.token_refused_elsewhere",
+                    refuse_title,
+                    "the token was not accepted for its own repository",
+                )
+                .for_project(name),
+            );
+            continue;
+        }
+        let other = format!("{repository}-rise-doctor-probe");
+        let elsewhere = get(&format!("{base}/v2/{other}/tags/list"), &bearer).await;
+        checks.push(match elsewhere {
+            Ok(r) if r.status == StatusCode::UNAUTHORIZED || r.status == StatusCode::FORBIDDEN => Check::pass("oci_token.token_refused_elsewhere", refuse_title, format!("{other}: {}", r.status)),
+            Ok(r) => Check::fail(
+                "oci_token.token_refused_elsewhere",
+                refuse_title,
+                format!("{other}: the registry answered {} to a token for {repository}", r.status),
+                "the registry does not check the token's access claim: configure token authentication (auth.token in its config.yml) and nothing else in front of it",
+            ),
+            Err(e) => Check::fail("oci_token.token_refused_elsewhere", refuse_title, e, registry_down_hint("registry.registry_url")),
+        }.for_project(name));
+    }
+    checks.into_vec()
+}
+
+// ---------------------------------------------------- oci-client-auth ---
+
+/// The `oci-client-auth` checks: the registry answers `/v2/`, and the
+/// Docker config here holds credentials for it when it asks for them.
+pub async fn oci_client_auth(oci: &OciClientAuthConfig, options: &Options<'_>) -> Vec<Check> {
+    let mut checks = Checks::default();
+    let host = oci.registry_url.as_str();
+    let title = "the registry answers /v2/";
+    let asks = match get_registry(host, "/v2/", &[]).await {
+        Err(e) => {
+            checks.push(Check::fail(
+                "oci_client_auth.registry_answers",
+                title,
+                e,
+                registry_down_hint("registry.registry_url"),
+            ));
+            None
+        }
+        Ok((base, reply)) if reply.status == StatusCode::OK => {
+            checks.push(Check::pass(
+                "oci_client_auth.registry_answers",
+                title,
+                format!("{base}/v2/ answered 200: it asks for no credentials"),
+            ));
+            Some(false)
+        }
+        Ok((base, reply)) if reply.status == StatusCode::UNAUTHORIZED => {
+            let challenge = header(&reply, "www-authenticate").unwrap_or("no challenge");
+            checks.push(Check::pass(
+                "oci_client_auth.registry_answers",
+                title,
+                format!("{base}/v2/ answered 401: it asks for credentials ({challenge})"),
+            ));
+            Some(true)
+        }
+        Ok((base, reply)) => {
+            checks.push(Check::fail(
+                "oci_client_auth.registry_answers",
+                title,
+                format!(
+                    "{base}/v2/ answered {}, not the Docker registry API",
+                    reply.status
+                ),
+                "registry.registry_url must name a Docker registry (host and port only)",
+            ));
+            None
+        }
+    };
+    checks.push(docker_credentials(host, asks, options.vars).await);
+    checks.into_vec()
+}
+
+async fn docker_credentials(
+    host: &str,
+    asks: Option<bool>,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Check {
+    const ID: &str = "oci_client_auth.docker_credentials";
+    let title = format!("the Docker config holds credentials for {host}");
+    let login = format!("`docker login {host}`");
+    let absent = |detail: String| match asks {
+        Some(false) => Check::pass(
+            ID,
+            title.clone(),
+            format!("{detail}; none needed: the registry asks for none"),
+        ),
+        Some(true) => Check::fail(ID, title.clone(), detail, login.clone()),
+        None => Check::warn(
+            ID,
+            title.clone(),
+            format!("{detail}; needed if the registry asks for credentials"),
+            login.clone(),
+        ),
+    };
+    let Some(path) = docker_config::config_path(vars) else {
+        return absent("neither DOCKER_CONFIG nor HOME is set".into());
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => return absent(format!("{}: {e}", path.display())),
+    };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Check::fail(
+            ID,
+            title,
+            format!("{} is not JSON", path.display()),
+            format!("fix or remove {}, then {login}", path.display()),
+        );
+    };
+    match docker_config::credentials_for(&json, host) {
+        docker_config::Source::Auths(key) => {
+            Check::pass(ID, title, format!("{}: auths[{key:?}]", path.display()))
+        }
+        docker_config::Source::Nothing => {
+            absent(format!("{} has no entry for {host}", path.display()))
+        }
+        docker_config::Source::Helper { name, key } => {
+            let helper = format!("docker-credential-{name}");
+            match run_helper(&helper, host, vars).await {
+                Ok(true) => Check::pass(
+                    ID,
+                    title,
+                    format!(
+                        "{}: {key} names {helper}, which holds credentials for {host}",
+                        path.display()
+                    ),
+                ),
+                Ok(false) => absent(format!(
+                    "{}: {key} names {helper}, which holds no credentials for {host}",
+                    path.display()
+                )),
+                Err(e) => Check::fail(
+                    ID,
+                    title,
+                    format!("{}: {key} names {helper}: {e}", path.display()),
+                    format!(
+                        "install {helper} on PATH, or change `{key}` in {}",
+                        path.display()
+                    ),
+                ),
+            }
+        }
+    }
+}
+
+/// Asks a credential helper for `host` (`get`, the host on stdin), as the
+/// Docker CLI does: whether it has credentials (the secret is not kept).
+async fn run_helper(
+    helper: &str,
+    host: &str,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<bool, String> {
+    let path = vars("PATH").unwrap_or_default();
+    let program = std::env::split_paths(&path)
+        .map(|dir| dir.join(helper))
+        .find(|p| p.is_file())
+        .ok_or_else(|| "not found on PATH".to_string())?;
+    let mut child = tokio::process::Command::new(&program)
+        .arg("get")
+        .env_clear()
+        .env("PATH", &path)
+        .envs(vars("HOME").map(|h| ("HOME", h)))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot be run: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use tokio::io::AsyncWriteExt;
+        let _ = stdin.write_all(host.as_bytes()).await;
+    }
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .map_err(|_| "did not answer within 10s".to_string())?
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Ok(false);
+    }
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    Ok(json["Secret"].as_str().is_some_and(|s| !s.is_empty()))
+}
+
+// -------------------------------------------------------------- serve ---
+
+/// A running serve at `url`: alive, ready, and (with a token) issuing
+/// credentials for each project.
+pub async fn serve(url: &str, options: &Options<'_>) -> Vec<Check> {
+    let base = url.trim_end_matches('/');
+    let mut checks = Checks::default();
+    let health_title = "serve answers /healthz";
+    let ready_title = "serve is ready (/readyz)";
+    let alive = match get(&format!("{base}/healthz"), &[]).await {
+        Ok(r) if r.status == StatusCode::OK => checks.push(Check::pass(
+            "serve.healthz",
+            health_title,
+            format!("{base}/healthz answered 200"),
+        )),
+        Ok(r) => checks.push(Check::fail(
+            "serve.healthz",
+            health_title,
+            format!("{base}/healthz answered {}", r.status),
+            "--url must be serve's base URL (server.listen, or server.metrics_listen)",
+        )),
+        Err(e) => checks.push(Check::fail(
+            "serve.healthz",
+            health_title,
+            e,
+            format!(
+                "start serve (`{}`) or correct --url",
+                options.invocation.command("serve")
+            ),
+        )),
+    };
+    if !alive {
+        checks.push(Check::skipped(
+            "serve.readyz",
+            ready_title,
+            "serve did not answer /healthz",
+        ));
+    } else {
+        checks.push(match get(&format!("{base}/readyz"), &[]).await {
+            Ok(r) if r.status == StatusCode::OK => Check::pass("serve.readyz", ready_title, "200"),
+            Ok(r) => Check::fail("serve.readyz", ready_title, format!("{} {}", r.status, r.body.trim()), "serve cannot reach its registry provider: its log says why; doctor without --url checks the registry side"),
+            Err(e) => Check::fail("serve.readyz", ready_title, e, "serve stopped answering: check its log"),
+        });
+    }
+    let Some(token) = options.token else {
+        return checks.into_vec();
+    };
+    let title = "serve issues credentials for the project";
+    for project in options.projects {
+        let name = project.as_str();
+        if !alive {
+            checks.push(
+                Check::skipped("serve.credentials", title, "serve did not answer /healthz")
+                    .for_project(name),
+            );
+            continue;
+        }
+        let url = format!("{base}/registry/credentials?project={project}");
+        let reply = get(&url, &[("authorization", format!("Bearer {token}"))]).await;
+        checks.push(match reply {
+            Ok(r) if r.status == StatusCode::OK => {
+                let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+                Check::pass("serve.credentials", title, format!("image {}", body["image"].as_str().unwrap_or("?")))
+            }
+            Ok(r) => {
+                let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+                let code = body["error"]["code"].as_str().unwrap_or("").to_string();
+                let message = body["error"]["message"].as_str().unwrap_or("").to_string();
+                let hint = match code.as_str() {
+                    "invalid_token" | "missing_token" => "the token was refused: the message says which rule failed (expiry, issuer, audience, key); see auth.* in the config".to_string(),
+                    "project_not_found" => format!("the token's identities are not in projects[{project}].access nor in auth.admins"),
+                    "registry_unavailable" => "serve could not issue credentials: its audit line's `reason` says why; doctor without --url checks the registry side".to_string(),
+                    "rate_limited" => "wait for Retry-After, or raise server.rate_limit".to_string(),
+                    _ => "see serve's log and audit line".to_string(),
+                };
+                Check::fail("serve.credentials", title, format!("{} {code}: {message}", r.status), hint)
+            }
+            Err(e) => Check::fail("serve.credentials", title, e, "serve stopped answering: check its log"),
+        }.for_project(name));
+    }
+    checks.into_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_parameters_are_read_quoted_or_not() {
+        let c = r#"Bearer realm="http://127.0.0.1:3000/registry/token",service="rise-registry",scope=registry:catalog:*"#;
+        assert_eq!(
+            challenge_param(c, "realm").as_deref(),
+            Some("http://127.0.0.1:3000/registry/token")
+        );
+        assert_eq!(
+            challenge_param(c, "service").as_deref(),
+            Some("rise-registry")
+        );
+        assert_eq!(
+            challenge_param(c, "scope").as_deref(),
+            Some("registry:catalog:*")
+        );
+        assert_eq!(challenge_param(c, "issuer"), None);
+        assert_eq!(challenge_param(r#"Basic realm="x""#, "realm"), None);
+        assert_eq!(
+            challenge_param(r#"Bearer realm="a\"b""#, "realm").as_deref(),
+            Some("a\"b")
+        );
+    }
+}
