@@ -12,6 +12,7 @@ mod cli;
 mod config;
 mod container;
 mod docs;
+mod doctor;
 mod hostile;
 mod plan_review;
 mod planner;
