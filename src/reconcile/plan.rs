@@ -9,7 +9,10 @@
 //!   unmanaged;
 //! - a managed repository no project claims is tagged `rise:orphaned=true`,
 //!   or deleted only when `auto_remove` is on;
-//! - inline policies are put or deleted only under the `rise-` names.
+//! - inline policies are put or deleted only under the `rise-` names;
+//! - a tag is removed only when rise-registry set it from `registry.tags`
+//!   (its key is in the `rise:tag-keys` record) and the config dropped it:
+//!   tags anyone else put on a repository or role stay.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,8 +22,8 @@ use serde_json::Value;
 
 use super::canonical::same;
 use super::desired::{
-    DesiredRole, DesiredState, RepositorySettings, TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT,
-    lifecycle_policy,
+    DesiredRole, DesiredState, RepositorySettings, TAG_KEYS, TAG_MANAGED, TAG_ORPHANED,
+    TAG_PROJECT, decode_tag_keys, lifecycle_policy,
 };
 use crate::config::TagMutability;
 
@@ -268,22 +271,13 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Plan {
             });
         }
         // Adoption and un-orphaning deal with the rise: markers; the rest
-        // of the tags follow the config exactly.
-        let set: BTreeMap<String, String> = want
-            .tags
-            .iter()
-            .filter(|(k, v)| have.tags.get(*k) != Some(*v))
-            .filter(|(k, _)| managed || (k.as_str() != TAG_MANAGED && k.as_str() != TAG_PROJECT))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        // An adopted repository keeps the tags it had; a managed one carries
-        // exactly the configured tags.
-        let remove: Vec<String> = have
-            .tags
-            .keys()
-            .filter(|k| managed && !want.tags.contains_key(*k) && k.as_str() != TAG_ORPHANED)
-            .cloned()
-            .collect();
+        // of the tags follow the config, and an adopted repository keeps
+        // every tag it had.
+        let (mut set, remove) = tag_changes(&want.tags, &have.tags, managed);
+        if !managed {
+            set.remove(TAG_MANAGED);
+            set.remove(TAG_PROJECT);
+        }
         if !set.is_empty() || !remove.is_empty() {
             actions.push(Action::SetTags {
                 repository: name.clone(),
@@ -368,6 +362,32 @@ fn plan_role(
             });
         }
     }
+}
+
+/// The tag changes that bring `have` to `want`: each wanted tag that
+/// differs is set; a tag is removed only when rise-registry set it (its key
+/// is in the observed [`TAG_KEYS`] record, or it is that record) and the
+/// config no longer has it, and only when `may_remove`. A tag anyone else
+/// put on the resource is never removed.
+fn tag_changes(
+    want: &BTreeMap<String, String>,
+    have: &BTreeMap<String, String>,
+    may_remove: bool,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let set = want
+        .iter()
+        .filter(|(k, v)| have.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut owned: Vec<String> = have.get(TAG_KEYS).map_or_else(Vec::new, |r| decode_tag_keys(r));
+    owned.push(TAG_KEYS.to_string());
+    let mut remove: Vec<String> = owned
+        .into_iter()
+        .filter(|k| may_remove && have.contains_key(k) && !want.contains_key(k))
+        .collect();
+    remove.sort();
+    remove.dedup();
+    (set, remove)
 }
 
 fn setting_changes(want: &RepositorySettings, have: &ObservedRepository) -> Vec<Change> {

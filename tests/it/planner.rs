@@ -288,9 +288,48 @@ fn unmanaged_repositories_are_reported_or_adopted_never_removed() {
     );
     match &p.actions[2] {
         Action::SetTags { set, remove, .. } => {
-            assert_eq!(set.keys().collect::<Vec<_>>(), ["team"]);
+            assert_eq!(set.keys().collect::<Vec<_>>(), ["rise:tag-keys", "team"]);
             assert!(remove.is_empty(), "an adopted repository keeps its tags");
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Only keys in the `rise:tag-keys` record are ever removed: a tag added by
+/// hand stays, a config key that was dropped goes, and a repository made
+/// before the record existed loses nothing and gets the record.
+#[test]
+fn only_tags_rise_registry_recorded_are_removed() {
+    let d = desired("");
+    let mut o = converged(&d);
+    let tags = &mut o.repositories.get_mut("rise/a").unwrap().tags;
+    tags.insert("owner".into(), "team-x".into());
+    assert!(plan(&d, &o).is_empty(), "a hand-added tag is not planned away");
+
+    // `env` was set by an earlier config (it is in the record), then dropped.
+    let tags = &mut o.repositories.get_mut("rise/a").unwrap().tags;
+    tags.insert("env".into(), "prod".into());
+    tags.insert("rise:tag-keys".into(), "env team".into());
+    let p = plan(&d, &o);
+    assert_eq!(
+        p.actions,
+        [Action::SetTags {
+            repository: "rise/a".into(),
+            set: BTreeMap::from([("rise:tag-keys".into(), "team".into())]),
+            remove: vec!["env".into()],
+        }]
+    );
+
+    // No record (made by an older version): nothing removed, record added.
+    let tags = &mut o.repositories.get_mut("rise/a").unwrap().tags;
+    tags.remove("rise:tag-keys");
+    let p = plan(&d, &o);
+    assert_eq!(
+        p.actions,
+        [Action::SetTags {
+            repository: "rise/a".into(),
+            set: BTreeMap::from([("rise:tag-keys".into(), "team".into())]),
+            remove: vec![],
+        }]
+    );
 }

@@ -38,12 +38,26 @@ impl Account {
 
     /// As [`Self::configure`], reaching AWS through `endpoint`.
     fn configure_at(&self, endpoint: &str, projects: &[&str], registry_extra: &str) {
+        self.configure_full(endpoint, projects, "{team: platform}", registry_extra);
+    }
+
+    /// As [`Self::configure`], with `registry.tags` given as a YAML flow map.
+    fn configure_tags(&self, projects: &[&str], tags: &str, registry_extra: &str) {
+        self.configure_full(
+            &self.emulator.endpoint_url(),
+            projects,
+            tags,
+            registry_extra,
+        );
+    }
+
+    fn configure_full(&self, endpoint: &str, projects: &[&str], tags: &str, registry_extra: &str) {
         let projects: Vec<String> = projects.iter().map(|p| format!("{{name: {p}}}")).collect();
         let text = format!(
             "registry:\n  type: ecr\n  region: us-east-1\n  account_id: \"{ACCOUNT_ID}\"\n  \
              role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend\n  \
              push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push\n  \
-             endpoint_url: {endpoint}\n  tags: {{team: platform}}\n{registry_extra}\
+             endpoint_url: {endpoint}\n  tags: {tags}\n{registry_extra}\
              projects: [{}]\nauth: {{hs256_secret: 0123456789abcdef0123456789abcdef}}\n",
             projects.join(", ")
         );
@@ -172,6 +186,7 @@ async fn an_empty_account_converges_and_stays_converged() {
         pairs(&[
             ("rise:managed", "true"),
             ("rise:project", "a"),
+            ("rise:tag-keys", "team"),
             ("team", "platform")
         ])
     );
@@ -320,6 +335,67 @@ async fn removed_projects_are_orphaned_deleted_or_brought_back_and_strangers_lef
     assert_eq!(
         account.repository_names().await,
         ["elsewhere/a", "rise/a", "rise/handmade"]
+    );
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+}
+
+/// Tags someone else put on a repository stay: rise-registry removes only
+/// the keys it recorded in `rise:tag-keys` when it set them.
+#[tokio::test]
+async fn adopted_and_managed_repositories_keep_tags_rise_registry_did_not_set() {
+    let account = Account::new();
+    let ecr = account.ecr().await;
+    ecr.create_repository()
+        .repository_name("rise/handmade")
+        .tags(Tag::builder().key("owner").value("team-x").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    account.configure(&["a", "handmade"], "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        account.expect(&["apply", "--auto-approve"], 0),
+        "No changes. AWS matches the configuration.\n",
+        "the adopted repository's own tag is not planned away"
+    );
+    // A tag added by hand to a repository rise-registry created stays too.
+    ecr.tag_resource()
+        .resource_arn(Account::arn("rise/a"))
+        .tags(Tag::builder().key("cost").value("42").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+
+    // The config's tags change: the dropped one goes, the others stay.
+    account.configure_tags(&["a", "handmade"], "{env: prod}", "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        account.tags("rise/handmade").await,
+        pairs(&[
+            ("env", "prod"),
+            ("owner", "team-x"),
+            ("rise:managed", "true"),
+            ("rise:project", "handmade"),
+            ("rise:tag-keys", "env"),
+        ])
+    );
+    assert_eq!(
+        account.tags("rise/a").await,
+        pairs(&[
+            ("cost", "42"),
+            ("env", "prod"),
+            ("rise:managed", "true"),
+            ("rise:project", "a"),
+            ("rise:tag-keys", "env"),
+        ])
+    );
+    // No tags in config: the record goes as well.
+    account.configure_tags(&["a", "handmade"], "{}", "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        account.tags("rise/a").await,
+        pairs(&[("cost", "42"), ("rise:managed", "true"), ("rise:project", "a")])
     );
     account.expect(&["plan", "--detailed-exitcode"], 0);
 }
