@@ -328,6 +328,12 @@ impl RoleArn {
     pub fn name(&self) -> &str {
         &self.arn[self.name_start..]
     }
+    /// The role's IAM path, as CreateRole takes it and GetRole returns it:
+    /// `/` for `role/NAME`, `/ops/` for `role/ops/NAME`.
+    pub fn path(&self) -> String {
+        let resource_start = self.arn.find(":role/").map_or(0, |i| i + ":role/".len());
+        format!("/{}", &self.arn[resource_start..self.name_start])
+    }
 }
 
 impl fmt::Display for RoleArn {
@@ -589,6 +595,14 @@ mod tests {
             "aws-us-gov"
         );
         assert_eq!(Region::parse("eu-west-1").unwrap().partition(), "aws");
+    }
+
+    #[test]
+    fn role_arns_name_their_iam_path() {
+        let path = |s: &str| RoleArn::parse(s).unwrap().path();
+        assert_eq!(path("arn:aws:iam::123456789012:role/r"), "/");
+        assert_eq!(path("arn:aws:iam::123456789012:role/ops/r"), "/ops/");
+        assert_eq!(path("arn:aws-cn:iam::123456789012:role/a/b/r"), "/a/b/");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 use super::desired::{TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT, lifecycle_policy};
 use super::plan::{Action, Change, ObservedRepository, ObservedRole, ObservedState, RoleKind};
 use crate::config::EcrConfig;
+use crate::naming::RoleArn;
 
 /// Repositories read at once while observing.
 const READ_CONCURRENCY: usize = 8;
@@ -164,9 +165,11 @@ impl Aws {
     /// # Errors
     /// Any AWS error other than "not found", with AWS's code and message.
     pub(crate) async fn observe(&self) -> Result<ObservedState> {
-        let controller = self.observe_role(self.ecr_config.role_arn.name()).await?;
+        let controller = self
+            .observe_role(&self.ecr_config.role_arn, "registry.role_arn")
+            .await?;
         let push = self
-            .observe_role(self.ecr_config.push_role_arn.name())
+            .observe_role(&self.ecr_config.push_role_arn, "registry.push_role_arn")
             .await?;
         let repositories = self.observe_repositories().await?;
         Ok(ObservedState {
@@ -176,7 +179,12 @@ impl Aws {
         })
     }
 
-    async fn observe_role(&self, name: &str) -> Result<Option<ObservedRole>> {
+    /// Reads the role `arn` names. A role of that name at another path is
+    /// an error: IAM cannot move a role, and every policy that names
+    /// `arn` (the push role's trust, the controller's `sts:AssumeRole`)
+    /// would not match it.
+    async fn observe_role(&self, arn: &RoleArn, key: &str) -> Result<Option<ObservedRole>> {
+        let name = arn.name();
         let role = match self.iam.get_role().role_name(name).send().await {
             Ok(out) => out.role,
             Err(e)
@@ -187,6 +195,18 @@ impl Aws {
             }
             Err(e) => return Err(aws_error(&format!("reading role {name}"), e)),
         };
+        if let Some(found) = &role
+            && found.path != arn.path()
+        {
+            bail!(
+                "role {name} exists at path {} ({}), but {key} is {arn} (path {})\n  hint: IAM cannot move a role to another path: set {key} to {}, or delete the role so that apply creates it at {}",
+                found.path,
+                found.arn,
+                arn.path(),
+                found.arn,
+                arn.path()
+            );
+        }
         let trust = role
             .and_then(|r| r.assume_role_policy_document)
             .map(|d| policy_json(&d))
@@ -307,11 +327,15 @@ impl Aws {
         Ok(repositories)
     }
 
-    fn role_name(&self, role: RoleKind) -> &str {
+    fn role_arn(&self, role: RoleKind) -> &RoleArn {
         match role {
-            RoleKind::Controller => self.ecr_config.role_arn.name(),
-            RoleKind::Push => self.ecr_config.push_role_arn.name(),
+            RoleKind::Controller => &self.ecr_config.role_arn,
+            RoleKind::Push => &self.ecr_config.push_role_arn,
         }
+    }
+
+    fn role_name(&self, role: RoleKind) -> &str {
+        self.role_arn(role).name()
     }
 
     fn tag(key: &str, value: &str) -> Result<Tag> {
@@ -383,6 +407,9 @@ impl Aws {
                 self.iam
                     .create_role()
                     .role_name(name)
+                    // The path of the configured ARN, so the role's real
+                    // ARN is the one the policies name.
+                    .path(self.role_arn(*role).path())
                     .assume_role_policy_document(trust.to_string())
                     .set_tags(Some(tags))
                     .send()

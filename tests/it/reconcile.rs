@@ -64,6 +64,13 @@ impl Account {
         std::fs::write(self.dir.path().join("default.yaml"), text).unwrap();
     }
 
+    /// Rewrites the written config with `edit`.
+    fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+        let path = self.dir.path().join("default.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(path, edit(text)).unwrap();
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = support::rise_registry_as_admin(self.dir.path());
         cmd.args(args);
@@ -398,6 +405,35 @@ async fn adopted_and_managed_repositories_keep_tags_rise_registry_did_not_set() 
         pairs(&[("cost", "42"), ("rise:managed", "true"), ("rise:project", "a")])
     );
     account.expect(&["plan", "--detailed-exitcode"], 0);
+}
+
+/// A role ARN with a path makes the role at that path, so its real ARN is
+/// the one the push role's trust and the controller's policy name; a role
+/// of that name found at another path is an error, not a silent mismatch.
+#[tokio::test]
+async fn roles_are_made_at_the_path_of_their_arn_and_another_path_is_an_error() {
+    let account = Account::new();
+    account.configure(&["a"], "");
+    account.edit_config(|t| t.replace(":role/rise-backend", ":role/ops/rise-backend"));
+    account.expect(&["apply", "--auto-approve"], 0);
+    let iam = account.iam().await;
+    for name in ["rise-backend", "rise-backend-ecr-push"] {
+        let role = iam.get_role().role_name(name).send().await.unwrap().role.unwrap();
+        assert_eq!(role.arn, format!("arn:aws:iam::{ACCOUNT_ID}:role/ops/{name}"));
+        assert_eq!(role.path, "/ops/");
+    }
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+
+    account.edit_config(|t| t.replace(":role/ops/", ":role/team/"));
+    let out = account.run(&["plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "role rise-backend exists at path /ops/ (arn:aws:iam::{ACCOUNT_ID}:role/ops/rise-backend), but registry.role_arn is arn:aws:iam::{ACCOUNT_ID}:role/team/rise-backend (path /team/)"
+        )) && stderr.contains("IAM cannot move a role"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
