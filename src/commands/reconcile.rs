@@ -176,7 +176,10 @@ async fn execute(aws: Arc<Aws>, plan: Plan, json: bool, env: &mut Env<'_>) -> Re
     let report = apply::execute(aws, plan.actions, interrupted, |progress| {
         if !json {
             match progress {
-                Progress::Done(action) => writeln!(out, "  done   {action}")?,
+                Progress::Done(action, None) => writeln!(out, "  done   {action}")?,
+                Progress::Done(action, Some(note)) => {
+                    writeln!(out, "  done   {action} ({note})")?;
+                }
                 Progress::Failed(action, e) => writeln!(out, "  FAILED {action}: {e:#}")?,
             }
         }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
@@ -116,6 +117,81 @@ where
         .into()
     } else {
         anyhow!("{what}: {text}")
+    }
+}
+
+/// How long an IAM write that names a role IAM does not know yet is
+/// retried: Terraform's AWS provider waits up to two minutes as well.
+const PROPAGATION_WAIT: Duration = Duration::from_secs(120);
+/// The first wait between those retries; it doubles up to
+/// [`PROPAGATION_MAX_DELAY`].
+const PROPAGATION_FIRST_DELAY: Duration = Duration::from_millis(500);
+const PROPAGATION_MAX_DELAY: Duration = Duration::from_secs(10);
+
+/// IAM's answer to a policy naming a principal it does not know: right
+/// after a role is created, IAM gives it for several seconds to policies
+/// that name the new role (its changes reach every endpoint eventually).
+fn is_unknown_principal<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    e.as_service_error().is_some_and(|s| {
+        s.code() == Some("MalformedPolicyDocument")
+            && s.message()
+                .is_some_and(|m| m.contains("Invalid principal in policy"))
+    })
+}
+
+/// Sends an IAM write, retrying exactly [`is_unknown_principal`] with
+/// backoff for at most [`PROPAGATION_WAIT`]; the SDK retries the rest.
+/// Returns a note for apply's output when it had to wait.
+///
+/// # Errors
+/// Any other AWS error, or that one still after the wait.
+async fn until_propagated<T, E, R, F, Fut>(what: &str, mut send: F) -> Result<Option<String>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let started = Instant::now();
+    let mut delay = PROPAGATION_FIRST_DELAY;
+    let mut retries = 0u32;
+    loop {
+        match send().await {
+            Ok(_) => {
+                return Ok((retries > 0).then(|| {
+                    format!(
+                        "IAM did not know a role the policy names yet (a new role takes a while to reach all of IAM); succeeded after {retries} retries in {} s",
+                        started.elapsed().as_secs()
+                    )
+                }));
+            }
+            Err(e) if is_unknown_principal(&e) && started.elapsed() + delay <= PROPAGATION_WAIT => {
+                retries += 1;
+                tracing::warn!(
+                    action = what,
+                    retry = retries,
+                    "IAM does not know a role the policy names yet (MalformedPolicyDocument: Invalid principal in policy); waiting {} ms for it to propagate",
+                    delay.as_millis()
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(PROPAGATION_MAX_DELAY);
+            }
+            Err(e) => {
+                let waited = retries > 0;
+                let e = aws_error(what, e);
+                return Err(if waited {
+                    e.context(format!(
+                        "still refused after waiting {} s for IAM to know the new role",
+                        started.elapsed().as_secs()
+                    ))
+                } else {
+                    e
+                });
+            }
+        }
     }
 }
 
@@ -389,11 +465,12 @@ impl Aws {
         Ok(())
     }
 
-    /// Executes one action.
+    /// Executes one action; `Some` note when it took something worth
+    /// telling (waiting for IAM to know a new role).
     ///
     /// # Errors
     /// AWS's error, naming the action.
-    pub(crate) async fn execute(&self, action: &Action) -> Result<()> {
+    pub(crate) async fn execute(&self, action: &Action) -> Result<Option<String>> {
         match action {
             Action::CreateRole {
                 role, trust, tags, ..
@@ -404,27 +481,27 @@ impl Aws {
                     .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| anyhow!("{e}"))?;
-                self.iam
+                let request = self
+                    .iam
                     .create_role()
                     .role_name(name)
                     // The path of the configured ARN, so the role's real
                     // ARN is the one the policies name.
                     .path(self.role_arn(*role).path())
                     .assume_role_policy_document(trust.to_string())
-                    .set_tags(Some(tags))
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&format!("creating role {name}"), e))?;
+                    .set_tags(Some(tags));
+                let what = format!("creating role {name}");
+                return until_propagated(&what, || request.clone().send()).await;
             }
             Action::UpdateTrust { role, after, .. } => {
                 let name = self.role_name(*role);
-                self.iam
+                let request = self
+                    .iam
                     .update_assume_role_policy()
                     .role_name(name)
-                    .policy_document(after.to_string())
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&format!("updating the trust policy of {name}"), e))?;
+                    .policy_document(after.to_string());
+                let what = format!("updating the trust policy of {name}");
+                return until_propagated(&what, || request.clone().send()).await;
             }
             Action::PutRolePolicy {
                 role,
@@ -433,14 +510,14 @@ impl Aws {
                 ..
             } => {
                 let name = self.role_name(*role);
-                self.iam
+                let request = self
+                    .iam
                     .put_role_policy()
                     .role_name(name)
                     .policy_name(policy)
-                    .policy_document(after.to_string())
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&format!("putting policy {policy} on {name}"), e))?;
+                    .policy_document(after.to_string());
+                let what = format!("putting policy {policy} on {name}");
+                return until_propagated(&what, || request.clone().send()).await;
             }
             Action::DeleteRolePolicy { role, policy, .. } => {
                 let name = self.role_name(*role);
@@ -554,7 +631,7 @@ impl Aws {
                     .map_err(|e| aws_error(&format!("deleting repository {repository}"), e))?;
             }
         }
-        Ok(())
+        Ok(None)
     }
 }
 

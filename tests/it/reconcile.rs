@@ -436,6 +436,31 @@ async fn roles_are_made_at_the_path_of_their_arn_and_another_path_is_an_error() 
     );
 }
 
+/// On a fresh account, IAM answers `MalformedPolicyDocument: Invalid
+/// principal in policy` for a while to a policy that names a role created
+/// moments before (the emulator never does; the proxy answers it for the
+/// first three writes naming the controller role). Apply waits it out in
+/// one run and says so.
+#[tokio::test]
+async fn apply_waits_for_iam_to_know_a_new_role_and_says_so() {
+    let account = Account::new();
+    let controller = format!("arn:aws:iam::{ACCOUNT_ID}:role/rise-backend");
+    let proxy =
+        support::throttle::ThrottlingProxy::invalid_principal(account.emulator.addr, &controller, 3);
+    account.configure_at(&proxy.url(), &["a"], "");
+    let started = std::time::Instant::now();
+    let out = account.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(proxy.throttled(), 3, "the push role's creation was refused three times");
+    assert!(
+        out.contains("done   create role rise-backend-ecr-push (IAM did not know a role the policy names yet")
+            && out.contains("succeeded after 3 retries"),
+        "{out}"
+    );
+    assert!(out.contains("Apply complete: 5 done, 0 failed."), "{out}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+}
+
 #[tokio::test]
 async fn a_saved_plan_is_refused_once_the_account_changed() {
     let account = Account::new();

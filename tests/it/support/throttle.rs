@@ -7,6 +7,11 @@
 //! with `X-Amz-Target`) get `ThrottlingException`; query-protocol calls
 //! (IAM, STS) get the XML `Throttling` error. Both are what the SDK treats
 //! as retryable throttling.
+//!
+//! [`ThrottlingProxy::invalid_principal`] answers instead the error IAM
+//! gives for a few seconds after a role is created when a policy names it
+//! (`MalformedPolicyDocument: Invalid principal in policy`), which the
+//! emulator never gives: its IAM is consistent at once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +37,11 @@ struct Shared {
     client: Client<HttpConnector, Full<Bytes>>,
     /// Percent of calls answered with throttling.
     percent: u64,
+    /// The first `.1` IAM writes whose policy names `.0` are answered with
+    /// `MalformedPolicyDocument: Invalid principal in policy`.
+    invalid_principal: Option<(String, u64)>,
+    /// IAM writes seen that name that principal.
+    matched: AtomicU64,
     seed: AtomicU64,
     throttled: AtomicU64,
     forwarded: AtomicU64,
@@ -39,10 +49,24 @@ struct Shared {
 
 impl ThrottlingProxy {
     pub fn start(upstream: SocketAddr, percent: u32) -> Self {
+        Self::with(upstream, percent, None)
+    }
+
+    /// A proxy that answers the first `times` IAM CreateRole,
+    /// UpdateAssumeRolePolicy and PutRolePolicy calls whose request names
+    /// `principal` as IAM does while a new role is not yet known
+    /// everywhere, and forwards everything else.
+    pub fn invalid_principal(upstream: SocketAddr, principal: &str, times: u64) -> Self {
+        Self::with(upstream, 0, Some((principal.to_string(), times)))
+    }
+
+    fn with(upstream: SocketAddr, percent: u32, invalid_principal: Option<(String, u64)>) -> Self {
         let shared = Arc::new(Shared {
             upstream,
             client: Client::builder(TokioExecutor::new()).build_http(),
             percent: percent.into(),
+            invalid_principal,
+            matched: AtomicU64::new(0),
             seed: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
             throttled: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
@@ -59,7 +83,7 @@ impl ThrottlingProxy {
         format!("http://{}", self.server.addr)
     }
 
-    /// Calls answered with throttling so far.
+    /// Calls answered with throttling or another injected error so far.
     pub fn throttled(&self) -> u64 {
         self.shared.throttled.load(Ordering::Relaxed)
     }
@@ -72,13 +96,50 @@ impl ThrottlingProxy {
 
 impl Shared {
     async fn answer(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-        if next(&self.seed) % 100 < self.percent {
+        if self.percent > 0 && next(&self.seed) % 100 < self.percent {
             self.throttled.fetch_add(1, Ordering::Relaxed);
             return throttle(&req);
         }
+        let (parts, body) = req.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        if let Some((principal, times)) = &self.invalid_principal
+            && names_principal_in_iam_write(&body, principal)
+            && self.matched.fetch_add(1, Ordering::Relaxed) < *times
+        {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+            return invalid_principal(principal);
+        }
         self.forwarded.fetch_add(1, Ordering::Relaxed);
-        forward(&self.client, self.upstream, req).await
+        forward(&self.client, self.upstream, Request::from_parts(parts, body)).await
     }
+}
+
+/// Whether a query-protocol body is an IAM call that writes a policy
+/// (CreateRole, UpdateAssumeRolePolicy, PutRolePolicy) naming `principal`.
+fn names_principal_in_iam_write(body: &[u8], principal: &str) -> bool {
+    let form = String::from_utf8_lossy(body).replace('+', " ");
+    let form = percent_encoding::percent_decode_str(&form).decode_utf8_lossy();
+    let writes = ["CreateRole", "UpdateAssumeRolePolicy", "PutRolePolicy"];
+    form.split('&')
+        .any(|pair| writes.iter().any(|w| pair == format!("Action={w}")))
+        && form.contains(principal)
+}
+
+fn invalid_principal(principal: &str) -> Response<Full<Bytes>> {
+    let body = format!(
+        "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type>\
+         <Code>MalformedPolicyDocument</Code><Message>Invalid principal in policy: \"AWS\":\"{principal}\"</Message>\
+         </Error><RequestId>consistency</RequestId></ErrorResponse>"
+    );
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = hyper::StatusCode::BAD_REQUEST;
+    r.headers_mut()
+        .insert("content-type", "text/xml".parse().unwrap());
+    r
 }
 
 /// xorshift64, shared by all connections.
@@ -125,14 +186,9 @@ fn throttle<B>(req: &Request<B>) -> Response<Full<Bytes>> {
 async fn forward(
     client: &Client<HttpConnector, Full<Bytes>>,
     upstream: SocketAddr,
-    req: Request<hyper::body::Incoming>,
+    req: Request<Bytes>,
 ) -> Response<Full<Bytes>> {
     let (mut parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
     let path = parts
         .uri
         .path_and_query()
