@@ -379,7 +379,9 @@ fn tag_changes(
         .filter(|(k, v)| have.get(*k) != Some(*v))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let mut owned: Vec<String> = have.get(TAG_KEYS).map_or_else(Vec::new, |r| decode_tag_keys(r));
+    let mut owned: Vec<String> = have
+        .get(TAG_KEYS)
+        .map_or_else(Vec::new, |r| decode_tag_keys(r));
     owned.push(TAG_KEYS.to_string());
     let mut remove: Vec<String> = owned
         .into_iter()

@@ -304,7 +304,10 @@ fn only_tags_rise_registry_recorded_are_removed() {
     let mut o = converged(&d);
     let tags = &mut o.repositories.get_mut("rise/a").unwrap().tags;
     tags.insert("owner".into(), "team-x".into());
-    assert!(plan(&d, &o).is_empty(), "a hand-added tag is not planned away");
+    assert!(
+        plan(&d, &o).is_empty(),
+        "a hand-added tag is not planned away"
+    );
 
     // `env` was set by an earlier config (it is in the record), then dropped.
     let tags = &mut o.repositories.get_mut("rise/a").unwrap().tags;

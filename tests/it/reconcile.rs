@@ -402,7 +402,11 @@ async fn adopted_and_managed_repositories_keep_tags_rise_registry_did_not_set() 
     account.expect(&["apply", "--auto-approve"], 0);
     assert_eq!(
         account.tags("rise/a").await,
-        pairs(&[("cost", "42"), ("rise:managed", "true"), ("rise:project", "a")])
+        pairs(&[
+            ("cost", "42"),
+            ("rise:managed", "true"),
+            ("rise:project", "a")
+        ])
     );
     account.expect(&["plan", "--detailed-exitcode"], 0);
 }
@@ -418,8 +422,18 @@ async fn roles_are_made_at_the_path_of_their_arn_and_another_path_is_an_error() 
     account.expect(&["apply", "--auto-approve"], 0);
     let iam = account.iam().await;
     for name in ["rise-backend", "rise-backend-ecr-push"] {
-        let role = iam.get_role().role_name(name).send().await.unwrap().role.unwrap();
-        assert_eq!(role.arn, format!("arn:aws:iam::{ACCOUNT_ID}:role/ops/{name}"));
+        let role = iam
+            .get_role()
+            .role_name(name)
+            .send()
+            .await
+            .unwrap()
+            .role
+            .unwrap();
+        assert_eq!(
+            role.arn,
+            format!("arn:aws:iam::{ACCOUNT_ID}:role/ops/{name}")
+        );
         assert_eq!(role.path, "/ops/");
     }
     account.expect(&["plan", "--detailed-exitcode"], 0);
@@ -445,15 +459,23 @@ async fn roles_are_made_at_the_path_of_their_arn_and_another_path_is_an_error() 
 async fn apply_waits_for_iam_to_know_a_new_role_and_says_so() {
     let account = Account::new();
     let controller = format!("arn:aws:iam::{ACCOUNT_ID}:role/rise-backend");
-    let proxy =
-        support::throttle::ThrottlingProxy::invalid_principal(account.emulator.addr, &controller, 3);
+    let proxy = support::throttle::ThrottlingProxy::invalid_principal(
+        account.emulator.addr,
+        &controller,
+        3,
+    );
     account.configure_at(&proxy.url(), &["a"], "");
     let started = std::time::Instant::now();
     let out = account.expect(&["apply", "--auto-approve"], 0);
-    assert_eq!(proxy.throttled(), 3, "the push role's creation was refused three times");
+    assert_eq!(
+        proxy.throttled(),
+        3,
+        "the push role's creation was refused three times"
+    );
     assert!(
-        out.contains("done   create role rise-backend-ecr-push (IAM did not know a role the policy names yet")
-            && out.contains("succeeded after 3 retries"),
+        out.contains(
+            "done   create role rise-backend-ecr-push (IAM did not know a role the policy names yet"
+        ) && out.contains("succeeded after 3 retries"),
         "{out}"
     );
     assert!(out.contains("Apply complete: 5 done, 0 failed."), "{out}");

@@ -114,7 +114,12 @@ impl Shared {
             return invalid_principal(principal);
         }
         self.forwarded.fetch_add(1, Ordering::Relaxed);
-        forward(&self.client, self.upstream, Request::from_parts(parts, body)).await
+        forward(
+            &self.client,
+            self.upstream,
+            Request::from_parts(parts, body),
+        )
+        .await
     }
 }
 
