@@ -78,6 +78,7 @@ fn on_repository(action: &Action) -> bool {
             | Action::UpdateTrust { .. }
             | Action::PutRolePolicy { .. }
             | Action::DeleteRolePolicy { .. }
+            | Action::SetRoleTags { .. }
     )
 }
 

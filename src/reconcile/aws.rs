@@ -283,6 +283,16 @@ impl Aws {
                 arn.path()
             );
         }
+        // GetRole returns the role's tags (at most 50), so no ListRoleTags.
+        let tags = role
+            .as_ref()
+            .and_then(|r| r.tags.as_ref())
+            .map(|tags| {
+                tags.iter()
+                    .map(|t| (t.key.clone(), t.value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let trust = role
             .and_then(|r| r.assume_role_policy_document)
             .map(|d| policy_json(&d))
@@ -310,7 +320,11 @@ impl Aws {
                 policies.insert(policy, policy_json(&doc.policy_document)?);
             }
         }
-        Ok(Some(ObservedRole { trust, policies }))
+        Ok(Some(ObservedRole {
+            trust,
+            policies,
+            tags,
+        }))
     }
 
     async fn observe_repositories(&self) -> Result<BTreeMap<String, ObservedRepository>> {
@@ -528,6 +542,34 @@ impl Aws {
                     .send()
                     .await
                     .map_err(|e| aws_error(&format!("deleting policy {policy} of {name}"), e))?;
+            }
+            Action::SetRoleTags {
+                role, set, remove, ..
+            } => {
+                let name = self.role_name(*role);
+                if !set.is_empty() {
+                    let tags = set
+                        .iter()
+                        .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| anyhow!("{e}"))?;
+                    self.iam
+                        .tag_role()
+                        .role_name(name)
+                        .set_tags(Some(tags))
+                        .send()
+                        .await
+                        .map_err(|e| aws_error(&format!("tagging role {name}"), e))?;
+                }
+                if !remove.is_empty() {
+                    self.iam
+                        .untag_role()
+                        .role_name(name)
+                        .set_tag_keys(Some(remove.clone()))
+                        .send()
+                        .await
+                        .map_err(|e| aws_error(&format!("untagging role {name}"), e))?;
+                }
             }
             Action::CreateRepository {
                 repository,

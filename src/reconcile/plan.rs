@@ -32,6 +32,7 @@ use crate::config::TagMutability;
 pub struct ObservedRole {
     pub trust: Value,
     pub policies: BTreeMap<String, Value>,
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A repository under the prefix as read from ECR.
@@ -136,6 +137,13 @@ pub enum Action {
         policy: String,
         before: Value,
     },
+    /// Role tags, by the rule of [`Action::SetTags`].
+    SetRoleTags {
+        role: RoleKind,
+        name: String,
+        set: BTreeMap<String, String>,
+        remove: Vec<String>,
+    },
     CreateRepository {
         repository: String,
         tags: BTreeMap<String, String>,
@@ -174,7 +182,9 @@ impl Action {
         match self {
             Self::CreateRole { .. } => 0,
             Self::UpdateTrust { .. } => 1,
-            Self::PutRolePolicy { .. } | Self::DeleteRolePolicy { .. } => 2,
+            Self::PutRolePolicy { .. }
+            | Self::DeleteRolePolicy { .. }
+            | Self::SetRoleTags { .. } => 2,
             Self::CreateRepository { .. } => 3,
             Self::Adopt { .. } | Self::Unorphan { .. } => 4,
             Self::UpdateRepository { .. } | Self::SetTags { .. } => 5,
@@ -197,6 +207,7 @@ impl fmt::Display for Action {
             Self::DeleteRolePolicy { name, policy, .. } => {
                 write!(f, "delete role policy {name}/{policy}")
             }
+            Self::SetRoleTags { name, .. } => write!(f, "set role tags {name}"),
             Self::CreateRepository { repository, .. } => {
                 write!(f, "create repository {repository}")
             }
@@ -361,6 +372,15 @@ fn plan_role(
                 before: doc.clone(),
             });
         }
+    }
+    let (set, remove) = tag_changes(&want.tags, &have.tags, true);
+    if !set.is_empty() || !remove.is_empty() {
+        actions.push(Action::SetRoleTags {
+            role: kind,
+            name: want.name.clone(),
+            set,
+            remove,
+        });
     }
 }
 

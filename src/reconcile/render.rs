@@ -168,6 +168,21 @@ pub(crate) fn to_text(plan: &Plan, colour: bool) -> String {
                     role_label(*role, name)
                 )
             }
+            Action::SetRoleTags {
+                role,
+                name,
+                set,
+                remove,
+            } => {
+                let _ = writeln!(out, "  {} {} tags", upd("~"), role_label(*role, name));
+                for (k, v) in set {
+                    let _ = writeln!(out, "      {} {k} = {v}", add("+"));
+                }
+                for k in remove {
+                    let _ = writeln!(out, "      {} {k}", del("-"));
+                }
+                Ok(())
+            }
             Action::CreateRepository {
                 repository,
                 tags,

@@ -59,6 +59,7 @@ fn converged(d: &DesiredState) -> ObservedState {
             .iter()
             .map(|(k, v)| (k.clone(), respell(v)))
             .collect(),
+        tags: r.tags.clone(),
     };
     ObservedState {
         controller: Some(role(&d.controller)),
@@ -335,4 +336,32 @@ fn only_tags_rise_registry_recorded_are_removed() {
             remove: vec![],
         }]
     );
+}
+
+/// Role tags follow the same rule as repository tags: drift in a
+/// configured tag is repaired, a dropped configured key is removed, and a
+/// tag someone else put on the role stays.
+#[test]
+fn role_tags_are_planned_like_repository_tags() {
+    let d = desired("");
+    let mut o = converged(&d);
+    let tags = &mut o.controller.as_mut().unwrap().tags;
+    tags.insert("owner".into(), "security".into());
+    tags.insert("team".into(), "someone-else".into());
+    tags.insert("env".into(), "prod".into());
+    tags.insert("rise:tag-keys".into(), "env team".into());
+    let p = plan(&d, &o);
+    assert_eq!(
+        p.actions,
+        [Action::SetRoleTags {
+            role: RoleKind::Controller,
+            name: "rise-backend".into(),
+            set: BTreeMap::from([
+                ("rise:tag-keys".into(), "team".into()),
+                ("team".into(), "platform".into())
+            ]),
+            remove: vec!["env".into()],
+        }]
+    );
+    assert_eq!(p.actions[0].to_string(), "set role tags rise-backend");
 }

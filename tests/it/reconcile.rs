@@ -411,6 +411,68 @@ async fn adopted_and_managed_repositories_keep_tags_rise_registry_did_not_set() 
     account.expect(&["plan", "--detailed-exitcode"], 0);
 }
 
+/// Role tags are read back and follow the config like repository tags:
+/// set by `registry.tags`, removed when the config drops them, and a tag
+/// someone else put on the role stays.
+#[tokio::test]
+async fn role_tags_follow_the_config_and_keep_tags_others_set() {
+    let account = Account::new();
+    account.configure(&["a"], "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    let iam = account.iam().await;
+    let tag = |k: &str, v: &str| {
+        aws_sdk_iam::types::Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+            .unwrap()
+    };
+    iam.tag_role()
+        .role_name("rise-backend")
+        .tags(tag("owner", "security"))
+        .tags(tag("team", "drifted"))
+        .send()
+        .await
+        .unwrap();
+    let plan = account.expect(&["plan", "--detailed-exitcode"], 2);
+    assert!(
+        plan.contains("~ role rise-backend (controller) tags\n      + team = platform\n"),
+        "{plan}"
+    );
+    account.configure_tags(&["a"], "{env: prod}", "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    let role_tags = |name: &'static str| {
+        let iam = iam.clone();
+        async move {
+            let mut tags: Vec<(String, String)> = iam
+                .list_role_tags()
+                .role_name(name)
+                .send()
+                .await
+                .unwrap()
+                .tags
+                .into_iter()
+                .map(|t| (t.key, t.value))
+                .collect();
+            tags.sort();
+            tags
+        }
+    };
+    assert_eq!(
+        role_tags("rise-backend").await,
+        pairs(&[
+            ("env", "prod"),
+            ("owner", "security"),
+            ("rise:tag-keys", "env")
+        ])
+    );
+    assert_eq!(
+        role_tags("rise-backend-ecr-push").await,
+        pairs(&[("env", "prod"), ("rise:tag-keys", "env")])
+    );
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+}
+
 /// A role ARN with a path makes the role at that path, so its real ARN is
 /// the one the push role's trust and the controller's policy name; a role
 /// of that name found at another path is an error, not a silent mismatch.
