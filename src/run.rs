@@ -85,22 +85,26 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
             json,
             detailed_exitcode,
             out: out_file,
+            scope,
         } => commands::reconcile::run_plan(
             &load(env.vars)?.config,
             json,
             detailed_exitcode,
             out_file.as_deref(),
+            scope,
             env,
         ),
         Command::Apply {
             planfile,
             auto_approve,
             json,
+            scope,
         } => commands::reconcile::run_apply(
             &load(env.vars)?.config,
             planfile.as_deref(),
             auto_approve,
             json,
+            scope,
             env,
         ),
         Command::Serve { listen } => {

@@ -12,7 +12,7 @@ use crate::config::{Config, EcrConfig, RegistryConfig};
 use crate::reconcile::apply::{self, ApplyReport, Progress};
 use crate::reconcile::aws::Aws;
 use crate::reconcile::desired::desired_state;
-use crate::reconcile::plan::{Plan, plan};
+use crate::reconcile::plan::{Plan, Scope, plan_scope};
 use crate::reconcile::render::{SavedPlan, fingerprint, to_json, to_text};
 
 fn ecr(config: &Config) -> Result<&EcrConfig> {
@@ -33,28 +33,43 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Observes AWS and plans; returns the plan and the observed fingerprint.
-async fn make_plan(aws: &Aws, config: &Config, ecr: &EcrConfig) -> Result<(Plan, String)> {
+async fn make_plan(
+    aws: &Aws,
+    config: &Config,
+    ecr: &EcrConfig,
+    scope: Scope,
+) -> Result<(Plan, String)> {
     let desired = desired_state(ecr, &config.projects)?;
     let observed = aws
-        .observe()
+        .observe(scope)
         .await
         .context("reading the current state from AWS")?;
-    Ok((plan(&desired, &observed), fingerprint(&observed)))
+    Ok((
+        plan_scope(&desired, &observed, scope),
+        fingerprint(&observed),
+    ))
 }
 
-/// `plan [--json] [--detailed-exitcode] [--out FILE]`.
+/// `--scope` as given, or the configuration's default.
+fn scope_of(ecr: &EcrConfig, scope: Option<Scope>) -> Scope {
+    scope.unwrap_or_else(|| Scope::default_for(ecr.manage_roles))
+}
+
+/// `plan [--json] [--detailed-exitcode] [--out FILE] [--scope S]`.
 pub(crate) fn run_plan(
     config: &Config,
     json: bool,
     detailed_exitcode: bool,
     out_file: Option<&Path>,
+    scope: Option<Scope>,
     env: &mut Env<'_>,
 ) -> Result<Status> {
     let out = &mut *env.stdout;
     let ecr = ecr(config)?;
+    let scope = scope_of(ecr, scope);
     let (plan, observed) = runtime()?.block_on(async {
         let aws = Aws::new(ecr).await;
-        let result = make_plan(&aws, config, ecr).await;
+        let result = make_plan(&aws, config, ecr, scope).await;
         log_calls(&aws);
         result
     })?;
@@ -64,7 +79,7 @@ pub(crate) fn run_plan(
         write!(out, "{}", to_text(&plan, env.colour))?;
     }
     if let Some(path) = out_file {
-        let saved = SavedPlan::new(observed, plan.clone());
+        let saved = SavedPlan::new(observed, scope, plan.clone());
         std::fs::write(path, serde_json::to_string_pretty(&saved)?)
             .with_context(|| format!("writing the plan to {}", path.display()))?;
         if !json {
@@ -89,12 +104,13 @@ fn log_calls(aws: &Aws) {
     tracing::info!(reads, writes, "AWS requests");
 }
 
-/// `apply [PLANFILE] [--auto-approve] [--json]`.
+/// `apply [PLANFILE] [--auto-approve] [--json] [--scope S]`.
 pub(crate) fn run_apply(
     config: &Config,
     planfile: Option<&Path>,
     auto_approve: bool,
     json: bool,
+    scope: Option<Scope>,
     env: &mut Env<'_>,
 ) -> Result<Status> {
     let ecr = ecr(config)?;
@@ -107,7 +123,21 @@ pub(crate) fn run_apply(
                     .with_context(|| format!("reading the plan {}", path.display()))?;
                 let saved = SavedPlan::parse(&text)
                     .with_context(|| format!("{} is not a saved plan", path.display()))?;
-                let observed = aws.observe().await.context("reading the current state from AWS")?;
+                // A saved plan covers the scope it was made for.
+                if let Some(asked) = scope
+                    && asked != saved.scope
+                {
+                    bail!(
+                        "{} was made with --scope {}, not {}\n  hint: apply it without --scope, or make a plan with the scope you want",
+                        path.display(),
+                        saved.scope.as_str(),
+                        asked.as_str()
+                    );
+                }
+                let observed = aws
+                    .observe(saved.scope)
+                    .await
+                    .context("reading the current state from AWS")?;
                 if fingerprint(&observed) != saved.observed_fingerprint {
                     bail!(
                         "the account changed since {} was made, so it may no longer be right\n  hint: run `rise-registry plan --out {}` again",
@@ -117,7 +147,7 @@ pub(crate) fn run_apply(
                 }
                 saved.plan
             }
-            None => make_plan(&aws, config, ecr).await?.0,
+            None => make_plan(&aws, config, ecr, scope_of(ecr, scope)).await?.0,
         };
         // A saved plan was reviewed when it was made; a fresh one is shown
         // and needs a yes. With --json, stdout is for the machine, so the

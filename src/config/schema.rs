@@ -172,6 +172,9 @@ impl Reader {
         let auto_remove = self
             .optional(&mut m, "auto_remove", Self::bool)
             .unwrap_or(false);
+        let manage_roles = self
+            .optional(&mut m, "manage_roles", Self::bool)
+            .unwrap_or(true);
         let endpoint_url =
             self.optional(&mut m, "endpoint_url", |r, n, p| r.scalar(n, p, http_url));
         let image_tag_mutability = self
@@ -271,6 +274,7 @@ impl Reader {
                 role_arn: role_arn?,
                 push_role_arn: push_role_arn?,
                 auto_remove,
+                manage_roles,
                 endpoint_url,
                 image_tag_mutability,
                 scan_on_push,

@@ -20,7 +20,9 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::desired::{TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT, lifecycle_policy};
-use super::plan::{Action, Change, ObservedRepository, ObservedRole, ObservedState, RoleKind};
+use super::plan::{
+    Action, Change, ObservedRepository, ObservedRole, ObservedState, RoleKind, Scope,
+};
 use crate::config::EcrConfig;
 use crate::naming::RoleArn;
 
@@ -236,23 +238,25 @@ impl Aws {
         )
     }
 
-    /// Reads both roles and every repository under the prefix.
+    /// Reads what `scope` covers: both roles (IAM only), and every
+    /// repository under the prefix (ECR only).
     ///
     /// # Errors
     /// Any AWS error other than "not found", with AWS's code and message.
-    pub(crate) async fn observe(&self) -> Result<ObservedState> {
-        let controller = self
-            .observe_role(&self.ecr_config.role_arn, "registry.role_arn")
-            .await?;
-        let push = self
-            .observe_role(&self.ecr_config.push_role_arn, "registry.push_role_arn")
-            .await?;
-        let repositories = self.observe_repositories().await?;
-        Ok(ObservedState {
-            controller,
-            push,
-            repositories,
-        })
+    pub(crate) async fn observe(&self, scope: Scope) -> Result<ObservedState> {
+        let mut observed = ObservedState::default();
+        if scope.roles() {
+            observed.controller = self
+                .observe_role(&self.ecr_config.role_arn, "registry.role_arn")
+                .await?;
+            observed.push = self
+                .observe_role(&self.ecr_config.push_role_arn, "registry.push_role_arn")
+                .await?;
+        }
+        if scope.repositories() {
+            observed.repositories = self.observe_repositories().await?;
+        }
+        Ok(observed)
     }
 
     /// Reads the role `arn` names. A role of that name at another path is
@@ -269,7 +273,21 @@ impl Aws {
             {
                 return Ok(None);
             }
-            Err(e) => return Err(aws_error(&format!("reading role {name}"), e)),
+            Err(e) => {
+                // IAM says `AccessDenied`; some emulators `AccessDeniedException`.
+                let denied = e
+                    .as_service_error()
+                    .and_then(|s| s.meta().code())
+                    .is_some_and(|c| c.starts_with("AccessDenied"));
+                let e = aws_error(&format!("reading role {name}"), e);
+                return Err(if denied {
+                    anyhow!(
+                        "{e}\n  hint: with the default scope plan and apply manage the two roles too, which needs IAM permissions; to manage only the repositories (the controller role's permissions suffice), use `--scope repositories`, or set `registry.manage_roles: false` when Terraform owns the roles"
+                    )
+                } else {
+                    e
+                });
+            }
         };
         if let Some(found) = &role
             && found.path != arn.path()

@@ -52,6 +52,49 @@ pub struct ObservedState {
     pub repositories: BTreeMap<String, ObservedRepository>,
 }
 
+/// What plan/apply read and change: `--scope`, defaulting to `all`, or to
+/// `repositories` when `registry.manage_roles` is false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The two roles and the repositories.
+    #[default]
+    All,
+    /// Only the two IAM roles (no ECR call).
+    Roles,
+    /// Only the ECR repositories (no IAM call): what the controller role
+    /// may do.
+    Repositories,
+}
+
+impl Scope {
+    /// The default for this configuration.
+    pub fn default_for(manage_roles: bool) -> Self {
+        if manage_roles {
+            Self::All
+        } else {
+            Self::Repositories
+        }
+    }
+
+    pub fn roles(self) -> bool {
+        self != Self::Repositories
+    }
+
+    pub fn repositories(self) -> bool {
+        self != Self::Roles
+    }
+
+    /// As written on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Roles => "roles",
+            Self::Repositories => "repositories",
+        }
+    }
+}
+
 /// Which of the two roles an action is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -237,23 +280,44 @@ impl Plan {
     }
 }
 
-/// Computes the plan.
+/// Computes the plan of everything.
 pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Plan {
-    let mut actions = Vec::new();
-    plan_role(
-        RoleKind::Controller,
-        &desired.controller,
-        observed.controller.as_ref(),
-        &mut actions,
-    );
-    plan_role(
-        RoleKind::Push,
-        &desired.push,
-        observed.push.as_ref(),
-        &mut actions,
-    );
+    plan_scope(desired, observed, Scope::All)
+}
 
+/// Computes the plan of what `scope` covers; `observed` need hold only
+/// that (roles not read count as absent only when they are in scope).
+pub fn plan_scope(desired: &DesiredState, observed: &ObservedState, scope: Scope) -> Plan {
+    let mut actions = Vec::new();
+    if scope.roles() {
+        plan_role(
+            RoleKind::Controller,
+            &desired.controller,
+            observed.controller.as_ref(),
+            &mut actions,
+        );
+        plan_role(
+            RoleKind::Push,
+            &desired.push,
+            observed.push.as_ref(),
+            &mut actions,
+        );
+    }
     let mut unmanaged = Vec::new();
+    if scope.repositories() {
+        plan_repositories(desired, observed, &mut actions, &mut unmanaged);
+    }
+    // Stable: within a stage, the order above (roles, then by name).
+    actions.sort_by_key(Action::stage);
+    Plan { actions, unmanaged }
+}
+
+fn plan_repositories(
+    desired: &DesiredState,
+    observed: &ObservedState,
+    actions: &mut Vec<Action>,
+    unmanaged: &mut Vec<String>,
+) {
     for (name, want) in &desired.repositories {
         let Some(have) = observed.repositories.get(name) else {
             actions.push(Action::CreateRepository {
@@ -314,9 +378,6 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Plan {
             });
         }
     }
-    // Stable: within a stage, the order above (roles, then by name).
-    actions.sort_by_key(Action::stage);
-    Plan { actions, unmanaged }
 }
 
 fn plan_role(

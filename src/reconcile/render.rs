@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::canonical::canonical;
-use super::plan::{Action, ObservedState, Plan, RoleKind};
+use super::plan::{Action, ObservedState, Plan, RoleKind, Scope};
 
 /// Counts for the summary line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -281,6 +281,10 @@ pub struct SavedPlan {
     pub format_version: u32,
     /// [`fingerprint`] of the state the plan was made against.
     pub observed_fingerprint: String,
+    /// What the plan covers (`--scope`); plans saved before scopes existed
+    /// covered everything.
+    #[serde(default)]
+    pub scope: Scope,
     pub plan: Plan,
 }
 
@@ -296,10 +300,11 @@ pub enum SavedPlanError {
 }
 
 impl SavedPlan {
-    pub fn new(observed_fingerprint: String, plan: Plan) -> Self {
+    pub fn new(observed_fingerprint: String, scope: Scope, plan: Plan) -> Self {
         Self {
             format_version: FORMAT_VERSION,
             observed_fingerprint,
+            scope,
             plan,
         }
     }
@@ -330,7 +335,7 @@ mod tests {
 
     #[test]
     fn a_saved_plan_round_trips_and_another_format_version_is_named() {
-        let saved = SavedPlan::new("abc".into(), Plan::default());
+        let saved = SavedPlan::new("abc".into(), Scope::All, Plan::default());
         let text = serde_json::to_string(&saved).unwrap();
         let back = SavedPlan::parse(&text).unwrap();
         assert_eq!(back.observed_fingerprint, "abc");

@@ -411,6 +411,111 @@ async fn adopted_and_managed_repositories_keep_tags_rise_registry_did_not_set() 
     account.expect(&["plan", "--detailed-exitcode"], 0);
 }
 
+/// The controller role's own credentials suffice for the repositories:
+/// `--scope repositories` (or `registry.manage_roles: false`) makes no IAM
+/// request at all, and every ECR operation it uses is one the controller
+/// policy grants. The emulator runs with `--iam strict`, so IAM refuses the
+/// controller role (it checks identity policies for IAM and STS, though not
+/// for ECR: the proxy's list of ECR operations is checked against the
+/// policy instead).
+#[tokio::test]
+async fn the_controller_role_manages_the_repositories_without_any_iam_call() {
+    let account = Account::new();
+    account.configure(&["a", "b"], "");
+    // An administrator (or Terraform) makes the roles.
+    account.expect(&["apply", "--auto-approve", "--scope", "roles"], 0);
+    assert!(account.repository_names().await.is_empty(), "roles only");
+    let creds = aws_sdk_sts::Client::new(&account.emulator.admin_config().await)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{ACCOUNT_ID}:role/rise-backend"))
+        .role_session_name("platform-pipeline")
+        .send()
+        .await
+        .unwrap()
+        .credentials
+        .unwrap();
+    let proxy = support::throttle::ThrottlingProxy::start(account.emulator.addr, 0);
+    account.configure_at(&proxy.url(), &["a", "b"], "");
+    let as_controller = |args: &[&str]| {
+        let mut cmd = account.command(args);
+        cmd.env("AWS_ACCESS_KEY_ID", &creds.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &creds.secret_access_key)
+            .env("AWS_SESSION_TOKEN", &creds.session_token);
+        cmd.output().unwrap()
+    };
+
+    // The default scope needs IAM: a clear error with the way out.
+    let out = as_controller(&["plan"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("iam:GetRole") && stderr.contains("--scope repositories"),
+        "{stderr}"
+    );
+
+    let iam_before = proxy.requests_to("iam");
+    let out = as_controller(&["apply", "--auto-approve", "--scope", "repositories"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(account.repository_names().await, ["rise/a", "rise/b"]);
+    // registry.manage_roles: false makes that scope the default.
+    account.configure_at(&proxy.url(), &["a", "b", "c"], "  manage_roles: false\n");
+    let out = as_controller(&["apply", "--auto-approve"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = as_controller(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        proxy.requests_to("iam"),
+        iam_before,
+        "no IAM request at all"
+    );
+    assert!(proxy.requests_to("ecr") > 0);
+
+    let policy = account
+        .iam()
+        .await
+        .get_role_policy()
+        .role_name("rise-backend")
+        .policy_name("rise-controller")
+        .send()
+        .await
+        .unwrap();
+    let policy = rise_registry::reconcile::aws::policy_json(&policy.policy_document).unwrap();
+    let granted: Vec<String> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| match &s["Action"] {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(a) => a.iter().map(|a| a.as_str().unwrap().to_string()).collect(),
+            _ => vec![],
+        })
+        .collect();
+    for op in proxy.ecr_operations() {
+        assert!(
+            granted.contains(&format!("ecr:{op}")),
+            "ecr:{op} is used but the controller policy does not grant it"
+        );
+    }
+    // The administrator's full plan agrees: nothing left to do.
+    account.configure(&["a", "b", "c"], "");
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+}
+
 /// Role tags are read back and follow the config like repository tags:
 /// set by `registry.tags`, removed when the config drops them, and a tag
 /// someone else put on the role stays.

@@ -6,16 +6,18 @@
 //! repeatable for the same order of requests. JSON-protocol calls (ECR,
 //! with `X-Amz-Target`) get `ThrottlingException`; query-protocol calls
 //! (IAM, STS) get the XML `Throttling` error. Both are what the SDK treats
-//! as retryable throttling.
+//! as retryable throttling. With a share of 0 it only forwards, and
+//! counts: requests per AWS service, and ECR's operations.
 //!
 //! [`ThrottlingProxy::invalid_principal`] answers instead the error IAM
 //! gives for a few seconds after a role is created when a policy names it
 //! (`MalformedPolicyDocument: Invalid principal in policy`), which the
 //! emulator never gives: its IAM is consistent at once.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -42,6 +44,11 @@ struct Shared {
     invalid_principal: Option<(String, u64)>,
     /// IAM writes seen that name that principal.
     matched: AtomicU64,
+    /// Requests seen per signing service (`iam`, `ecr`, `sts`), from the
+    /// credential scope of their `Authorization` header.
+    services: Mutex<BTreeMap<String, u64>>,
+    /// ECR operations seen (`DescribeRepositories`, …).
+    ecr_operations: Mutex<BTreeSet<String>>,
     seed: AtomicU64,
     throttled: AtomicU64,
     forwarded: AtomicU64,
@@ -67,6 +74,8 @@ impl ThrottlingProxy {
             percent: percent.into(),
             invalid_principal,
             matched: AtomicU64::new(0),
+            services: Mutex::default(),
+            ecr_operations: Mutex::default(),
             seed: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
             throttled: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
@@ -88,6 +97,17 @@ impl ThrottlingProxy {
         self.shared.throttled.load(Ordering::Relaxed)
     }
 
+    /// Requests seen so far that were signed for `service` (`iam`, `ecr`).
+    pub fn requests_to(&self, service: &str) -> u64 {
+        let services = self.shared.services.lock().unwrap();
+        services.get(service).copied().unwrap_or(0)
+    }
+
+    /// The ECR operations requested so far, such as `CreateRepository`.
+    pub fn ecr_operations(&self) -> BTreeSet<String> {
+        self.shared.ecr_operations.lock().unwrap().clone()
+    }
+
     /// Calls passed on to the emulator so far.
     pub fn forwarded(&self) -> u64 {
         self.shared.forwarded.load(Ordering::Relaxed)
@@ -96,6 +116,7 @@ impl ThrottlingProxy {
 
 impl Shared {
     async fn answer(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+        self.record(&req);
         if self.percent > 0 && next(&self.seed) % 100 < self.percent {
             self.throttled.fetch_add(1, Ordering::Relaxed);
             return throttle(&req);
@@ -145,6 +166,32 @@ fn invalid_principal(principal: &str) -> Response<Full<Bytes>> {
     r.headers_mut()
         .insert("content-type", "text/xml".parse().unwrap());
     r
+}
+
+impl Shared {
+    /// Counts the request by service, and ECR's by operation.
+    fn record<B>(&self, req: &Request<B>) {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        // `Credential=AKID/20260101/us-east-1/iam/aws4_request, …`
+        let service = header("authorization")
+            .split("Credential=")
+            .nth(1)
+            .and_then(|c| c.split('/').nth(3))
+            .unwrap_or("unsigned")
+            .to_string();
+        *self.services.lock().unwrap().entry(service).or_default() += 1;
+        if let Some(op) =
+            header("x-amz-target").strip_prefix("AmazonEC2ContainerRegistry_V20150921.")
+        {
+            self.ecr_operations.lock().unwrap().insert(op.to_string());
+        }
+    }
 }
 
 /// xorshift64, shared by all connections.
