@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -21,7 +21,8 @@ use tokio::sync::Semaphore;
 
 use super::desired::{TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT, lifecycle_policy};
 use super::plan::{
-    Action, Change, ObservedRepository, ObservedRole, ObservedState, RoleKind, Scope,
+    Action, Change, ObservedRepository, ObservedRole, ObservedState, RegistryScanning, RoleKind,
+    Scope,
 };
 use crate::config::EcrConfig;
 use crate::naming::RoleArn;
@@ -36,6 +37,10 @@ pub struct Aws {
     ecr: aws_sdk_ecr::Client,
     ecr_config: EcrConfig,
     pub calls: CallCounter,
+    /// Whether the registry's scanning configuration, as last observed,
+    /// governs scanning: then repositories are created without the
+    /// deprecated repository-level flag (apply always observes first).
+    registry_scans: AtomicBool,
 }
 
 /// Counts the AWS requests sent (retries included), split into reads
@@ -225,6 +230,7 @@ impl Aws {
             ecr: aws_sdk_ecr::Client::from_conf(ecr),
             ecr_config: config.clone(),
             calls,
+            registry_scans: AtomicBool::new(false),
         }
     }
 
@@ -254,9 +260,34 @@ impl Aws {
                 .await?;
         }
         if scope.repositories() {
+            let scanning = self.observe_registry_scanning().await?;
+            self.registry_scans
+                .store(scanning.governs(), Ordering::Relaxed);
+            observed.registry_scanning = Some(scanning);
             observed.repositories = self.observe_repositories().await?;
         }
         Ok(observed)
+    }
+
+    /// The registry's scanning configuration, read once per plan: it may
+    /// make the repositories' own scan-on-push flags meaningless.
+    async fn observe_registry_scanning(&self) -> Result<RegistryScanning> {
+        let out = self
+            .ecr
+            .get_registry_scanning_configuration()
+            .send()
+            .await
+            .map_err(|e| aws_error("reading the registry's scanning configuration", e))?;
+        let config = out.scanning_configuration;
+        Ok(RegistryScanning {
+            scan_type: config
+                .as_ref()
+                .and_then(|c| c.scan_type.as_ref())
+                // AWS: "When a registry scanning configuration is not
+                // defined, by default the BASIC scan type is used."
+                .map_or("BASIC".to_string(), |t| t.as_str().to_string()),
+            rules: config.and_then(|c| c.rules).map_or(0, |r| r.len()),
+        })
     }
 
     /// Reads the role `arn` names. A role of that name at another path is
@@ -598,17 +629,20 @@ impl Aws {
                     .iter()
                     .map(|(k, v)| Self::tag(k, v))
                     .collect::<Result<Vec<_>>>()?;
+                // The repository-level flag is deprecated and does nothing
+                // where the registry's configuration governs scanning.
+                let scanning = (!self.registry_scans.load(Ordering::Relaxed)).then(|| {
+                    ImageScanningConfiguration::builder()
+                        .scan_on_push(settings.scan_on_push)
+                        .build()
+                });
                 self.ecr
                     .create_repository()
                     .repository_name(repository)
                     .image_tag_mutability(ImageTagMutability::from(
                         settings.tag_mutability.as_str(),
                     ))
-                    .image_scanning_configuration(
-                        ImageScanningConfiguration::builder()
-                            .scan_on_push(settings.scan_on_push)
-                            .build(),
-                    )
+                    .set_image_scanning_configuration(scanning)
                     .set_tags(Some(tag_list))
                     .send()
                     .await

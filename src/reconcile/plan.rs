@@ -44,10 +44,43 @@ pub struct ObservedRepository {
     pub lifecycle_policy: Option<Value>,
 }
 
+/// The registry's scanning configuration (GetRegistryScanningConfiguration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistryScanning {
+    /// `BASIC` or `ENHANCED`.
+    pub scan_type: String,
+    /// How many scanning rules (each with its repository filters) it has.
+    pub rules: usize,
+}
+
+impl RegistryScanning {
+    /// Whether this configuration decides which repositories are scanned,
+    /// so a repository's own `scanOnPush` flag does nothing: enhanced
+    /// scanning, or basic scanning with rules (AWS: a repository no rule
+    /// matches is scanned manually only). Basic scanning without rules is
+    /// the configuration of a registry nobody set up, where the
+    /// repository flag still applies.
+    pub fn governs(&self) -> bool {
+        self.scan_type != "BASIC" || self.rules > 0
+    }
+
+    /// One line for the plan.
+    pub fn describe(&self) -> String {
+        format!(
+            "the registry's scanning configuration ({} scanning, {} rule{}) decides which repositories are scanned, so registry.scan_on_push is neither shown nor applied",
+            self.scan_type,
+            self.rules,
+            if self.rules == 1 { "" } else { "s" }
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ObservedState {
     pub controller: Option<ObservedRole>,
     pub push: Option<ObservedRole>,
+    /// Read with the repositories; `None` when they were not read.
+    pub registry_scanning: Option<RegistryScanning>,
     /// Every repository whose name starts with the prefix.
     pub repositories: BTreeMap<String, ObservedRepository>,
 }
@@ -272,6 +305,10 @@ pub struct Plan {
     /// Repositories under the prefix that are not managed and that no
     /// project claims: reported, never touched.
     pub unmanaged: Vec<String>,
+    /// Set when the registry's scanning configuration governs scanning
+    /// ([`RegistryScanning::describe`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_scanning: Option<String>,
 }
 
 impl Plan {
@@ -304,17 +341,31 @@ pub fn plan_scope(desired: &DesiredState, observed: &ObservedState, scope: Scope
         );
     }
     let mut unmanaged = Vec::new();
+    let governing = observed.registry_scanning.as_ref().filter(|s| s.governs());
     if scope.repositories() {
-        plan_repositories(desired, observed, &mut actions, &mut unmanaged);
+        plan_repositories(
+            desired,
+            observed,
+            governing.is_some(),
+            &mut actions,
+            &mut unmanaged,
+        );
     }
     // Stable: within a stage, the order above (roles, then by name).
     actions.sort_by_key(Action::stage);
-    Plan { actions, unmanaged }
+    Plan {
+        actions,
+        unmanaged,
+        registry_scanning: governing.map(RegistryScanning::describe),
+    }
 }
 
+/// `registry_scans`: the registry's scanning configuration governs, so the
+/// repositories' scan-on-push flags are left as they are.
 fn plan_repositories(
     desired: &DesiredState,
     observed: &ObservedState,
+    registry_scans: bool,
     actions: &mut Vec<Action>,
     unmanaged: &mut Vec<String>,
 ) {
@@ -338,7 +389,7 @@ fn plan_repositories(
                 repository: name.clone(),
             });
         }
-        let changes = setting_changes(&want.settings, have);
+        let changes = setting_changes(&want.settings, have, registry_scans);
         if !changes.is_empty() {
             actions.push(Action::UpdateRepository {
                 repository: name.clone(),
@@ -473,7 +524,11 @@ fn tag_changes(
     (set, remove)
 }
 
-fn setting_changes(want: &RepositorySettings, have: &ObservedRepository) -> Vec<Change> {
+fn setting_changes(
+    want: &RepositorySettings,
+    have: &ObservedRepository,
+    registry_scans: bool,
+) -> Vec<Change> {
     let mut changes = Vec::new();
     if have.tag_mutability != want.tag_mutability.as_str() {
         changes.push(Change::ImageTagMutability {
@@ -481,7 +536,7 @@ fn setting_changes(want: &RepositorySettings, have: &ObservedRepository) -> Vec<
             after: want.tag_mutability,
         });
     }
-    if want.scan_on_push != have.scan_on_push {
+    if !registry_scans && want.scan_on_push != have.scan_on_push {
         changes.push(Change::ScanOnPush {
             before: have.scan_on_push,
             after: want.scan_on_push,

@@ -55,13 +55,17 @@ fn canonicalize_policies(value: &mut Value) {
 
 /// The machine format (docs/plan-format.md).
 pub(crate) fn to_json(plan: &Plan) -> Value {
-    json!({
+    let mut value = json!({
         "format_version": FORMAT_VERSION,
         "changes": !plan.is_empty(),
         "summary": summary(plan),
         "actions": plan.actions,
         "unmanaged": plan.unmanaged,
-    })
+    });
+    if let Some(note) = &plan.registry_scanning {
+        value["registry_scanning"] = note.as_str().into();
+    }
+    value
 }
 
 struct Style {
@@ -189,11 +193,15 @@ pub(crate) fn to_text(plan: &Plan, colour: bool) -> String {
                 settings,
             } => {
                 let _ = writeln!(out, "  {} repository {repository}", add("+"));
+                let scan = if plan.registry_scanning.is_some() {
+                    String::new()
+                } else {
+                    format!(", scan_on_push: {}", settings.scan_on_push)
+                };
                 let _ = writeln!(
                     out,
-                    "      image_tag_mutability: {}, scan_on_push: {}, keep {} images",
+                    "      image_tag_mutability: {}{scan}, keep {} images",
                     settings.tag_mutability.as_str(),
-                    settings.scan_on_push,
                     settings.max_image_count
                 );
                 writeln!(out, "      tags: {}", compact(&json!(tags)))
@@ -253,6 +261,9 @@ pub(crate) fn to_text(plan: &Plan, colour: bool) -> String {
                 del("-")
             ),
         };
+    }
+    if let Some(note) = &plan.registry_scanning {
+        let _ = writeln!(out, "\nScanning: {note}.");
     }
     if !plan.unmanaged.is_empty() {
         let _ = writeln!(

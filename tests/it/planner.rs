@@ -9,7 +9,7 @@ use crate::support;
 use rise_registry::config::{Config, RegistryConfig};
 use rise_registry::reconcile::desired::{DesiredState, desired_state, lifecycle_policy};
 use rise_registry::reconcile::plan::{
-    Action, ObservedRepository, ObservedRole, ObservedState, RoleKind, plan,
+    Action, ObservedRepository, ObservedRole, ObservedState, RegistryScanning, RoleKind, plan,
 };
 use serde_json::{Value, json};
 
@@ -64,6 +64,10 @@ fn converged(d: &DesiredState) -> ObservedState {
     ObservedState {
         controller: Some(role(&d.controller)),
         push: Some(role(&d.push)),
+        registry_scanning: Some(RegistryScanning {
+            scan_type: "BASIC".into(),
+            rules: 0,
+        }),
         repositories: d
             .repositories
             .iter()
@@ -364,4 +368,32 @@ fn role_tags_are_planned_like_repository_tags() {
         }]
     );
     assert_eq!(p.actions[0].to_string(), "set role tags rise-backend");
+}
+
+/// Where the registry's scanning configuration decides scanning, the
+/// repositories' own flag is not planned, and the plan says why in one line.
+#[test]
+fn registry_scanning_makes_the_repository_flag_moot() {
+    let d = desired("");
+    let mut o = converged(&d);
+    o.repositories.get_mut("rise/a").unwrap().scan_on_push = false;
+    let p = plan(&d, &o);
+    assert_eq!(kinds(&p.actions), ["update_repository"], "the flag applies");
+    assert_eq!(p.registry_scanning, None);
+
+    for (scan_type, rules) in [("ENHANCED", 0), ("BASIC", 1)] {
+        o.registry_scanning = Some(RegistryScanning {
+            scan_type: scan_type.into(),
+            rules,
+        });
+        let p = plan(&d, &o);
+        assert!(p.is_empty(), "{scan_type}: {:?}", p.actions);
+        assert!(
+            p.registry_scanning
+                .as_deref()
+                .is_some_and(|n| n.contains(&format!("({scan_type} scanning"))),
+            "{:?}",
+            p.registry_scanning
+        );
+    }
 }

@@ -178,11 +178,12 @@ async fn an_empty_account_converges_and_stays_converged() {
         "No changes. AWS matches the configuration.\n"
     );
     // A plan with nothing to do only reads: per role get, list and one
-    // policy (6), one page of repositories (1), and tags and lifecycle per
-    // repository (2 each): 6 + pages + 2n.
+    // policy (6), the registry's scanning configuration (1), one page of
+    // repositories (1), and tags and lifecycle per repository (2 each):
+    // 7 + pages + 2n.
     let out = account.run(&["-v", "plan"]);
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("reads=11 writes=0"), "{log}");
+    assert!(log.contains("reads=12 writes=0"), "{log}");
     let again = account.expect(&["apply", "--auto-approve"], 0);
     assert_eq!(
         again, "No changes. AWS matches the configuration.\n",
@@ -514,6 +515,70 @@ async fn the_controller_role_manages_the_repositories_without_any_iam_call() {
     // The administrator's full plan agrees: nothing left to do.
     account.configure(&["a", "b", "c"], "");
     account.expect(&["plan", "--detailed-exitcode"], 0);
+}
+
+/// Where the registry's scanning configuration decides which repositories
+/// are scanned, the deprecated repository flag is neither shown nor
+/// applied, and the plan says so in one line.
+#[tokio::test]
+async fn registry_scanning_configuration_replaces_the_repository_flag() {
+    use aws_sdk_ecr::types::{
+        RegistryScanningRule, ScanFrequency, ScanType, ScanningRepositoryFilter,
+        ScanningRepositoryFilterType,
+    };
+    let account = Account::new();
+    account.configure(&["a"], "");
+    let ecr = account.ecr().await;
+    let rule = RegistryScanningRule::builder()
+        .scan_frequency(ScanFrequency::ScanOnPush)
+        .repository_filters(
+            ScanningRepositoryFilter::builder()
+                .filter("*")
+                .filter_type(ScanningRepositoryFilterType::Wildcard)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    ecr.put_registry_scanning_configuration()
+        .scan_type(ScanType::Basic)
+        .rules(rule)
+        .send()
+        .await
+        .unwrap();
+    let plan = account.expect(&["plan"], 0);
+    assert!(
+        plan.contains("\nScanning: the registry's scanning configuration (BASIC scanning, 1 rule) decides which repositories are scanned, so registry.scan_on_push is neither shown nor applied.\n"),
+        "{plan}"
+    );
+    assert!(!plan.contains("scan_on_push: true"), "{plan}");
+    account.expect(&["apply", "--auto-approve"], 0);
+    let scan_on_push = || async {
+        ecr.describe_repositories()
+            .repository_names("rise/a")
+            .send()
+            .await
+            .unwrap()
+            .repositories
+            .unwrap()[0]
+            .image_scanning_configuration
+            .as_ref()
+            .is_some_and(|s| s.scan_on_push)
+    };
+    assert!(!scan_on_push().await, "the repository flag was not set");
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+
+    // Back to a registry nobody configured: the flag applies again.
+    ecr.put_registry_scanning_configuration()
+        .scan_type(ScanType::Basic)
+        .send()
+        .await
+        .unwrap();
+    let plan = account.plan_json();
+    assert_eq!(plan["actions"][0]["changes"][0]["attribute"], "scan_on_push", "{plan}");
+    assert!(plan.get("registry_scanning").is_none(), "{plan}");
+    account.expect(&["apply", "--auto-approve"], 0);
+    assert!(scan_on_push().await);
 }
 
 /// Role tags are read back and follow the config like repository tags:
