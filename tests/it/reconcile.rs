@@ -575,7 +575,10 @@ async fn registry_scanning_configuration_replaces_the_repository_flag() {
         .await
         .unwrap();
     let plan = account.plan_json();
-    assert_eq!(plan["actions"][0]["changes"][0]["attribute"], "scan_on_push", "{plan}");
+    assert_eq!(
+        plan["actions"][0]["changes"][0]["attribute"], "scan_on_push",
+        "{plan}"
+    );
     assert!(plan.get("registry_scanning").is_none(), "{plan}");
     account.expect(&["apply", "--auto-approve"], 0);
     assert!(scan_on_push().await);
