@@ -309,11 +309,21 @@ impl Reader {
         };
         let trust = policy_chars(&docs.controller_trust).max(policy_chars(&docs.push_trust));
         if trust > TRUST_POLICY_MAX_CHARS {
-            let mut fewer = ecr.clone();
-            while !fewer.trusted_principals.is_empty()
-                && longest_trust(&fewer).is_some_and(|n| n > TRUST_POLICY_MAX_CHARS)
-            {
-                fewer.trusted_principals.pop();
+            // The longest first part of the list that fits, found by
+            // halving (the size grows with each principal).
+            let fits = |k: usize| {
+                let mut fewer = ecr.clone();
+                fewer.trusted_principals.truncate(k);
+                longest_trust(&fewer).is_some_and(|n| n <= TRUST_POLICY_MAX_CHARS)
+            };
+            let (mut lo, mut hi) = (0, ecr.trusted_principals.len());
+            while lo < hi {
+                let mid = (lo + hi).div_ceil(2);
+                if fits(mid) {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
             }
             self.push(
                 &m.origin_of("trusted_principals"),
@@ -321,7 +331,7 @@ impl Reader {
                 Problem::new(format!(
                     "with {} trusted principals a trust policy renders to {trust} characters, and IAM allows {TRUST_POLICY_MAX_CHARS}: {} of them fit",
                     ecr.trusted_principals.len(),
-                    fewer.trusted_principals.len()
+                    lo
                 ))
                 .hint("trust an account root or a role that those principals assume instead of each one; the quota can be raised to 4096 in Service Quotas, which rise-registry does not read"),
             );
