@@ -3,7 +3,9 @@
 //! tokens; the cold path (AssumeRole + GetAuthorizationToken through
 //! serve) beside the same provider call made in-process; 50 concurrent cold
 //! requests for one project (single flight) beside 50 for 50 projects; and
-//! serve's memory under load. Run it with `scripts/bench` (which installs
+//! serve's memory under load; and the two kinds of denial (a forbidden
+//! and an unknown project) side by side, which must take the same time so
+//! timing tells a caller nothing. Run it with `scripts/bench` (which installs
 //! wrk and the emulator); docs/performance.md explains the table.
 //!
 //! Settings (environment): `BENCH_RUNS` (default 3, the median is
@@ -35,6 +37,8 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 #[derive(Debug, Clone, Copy)]
 struct Run {
+    /// Whether wrk saw any answer outside 2xx.
+    non_2xx: bool,
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -59,20 +63,36 @@ fn parse_wrk(out: &str) -> Run {
             .find_map(|l| l.trim().strip_prefix(prefix).map(str::to_string))
             .unwrap_or_else(|| panic!("wrk printed no {prefix:?}:\n{out}"))
     };
-    let errors = out
-        .lines()
-        .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"));
-    if let Some(line) = errors {
+    if let Some(line) = out.lines().find(|l| l.contains("Socket errors")) {
         eprintln!("warning: {}", line.trim());
     }
     Run {
+        non_2xx: out.lines().any(|l| l.contains("Non-2xx")),
         rps: field("Requests/sec:").trim().parse().unwrap(),
         p50_ms: ms(&field("50%")),
         p99_ms: ms(&field("99%")),
     }
 }
 
+/// The answers a case expects: a run that gets others measures something
+/// else (an error path, a rate limit) and aborts the benchmark.
+#[derive(Clone, Copy, PartialEq)]
+enum Expect {
+    Success,
+    Denied,
+}
+
 fn wrk(url: &str, token: Option<&str>, seconds: u64, connections: u64) -> Run {
+    wrk_expecting(Expect::Success, url, token, seconds, connections)
+}
+
+fn wrk_expecting(
+    expect: Expect,
+    url: &str,
+    token: Option<&str>,
+    seconds: u64,
+    connections: u64,
+) -> Run {
     let mut cmd = Command::new("wrk");
     cmd.args([
         "-t2",
@@ -92,7 +112,14 @@ fn wrk(url: &str, token: Option<&str>, seconds: u64, connections: u64) -> Run {
         "wrk failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let run = parse_wrk(&stdout);
+    assert_eq!(
+        run.non_2xx,
+        expect == Expect::Denied,
+        "{url}: unexpected answers for this case:\n{stdout}"
+    );
+    run
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -102,6 +129,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn summarize(runs: &[Run]) -> Run {
     Run {
+        non_2xx: runs.iter().any(|r| r.non_2xx),
         rps: median(runs.iter().map(|r| r.rps).collect()),
         p50_ms: median(runs.iter().map(|r| r.p50_ms).collect()),
         p99_ms: median(runs.iter().map(|r| r.p99_ms).collect()),
@@ -143,8 +171,9 @@ registry:
   endpoint_url: {}
 projects:
   - {{name: my-app, access: ["group:team-a"]}}
+  - {{name: other-app, access: ["group:team-z"]}}
 {}
-auth: {{hs256_secret: {SECRET}, jwks_url: "{}"}}
+auth: {{hs256_secret: {SECRET}, jwks_url: "{}", issuer: bench-issuer, audience: rise}}
 server:
   rate_limit: {{requests_per_minute: 1000000, burst: 1000000}}
 "#,
@@ -164,6 +193,8 @@ server:
     let caller = |name: String| {
         let mut c = claims(&name, None, &["team-a"]);
         c["exp"] = serde_json::json!(support::jwt::now() + 3600);
+        c["iss"] = serde_json::json!("bench-issuer");
+        c["aud"] = serde_json::json!("rise");
         c
     };
     // Warm the cache; every measured request is a cache hit.
@@ -185,10 +216,26 @@ server:
 
     // Interleave the cases in each round so drift on a noisy machine hits all alike.
     let (mut base, mut hs, mut rs_runs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut forbidden, mut unknown) = (Vec::new(), Vec::new());
     for round in 1..=runs {
         eprintln!(
-            "round {round}/{runs}: baseline, HS256, RS256 ({seconds} s each, {connections} connections)"
+            "round {round}/{runs}: baseline, HS256, RS256, forbidden, unknown ({seconds} s each, {connections} connections)"
         );
+        let denied_token = hs256(SECRET, &caller(format!("denied-{round}")));
+        forbidden.push(wrk_expecting(
+            Expect::Denied,
+            &serve.url("/registry/credentials?project=other-app"),
+            Some(&denied_token),
+            seconds,
+            connections,
+        ));
+        unknown.push(wrk_expecting(
+            Expect::Denied,
+            &serve.url("/registry/credentials?project=nope-app"),
+            Some(&denied_token),
+            seconds,
+            connections,
+        ));
         let hs_token = hs256(SECRET, &caller(format!("hs-{round}")));
         // The same request bytes, token included, so both parse as much.
         base.push(wrk(&baseline_url, Some(&hs_token), seconds, connections));
@@ -198,6 +245,7 @@ server:
     }
     let peak_kib = serve.memory_kib("VmHWM:");
     let (base, hs, rs_sum) = (summarize(&base), summarize(&hs), summarize(&rs_runs));
+    let (forbidden, unknown) = (summarize(&forbidden), summarize(&unknown));
 
     // The cold path and single flight, on projects nobody asked for yet.
     let ecr_config = match support::load_config(&[("default.yaml", &config)], &[])
@@ -262,6 +310,16 @@ server:
             r.rps / base.rps
         );
     }
+    println!(
+        "| serve: 404 for a project the caller may not use | {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms | 404 for a project that does not exist: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms | {:.2}× the p50 |",
+        forbidden.rps,
+        forbidden.p50_ms,
+        forbidden.p99_ms,
+        unknown.rps,
+        unknown.p50_ms,
+        unknown.p99_ms,
+        forbidden.p50_ms / unknown.p50_ms
+    );
     println!(
         "| serve: cold credentials (AssumeRole + GetAuthorizationToken), one request | p50 {cold:.1} ms | the provider called in-process: p50 {direct:.1} ms | {:.2}× the time |",
         cold / direct

@@ -15,6 +15,11 @@ use crate::registry::oci_token::keys::Algorithm;
 /// mistake, and the limit keeps `iat + ttl` far from overflow.
 pub(crate) const MAX_TOKEN_TTL_SECONDS: u64 = 366 * 24 * 3600;
 
+/// `--config-dir` when neither the flag nor `RISE_CONFIG_DIR` is given.
+pub const DEFAULT_CONFIG_DIR: &str = "config";
+/// `--run-mode` when neither the flag nor `RISE_CONFIG_RUN_MODE` is given.
+pub const DEFAULT_RUN_MODE: &str = "development";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rise-registry",
@@ -25,7 +30,7 @@ pub(crate) const MAX_TOKEN_TTL_SECONDS: u64 = 366 * 24 * 3600;
 )]
 pub struct Cli {
     /// Directory holding default.yaml, {run_mode}.yaml and local.yaml
-    #[arg(long, global = true, env = "RISE_CONFIG_DIR", default_value = "config")]
+    #[arg(long, global = true, env = "RISE_CONFIG_DIR", default_value = DEFAULT_CONFIG_DIR)]
     pub config_dir: PathBuf,
 
     /// Which {run_mode}.yaml layer to load
@@ -33,7 +38,7 @@ pub struct Cli {
         long,
         global = true,
         env = "RISE_CONFIG_RUN_MODE",
-        default_value = "development"
+        default_value = DEFAULT_RUN_MODE
     )]
     pub run_mode: String,
 
@@ -41,7 +46,8 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// More log detail: -v info, -vv debug, -vvv trace (RUST_LOG overrides)
+    /// More log detail: -v info, -vv debug, -vvv trace (RUST_LOG overrides);
+    /// plans list every repository of a group
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
 
@@ -62,6 +68,9 @@ pub enum Command {
         /// Print the plan as JSON (docs/plan-format.md)
         #[arg(long)]
         json: bool,
+        /// Print the plan as Markdown, for a pull-request comment
+        #[arg(long, conflicts_with = "json")]
+        markdown: bool,
         /// Exit 2 when the plan has changes, 0 when it has none
         #[arg(long)]
         detailed_exitcode: bool,

@@ -9,6 +9,7 @@ use anyhow::Result;
 use clap::Parser;
 
 use crate::cli::{Cli, Command, LogFormat, OciTokenCommand};
+use crate::commands::reconcile::PlanFormat;
 use crate::commands::{self, Env, Status, colour_enabled};
 use crate::config;
 
@@ -39,12 +40,20 @@ pub fn main() -> ExitCode {
         stderr: &mut io::stderr(),
         terminal: terminal.as_mut().map(|t| t as &mut dyn BufRead),
         colour: colour_enabled(&io::stdout()),
+        progress: commands::progress::progress_enabled(
+            io::stderr().is_terminal(),
+            std::env::var_os("TERM").as_deref(),
+        ),
     };
+    let log_format = cli.log_format;
     match run(cli, &mut env) {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::Changes) => ExitCode::from(2),
         Err(e) => {
-            eprintln!("{}", render_error(&e));
+            match log_format {
+                LogFormat::Text => eprintln!("{}", render_error(&e)),
+                LogFormat::Json => eprintln!("{}", render_error_json(&e)),
+            }
             ExitCode::from(1)
         }
     }
@@ -59,12 +68,13 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
         config_dir,
         run_mode,
         log_format: _,
-        verbose: _,
+        verbose,
         command,
     } = cli;
     // Loaded per command, not before the match: `oci-token dev-ca` makes
     // the key material a configuration will name, so it runs without one.
     let load = |vars: &dyn Fn(&str) -> Option<String>| config::load(&config_dir, &run_mode, vars);
+    let invocation = commands::reconcile::Invocation::new(&config_dir, &run_mode);
     match command {
         Command::Config { check } => commands::config::run(&load(env.vars)?, check, env),
         Command::Token {
@@ -83,15 +93,26 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
         }
         Command::Plan {
             json,
+            markdown,
             detailed_exitcode,
             out: out_file,
             scope,
         } => commands::reconcile::run_plan(
             &load(env.vars)?.config,
-            json,
-            detailed_exitcode,
-            out_file.as_deref(),
-            scope,
+            &commands::reconcile::PlanOptions {
+                invocation: &invocation,
+                format: if json {
+                    PlanFormat::Json
+                } else if markdown {
+                    PlanFormat::Markdown
+                } else {
+                    PlanFormat::Text
+                },
+                detailed_exitcode,
+                out_file: out_file.as_deref(),
+                verbose: verbose > 0,
+                scope,
+            },
             env,
         ),
         Command::Apply {
@@ -101,10 +122,14 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
             scope,
         } => commands::reconcile::run_apply(
             &load(env.vars)?.config,
-            planfile.as_deref(),
-            auto_approve,
-            json,
-            scope,
+            &commands::reconcile::ApplyOptions {
+                invocation: &invocation,
+                planfile: planfile.as_deref(),
+                auto_approve,
+                json,
+                verbose: verbose > 0,
+                scope,
+            },
             env,
         ),
         Command::Serve { listen } => {
@@ -143,6 +168,34 @@ pub fn render_error(e: &anyhow::Error) -> String {
         s.push_str(&format!("\n  caused by: {cause}"));
     }
     s
+}
+
+/// The error as one JSON line, for `--log-format json`: log collectors
+/// then parse errors like every other line. Config problems are listed one
+/// by one with their file, line and key.
+pub fn render_error_json(e: &anyhow::Error) -> String {
+    let mut line = serde_json::json!({
+        "timestamp": crate::clock::rfc3339(crate::clock::unix_now()),
+        "level": "ERROR",
+        "message": e.to_string(),
+        "causes": e.chain().skip(1).map(ToString::to_string).collect::<Vec<_>>(),
+    });
+    if let Some(errors) = e.downcast_ref::<config::ConfigErrors>() {
+        line["problems"] = errors
+            .0
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "file": &*p.origin.file,
+                    "line": p.origin.line,
+                    "key": p.path,
+                    "message": p.message,
+                    "hint": p.hint,
+                })
+            })
+            .collect();
+    }
+    line.to_string()
 }
 
 fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {

@@ -28,6 +28,37 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// A caller known only by its subject: no email, no groups.
+    pub fn from_subject(subject: impl Into<String>) -> Self {
+        Self {
+            subject: subject.into(),
+            email: None,
+            groups: Vec::new(),
+        }
+    }
+
+    /// This caller with only the groups `config` names for `project`
+    /// (in `auth.admins` or the project's `access`): everything
+    /// [`authorize`] looks at for that project, and nothing else. An
+    /// oci-token ticket carries this, so the realm can apply the access
+    /// rule again on every exchange without the caller's whole group list.
+    pub(crate) fn narrowed_to(&self, config: &Config, project: &ProjectName) -> Self {
+        let named = |g: &String| {
+            let access = config.project(project).map(|p| p.access.as_slice());
+            config
+                .auth
+                .admins
+                .iter()
+                .chain(access.unwrap_or_default())
+                .any(|p| matches!(p, Principal::Group(x) if x == g))
+        };
+        Self {
+            subject: self.subject.clone(),
+            email: self.email.clone(),
+            groups: self.groups.iter().filter(|g| named(g)).cloned().collect(),
+        }
+    }
+
     /// Whether `principal` is one of this caller's identities; the same as
     /// `identities().contains(principal)`, without building the list.
     pub fn has(&self, principal: &Principal) -> bool {

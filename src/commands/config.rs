@@ -3,14 +3,15 @@
 use anyhow::{Context, Result};
 
 use super::{Env, Status};
-use crate::config::{Loaded, RegistryConfig, recommendations};
+use crate::config::{Config, ConfigErrors, Loaded, RegistryConfig, recommendations};
 use crate::registry::oci_token::OciTokenProvider;
 
 /// Prints the merged configuration as YAML (secrets redacted), or with
 /// `check` a one-line summary (and, on stderr, a `warning:` line for each
-/// setting that is valid but weaker than it should be). Problems of the files themselves never get
-/// here: loading failed first. `--check` also loads what the files point
-/// at and serve would read at start (`oci-token`'s key and chain).
+/// setting that is valid but weaker than it should be). Problems of the
+/// config files themselves never get here: loading failed first.
+/// `--check` also reads the files config names, as serve does at start
+/// ([`check_files`]).
 ///
 /// # Errors
 /// When a file the configuration names is unusable, or writing fails.
@@ -19,9 +20,7 @@ pub fn run(loaded: &Loaded, check: bool, env: &mut Env<'_>) -> Result<Status> {
     let out = &mut *env.stdout;
     if check {
         let config = &loaded.config;
-        if let RegistryConfig::OciToken(oci) = &config.registry {
-            OciTokenProvider::load(oci)?;
-        }
+        check_files(config)?;
         for advice in recommendations(config) {
             writeln!(env.stderr, "warning: {advice}")?;
         }
@@ -37,4 +36,31 @@ pub fn run(loaded: &Loaded, check: bool, env: &mut Env<'_>) -> Result<Status> {
         write!(out, "# effective configuration from {files}\n{yaml}")?;
     }
     Ok(Status::Success)
+}
+
+/// Reads and checks every file config names the way serve will use it: the
+/// TLS certificate and key (parse, and the key fits the certificate), and
+/// oci-token's signing key and chain (parse, and the leaf certifies the
+/// key). `config --check` and serve's start-up share it, so they refuse the
+/// same things with the same words.
+///
+/// # Errors
+/// Every problem found, each at the key (file and line) that named the file.
+pub fn check_files(config: &Config) -> Result<(), ConfigErrors> {
+    let mut errors = Vec::new();
+    if let Some(tls) = &config.server.tls
+        && let Err(e) = crate::serve::tls::acceptor(tls)
+    {
+        errors.extend(e.0);
+    }
+    if let RegistryConfig::OciToken(oci) = &config.registry
+        && let Err(e) = OciTokenProvider::load(oci)
+    {
+        errors.extend(e.0);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors::sorted(errors))
+    }
 }

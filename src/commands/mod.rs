@@ -7,6 +7,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 pub mod config;
 pub mod oci_token;
+pub(crate) mod progress;
 pub mod reconcile;
 pub mod serve;
 pub mod token;
@@ -35,6 +36,10 @@ pub struct Env<'a> {
     pub terminal: Option<&'a mut dyn BufRead>,
     /// Whether stdout takes colour (see [`colour_enabled`]).
     pub colour: bool,
+    /// Whether long runs may draw progress on the process's stderr (a
+    /// terminal that can redraw; see `progress::progress_enabled`). Off
+    /// in tests, whose stderr is a buffer.
+    pub progress: bool,
 }
 
 /// Colour on `stream` only when it is a terminal, and never when NO_COLOR

@@ -14,7 +14,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use super::Status;
-use crate::config::{Config, RegistryConfig};
+use crate::config::{Config, ConfigErrors, RegistryConfig};
 use crate::registry::oci_token::keys::Algorithm;
 
 /// What `dev-ca` wrote.
@@ -186,14 +186,13 @@ pub(crate) fn root_bundle(config: &Config) -> Result<String> {
         bail!("registry.type is not `oci-token`");
     };
     let path = &oci.certificate_chain_file;
-    let pem = std::fs::read(path)
-        .with_context(|| format!("registry.certificate_chain_file: reading `{path}`"))?;
+    let pem = path.read().map_err(|e| ConfigErrors::sorted(vec![e]))?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
-        .with_context(|| format!("registry.certificate_chain_file: `{path}` is not PEM"))?;
-    let last = chain.last().with_context(|| {
-        format!("registry.certificate_chain_file: `{path}` holds no certificate")
-    })?;
+        .map_err(|e| ConfigErrors::sorted(vec![path.problem(format!("is not PEM: {e}"))]))?;
+    let last = chain
+        .last()
+        .ok_or_else(|| ConfigErrors::sorted(vec![path.problem("holds no certificate")]))?;
     Ok(pem_encode("CERTIFICATE", last.as_ref()))
 }
 

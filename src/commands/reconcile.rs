@@ -7,13 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 
+use super::progress::Progress;
 use super::{Env, Status};
 use crate::config::{Config, EcrConfig, RegistryConfig};
-use crate::reconcile::apply::{self, ApplyReport, Progress};
+use crate::reconcile::apply::{self, ApplyReport};
 use crate::reconcile::aws::Aws;
 use crate::reconcile::desired::desired_state;
-use crate::reconcile::plan::{Plan, Scope, plan_scope};
-use crate::reconcile::render::{SavedPlan, fingerprint, to_json, to_text};
+use crate::reconcile::plan::{ObservedState, Plan, Scope, plan_scope};
+use crate::reconcile::render::{
+    SavedPlan, TextOptions, fingerprint, to_json, to_markdown, to_text,
+};
 
 fn ecr(config: &Config) -> Result<&EcrConfig> {
     match &config.registry {
@@ -32,18 +35,18 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// Observes AWS and plans; returns the plan and the observed fingerprint.
+/// Observes what `scope` covers and plans it; returns the plan and the
+/// observed fingerprint. With `progress`, counts the repositories read on
+/// stderr meanwhile.
 async fn make_plan(
     aws: &Aws,
     config: &Config,
     ecr: &EcrConfig,
     scope: Scope,
+    progress: bool,
 ) -> Result<(Plan, String)> {
     let desired = desired_state(ecr, &config.projects)?;
-    let observed = aws
-        .observe(scope)
-        .await
-        .context("reading the current state from AWS")?;
+    let observed = observe(aws, scope, progress).await?;
     Ok((
         plan_scope(&desired, &observed, scope),
         fingerprint(&observed),
@@ -55,39 +58,126 @@ fn scope_of(ecr: &EcrConfig, scope: Option<Scope>) -> Scope {
     scope.unwrap_or_else(|| Scope::default_for(ecr.manage_roles))
 }
 
-/// `plan [--json] [--detailed-exitcode] [--out FILE] [--scope S]`.
+/// How `plan` prints the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanFormat {
+    Text,
+    /// `--json`: docs/plan-format.md.
+    Json,
+    /// `--markdown`: for a pull-request comment.
+    Markdown,
+}
+
+/// How this run was invoked, for the commands hints print: a hint must
+/// work when pasted, so it carries the config directory and run mode the
+/// run used (when they are not the defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation(String);
+
+impl Invocation {
+    pub fn new(config_dir: &Path, run_mode: &str) -> Self {
+        let mut s = String::from("rise-registry");
+        if config_dir != Path::new(crate::cli::DEFAULT_CONFIG_DIR) {
+            s.push_str(" --config-dir ");
+            s.push_str(&shell_word(&config_dir.display().to_string()));
+        }
+        if run_mode != crate::cli::DEFAULT_RUN_MODE {
+            s.push_str(" --run-mode ");
+            s.push_str(&shell_word(run_mode));
+        }
+        Self(s)
+    }
+
+    /// The command line for `args` (already shell words).
+    pub fn command(&self, args: &str) -> String {
+        format!("{} {args}", self.0)
+    }
+}
+
+/// `word` as one shell word: as is when it is plain, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// `plan`'s flags.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanOptions<'a> {
+    /// How this run was invoked, for the hint after `--out`.
+    pub invocation: &'a Invocation,
+    pub format: PlanFormat,
+    pub detailed_exitcode: bool,
+    pub out_file: Option<&'a Path>,
+    /// List every repository of a group (`-v`).
+    pub verbose: bool,
+    /// `--scope`; `None` takes the configuration's default.
+    pub scope: Option<Scope>,
+}
+
+/// Reads the account, with a count of repositories read on stderr when
+/// `progress`; the line is gone when this returns.
+async fn observe(aws: &Aws, scope: Scope, progress: bool) -> Result<ObservedState> {
+    let line = Progress::new(progress, "reading repositories");
+    aws.observe(scope, &|read, total| line.set(read, total))
+        .await
+        .context("reading the current state from AWS")
+}
+
+/// `plan [--json | --markdown] [--detailed-exitcode] [--out FILE] [--scope S]`.
 pub(crate) fn run_plan(
     config: &Config,
-    json: bool,
-    detailed_exitcode: bool,
-    out_file: Option<&Path>,
-    scope: Option<Scope>,
+    options: &PlanOptions<'_>,
     env: &mut Env<'_>,
 ) -> Result<Status> {
+    let PlanOptions {
+        invocation,
+        format,
+        detailed_exitcode,
+        out_file,
+        verbose,
+        scope,
+    } = *options;
     let out = &mut *env.stdout;
     let ecr = ecr(config)?;
     let scope = scope_of(ecr, scope);
+    // With --json a program reads the output; nothing extra anywhere.
+    let progress = env.progress && format != PlanFormat::Json;
     let (plan, observed) = runtime()?.block_on(async {
         let aws = Aws::new(ecr).await;
-        let result = make_plan(&aws, config, ecr, scope).await;
+        let result = make_plan(&aws, config, ecr, scope, progress).await;
         log_calls(&aws);
         result
     })?;
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&to_json(&plan))?)?;
-    } else {
-        write!(out, "{}", to_text(&plan, env.colour))?;
+    let text = TextOptions {
+        colour: env.colour,
+        verbose,
+    };
+    match format {
+        PlanFormat::Json => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&to_json(&plan))?)?;
+        }
+        // Markdown is for a comment, not a terminal: never coloured.
+        PlanFormat::Markdown => write!(out, "{}", to_markdown(&plan, text))?,
+        PlanFormat::Text => write!(out, "{}", to_text(&plan, text))?,
     }
     if let Some(path) = out_file {
         let saved = SavedPlan::new(observed, scope, plan.clone());
         std::fs::write(path, serde_json::to_string_pretty(&saved)?)
             .with_context(|| format!("writing the plan to {}", path.display()))?;
-        if !json {
+        if format == PlanFormat::Text {
+            let file = shell_word(&path.display().to_string());
             writeln!(
                 out,
-                "\nSaved the plan to {}; `rise-registry apply {}` applies exactly it.",
+                "\nSaved the plan to {}; `{}` applies exactly it.",
                 path.display(),
-                path.display()
+                invocation.command(&format!("apply {file}"))
             )?;
         }
     }
@@ -104,15 +194,35 @@ fn log_calls(aws: &Aws) {
     tracing::info!(reads, writes, "AWS requests");
 }
 
+/// `apply`'s flags.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyOptions<'a> {
+    /// How this run was invoked, for the hints on failure.
+    pub invocation: &'a Invocation,
+    pub planfile: Option<&'a Path>,
+    pub auto_approve: bool,
+    pub json: bool,
+    /// List every repository of a group (`-v`).
+    pub verbose: bool,
+    /// `--scope`; `None` takes the configuration's default (or, with a
+    /// plan file, the plan's).
+    pub scope: Option<Scope>,
+}
+
 /// `apply [PLANFILE] [--auto-approve] [--json] [--scope S]`.
 pub(crate) fn run_apply(
     config: &Config,
-    planfile: Option<&Path>,
-    auto_approve: bool,
-    json: bool,
-    scope: Option<Scope>,
+    options: &ApplyOptions<'_>,
     env: &mut Env<'_>,
 ) -> Result<Status> {
+    let ApplyOptions {
+        invocation,
+        planfile,
+        auto_approve,
+        json,
+        verbose,
+        scope,
+    } = *options;
     let ecr = ecr(config)?;
     let rt = runtime()?;
     rt.block_on(async {
@@ -134,55 +244,63 @@ pub(crate) fn run_apply(
                         asked.as_str()
                     );
                 }
-                let observed = aws
-                    .observe(saved.scope)
-                    .await
-                    .context("reading the current state from AWS")?;
+                let observed = observe(&aws, saved.scope, env.progress && !json).await?;
                 if fingerprint(&observed) != saved.observed_fingerprint {
                     bail!(
-                        "the account changed since {} was made, so it may no longer be right\n  hint: run `rise-registry plan --out {}` again",
+                        "the account changed since {} was made, so it may no longer be right\n  hint: run `{}` again",
                         path.display(),
-                        path.display()
+                        invocation.command(&format!(
+                            "plan --out {}",
+                            shell_word(&path.display().to_string())
+                        ))
                     );
                 }
                 saved.plan
             }
-            None => make_plan(&aws, config, ecr, scope_of(ecr, scope)).await?.0,
+            None => {
+                let scope = scope_of(ecr, scope);
+                make_plan(&aws, config, ecr, scope, env.progress && !json)
+                    .await?
+                    .0
+            }
         };
         // A saved plan was reviewed when it was made; a fresh one is shown
         // and needs a yes. With --json, stdout is for the machine, so the
         // plan to review goes beside the question, on stderr.
         let confirming = planfile.is_none() && !auto_approve && !plan.is_empty();
         if !json {
-            write!(env.stdout, "{}", to_text(&plan, env.colour))?;
+            let options = TextOptions { colour: env.colour, verbose };
+            write!(env.stdout, "{}", to_text(&plan, options))?;
         } else if confirming {
-            write!(env.stderr, "{}", to_text(&plan, false))?;
+            let options = TextOptions { colour: false, verbose };
+            write!(env.stderr, "{}", to_text(&plan, options))?;
         }
+        // With --json, the one object printed holds the plan it applied.
+        let plan_json = json.then(|| to_json(&plan));
         let report = if plan.is_empty() {
             ApplyReport::default()
         } else {
             if confirming {
-                confirm(env, plan.actions.len())?;
+                confirm(env, invocation, plan.actions.len())?;
             }
             let report = execute(aws.clone(), plan, json, env).await;
             log_calls(&aws);
             report?
         };
-        finish(&report, json, env)
+        finish(&report, plan_json, invocation, env)
     })
 }
 
 /// Asks on the terminal (stderr, so stdout stays data) for a literal `yes`.
-fn confirm(env: &mut Env<'_>, count: usize) -> Result<()> {
+fn confirm(env: &mut Env<'_>, invocation: &Invocation, count: usize) -> Result<()> {
     let Some(terminal) = env.terminal.as_mut() else {
         bail!(
-            "apply needs confirmation and there is no terminal to ask on; nothing was changed\n  hint: review `rise-registry plan`, then run `rise-registry apply --auto-approve`"
+            "apply needs confirmation and there is no terminal to ask on; nothing was changed\n  hint: review `{}`, then run `{}`",
+            invocation.command("plan"),
+            invocation.command("apply --auto-approve")
         );
     };
-    write!(
-        env.stderr,
-        "\nApply these {count} actions? Only `yes` is accepted: "
-    )?;
+    write!(env.stderr, "\n{}", question(count))?;
     env.stderr.flush()?;
     let mut answer = String::new();
     terminal.read_line(&mut answer)?;
@@ -190,6 +308,16 @@ fn confirm(env: &mut Env<'_>, count: usize) -> Result<()> {
         bail!("apply cancelled; nothing was changed");
     }
     Ok(())
+}
+
+/// The confirmation question for `count` actions.
+fn question(count: usize) -> String {
+    let these = if count == 1 {
+        "this 1 action".to_string()
+    } else {
+        format!("these {count} actions")
+    };
+    format!("Apply {these}? Only `yes` is accepted: ")
 }
 
 /// Runs the plan with Ctrl-C wired to stop new actions, printing one line
@@ -203,29 +331,50 @@ async fn execute(aws: Arc<Aws>, plan: Plan, json: bool, env: &mut Env<'_>) -> Re
         }
     });
     let out = &mut *env.stdout;
+    let line = Progress::new(env.progress && !json, "applying");
+    line.set(0, plan.actions.len());
     let report = apply::execute(aws, plan.actions, interrupted, |progress| {
+        line.inc();
         if !json {
-            match progress {
-                Progress::Done(action, None) => writeln!(out, "  done   {action}")?,
-                Progress::Done(action, Some(note)) => {
-                    writeln!(out, "  done   {action} ({note})")?;
+            // Above the progress line, not through it.
+            line.suspend(|| match progress {
+                apply::Progress::Done(action, None) => writeln!(out, "  done   {action}"),
+                apply::Progress::Done(action, Some(note)) => {
+                    writeln!(out, "  done   {action} ({note})")
                 }
-                Progress::Failed(action, e) => writeln!(out, "  FAILED {action}: {e:#}")?,
-            }
+                apply::Progress::Failed(action, e) => writeln!(out, "  FAILED {action}: {e:#}"),
+            })?;
         }
         Ok(())
     })
     .await;
+    drop(line);
     listener.abort();
     report
 }
 
-/// Prints the report (a summary line, or the JSON result object) and turns
-/// an incomplete apply into an error that says how to converge.
-fn finish(report: &ApplyReport, json: bool, env: &mut Env<'_>) -> Result<Status> {
+/// Prints the report (a summary line, or with `--json` one object: the
+/// plan applied, then the result fields) and turns an incomplete apply into
+/// an error that says how to converge.
+fn finish(
+    report: &ApplyReport,
+    plan_json: Option<serde_json::Value>,
+    invocation: &Invocation,
+    env: &mut Env<'_>,
+) -> Result<Status> {
     let not_started = report.not_started;
-    if json {
-        writeln!(env.stdout, "{}", serde_json::to_string(report)?)?;
+    if let Some(plan) = plan_json {
+        #[derive(serde::Serialize)]
+        struct ApplyJson<'a> {
+            plan: serde_json::Value,
+            #[serde(flatten)]
+            result: &'a ApplyReport,
+        }
+        let object = ApplyJson {
+            plan,
+            result: report,
+        };
+        writeln!(env.stdout, "{}", serde_json::to_string(&object)?)?;
     } else if !report.applied.is_empty() || !report.failed.is_empty() || not_started > 0 {
         let why = if report.interrupted {
             "interrupted"
@@ -253,14 +402,45 @@ fn finish(report: &ApplyReport, json: bool, env: &mut Env<'_>) -> Result<Status>
     }
     if !report.is_complete() {
         bail!(
-            "{} action(s) failed{}; run `rise-registry apply` again to converge",
+            "{} action(s) failed{}; run `{}` again to converge",
             report.failed.len(),
             if not_started > 0 {
                 format!(" and {not_started} did not start")
             } else {
                 String::new()
-            }
+            },
+            invocation.command("apply")
         );
     }
     Ok(Status::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_carry_the_config_dir_and_run_mode_of_the_run() {
+        let default = Invocation::new(Path::new("config"), "development");
+        assert_eq!(default.command("apply"), "rise-registry apply");
+        let prod = Invocation::new(Path::new("/etc/rise"), "production");
+        assert_eq!(
+            prod.command("apply plan.json"),
+            "rise-registry --config-dir /etc/rise --run-mode production apply plan.json"
+        );
+        let spaced = Invocation::new(Path::new("my config/it's"), "development");
+        assert_eq!(
+            spaced.command("plan"),
+            "rise-registry --config-dir 'my config/it'\\''s' plan"
+        );
+    }
+
+    #[test]
+    fn the_question_counts_in_words_that_read_right() {
+        assert_eq!(question(1), "Apply this 1 action? Only `yes` is accepted: ");
+        assert_eq!(
+            question(5),
+            "Apply these 5 actions? Only `yes` is accepted: "
+        );
+    }
 }

@@ -7,18 +7,24 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use super::Status;
 use crate::auth::Authenticator;
 use crate::config::{Config, check_serve_secret};
 use crate::registry::create_registry_provider;
-use crate::serve::{self, App, Limits};
+use crate::serve::{self, App, Limits, Surface};
 
 /// Serves until SIGTERM or SIGINT. Before anything starts, refuses a
 /// published example secret unless `run_mode` is development on loopback.
 pub fn run(config: Config, run_mode: &str, listen: Option<SocketAddr>) -> Result<Status> {
+    super::config::check_files(&config)?;
     let addr = listen.unwrap_or(config.server.listen);
-    check_serve_secret(&config.auth, run_mode, &[addr])?;
+    let addrs: Vec<SocketAddr> = [addr]
+        .into_iter()
+        .chain(config.server.metrics_listen)
+        .collect();
+    check_serve_secret(&config.auth, run_mode, &addrs)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -43,19 +49,60 @@ async fn serve(config: Config, addr: SocketAddr) -> Result<()> {
         .await
         .with_context(|| format!("listening on {addr}"))?;
     let local = listener.local_addr()?;
+    let ops_listener = match config.server.metrics_listen {
+        Some(ops) => Some(
+            TcpListener::bind(ops)
+                .await
+                .with_context(|| format!("listening on {ops} (server.metrics_listen)"))?,
+        ),
+        None => None,
+    };
     let (audit, audit_writer) = audit_to_stdout();
     let app = Arc::new(App::new(config, auth, provider, audit));
     tracing::info!(
         addr = %local,
+        metrics_addr = ?ops_listener.as_ref().and_then(|l| l.local_addr().ok()),
         tls = tls.is_some(),
         registry = app.config().registry.type_name(),
         projects = app.config().projects.len(),
         "serving"
     );
-    serve::run(listener, app, limits, tls, shutdown_signal()).await?;
+    // One signal stops both listeners.
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    };
+    let ops = ops_listener.map(|l| {
+        let limits = Limits {
+            max_connections: OPS_MAX_CONNECTIONS,
+            ..limits.clone()
+        };
+        let shutdown = until_stopped(stopped.clone());
+        tokio::spawn(serve::run_on(
+            Surface::Ops,
+            l,
+            app.clone(),
+            limits,
+            None,
+            shutdown,
+        ))
+    });
+    serve::run(listener, app, limits, tls, until_stopped(stopped)).await?;
+    if let Some(ops) = ops {
+        ops.await
+            .context("the metrics listener stopped abnormally")??;
+    }
     audit_writer.finish();
     Ok(())
 }
+
+/// Connections the metrics listener serves at once: scrapers and probes
+/// are few, and keep their slots whatever the API listener carries.
+const OPS_MAX_CONNECTIONS: usize = 64;
 
 /// How often the audit writer wakes to write what has queued up.
 const AUDIT_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(20);

@@ -34,10 +34,11 @@ impl Config {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum RegistryConfig {
-    // Boxed: the ECR variant is much larger, and the config is built once.
+    // Boxed: these variants are much larger than the other, and the config
+    // is built once.
     Ecr(Box<EcrConfig>),
     OciClientAuth(OciClientAuthConfig),
-    OciToken(OciTokenConfig),
+    OciToken(Box<OciTokenConfig>),
 }
 
 impl RegistryConfig {
@@ -137,9 +138,9 @@ pub struct OciTokenConfig {
     /// The registry's `auth.token.issuer`: the `iss` of registry tokens.
     pub issuer: String,
     /// PEM private key, EC P-256 (ES256) or RSA (RS256).
-    pub signing_key_file: String,
+    pub signing_key_file: ConfigPath,
     /// PEM certificates, leaf (certifying the key) first.
-    pub certificate_chain_file: String,
+    pub certificate_chain_file: ConfigPath,
     /// Lifetime of the password `/registry/credentials` hands out.
     pub ticket_ttl_seconds: u32,
     /// Lifetime of each registry token (never beyond its ticket's).
@@ -171,6 +172,9 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// A second, plain-HTTP listener for `/metrics`, `/healthz` and
+    /// `/readyz` only; when set, `/metrics` is no longer served on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     pub tls: Option<TlsConfig>,
     /// Connections served at once; more wait in the kernel's accept queue.
     pub max_connections: u32,
@@ -199,6 +203,77 @@ pub struct RateLimitConfig {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TlsConfig {
-    pub cert_file: String,
-    pub key_file: String,
+    pub cert_file: ConfigPath,
+    pub key_file: ConfigPath,
+}
+
+/// A file named in config. A relative path is resolved against the config
+/// directory when config is read, so it means the same file wherever the
+/// tool runs; the key and the place that named it are kept, so a problem
+/// with the file itself is reported there, like any other config error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigPath {
+    /// The file to open.
+    pub path: std::path::PathBuf,
+    /// The key path that named it, e.g. `server.tls.cert_file`.
+    pub key: String,
+    /// Where that key was set.
+    pub origin: super::Origin,
+}
+
+impl ConfigPath {
+    /// A path not read from a config file (tests, generated config).
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            key: String::new(),
+            origin: super::Origin {
+                file: std::sync::Arc::from(""),
+                line: None,
+            },
+        }
+    }
+}
+
+impl ConfigPath {
+    /// A problem with the file, reported at the key that named it.
+    pub fn problem(&self, message: impl std::fmt::Display) -> super::ConfigError {
+        super::ConfigError::new(
+            self.origin.clone(),
+            self.key.clone(),
+            format!("`{}`: {message}", self.path.display()),
+        )
+    }
+
+    /// The file's bytes.
+    ///
+    /// # Errors
+    /// A problem at the key when the file cannot be read, with a hint on
+    /// where relative paths lead when it does not exist.
+    pub fn read(&self) -> Result<Vec<u8>, super::ConfigError> {
+        std::fs::read(&self.path).map_err(|e| {
+            let problem = self.problem(format!("cannot be read: {e}"));
+            if e.kind() == std::io::ErrorKind::NotFound {
+                problem.with_hint(
+                    "a relative path in config is resolved against the config directory, not the working directory",
+                )
+            } else {
+                problem
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for ConfigPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.path.display().fmt(f)
+    }
+}
+
+/// Written as the resolved path: what `config` prints is the file serve
+/// will open.
+impl Serialize for ConfigPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.path.display())
+    }
 }

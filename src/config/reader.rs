@@ -8,6 +8,7 @@
 //! keys it did ask for, so no list of keys is kept by hand beside the reads.
 
 use super::error::{ConfigError, Origin, Problem};
+use super::model::ConfigPath;
 use super::yaml::{Key, Kind, Node};
 
 /// Collects problems while sections are read; every read goes on after a
@@ -18,6 +19,9 @@ pub(super) struct Reader {
     /// Every key asked of any map, in order: what a reader run on an empty
     /// map reveals of the keys it knows (see `schema::registry_keys`).
     pub(super) asked: Vec<&'static str>,
+    /// The config directory: relative file paths in config are resolved
+    /// against it ([`Reader::config_path`]).
+    pub(super) config_dir: std::path::PathBuf,
 }
 
 /// A map being read: tracks which keys were consumed (so the rest can be
@@ -204,6 +208,23 @@ impl Reader {
             } else {
                 Ok(s.to_string())
             }
+        })
+    }
+
+    /// A file name, resolved against the config directory when relative.
+    /// Only the name is read here; whether the file is there and usable is
+    /// checked where files are read (`config --check` and serve).
+    pub(super) fn config_path(&mut self, node: &Node, path: &str) -> Option<ConfigPath> {
+        let written = self.string(node, path)?;
+        let written = std::path::Path::new(&written);
+        Some(ConfigPath {
+            path: if written.is_relative() {
+                self.config_dir.join(written)
+            } else {
+                written.to_path_buf()
+            },
+            key: path.to_string(),
+            origin: node.origin.clone(),
         })
     }
 

@@ -37,7 +37,10 @@ pub(crate) const MIN_HS256_SECRET_BYTES: usize = 32;
 /// Reads the whole configuration. `dir` locates problems that belong to no
 /// file, such as a missing top-level section.
 pub(crate) fn read_config(root: &Node, dir: &Origin) -> Result<Config, Vec<ConfigError>> {
-    let mut r = Reader::default();
+    let mut r = Reader {
+        config_dir: std::path::PathBuf::from(&*dir.file),
+        ..Reader::default()
+    };
     let config = r.config(root, dir);
     match config {
         Some(config) if r.errors.is_empty() => Ok(config),
@@ -150,7 +153,9 @@ impl Reader {
         match ty {
             "ecr" => self.ecr(m).map(|c| RegistryConfig::Ecr(Box::new(c))),
             "oci-client-auth" => self.oci_client_auth(m).map(RegistryConfig::OciClientAuth),
-            "oci-token" => self.oci_token(m).map(RegistryConfig::OciToken),
+            "oci-token" => self
+                .oci_token(m)
+                .map(|c| RegistryConfig::OciToken(Box::new(c))),
             _ => None,
         }
     }
@@ -467,8 +472,9 @@ impl Reader {
         });
         let service = self.required(&mut m, "service", |r, n, p| r.scalar(n, p, token_name));
         let issuer = self.required(&mut m, "issuer", |r, n, p| r.scalar(n, p, token_name));
-        let signing_key_file = self.required(&mut m, "signing_key_file", Self::string);
-        let certificate_chain_file = self.required(&mut m, "certificate_chain_file", Self::string);
+        let signing_key_file = self.required(&mut m, "signing_key_file", Self::config_path);
+        let certificate_chain_file =
+            self.required(&mut m, "certificate_chain_file", Self::config_path);
         let ticket_ttl_seconds = self
             .optional(&mut m, "ticket_ttl_seconds", |r, n, p| {
                 r.uint(n, p, 60, 43_200)
@@ -603,10 +609,21 @@ impl Reader {
         let listen = self
             .optional(&mut m, "listen", |r, n, p| r.scalar(n, p, socket_addr))
             .unwrap_or_else(default_listen);
+        let metrics_listen = self.optional(&mut m, "metrics_listen", |r, n, p| {
+            r.scalar(n, p, socket_addr)
+        });
+        if metrics_listen == Some(listen) {
+            self.push(
+                &m.origin_of("metrics_listen"),
+                "server.metrics_listen",
+                Problem::new(format!("is the same address as `server.listen` ({listen})"))
+                    .hint("give metrics and health checks a port of their own, or leave `metrics_listen` out to serve them on `listen`"),
+            );
+        }
         let tls = self.optional(&mut m, "tls", |r, n, p| {
             let mut t = r.map(n, p)?;
-            let cert_file = r.required(&mut t, "cert_file", Self::string);
-            let key_file = r.required(&mut t, "key_file", Self::string);
+            let cert_file = r.required(&mut t, "cert_file", Self::config_path);
+            let key_file = r.required(&mut t, "key_file", Self::config_path);
             r.finish(t);
             Some(TlsConfig {
                 cert_file: cert_file?,
@@ -650,6 +667,7 @@ impl Reader {
         let (rpm, burst) = rate_limit.unwrap_or_default();
         (!tls_invalid).then_some(ServerConfig {
             listen,
+            metrics_listen,
             tls,
             max_connections,
             header_read_timeout_seconds,

@@ -245,11 +245,17 @@ impl Aws {
     }
 
     /// Reads what `scope` covers: both roles (IAM only), and every
-    /// repository under the prefix (ECR only).
+    /// repository under the prefix (ECR only), calling `on_read(read,
+    /// total)` once the repositories are listed and as each has been read
+    /// (for progress).
     ///
     /// # Errors
     /// Any AWS error other than "not found", with AWS's code and message.
-    pub(crate) async fn observe(&self, scope: Scope) -> Result<ObservedState> {
+    pub(crate) async fn observe(
+        &self,
+        scope: Scope,
+        on_read: &dyn Fn(usize, usize),
+    ) -> Result<ObservedState> {
         let mut observed = ObservedState::default();
         if scope.roles() {
             observed.controller = self
@@ -264,7 +270,7 @@ impl Aws {
             self.registry_scans
                 .store(scanning.governs(), Ordering::Relaxed);
             observed.registry_scanning = Some(scanning);
-            observed.repositories = self.observe_repositories().await?;
+            observed.repositories = self.observe_repositories(on_read).await?;
         }
         Ok(observed)
     }
@@ -376,7 +382,10 @@ impl Aws {
         }))
     }
 
-    async fn observe_repositories(&self) -> Result<BTreeMap<String, ObservedRepository>> {
+    async fn observe_repositories(
+        &self,
+        on_read: &dyn Fn(usize, usize),
+    ) -> Result<BTreeMap<String, ObservedRepository>> {
         let prefix = self.ecr_config.repo_prefix.as_str();
         let mut found = Vec::new();
         let mut pages = self.ecr.describe_repositories().into_paginator().send();
@@ -402,6 +411,8 @@ impl Aws {
             }
         }
         // Tags and lifecycle policies, a bounded number at a time.
+        let total = found.len();
+        on_read(0, total);
         let permits = Arc::new(Semaphore::new(READ_CONCURRENCY));
         let mut tasks = tokio::task::JoinSet::new();
         for (name, tag_mutability, scan_on_push) in found {
@@ -462,6 +473,7 @@ impl Aws {
         while let Some(joined) = tasks.join_next().await {
             let (name, repo) = joined.context("a repository read stopped")??;
             repositories.insert(name, repo);
+            on_read(repositories.len(), total);
         }
         Ok(repositories)
     }

@@ -3,11 +3,15 @@
 //! what was observed into ordered actions, and [`canonical`] makes policy
 //! comparison ignore spelling, and [`apply`] runs a plan's actions in
 //! batches into a report. Only [`aws`] talks to AWS: it observes the
-//! account and carries out single actions.
+//! account and carries out single actions. For the reviewer, [`render`]
+//! draws a plan as text, Markdown or JSON, showing policy documents through
+//! [`diff`] and explaining each action through [`meaning`].
 
 pub mod apply;
 pub mod aws;
 pub mod canonical;
 pub mod desired;
+pub mod diff;
+pub mod meaning;
 pub mod plan;
 pub mod render;

@@ -23,6 +23,11 @@ use crate::secret::Secret;
 
 /// A successful AWS call within this window counts as "ready".
 const READY_FRESHNESS: Duration = Duration::from_secs(60);
+/// Once a readiness probe has been sent, further `/readyz` requests within
+/// this time answer "not ready" without asking AWS: a fleet of kubelets
+/// probing every replica must not multiply AWS calls (or their throttling)
+/// while AWS fails.
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct EcrProvider {
     config: EcrConfig,
@@ -31,6 +36,8 @@ pub struct EcrProvider {
     ecr: aws_sdk_ecr::Config,
     /// When AWS last answered; a std lock, never held across `.await`.
     last_ok: Mutex<Option<Instant>>,
+    /// When the last readiness probe was sent (same kind of lock).
+    last_probe: Mutex<Option<Instant>>,
 }
 
 impl EcrProvider {
@@ -51,11 +58,14 @@ impl EcrProvider {
             sts: aws_sdk_sts::Client::new(sdk),
             ecr: aws_sdk_ecr::Config::new(sdk),
             last_ok: Mutex::new(None),
+            last_probe: Mutex::new(None),
         }
     }
 
     /// Ready when AWS answered within the last minute, or answers
-    /// GetCallerIdentity now (which needs no permissions).
+    /// GetCallerIdentity now (which needs no permissions). At most one
+    /// probe per [`PROBE_INTERVAL`]: in between, and while one is in
+    /// flight, the answer is "not ready" at no cost.
     pub async fn ready(&self) -> bool {
         let fresh = self
             .last_ok
@@ -64,6 +74,13 @@ impl EcrProvider {
             .is_some_and(|t| t.elapsed() < READY_FRESHNESS);
         if fresh {
             return true;
+        }
+        {
+            let mut last = self.last_probe.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < PROBE_INTERVAL) {
+                return false;
+            }
+            *last = Some(Instant::now());
         }
         let probe = tokio::time::timeout(
             Duration::from_secs(3),

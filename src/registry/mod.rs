@@ -15,6 +15,7 @@ pub mod oci_token;
 
 use std::time::SystemTime;
 
+use crate::auth::Caller;
 use crate::config::RegistryConfig;
 use crate::naming::ProjectName;
 use crate::secret::Secret;
@@ -84,8 +85,10 @@ impl RegistryProvider {
         }
     }
 
-    /// Issues credentials scoped to `project`, for the caller whose token
-    /// subject is `caller` (only `oci-token` binds them to the caller).
+    /// Issues credentials scoped to `project`, for `holder` (only
+    /// `oci-token` binds them to the caller: its ticket carries the
+    /// identities given here, so pass them narrowed with
+    /// [`Caller::narrowed_to`]).
     ///
     /// # Errors
     /// When the upstream fails ([`ProviderError::Unavailable`]) or the
@@ -93,12 +96,12 @@ impl RegistryProvider {
     pub async fn credentials(
         &self,
         project: &ProjectName,
-        caller: &str,
+        holder: &Caller,
     ) -> Result<RegistryCredentials, ProviderError> {
         match self {
             Self::Ecr(p) => p.credentials(project).await,
             Self::OciClientAuth(p) => Ok(p.credentials(project)),
-            Self::OciToken(p) => Ok(p.credentials(project, caller)),
+            Self::OciToken(p) => Ok(p.credentials(project, holder)),
         }
     }
 

@@ -99,8 +99,18 @@ impl App {
         &self.config
     }
 
-    /// Answers one request. Never fails: every problem is a JSON response.
+    /// Answers one request on the API listener (`server.listen`). Never
+    /// fails: every problem is a JSON response.
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.handle_on(Surface::Api, req).await
+    }
+
+    /// Answers one request on `surface`.
+    pub async fn handle_on<B>(&self, surface: Surface, req: Request<B>) -> Response<Body>
     where
         B: hyper::body::Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -109,9 +119,20 @@ impl App {
             ours: self.new_request_id(),
             callers: callers_request_id(&req),
         };
-        let (route, mut response) = match req.uri().path() {
-            "/registry/credentials" => ("credentials", self.credentials(&req, &request_id).await),
-            "/registry/token" => ("token", self.token(req, &request_id).await),
+        let path = req.uri().path();
+        // With `metrics_listen`, the metrics are read there only, so the
+        // API listener (often public) tells nothing about traffic; the ops
+        // listener answers nothing but health and metrics.
+        let metrics_here = match surface {
+            Surface::Api => self.config.server.metrics_listen.is_none(),
+            Surface::Ops => true,
+        };
+        let api_here = surface == Surface::Api;
+        let (route, mut response) = match path {
+            "/registry/credentials" if api_here => {
+                ("credentials", self.credentials(&req, &request_id).await)
+            }
+            "/registry/token" if api_here => ("token", self.token(req, &request_id).await),
             "/healthz" => (
                 "healthz",
                 only_get(&req)
@@ -124,7 +145,7 @@ impl App {
                     None => self.readyz().await,
                 },
             ),
-            "/metrics" => (
+            "/metrics" if metrics_here => (
                 "metrics",
                 only_get(&req).unwrap_or_else(|| {
                     let mut r = Response::new(Body::from(self.metrics.render(self.cache.len())));
@@ -153,6 +174,16 @@ impl App {
             self.counter.fetch_add(1, Ordering::Relaxed)
         )
     }
+}
+
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// `server.listen`: the API, and health and metrics unless
+    /// `server.metrics_listen` is set.
+    Api,
+    /// `server.metrics_listen`: `/metrics`, `/healthz` and `/readyz` only.
+    Ops,
 }
 
 /// A request's ids. Ours names the request in the response header and the

@@ -49,6 +49,8 @@ pub(super) struct TokenAudit<'a> {
     pub(super) scopes: Vec<String>,
     pub(super) granted: Vec<String>,
     pub(super) expires_at: Option<String>,
+    /// Why a verified ticket was refused (`unknown_project`, `not_permitted`).
+    pub(super) reason: Option<&'static str>,
 }
 
 impl<'a> TokenAudit<'a> {

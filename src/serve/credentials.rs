@@ -6,7 +6,8 @@
 //!    else, so a hostile name never reaches auth, logs or AWS;
 //! 3. a valid Bearer token (401 with `WWW-Authenticate`);
 //! 4. the caller's rate limit (429 with `Retry-After`);
-//! 5. the access rule (404 for unknown *and* forbidden projects, same body);
+//! 5. the access rule (404 for unknown *and* forbidden projects: the same
+//!    body, headers and metric; only the audit line tells them apart);
 //! 6. credentials from the cache or the provider (503 with `Retry-After`).
 //!
 //! Kept apart from the router so the order of the checks, which is part of
@@ -56,10 +57,16 @@ impl App {
             }
             Err(e) => {
                 audit.outcome = e.outcome();
-                // Only configured names become labels: request input must
-                // not grow the metric set.
-                let label = audit.project.as_ref().map_or("-", ProjectName::as_str);
-                self.metrics.credential(label, e.outcome());
+                // The project becomes a label only once the caller is
+                // authorised for it: before that, a label (or its absence
+                // for unknown names) would tell anyone who can read
+                // /metrics which projects exist. Only configured names are
+                // labels at all, so request input never grows the set.
+                let label = match audit.grant {
+                    Some(_) => audit.project.as_ref().map_or("-", ProjectName::as_str),
+                    None => "-",
+                };
+                self.metrics.credential(label, e.public_outcome());
                 e.response()
             }
         };
@@ -96,15 +103,17 @@ impl App {
         });
         if let RegistryProvider::OciToken(tickets) = &self.provider {
             // A ticket is bound to its caller and costs no upstream call:
-            // issued per request, never shared through the cache.
-            let credentials = tickets.credentials(&project, &caller.subject);
+            // issued per request, never shared through the cache. It carries
+            // what the realm needs to apply the access rule again.
+            let credentials =
+                tickets.credentials(&project, &caller.narrowed_to(&self.config, &project));
             return Ok((project, Served::issued(credentials)));
         }
         let served = self
             .cache
             .get(&project, || async {
                 let started = std::time::Instant::now();
-                let result = self.provider.credentials(&project, &caller.subject).await;
+                let result = self.provider.credentials(&project, caller).await;
                 self.metrics
                     .provider_call(result.is_ok(), started.elapsed());
                 if let Err(e) = &result {

@@ -46,6 +46,16 @@ impl ApiError {
         }
     }
 
+    /// The outcome as callers may learn it (metrics): both kinds of
+    /// denial are one, `not_found`, as in the response. The audit line
+    /// keeps [`Self::outcome`].
+    pub(super) fn public_outcome(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "not_found",
+            other => other.outcome(),
+        }
+    }
+
     pub fn response(&self) -> Response<Body> {
         let (status, code, message) = match self {
             Self::BadProject(m) => (StatusCode::BAD_REQUEST, "invalid_project", m.clone()),

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use serde_json::{Value, json};
 
-use super::App;
+use super::{App, Surface};
 use crate::auth::Authenticator;
 use crate::clock::unix_now;
 use crate::config::{Source, load_sources};
@@ -74,13 +74,23 @@ impl TestApp {
     }
 
     async fn request(&self, method: Method, uri: &str, bearer: Option<&str>) -> Reply {
+        self.request_on(Surface::Api, method, uri, bearer).await
+    }
+
+    async fn request_on(
+        &self,
+        surface: Surface,
+        method: Method,
+        uri: &str,
+        bearer: Option<&str>,
+    ) -> Reply {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(token) = bearer {
             req = req.header("authorization", format!("Bearer {token}"));
         }
         let response = self
             .app
-            .handle(req.body(Empty::<Bytes>::new()).unwrap())
+            .handle_on(surface, req.body(Empty::<Bytes>::new()).unwrap())
             .await;
         let status = response.status();
         let headers = response.headers().clone();
@@ -366,7 +376,7 @@ async fn health_readiness_and_metrics() {
     for line in [
         "rise_registry_http_requests_total{route=\"credentials\",status=\"200\"} 1",
         "rise_registry_http_requests_total{route=\"credentials\",status=\"401\"} 1",
-        "rise_registry_credential_requests_total{project=\"my-app\",provider=\"oci-client-auth\",outcome=\"unauthenticated\"} 1",
+        "rise_registry_credential_requests_total{project=\"-\",provider=\"oci-client-auth\",outcome=\"unauthenticated\"} 1",
         "rise_registry_credential_requests_total{project=\"my-app\",provider=\"oci-client-auth\",outcome=\"issued\"} 1",
         "rise_registry_credential_cache_entries 0",
     ] {
@@ -376,4 +386,91 @@ async fn health_readiness_and_metrics() {
             metrics.body
         );
     }
+}
+
+/// What a caller without access can observe (status, headers, body, and
+/// `/metrics` should it be readable) is the same whether the project it
+/// names exists or not: without a token, and with a token that is not
+/// allowed on the project. Each pair runs on two fresh apps, so the whole
+/// metrics text can be compared.
+#[tokio::test]
+async fn nothing_about_projects_is_learned_without_access() {
+    let alice = token("u-alice", Some("alice@example.com"), &[]);
+    // (configured project, unknown project, token): no token at all, a
+    // token that does not verify, and a valid token without access.
+    let cases = [
+        ("my-app", "nope", None),
+        ("my-app", "nope", Some("not-a-token")),
+        ("other", "nope", Some(alice.as_str())),
+    ];
+    for (configured, unknown, bearer) in cases {
+        let (a, b) = (
+            TestApp::new(&oci_config("")).await,
+            TestApp::new(&oci_config("")).await,
+        );
+        let known = a.get(&creds(configured), bearer).await;
+        let absent = b.get(&creds(unknown), bearer).await;
+        assert_ne!(known.status, StatusCode::OK);
+        assert_eq!(known.status, absent.status, "{bearer:?}");
+        assert_eq!(known.body, absent.body, "{bearer:?}");
+        let without_id = |h: &HeaderMap| {
+            let mut h = h.clone();
+            h.remove("x-request-id");
+            format!("{h:?}")
+        };
+        assert_eq!(
+            without_id(&known.headers),
+            without_id(&absent.headers),
+            "{bearer:?}"
+        );
+        let (ma, mb) = (
+            a.get("/metrics", None).await.body,
+            b.get("/metrics", None).await.body,
+        );
+        assert_eq!(ma, mb, "{bearer:?}");
+        assert!(!ma.contains(configured), "{ma}");
+        // The audit trail, which only operators read, keeps the detail.
+        let detail = |app: &TestApp| app.audit(1)[0]["outcome"].clone();
+        if bearer == Some(alice.as_str()) {
+            assert_eq!(detail(&a), "not_permitted");
+            assert_eq!(detail(&b), "unknown_project");
+            assert!(
+                ma.contains("{project=\"-\",provider=\"oci-client-auth\",outcome=\"not_found\"} 1"),
+                "{ma}"
+            );
+        }
+    }
+}
+
+/// With `server.metrics_listen`, metrics are served on that listener only,
+/// and it answers health and metrics but never the API.
+#[tokio::test]
+async fn a_metrics_listener_of_its_own_takes_metrics_off_the_api() {
+    let serve = TestApp::new(&oci_config("server: {metrics_listen: \"127.0.0.1:9464\"}")).await;
+    let alice = token("u-alice", Some("alice@example.com"), &[]);
+    assert_eq!(serve.get(&creds("my-app"), Some(&alice)).await.status, 200);
+    let on_api = serve.get("/metrics", None).await;
+    assert_eq!(on_api.status, 404);
+    assert_eq!(on_api.json()["error"]["code"], "not_found");
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(serve.get(path, None).await.status, 200, "{path}");
+        let ops = serve
+            .request_on(Surface::Ops, Method::GET, path, None)
+            .await;
+        assert_eq!(ops.status, 200, "{path}");
+    }
+    let ops = serve
+        .request_on(Surface::Ops, Method::GET, "/metrics", None)
+        .await;
+    assert_eq!(ops.status, 200);
+    assert!(ops.body.contains("outcome=\"issued\"} 1"), "{}", ops.body);
+    for path in ["/registry/credentials?project=my-app", "/registry/token"] {
+        let reply = serve
+            .request_on(Surface::Ops, Method::GET, path, Some(&alice))
+            .await;
+        assert_eq!(reply.status, 404, "{path}");
+    }
+    // Without the key, both are on the one listener, as before.
+    let plain = TestApp::new(&oci_config("")).await;
+    assert_eq!(plain.get("/metrics", None).await.status, 200);
 }

@@ -19,16 +19,17 @@ pub(crate) const ROUTES: [&str; 6] = [
 ];
 /// Statuses serve's handlers produce; anything else counts as `other`.
 const STATUSES: [u16; 8] = [200, 400, 401, 404, 405, 429, 500, 503];
-/// Outcomes of a credential request (the audit line's `outcome`).
-pub(crate) const OUTCOMES: [&str; 11] = [
+/// Outcomes of a credential request as metrics count them: the audit
+/// line's `outcome`, except that its `unknown_project` and `not_permitted`
+/// are one `not_found` here, as in the response.
+pub(crate) const OUTCOMES: [&str; 10] = [
     "issued",
     "cache_hit",
     "stale",
     "bad_request",
     "unauthenticated",
     "rate_limited",
-    "unknown_project",
-    "not_permitted",
+    "not_found",
     "unavailable",
     "method_not_allowed",
     "no_route",
@@ -41,8 +42,8 @@ pub struct Metrics {
     provider: &'static str,
     /// [route][status index, then `other`].
     requests: [[AtomicU64; STATUSES.len() + 1]; ROUTES.len()],
-    /// Per configured project, plus `-` for requests that named none of
-    /// them; one counter per outcome. Read-only after start-up.
+    /// Per configured project, plus `-` for requests not authorised for
+    /// one of them; one counter per outcome. Read-only after start-up.
     credentials: HashMap<String, [AtomicU64; OUTCOMES.len()]>,
     provider_calls_ok: AtomicU64,
     provider_calls_failed: AtomicU64,
@@ -86,7 +87,8 @@ impl Metrics {
     }
 
     /// Counts one credential request. A project that is not configured
-    /// counts as `-`.
+    /// counts as `-`; callers pass `-` themselves until the caller is
+    /// authorised for the project.
     pub fn credential(&self, project: &str, outcome: &'static str) {
         let counters = self
             .credentials
@@ -251,7 +253,7 @@ mod tests {
         m.request("credentials", 200);
         m.request("credentials", 418);
         m.credential("my-app", "issued");
-        m.credential("invented", "unknown_project");
+        m.credential("invented", "not_found");
         m.provider_call(true, std::time::Duration::from_millis(70));
         m.provider_call(false, std::time::Duration::from_secs(30));
         let text = m.render(1);
@@ -269,7 +271,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("{project=\"-\",provider=\"ecr\",outcome=\"unknown_project\"} 1\n"),
+            text.contains("{project=\"-\",provider=\"ecr\",outcome=\"not_found\"} 1\n"),
             "names that are not configured never become labels: {text}"
         );
         assert!(!text.contains("invented"));

@@ -41,7 +41,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::instrument::WithSubscriber;
 
-pub use app::App;
+pub use app::{App, Surface};
 
 /// Request line and headers together may not exceed this.
 pub(crate) const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -74,6 +74,23 @@ impl Limits {
 /// None today: accept errors (such as running out of file descriptors) are
 /// logged and retried after a short pause rather than ending the server.
 pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    limits: Limits,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_on(Surface::Api, listener, app, limits, tls, shutdown).await
+}
+
+/// Like [`run`], for the listener of `surface`. The ops listener
+/// (`server.metrics_listen`) has connection slots of its own, so health
+/// checks and scrapes are answered while the API listener is saturated.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_on(
+    surface: Surface,
     listener: TcpListener,
     app: Arc<App>,
     limits: Limits,
@@ -115,7 +132,9 @@ pub async fn run(
                 let _permit = permit;
                 app.metrics.connection_opened();
                 match tls {
-                    None => serve_connection(stream, peer, app.clone(), &limits, closing).await,
+                    None => {
+                        serve_connection(surface, stream, peer, app.clone(), &limits, closing).await
+                    }
                     Some(acceptor) => {
                         match tokio::time::timeout(
                             limits.header_read_timeout,
@@ -124,8 +143,15 @@ pub async fn run(
                         .await
                         {
                             Ok(Ok(tls_stream)) => {
-                                serve_connection(tls_stream, peer, app.clone(), &limits, closing)
-                                    .await
+                                serve_connection(
+                                    surface,
+                                    tls_stream,
+                                    peer,
+                                    app.clone(),
+                                    &limits,
+                                    closing,
+                                )
+                                .await
                             }
                             Ok(Err(e)) => {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed")
@@ -158,6 +184,7 @@ pub async fn run(
 }
 
 async fn serve_connection<S>(
+    surface: Surface,
     stream: S,
     peer: SocketAddr,
     app: Arc<App>,
@@ -168,7 +195,7 @@ async fn serve_connection<S>(
 {
     let service = service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, Infallible>(app.handle(req).await) }
+        async move { Ok::<_, Infallible>(app.handle_on(surface, req).await) }
     });
     let mut builder = http1::Builder::new();
     builder

@@ -4,8 +4,10 @@
 //! The checks, in order: GET or POST (405), a parseable request (400), a
 //! ticket given (401 with a Basic challenge), the configured `service` if
 //! one is named (400), a valid ticket (401), its caller within the rate
-//! limit (429), its project still configured (401). Scopes beyond the
-//! ticket's repository are not errors: they are simply not granted.
+//! limit (429), and the access rule applied again to the identities the
+//! ticket carries under the current config (401): revoking access stops new
+//! tokens at once. Scopes beyond the ticket's repository are not errors:
+//! they are simply not granted.
 //!
 //! The parsing itself is pure and lives in [`super::token`]; this room does
 //! the I/O (reading the body) and the decisions.
@@ -20,6 +22,7 @@ use serde_json::{Value, json};
 use super::app::{App, Body, RequestId, json_response};
 use super::audit::TokenAudit;
 use super::error::ApiError;
+use crate::auth::{Denial, authorize};
 use crate::clock::{rfc3339, unix_now};
 use crate::registry::RegistryProvider;
 
@@ -127,10 +130,19 @@ impl App {
         self.token_limiter
             .check(&ticket.sub)
             .map_err(ApiError::RateLimited)?;
-        // A project removed from config stops working at once, tickets or not.
-        if self.config.project(&ticket.project).is_none() {
+        // The access rule again, under the config this replica runs now:
+        // removing a project, or someone's access to it, stops new registry
+        // tokens at once, not when the ticket expires.
+        if let Err(denial) = authorize(&self.config, &ticket.holder(), &ticket.project) {
+            audit.reason = Some(denial.as_str());
             return Err(ApiError::InvalidTicket(
-                "the ticket's project is no longer served".into(),
+                match denial {
+                    Denial::UnknownProject => "the ticket's project is no longer served",
+                    Denial::NotPermitted => {
+                        "the ticket's holder no longer has access to its project"
+                    }
+                }
+                .into(),
             ));
         }
         let issued = realm.registry_token(&ticket, request.scopes.iter().map(String::as_str), now);

@@ -2,33 +2,58 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::TlsConfig;
+use crate::config::{ConfigError, ConfigErrors, TlsConfig};
 
 /// Builds the acceptor, offering HTTP/1.1 only.
 ///
 /// # Errors
-/// Unreadable or invalid PEM files, or a key that does not fit the
-/// certificate; each names the file.
-pub(crate) fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert_file)
-        .with_context(|| format!("reading certificates from {}", tls.cert_file))?
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("parsing certificates in {}", tls.cert_file))?;
-    anyhow::ensure!(!certs.is_empty(), "{} holds no certificate", tls.cert_file);
-    let key = PrivateKeyDer::from_pem_file(&tls.key_file)
-        .with_context(|| format!("reading the private key from {}", tls.key_file))?;
+/// Each problem at the config key of the file it is about, all at once:
+/// unreadable or invalid PEM in either file, or a key that does not fit
+/// the certificate.
+pub(crate) fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, ConfigErrors> {
+    let certs = tls.cert_file.read().and_then(|pem| {
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                tls.cert_file
+                    .problem(format!("is not PEM certificates: {e}"))
+            })?;
+        if certs.is_empty() {
+            return Err(tls
+                .cert_file
+                .problem("holds no certificate (expected PEM `CERTIFICATE` blocks, leaf first)"));
+        }
+        Ok(certs)
+    });
+    let key = tls.key_file.read().and_then(|pem| {
+        PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+            tls.key_file
+                .problem(format!("holds no usable private key: {e}"))
+        })
+    });
+    let (certs, key) = match (certs, key) {
+        (Ok(c), Ok(k)) => (c, k),
+        (c, k) => {
+            let errors: Vec<ConfigError> = c.err().into_iter().chain(k.err()).collect();
+            return Err(ConfigErrors::sorted(errors));
+        }
+    };
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .context("setting up TLS")?
+        .expect("the default provider supports the default protocol versions")
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .with_context(|| format!("{} does not fit {}", tls.key_file, tls.cert_file))?;
+        .map_err(|e| {
+            ConfigErrors::sorted(vec![tls.key_file.problem(format!(
+                "does not fit the certificate in `{}` (server.tls.cert_file): {e}",
+                tls.cert_file
+            ))])
+        })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

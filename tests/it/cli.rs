@@ -145,6 +145,35 @@ fn a_bad_config_dir_reports_every_problem_and_exits_1() {
         "{stderr}"
     );
     assert!(out.stdout.is_empty(), "no config printed on error");
+
+    // With --log-format json the error is one JSON line, each problem with
+    // its file, line and key.
+    let out = run(
+        dir.path(),
+        &[
+            "--config-dir",
+            ".",
+            "--run-mode",
+            "default",
+            "--log-format",
+            "json",
+            "config",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let line: serde_json::Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(line["level"], "ERROR");
+    let problems = line["problems"].as_array().unwrap();
+    assert!(
+        problems.iter().any(|p| p["file"] == "./local.yml"
+            && p["line"] == 2
+            && p["key"] == "registry.registy_url"
+            && p["hint"].as_str().unwrap().contains("registry_url")),
+        "{line}"
+    );
 }
 
 #[test]
@@ -211,6 +240,14 @@ fn usage_errors_exit_1_and_help_exits_0() {
     assert_eq!(out.status.code(), Some(1));
     let out = run(repo(), &["--log-format", "xml", "config"], &[]);
     assert_eq!(out.status.code(), Some(1));
+    // One plan format at a time.
+    let out = run(repo(), &["plan", "--json", "--markdown"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot be used with"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = run(repo(), &["--help"], &[]);
     assert_eq!(out.status.code(), Some(0));
     let help = text(&out.stdout);
@@ -249,6 +286,7 @@ fn run_in_process(
         stderr: &mut stderr,
         terminal: None,
         colour: false,
+        progress: false,
     };
     let result = rise_registry::run::run(cli, &mut env);
     (result, text(&stdout), text(&stderr))

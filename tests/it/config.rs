@@ -451,3 +451,22 @@ fn every_partition_takes_its_regions_and_role_arns() {
         );
     }
 }
+
+#[test]
+fn the_metrics_listener_needs_an_address_of_its_own() {
+    let same = "server:\n  listen: 127.0.0.1:3000\n  metrics_listen: 127.0.0.1:3000\n";
+    let text = errors(&[("default.yaml", ECR_BASE), ("local.yaml", same)]);
+    assert!(text.contains("local.yaml:3"), "{text}");
+    assert!(text.contains("server.metrics_listen"), "{text}");
+    assert!(text.contains("same address as `server.listen`"), "{text}");
+    let apart = "server:\n  metrics_listen: 127.0.0.1:9464\n";
+    let config = load(&[("default.yaml", ECR_BASE), ("local.yaml", apart)]).unwrap();
+    assert_eq!(config.server.metrics_listen.map(|a| a.port()), Some(9464));
+    assert_eq!(
+        load(&[("default.yaml", ECR_BASE)])
+            .unwrap()
+            .server
+            .metrics_listen,
+        None
+    );
+}

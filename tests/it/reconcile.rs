@@ -268,6 +268,18 @@ async fn drift_is_shown_exactly_and_repaired() {
         "reconcile_drift_plan_json",
         serde_json::to_string_pretty(&account.plan_json()).unwrap()
     );
+    // The same plan for a pull request: changes marked in diff blocks,
+    // and `--detailed-exitcode` still says there are changes.
+    let markdown = account.expect(&["plan", "--markdown", "--detailed-exitcode"], 2);
+    assert!(
+        markdown.starts_with("### rise-registry plan\n"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("\n```diff\n")
+            && markdown.contains("**⚠ widens access:** trust: arn:aws:iam::123456789012:root may now assume rise-backend"),
+        "{markdown}"
+    );
     account.expect(&["apply", "--auto-approve"], 0);
     account.expect(&["plan", "--detailed-exitcode"], 0);
 }
@@ -609,7 +621,7 @@ async fn role_tags_follow_the_config_and_keep_tags_others_set() {
         .unwrap();
     let plan = account.expect(&["plan", "--detailed-exitcode"], 2);
     assert!(
-        plan.contains("~ role rise-backend (controller) tags\n      + team = platform\n"),
+        plan.contains("~ role rise-backend (controller): tags + team = platform\n"),
         "{plan}"
     );
     account.configure_tags(&["a"], "{env: prod}", "");
@@ -724,7 +736,19 @@ async fn a_saved_plan_is_refused_once_the_account_changed() {
     account.configure(&["a"], "");
     let file = account.dir.path().join("plan.json");
     let file = file.to_str().unwrap();
-    account.expect(&["plan", "--out", file], 0);
+    let out = account.run(&["plan", "--out", file]);
+    assert_eq!(out.status.code(), Some(0));
+    // The printed next step works as pasted: it carries the config dir and
+    // run mode this run used.
+    let me = format!(
+        "rise-registry --config-dir {} --run-mode default",
+        account.dir.path().display()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("`{me} apply {file}` applies exactly it")),
+        "{stdout}"
+    );
     // Someone creates a repository under the prefix after the plan was made.
     account
         .ecr()
@@ -738,7 +762,8 @@ async fn a_saved_plan_is_refused_once_the_account_changed() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("the account changed since") && stderr.contains("plan --out"),
+        stderr.contains("the account changed since")
+            && stderr.contains(&format!("run `{me} plan --out {file}` again")),
         "{stderr}"
     );
     assert_eq!(
@@ -804,6 +829,9 @@ async fn apply_json_at_a_terminal_asks_on_stderr_and_keeps_stdout_json() {
     let result: Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("stdout is one JSON object ({e}):\n{stdout}"));
     assert_eq!(result["applied"].as_array().unwrap().len(), 5, "{result}");
+    // The one object also holds the plan it applied, in plan --json's shape.
+    assert_eq!(result["plan"]["format_version"], 1, "{result}");
+    assert_eq!(result["plan"]["actions"].as_array().unwrap().len(), 5);
     assert_eq!(result["not_started"], 0);
     assert_eq!(account.repository_names().await, ["rise/a"]);
 }
@@ -1066,4 +1094,64 @@ async fn apply_under_throttling_retries_and_converges() {
     let all = all_repositories(&account).await;
     assert_eq!(all.iter().filter(|n| n.starts_with("rise/t")).count(), 60);
     assert_eq!(strangers(&account).await, before, "strangers untouched");
+}
+
+/// `rise-registry ARGS` on a pseudo-terminal (util-linux `script`), with
+/// `TERM` as given: everything it writes to its terminal, stdout and
+/// stderr together.
+fn on_a_terminal(account: &Account, args: &str, term: &str) -> String {
+    let cmd = account.command(&[]);
+    let mut line = vec![cmd.get_program().to_string_lossy().into_owned()];
+    line.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    line.push(args.to_string());
+    let mut script = Command::new("script");
+    script
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .env_clear()
+        .envs(
+            cmd.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env("TERM", term)
+        .stdin(std::process::Stdio::null());
+    let out = script
+        .output()
+        .expect("util-linux `script` runs (apt-get install bsdutils)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{args}\n{text}");
+    text
+}
+
+#[tokio::test]
+async fn progress_is_drawn_on_a_terminal_only_and_cleared() {
+    let account = Account::new();
+    account.configure(&["a", "b", "c"], "");
+    let applied = on_a_terminal(&account, "apply --auto-approve", "xterm");
+    assert!(applied.contains("applying ["), "{applied:?}");
+    assert!(applied.contains("] 7/7"), "{applied:?}");
+    assert!(
+        !applied.contains("0/0"),
+        "no count before the total is known"
+    );
+    // Cleared: the last thing on the line is the erase, not the count.
+    assert!(applied.contains("\x1b[2K"), "{applied:?}");
+    assert!(applied.contains("Apply complete: 7 done, 0 failed."));
+    let planned = on_a_terminal(&account, "plan", "xterm");
+    assert!(planned.contains("reading repositories ["), "{planned:?}");
+    assert!(planned.contains("] 3/3"), "{planned:?}");
+    // NO_COLOR is set for every test run: the line has no colour anyway.
+    assert!(!planned.contains("\x1b[3"), "{planned:?}");
+
+    // A terminal that cannot redraw, and --json, get nothing extra.
+    let dumb = on_a_terminal(&account, "plan", "dumb");
+    assert!(!dumb.contains("reading repositories"), "{dumb:?}");
+    let json = on_a_terminal(&account, "plan --json", "xterm");
+    assert!(!json.contains("reading repositories"), "{json:?}");
+    // Neither does a stderr that is not a terminal.
+    let out = account.run(&["plan"]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

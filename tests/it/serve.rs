@@ -175,6 +175,37 @@ async fn sigterm_finishes_and_exits_zero() {
     drop(idle);
 }
 
+/// The binary with `server.metrics_listen`: a second listener with health
+/// and metrics, the API listener without metrics, one SIGTERM for both.
+#[tokio::test]
+async fn the_metrics_listener_serves_health_and_metrics_and_stops_with_serve() {
+    let ops = std::net::SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let mut serve = Serve::start(
+        &oci_config(&format!("server:\n  metrics_listen: \"{ops}\"\n")),
+        &[],
+    );
+    let ops_url = |path: &str| format!("http://{ops}{path}");
+    assert_eq!(get(&ops_url("/healthz"), None).await.status, 200);
+    assert_eq!(get(&ops_url("/readyz"), None).await.status, 200);
+    let metrics = get(&ops_url("/metrics"), None).await;
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.body.contains("rise_registry_connections_open"));
+    assert_eq!(get(&serve.url("/metrics"), None).await.status, 404);
+    assert_eq!(get(&serve.url("/healthz"), None).await.status, 200);
+    assert_eq!(
+        get(&ops_url("/registry/credentials?project=my-app"), None)
+            .await
+            .status,
+        404
+    );
+    let status = serve.terminate(Duration::from_secs(5));
+    assert!(status.success(), "{status}: {}", serve.logs());
+    assert!(
+        std::net::TcpStream::connect(ops).is_err(),
+        "the metrics listener is closed too"
+    );
+}
+
 /// Blocking sockets in the test body: the server's tasks run on the other
 /// worker threads meanwhile.
 #[tokio::test(flavor = "multi_thread")]

@@ -334,3 +334,31 @@ fn the_docs_state_what_aws_documents_about_the_login_lifetime() {
         "an undocumented claim about the login's lifetime"
     );
 }
+
+/// While AWS fails, `/readyz` asks it at most once per probe interval: a
+/// burst of readiness checks (every kubelet, every replica) costs one AWS
+/// probe, not one each. The proxy answers every call with throttling and
+/// counts the attempts.
+#[tokio::test]
+async fn readiness_checks_do_not_hammer_a_failing_aws() {
+    let emulator = Emulator::start();
+    let proxy = support::throttle::ThrottlingProxy::start(emulator.addr, 100);
+    let cfg = config(&emulator, "", "").replace(&emulator.endpoint_url(), &proxy.url());
+    let serve = TestServer::start(&cfg).await;
+    let first = get(&serve.url("/readyz"), None).await;
+    assert_eq!(first.status, 503, "{}", first.body);
+    let one_probe = proxy.throttled();
+    assert!(one_probe >= 1, "the first check asks AWS");
+    for _ in 0..20 {
+        assert_eq!(get(&serve.url("/readyz"), None).await.status, 503);
+    }
+    assert_eq!(
+        proxy.throttled(),
+        one_probe,
+        "no AWS call within the interval"
+    );
+    // After the interval, the next check probes again.
+    pass(Duration::from_secs(6)).await;
+    assert_eq!(get(&serve.url("/readyz"), None).await.status, 503);
+    assert!(proxy.throttled() > one_probe);
+}

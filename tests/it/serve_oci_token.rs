@@ -19,6 +19,7 @@ use std::process::Command;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hyper::Method;
+use rise_registry::auth::Caller;
 use rise_registry::config::OciTokenConfig;
 use rise_registry::naming::ProjectName;
 use rise_registry::registry::oci_token::OciTokenProvider;
@@ -216,8 +217,8 @@ impl Setup {
             namespace: rise_registry::naming::RepoNamespace::parse("rise-apps").unwrap(),
             service: SERVICE.into(),
             issuer: ISSUER.into(),
-            signing_key_file: String::new(),
-            certificate_chain_file: String::new(),
+            signing_key_file: rise_registry::config::ConfigPath::new(""),
+            certificate_chain_file: rise_registry::config::ConfigPath::new(""),
             ticket_ttl_seconds: 3600,
             token_ttl_seconds: 300,
         };
@@ -372,7 +373,11 @@ async fn the_realm_grants_only_the_tickets_repository_and_the_registry_agrees() 
     let stranger_pki = tempfile::tempdir().unwrap();
     dev_ca(stranger_pki.path());
     let stranger = s.broker(stranger_pki.path());
-    let creds = stranger.issue_ticket(&ProjectName::parse("my-app").unwrap(), "mallory", now());
+    let creds = stranger.issue_ticket(
+        &ProjectName::parse("my-app").unwrap(),
+        &Caller::from_subject("mallory"),
+        now(),
+    );
     let ticket = stranger
         .verify_ticket(creds.password.expose(), now())
         .unwrap();
@@ -443,6 +448,7 @@ async fn expired_forged_and_foreign_tickets_are_refused() {
     let s = setup().await;
     let my_app = ProjectName::parse("my-app").unwrap();
     let broker = s.broker(s.pki.path());
+    let alice = Caller::from_subject("alice");
     let scope = "scope=repository:rise-apps/my-app:pull,push";
     let exchange = |ticket: String| {
         let url = s.realm(scope);
@@ -458,7 +464,7 @@ async fn expired_forged_and_foreign_tickets_are_refused() {
     };
 
     // The same key, two hours ago: a genuine but expired ticket.
-    let expired = broker.issue_ticket(&my_app, "alice", now() - 7200);
+    let expired = broker.issue_ticket(&my_app, &alice, now() - 7200);
     let reply = exchange(expired.password.expose().clone()).await;
     assert_eq!(reply.status, 401, "{}", reply.body);
     assert_eq!(reply.json()["error"]["code"], "invalid_ticket");
@@ -478,7 +484,7 @@ async fn expired_forged_and_foreign_tickets_are_refused() {
     assert!(s.push(&login, "rise-apps/my-app", b"late\n").is_err());
 
     // A current ticket, its project rewritten: the MAC no longer fits.
-    let fresh = broker.issue_ticket(&my_app, "alice", now());
+    let fresh = broker.issue_ticket(&my_app, &alice, now());
     let parts: Vec<&str> = fresh.password.expose().split('.').collect();
     let mut payload: Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap()).unwrap();
@@ -495,7 +501,7 @@ async fn expired_forged_and_foreign_tickets_are_refused() {
     dev_ca(stranger_pki.path());
     let resigned = s
         .broker(stranger_pki.path())
-        .issue_ticket(&my_app, "alice", now());
+        .issue_ticket(&my_app, &alice, now());
     assert_eq!(
         exchange(resigned.password.expose().clone()).await.status,
         401
@@ -560,11 +566,88 @@ fn config_check_loads_the_key_and_names_what_does_not_fit() {
         err.contains("registry.signing_key_file") && err.contains("does not match"),
         "{err}"
     );
+    let line_of = |key: &str| {
+        config
+            .lines()
+            .position(|l| l.trim_start().starts_with(&format!("{key}:")))
+            .unwrap()
+            + 1
+    };
+    // Both files gone: both named at once, each at its own file and line.
     std::fs::remove_file(pki.path().join("token.crt")).unwrap();
-    let err = String::from_utf8_lossy(&check().stderr).into_owned();
+    std::fs::remove_file(pki.path().join("token.key")).unwrap();
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    for key in ["signing_key_file", "certificate_chain_file"] {
+        assert!(
+            err.contains(&format!("default.yaml:{}: registry.{key}: `", line_of(key))),
+            "{key}: {err}"
+        );
+    }
+    assert!(err.contains("cannot be read"), "{err}");
+    assert!(err.contains("2 problems"), "{err}");
+}
+
+/// `config --check` reads every file config names as serve would, and
+/// reports them all at once at their keys; serve refuses the same files
+/// with the same words. Relative paths mean the config directory, wherever
+/// the command runs.
+#[test]
+fn config_check_and_serve_read_the_named_files_from_the_config_directory() {
+    let conf = tempfile::tempdir().unwrap();
+    dev_ca(&conf.path().join("pki"));
+    let config = serve_config("127.0.0.1:5000".parse().unwrap(), Path::new("pki"));
     assert!(
-        err.contains("registry.certificate_chain_file: reading"),
-        "{err}"
+        config.contains("signing_key_file: pki/token.key"),
+        "{config}"
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |config: &str, args: &[&str]| {
+        std::fs::write(conf.path().join("default.yaml"), config).unwrap();
+        Command::new(BIN)
+            .current_dir(elsewhere.path())
+            .arg("--config-dir")
+            .arg(conf.path())
+            .args(["--run-mode", "default"])
+            .args(args)
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let out = run(&config, &["config", "--check"]);
+    assert!(
+        out.status.success(),
+        "relative to the config dir, not the working dir: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // TLS files that are not there, beside a chain that is not PEM.
+    std::fs::write(conf.path().join("pki/token.crt"), "not a certificate\n").unwrap();
+    let broken =
+        format!("{config}server:\n  tls: {{cert_file: /nope/tls.crt, key_file: tls.key}}\n");
+    let tls_line = broken.lines().count();
+    let out = run(&broken, &["config", "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let check_err = String::from_utf8_lossy(&out.stderr).into_owned();
+    for expected in [
+        format!("default.yaml:{tls_line}: server.tls.cert_file: `/nope/tls.crt`: cannot be read"),
+        format!(
+            "default.yaml:{tls_line}: server.tls.key_file: `{}`: cannot be read",
+            conf.path().join("tls.key").display()
+        ),
+        "registry.certificate_chain_file: `".to_string(),
+        "3 problems".to_string(),
+        "resolved against the config directory".to_string(),
+    ] {
+        assert!(check_err.contains(&expected), "{expected}:\n{check_err}");
+    }
+    let out = run(&broken, &["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let serve_err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        serve_err.contains(check_err.lines().nth(1).unwrap().trim()),
+        "serve says what config --check says:\n{serve_err}\n---\n{check_err}"
     );
 }
 
@@ -588,6 +671,42 @@ fn the_shipped_oci_token_run_mode_accepts_what_dev_ca_writes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("registry oci-token"));
+
+    // Without the variables, the shipped defaults name `../pki` beside the
+    // config directory, as `mise run backend:deps:oci-token` writes it,
+    // whatever the working directory.
+    let checkout = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    std::fs::create_dir(checkout.path().join("config")).unwrap();
+    for file in std::fs::read_dir(&shipped).unwrap() {
+        let file = file.unwrap().path();
+        if file.is_file() {
+            std::fs::copy(
+                &file,
+                checkout
+                    .path()
+                    .join("config")
+                    .join(file.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+    }
+    dev_ca(&checkout.path().join("pki"));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .current_dir(elsewhere.path())
+        .arg("--config-dir")
+        .arg(checkout.path().join("config"))
+        .args(["--run-mode", "oci-token", "config", "--check"])
+        .env_clear()
+        .env("RISE_JWT_SECRET", "a-local-secret-of-enough-length-0123456")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -611,4 +730,66 @@ async fn the_realm_rate_limits_each_ticket_holder_on_its_own() {
     // Alice's credential requests are counted apart from her token requests.
     let (again, _) = s.credentials("alice", "my-app").await;
     assert!(again.starts_with("rise:"));
+}
+
+/// Access is decided again at every exchange, from the identities the
+/// ticket carries and the config the replica runs now: a ticket issued
+/// while its holder had access stops yielding registry tokens as soon as
+/// that access is gone, long before the ticket expires. No registry is
+/// needed: only the realm's answer is in question.
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_access_stops_new_registry_tokens_at_once() {
+    let pki = tempfile::tempdir().unwrap();
+    dev_ca(pki.path());
+    let registry = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let after = serve_config(registry, pki.path());
+    let before = after.replace(
+        r#"access: ["user:alice"]"#,
+        r#"access: ["user:alice", "group:builders"]"#,
+    );
+    assert_ne!(before, after);
+    let ticket_of = |server: &TestServer, sub: &str, groups: &[&str]| {
+        let url = server.url("/registry/credentials?project=my-app");
+        let token = hs256(SECRET, &claims(sub, None, groups));
+        async move {
+            let reply = get(&url, Some(&token)).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            let password = reply.json()["credentials"]["password"].clone();
+            format!("rise:{}", password.as_str().unwrap())
+        }
+    };
+    let exchange = |server: &TestServer, login: &str| {
+        let url = server.url("/registry/token?scope=repository:rise-apps/my-app:pull,push");
+        let auth = basic(login);
+        async move { send(Method::GET, &url, &[("authorization", &auth)], "").await }
+    };
+
+    let old = TestServer::start(&before).await;
+    // carol has access through a group; the ticket keeps only the groups
+    // the config names for the project.
+    let carol = ticket_of(&old, "carol", &["builders", "unrelated"]).await;
+    let alice = ticket_of(&old, "alice", &[]).await;
+    let payload = carol.split('.').nth(2).unwrap();
+    let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(payload["grp"], json!(["builders"]), "{payload}");
+    assert_eq!(exchange(&old, &carol).await.status, 200);
+
+    // A replica with the group's access removed (same key, so the ticket
+    // itself still verifies).
+    let new = TestServer::start(&after).await;
+    let reply = exchange(&new, &carol).await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["code"], "invalid_ticket");
+    assert!(
+        reply.body.contains("no longer has access"),
+        "{}",
+        reply.body
+    );
+    let line = new.audit_matching(|l| l["audit"] == "token");
+    assert_eq!(line[0]["subject"], "carol");
+    assert_eq!(line[0]["reason"], "not_permitted");
+    // alice's own access is unchanged: her ticket from the old replica works.
+    assert_eq!(exchange(&new, &alice).await.status, 200);
+    // And the old replica, still on the old config, still honours carol's.
+    assert_eq!(exchange(&old, &carol).await.status, 200);
 }

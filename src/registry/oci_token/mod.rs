@@ -19,13 +19,13 @@ pub mod ticket;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::Context;
 use aws_lc_rs::rand::SecureRandom;
 use serde::Serialize;
 
 use super::RegistryCredentials;
+use crate::auth::Caller;
 use crate::clock::unix_now;
-use crate::config::OciTokenConfig;
+use crate::config::{ConfigErrors, OciTokenConfig};
 use crate::naming::ProjectName;
 use keys::SigningKey;
 use scope::Access;
@@ -68,28 +68,28 @@ impl OciTokenProvider {
     /// Reads the key and chain files named by `config`.
     ///
     /// # Errors
-    /// Naming the config key and the file when one cannot be read or used.
-    pub fn load(config: &OciTokenConfig) -> anyhow::Result<Self> {
-        let read = |key: &str, path: &str| {
-            std::fs::read(path).with_context(|| format!("registry.{key}: reading `{path}`"))
+    /// Each problem at the config key of the file it is about: a file that
+    /// cannot be read (both, when neither can), a key or chain that cannot
+    /// be used, a key the chain's leaf does not certify.
+    pub fn load(config: &OciTokenConfig) -> Result<Self, ConfigErrors> {
+        let (key, chain) = (&config.signing_key_file, &config.certificate_chain_file);
+        let (key_pem, chain_pem) = match (key.read(), chain.read()) {
+            (Ok(k), Ok(c)) => (k, c),
+            (k, c) => {
+                return Err(ConfigErrors::sorted(
+                    k.err().into_iter().chain(c.err()).collect(),
+                ));
+            }
         };
-        let key_pem = read("signing_key_file", &config.signing_key_file)?;
-        let chain_pem = read("certificate_chain_file", &config.certificate_chain_file)?;
         Self::from_pem(config.clone(), &key_pem, &chain_pem).map_err(|e| {
-            let key = match e {
-                keys::KeyError::NoKey | keys::KeyError::UnsupportedKey => {
-                    format!("registry.signing_key_file (`{}`)", config.signing_key_file)
-                }
-                keys::KeyError::NoCertificate | keys::KeyError::BadLeaf(_) => format!(
-                    "registry.certificate_chain_file (`{}`)",
-                    config.certificate_chain_file
-                ),
-                keys::KeyError::KeyMismatch => format!(
-                    "registry.signing_key_file (`{}`) and registry.certificate_chain_file (`{}`)",
-                    config.signing_key_file, config.certificate_chain_file
-                ),
+            let error = match e {
+                keys::KeyError::NoKey | keys::KeyError::UnsupportedKey => key.problem(&e),
+                keys::KeyError::NoCertificate | keys::KeyError::BadLeaf(_) => chain.problem(&e),
+                keys::KeyError::KeyMismatch => key.problem(format!(
+                    "{e}; the chain is `{chain}` (registry.certificate_chain_file)"
+                )),
             };
-            anyhow::anyhow!("{key}: {e}")
+            ConfigErrors::sorted(vec![error])
         })
     }
 
@@ -118,17 +118,21 @@ impl OciTokenProvider {
         format!("{}/{project}", self.config.namespace)
     }
 
-    /// A ticket for `project`, issued to `subject` at `now`.
+    /// A ticket for `project`, issued to `holder` at `now`. The holder's
+    /// identities go into the ticket as given: narrow them first
+    /// ([`Caller::narrowed_to`]).
     pub fn issue_ticket(
         &self,
         project: &ProjectName,
-        subject: &str,
+        holder: &Caller,
         now: i64,
     ) -> RegistryCredentials {
         let exp = now + i64::from(self.config.ticket_ttl_seconds);
         let ticket = Ticket {
             project: project.clone(),
-            sub: subject.to_string(),
+            sub: holder.subject.clone(),
+            email: holder.email.clone(),
+            groups: holder.groups.clone(),
             iat: now,
             exp,
             jti: random_id(),
@@ -142,10 +146,10 @@ impl OciTokenProvider {
         }
     }
 
-    /// A ticket for `project`, issued to `subject` now: what
+    /// A ticket for `project`, issued to `holder` now: what
     /// `/registry/credentials` hands out.
-    pub fn credentials(&self, project: &ProjectName, subject: &str) -> RegistryCredentials {
-        self.issue_ticket(project, subject, unix_now())
+    pub fn credentials(&self, project: &ProjectName, holder: &Caller) -> RegistryCredentials {
+        self.issue_ticket(project, holder, unix_now())
     }
 
     /// # Errors
@@ -210,8 +214,8 @@ mod tests {
             namespace: crate::naming::RepoNamespace::parse("rise-apps").unwrap(),
             service: "rise-registry".into(),
             issuer: "rise-broker".into(),
-            signing_key_file: String::new(),
-            certificate_chain_file: String::new(),
+            signing_key_file: crate::config::ConfigPath::new(""),
+            certificate_chain_file: crate::config::ConfigPath::new(""),
             ticket_ttl_seconds: 3600,
             token_ttl_seconds: 300,
         };
@@ -232,7 +236,7 @@ mod tests {
     fn a_ticket_becomes_a_token_for_its_own_repository_only() {
         let p = provider();
         let project = ProjectName::parse("my-app").unwrap();
-        let creds = p.issue_ticket(&project, "alice", 1_000_000);
+        let creds = p.issue_ticket(&project, &Caller::from_subject("alice"), 1_000_000);
         assert_eq!(creds.image, "localhost:5000/rise-apps/my-app");
         assert_eq!(creds.username, USERNAME);
         let ticket = p.verify_ticket(creds.password.expose(), 1_000_010).unwrap();
@@ -263,7 +267,7 @@ mod tests {
     fn a_token_never_outlives_its_ticket() {
         let p = provider();
         let project = ProjectName::parse("my-app").unwrap();
-        let creds = p.issue_ticket(&project, "alice", 0);
+        let creds = p.issue_ticket(&project, &Caller::from_subject("alice"), 0);
         let ticket = p.verify_ticket(creds.password.expose(), 3590).unwrap();
         let token = p.registry_token(&ticket, ["repository:rise-apps/my-app:pull"], 3590);
         assert_eq!(token.expires_in, 10);
@@ -274,7 +278,7 @@ mod tests {
     fn tickets_of_another_broker_key_are_refused() {
         let (a, b) = (provider(), provider());
         let project = ProjectName::parse("my-app").unwrap();
-        let creds = a.issue_ticket(&project, "alice", 0);
+        let creds = a.issue_ticket(&project, &Caller::from_subject("alice"), 0);
         assert_eq!(
             b.verify_ticket(creds.password.expose(), 1),
             Err(TicketError::BadSignature)

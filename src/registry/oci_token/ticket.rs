@@ -16,6 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Caller;
 use crate::naming::ProjectName;
 use crate::secret::Secret;
 
@@ -31,12 +32,33 @@ const ISSUED_AT_LEEWAY: i64 = 60;
 pub struct Ticket {
     #[serde(rename = "prj")]
     pub project: ProjectName,
-    /// The caller the ticket was issued to (token `sub`), for audit.
+    /// The caller the ticket was issued to (token `sub`): audited, and
+    /// checked against the access rule again on every exchange.
     pub sub: String,
+    /// The caller's verified email when the ticket was issued, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The caller's groups when the ticket was issued, only those the
+    /// config named for the project then (admins and its `access`): what
+    /// the exchange needs to re-check access, and no more, so a member of
+    /// many groups does not grow every ticket.
+    #[serde(default, rename = "grp", skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     pub iat: i64,
     pub exp: i64,
     /// Unique per ticket, for audit.
     pub jti: String,
+}
+
+impl Ticket {
+    /// The caller the ticket was issued to, with the identities it carries.
+    pub fn holder(&self) -> Caller {
+        Caller {
+            subject: self.sub.clone(),
+            email: self.email.clone(),
+            groups: self.groups.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -118,6 +140,8 @@ mod tests {
         Ticket {
             project: ProjectName::parse(project).unwrap(),
             sub: "alice".into(),
+            email: None,
+            groups: vec!["builders".into()],
             iat,
             exp,
             jti: "j1".into(),

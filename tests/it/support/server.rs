@@ -26,22 +26,40 @@ impl Serve {
     pub fn start(config: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("default.yaml"), config).unwrap();
+        let config_dir = dir.path().to_path_buf();
+        Self::start_in(dir, &config_dir, "default", env)
+    }
+
+    /// Starts serve on a config directory of the caller's (such as the
+    /// shipped `config/`) in `run_mode`, with `env`.
+    pub fn start_with_config_dir(
+        config_dir: &std::path::Path,
+        run_mode: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), config_dir, run_mode, env)
+    }
+
+    /// `dir` keeps the captured streams.
+    fn start_in(
+        dir: tempfile::TempDir,
+        config_dir: &std::path::Path,
+        run_mode: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let stdout = std::fs::File::create(dir.path().join("audit.log")).unwrap();
         let stderr = std::fs::File::create(dir.path().join("serve.log")).unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.args([
-            "--config-dir",
-            dir.path().to_str().unwrap(),
-            "--run-mode",
-            "default",
-        ])
-        .args(["serve", "--listen", &addr.to_string()])
-        .env_clear()
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr);
+        cmd.arg("--config-dir")
+            .arg(config_dir)
+            .args(["--run-mode", run_mode])
+            .args(["serve", "--listen", &addr.to_string()])
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
         for (k, v) in env {
             cmd.env(k, v);
         }
