@@ -133,20 +133,7 @@ fn the_registry_config_example_prints_what_the_doc_shows() {
         .find(|b| b.contains("auth:\n  token:"))
         .unwrap();
 
-    let checkout = tempfile::tempdir().unwrap();
-    let config = checkout.path().join("config");
-    std::fs::create_dir(&config).unwrap();
-    for file in std::fs::read_dir(Path::new(ROOT).join("config")).unwrap() {
-        let file = file.unwrap().path();
-        std::fs::copy(&file, config.join(file.file_name().unwrap())).unwrap();
-    }
-    let pki = std::process::Command::new(BIN)
-        .args(["oci-token", "dev-ca", "--out"])
-        .arg(checkout.path().join("pki"))
-        .env_clear()
-        .output()
-        .unwrap();
-    assert!(pki.status.success());
+    let checkout = crate::support::checkout_with_pki();
     let out = std::process::Command::new(BIN)
         .current_dir(checkout.path())
         .args(&args)

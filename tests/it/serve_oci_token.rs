@@ -675,23 +675,7 @@ fn the_shipped_oci_token_run_mode_accepts_what_dev_ca_writes() {
     // Without the variables, the shipped defaults name `../pki` beside the
     // config directory, as `mise run backend:deps:oci-token` writes it,
     // whatever the working directory.
-    let checkout = tempfile::tempdir().unwrap();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    std::fs::create_dir(checkout.path().join("config")).unwrap();
-    for file in std::fs::read_dir(&shipped).unwrap() {
-        let file = file.unwrap().path();
-        if file.is_file() {
-            std::fs::copy(
-                &file,
-                checkout
-                    .path()
-                    .join("config")
-                    .join(file.file_name().unwrap()),
-            )
-            .unwrap();
-        }
-    }
-    dev_ca(&checkout.path().join("pki"));
+    let checkout = support::checkout_with_pki();
     let elsewhere = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
         .current_dir(elsewhere.path())

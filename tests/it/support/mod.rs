@@ -282,3 +282,32 @@ pub async fn provision(emulator: &Emulator) {
         .await
         .expect("CreateRepository");
 }
+
+/// A checkout's layout in a temporary directory: a copy of the shipped
+/// `config/` and, beside it, `pki/` as `oci-token dev-ca` writes it (what
+/// `mise run backend:deps:oci-token` makes, and the shipped `oci-token`
+/// run mode names as `../pki`).
+pub fn checkout_with_pki() -> tempfile::TempDir {
+    let checkout = tempfile::tempdir().unwrap();
+    let config = checkout.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    for file in std::fs::read_dir(shipped).unwrap() {
+        let file = file.unwrap().path();
+        if file.is_file() {
+            std::fs::copy(&file, config.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let out = Command::new(server::BIN)
+        .args(["oci-token", "dev-ca", "--out"])
+        .arg(checkout.path().join("pki"))
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dev-ca: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    checkout
+}
