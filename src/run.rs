@@ -96,6 +96,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
             markdown,
             detailed_exitcode,
             out: out_file,
+            scope,
         } => commands::reconcile::run_plan(
             &load(env.vars)?.config,
             &commands::reconcile::PlanOptions {
@@ -110,6 +111,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
                 detailed_exitcode,
                 out_file: out_file.as_deref(),
                 verbose: verbose > 0,
+                scope,
             },
             env,
         ),
@@ -117,6 +119,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
             planfile,
             auto_approve,
             json,
+            scope,
         } => commands::reconcile::run_apply(
             &load(env.vars)?.config,
             &commands::reconcile::ApplyOptions {
@@ -125,6 +128,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
                 auto_approve,
                 json,
                 verbose: verbose > 0,
+                scope,
             },
             env,
         ),
