@@ -345,3 +345,48 @@ async fn the_token_endpoint_bodies_are_as_documented() {
 fn serve_config(config: &str) -> rise_registry::config::Config {
     crate::support::load_config(&[("default.yaml", config)], &[]).unwrap()
 }
+
+/// docs/terraform.md's hand-off from `terraform output -json
+/// rise_ecr_config` to the environment production.yaml reads: every key of
+/// the module's `rise_config` output (but the fixed `type` and the optional
+/// `irsa` block) reaches the variable production.yaml reads for it, and the
+/// IRSA example names an output the IRSA root defines.
+#[test]
+fn the_terraform_hand_off_passes_every_rise_config_value() {
+    let doc = read_doc("docs/terraform.md");
+    let outputs = read_doc("modules/rise-aws/outputs.tf");
+    let production = read_doc("config/production.yaml");
+    let body = &outputs[outputs.find("output \"rise_config\"").unwrap()..];
+    let body = &body[..body.find("irsa").unwrap()];
+    let keys: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.trim().split_once(" = ").map(|(k, _)| k.trim()))
+        .filter(|k| *k != "type" && *k != "value" && *k != "description")
+        .collect();
+    assert_eq!(keys.len(), 6, "{keys:?}");
+    let hand_off = blocks(&doc, "sh")
+        .into_iter()
+        .find(|b| b.contains("export RISE_PUSH_ROLE_ARN"))
+        .unwrap();
+    for key in keys {
+        // The variable production.yaml substitutes for this key.
+        let line = production
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("production.yaml has no {key}"));
+        let var = line
+            .split("${")
+            .nth(1)
+            .unwrap()
+            .split([':', '}'])
+            .next()
+            .unwrap();
+        assert!(
+            hand_off.contains(&format!("export {var}=$(jq -r .{key} ")),
+            "{key} -> {var} is not handed off:\n{hand_off}"
+        );
+    }
+    let irsa = read_doc("terraform/irsa/main.tf");
+    assert!(irsa.contains("output \"service_account_role_arn\""));
+    assert!(doc.contains("`service_account_role_arn`"));
+}
