@@ -390,3 +390,66 @@ fn the_terraform_hand_off_passes_every_rise_config_value() {
     assert!(irsa.contains("output \"service_account_role_arn\""));
     assert!(doc.contains("`service_account_role_arn`"));
 }
+
+/// docs/serve.md's metrics table names every metric family `/metrics`
+/// prints, with its type, and nothing else; and the credential outcomes it
+/// lists are the ones the server counts.
+#[tokio::test]
+async fn the_metrics_table_is_what_metrics_prints() {
+    use crate::support::in_process::TestServer;
+    let doc = read_doc("docs/serve.md");
+    let documented: Vec<(String, String)> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `rise_registry_"))
+        .map(|rest| {
+            let mut cells = rest.split('|').map(str::trim);
+            let name = format!(
+                "rise_registry_{}",
+                cells.next().unwrap().trim_end_matches('`')
+            );
+            (name, cells.next().unwrap().to_string())
+        })
+        .collect();
+    let serve = TestServer::start(
+        "registry: {type: oci-client-auth, registry_url: \"localhost:5000\", namespace: rise-apps}\nprojects: [{name: my-app, access: [\"user:alice\"]}]\nauth: {hs256_secret: docs-test-secret-docs-test-secret-0123456}\n",
+    )
+    .await;
+    let text = crate::support::http::get(&serve.url("/metrics"), None)
+        .await
+        .body;
+    let printed: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| {
+            let (name, kind) = l.split_once(' ').unwrap();
+            (name.to_string(), kind.to_string())
+        })
+        .collect();
+    assert_eq!(
+        documented, printed,
+        "docs/serve.md's table against /metrics"
+    );
+    let outcomes = doc
+        .split("Credential `outcome`s:")
+        .nth(1)
+        .unwrap()
+        .split(". ")
+        .next()
+        .unwrap();
+    for outcome in [
+        "issued",
+        "cache_hit",
+        "stale",
+        "bad_request",
+        "unauthenticated",
+        "rate_limited",
+        "not_found",
+        "unavailable",
+        "method_not_allowed",
+    ] {
+        assert!(
+            outcomes.contains(&format!("`{outcome}`")),
+            "{outcome}: {outcomes}"
+        );
+    }
+}
