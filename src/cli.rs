@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
+use crate::reconcile::plan::Scope;
 use crate::registry::oci_token::keys::Algorithm;
 
 /// `token --ttl` at most: a development token that outlives a year is a
@@ -76,6 +77,9 @@ pub enum Command {
         /// Save the plan for `apply PLANFILE`
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// What to read and plan: `repositories` makes no IAM call [default: all, or repositories when registry.manage_roles is false]
+        #[arg(long, value_enum)]
+        scope: Option<Scope>,
     },
     /// Change AWS to match the configuration
     Apply {
@@ -87,6 +91,9 @@ pub enum Command {
         /// Report progress and the result as JSON
         #[arg(long)]
         json: bool,
+        /// What to read and change: `repositories` makes no IAM call [default: all, or repositories when registry.manage_roles is false]
+        #[arg(long, value_enum)]
+        scope: Option<Scope>,
     },
     /// Run the credential broker
     Serve {

@@ -216,8 +216,10 @@ impl Region {
     /// region is for AWS to say.
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let parts: Vec<&str> = s.split('-').collect();
+        // The area is two letters, or four for the European Sovereign
+        // Cloud (`eusc-de-east-1`).
         let shaped = parts.len() >= 3
-            && parts[0].len() == 2
+            && (parts[0].len() == 2 || parts[0] == "eusc")
             && parts[..parts.len() - 1]
                 .iter()
                 .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
@@ -235,20 +237,37 @@ impl Region {
 
     /// The ARN partition this region lives in.
     pub fn partition(&self) -> &'static str {
-        let r = self.0.as_str();
-        if r.starts_with("cn-") {
-            "aws-cn"
-        } else if r.starts_with("us-gov-") {
-            "aws-us-gov"
-        } else if r.starts_with("us-isob-") {
-            "aws-iso-b"
-        } else if r.starts_with("us-iso-") {
-            "aws-iso"
-        } else {
-            "aws"
-        }
+        self.partition_entry().1
+    }
+
+    /// The DNS suffix of the region's partition: ECR's registry host is
+    /// `{account}.dkr.ecr.{region}.{suffix}`.
+    pub fn dns_suffix(&self) -> &'static str {
+        self.partition_entry().2
+    }
+
+    fn partition_entry(&self) -> &'static (&'static str, &'static str, &'static str) {
+        PARTITIONS
+            .iter()
+            .find(|(prefix, _, _)| self.0.starts_with(prefix))
+            .unwrap_or(&PARTITIONS[PARTITIONS.len() - 1])
     }
 }
+
+/// Region prefix → ARN partition and DNS suffix, as AWS's partition
+/// metadata (the SDKs' `partitions.json`) lists them; the first prefix that
+/// matches wins, and the last entry, the commercial partition, takes
+/// every other region.
+const PARTITIONS: [(&str, &str, &str); 8] = [
+    ("cn-", "aws-cn", "amazonaws.com.cn"),
+    ("us-gov-", "aws-us-gov", "amazonaws.com"),
+    ("us-isob-", "aws-iso-b", "sc2s.sgov.gov"),
+    ("us-isof-", "aws-iso-f", "csp.hci.ic.gov"),
+    ("eu-isoe-", "aws-iso-e", "cloud.adc-e.uk"),
+    ("us-iso-", "aws-iso", "c2s.ic.gov"),
+    ("eusc-", "aws-eusc", "amazonaws.eu"),
+    ("", "aws", "amazonaws.com"),
+];
 
 /// The partition, account and resource of an IAM ARN,
 /// `arn:{aws…}:iam::{12-digit account}:{resource}`; `None` for anything else.
@@ -327,6 +346,12 @@ impl RoleArn {
     /// The role name, without path: what IAM's GetRole takes.
     pub fn name(&self) -> &str {
         &self.arn[self.name_start..]
+    }
+    /// The role's IAM path, as CreateRole takes it and GetRole returns it:
+    /// `/` for `role/NAME`, `/ops/` for `role/ops/NAME`.
+    pub fn path(&self) -> String {
+        let resource_start = self.arn.find(":role/").map_or(0, |i| i + ":role/".len());
+        format!("/{}", &self.arn[resource_start..self.name_start])
     }
 }
 
@@ -589,6 +614,37 @@ mod tests {
             "aws-us-gov"
         );
         assert_eq!(Region::parse("eu-west-1").unwrap().partition(), "aws");
+    }
+
+    #[test]
+    fn every_partition_has_its_regions_and_dns_suffix() {
+        for (region, partition, suffix) in [
+            ("us-east-1", "aws", "amazonaws.com"),
+            ("eu-central-2", "aws", "amazonaws.com"),
+            ("cn-northwest-1", "aws-cn", "amazonaws.com.cn"),
+            ("us-gov-east-1", "aws-us-gov", "amazonaws.com"),
+            ("us-iso-east-1", "aws-iso", "c2s.ic.gov"),
+            ("us-isob-east-1", "aws-iso-b", "sc2s.sgov.gov"),
+            ("eu-isoe-west-1", "aws-iso-e", "cloud.adc-e.uk"),
+            ("us-isof-south-1", "aws-iso-f", "csp.hci.ic.gov"),
+            ("eusc-de-east-1", "aws-eusc", "amazonaws.eu"),
+        ] {
+            let r = Region::parse(region).unwrap();
+            assert_eq!(
+                (r.partition(), r.dns_suffix()),
+                (partition, suffix),
+                "{region}"
+            );
+        }
+        assert!(Region::parse("euscx-de-east-1").is_err());
+    }
+
+    #[test]
+    fn role_arns_name_their_iam_path() {
+        let path = |s: &str| RoleArn::parse(s).unwrap().path();
+        assert_eq!(path("arn:aws:iam::123456789012:role/r"), "/");
+        assert_eq!(path("arn:aws:iam::123456789012:role/ops/r"), "/ops/");
+        assert_eq!(path("arn:aws-cn:iam::123456789012:role/a/b/r"), "/a/b/");
     }
 
     #[test]

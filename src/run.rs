@@ -97,6 +97,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
             markdown,
             detailed_exitcode,
             out: out_file,
+            scope,
         } => commands::reconcile::run_plan(
             &load(env.vars)?.config,
             &commands::reconcile::PlanOptions {
@@ -111,6 +112,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
                 detailed_exitcode,
                 out_file: out_file.as_deref(),
                 verbose: verbose > 0,
+                scope,
             },
             env,
         ),
@@ -118,6 +120,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
             planfile,
             auto_approve,
             json,
+            scope,
         } => commands::reconcile::run_apply(
             &load(env.vars)?.config,
             &commands::reconcile::ApplyOptions {
@@ -126,6 +129,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
                 auto_approve,
                 json,
                 verbose: verbose > 0,
+                scope,
             },
             env,
         ),

@@ -13,7 +13,7 @@ use crate::config::{Config, EcrConfig, RegistryConfig};
 use crate::reconcile::apply::{self, ApplyReport};
 use crate::reconcile::aws::Aws;
 use crate::reconcile::desired::desired_state;
-use crate::reconcile::plan::{ObservedState, Plan, plan};
+use crate::reconcile::plan::{ObservedState, Plan, Scope, plan_scope};
 use crate::reconcile::render::{
     SavedPlan, TextOptions, fingerprint, to_json, to_markdown, to_text,
 };
@@ -35,17 +35,27 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// Observes AWS and plans; returns the plan and the observed fingerprint.
-/// With `progress`, counts the repositories read on stderr meanwhile.
+/// Observes what `scope` covers and plans it; returns the plan and the
+/// observed fingerprint. With `progress`, counts the repositories read on
+/// stderr meanwhile.
 async fn make_plan(
     aws: &Aws,
     config: &Config,
     ecr: &EcrConfig,
+    scope: Scope,
     progress: bool,
 ) -> Result<(Plan, String)> {
     let desired = desired_state(ecr, &config.projects)?;
-    let observed = observe(aws, progress).await?;
-    Ok((plan(&desired, &observed), fingerprint(&observed)))
+    let observed = observe(aws, scope, progress).await?;
+    Ok((
+        plan_scope(&desired, &observed, scope),
+        fingerprint(&observed),
+    ))
+}
+
+/// `--scope` as given, or the configuration's default.
+fn scope_of(ecr: &EcrConfig, scope: Option<Scope>) -> Scope {
+    scope.unwrap_or_else(|| Scope::default_for(ecr.manage_roles))
 }
 
 /// How `plan` prints the plan.
@@ -107,18 +117,20 @@ pub struct PlanOptions<'a> {
     pub out_file: Option<&'a Path>,
     /// List every repository of a group (`-v`).
     pub verbose: bool,
+    /// `--scope`; `None` takes the configuration's default.
+    pub scope: Option<Scope>,
 }
 
 /// Reads the account, with a count of repositories read on stderr when
 /// `progress`; the line is gone when this returns.
-async fn observe(aws: &Aws, progress: bool) -> Result<ObservedState> {
+async fn observe(aws: &Aws, scope: Scope, progress: bool) -> Result<ObservedState> {
     let line = Progress::new(progress, "reading repositories");
-    aws.observe(&|read, total| line.set(read, total))
+    aws.observe(scope, &|read, total| line.set(read, total))
         .await
         .context("reading the current state from AWS")
 }
 
-/// `plan [--json | --markdown] [--detailed-exitcode] [--out FILE]`.
+/// `plan [--json | --markdown] [--detailed-exitcode] [--out FILE] [--scope S]`.
 pub(crate) fn run_plan(
     config: &Config,
     options: &PlanOptions<'_>,
@@ -130,14 +142,16 @@ pub(crate) fn run_plan(
         detailed_exitcode,
         out_file,
         verbose,
+        scope,
     } = *options;
     let out = &mut *env.stdout;
     let ecr = ecr(config)?;
+    let scope = scope_of(ecr, scope);
     // With --json a program reads the output; nothing extra anywhere.
     let progress = env.progress && format != PlanFormat::Json;
     let (plan, observed) = runtime()?.block_on(async {
         let aws = Aws::new(ecr).await;
-        let result = make_plan(&aws, config, ecr, progress).await;
+        let result = make_plan(&aws, config, ecr, scope, progress).await;
         log_calls(&aws);
         result
     })?;
@@ -154,7 +168,7 @@ pub(crate) fn run_plan(
         PlanFormat::Text => write!(out, "{}", to_text(&plan, text))?,
     }
     if let Some(path) = out_file {
-        let saved = SavedPlan::new(observed, plan.clone());
+        let saved = SavedPlan::new(observed, scope, plan.clone());
         std::fs::write(path, serde_json::to_string_pretty(&saved)?)
             .with_context(|| format!("writing the plan to {}", path.display()))?;
         if format == PlanFormat::Text {
@@ -190,9 +204,12 @@ pub struct ApplyOptions<'a> {
     pub json: bool,
     /// List every repository of a group (`-v`).
     pub verbose: bool,
+    /// `--scope`; `None` takes the configuration's default (or, with a
+    /// plan file, the plan's).
+    pub scope: Option<Scope>,
 }
 
-/// `apply [PLANFILE] [--auto-approve] [--json]`.
+/// `apply [PLANFILE] [--auto-approve] [--json] [--scope S]`.
 pub(crate) fn run_apply(
     config: &Config,
     options: &ApplyOptions<'_>,
@@ -204,6 +221,7 @@ pub(crate) fn run_apply(
         auto_approve,
         json,
         verbose,
+        scope,
     } = *options;
     let ecr = ecr(config)?;
     let rt = runtime()?;
@@ -215,7 +233,18 @@ pub(crate) fn run_apply(
                     .with_context(|| format!("reading the plan {}", path.display()))?;
                 let saved = SavedPlan::parse(&text)
                     .with_context(|| format!("{} is not a saved plan", path.display()))?;
-                let observed = observe(&aws, env.progress && !json).await?;
+                // A saved plan covers the scope it was made for.
+                if let Some(asked) = scope
+                    && asked != saved.scope
+                {
+                    bail!(
+                        "{} was made with --scope {}, not {}\n  hint: apply it without --scope, or make a plan with the scope you want",
+                        path.display(),
+                        saved.scope.as_str(),
+                        asked.as_str()
+                    );
+                }
+                let observed = observe(&aws, saved.scope, env.progress && !json).await?;
                 if fingerprint(&observed) != saved.observed_fingerprint {
                     bail!(
                         "the account changed since {} was made, so it may no longer be right\n  hint: run `{}` again",
@@ -228,7 +257,12 @@ pub(crate) fn run_apply(
                 }
                 saved.plan
             }
-            None => make_plan(&aws, config, ecr, env.progress && !json).await?.0,
+            None => {
+                let scope = scope_of(ecr, scope);
+                make_plan(&aws, config, ecr, scope, env.progress && !json)
+                    .await?
+                    .0
+            }
         };
         // A saved plan was reviewed when it was made; a fresh one is shown
         // and needs a yes. With --json, stdout is for the machine, so the
@@ -304,7 +338,10 @@ async fn execute(aws: Arc<Aws>, plan: Plan, json: bool, env: &mut Env<'_>) -> Re
         if !json {
             // Above the progress line, not through it.
             line.suspend(|| match progress {
-                apply::Progress::Done(action) => writeln!(out, "  done   {action}"),
+                apply::Progress::Done(action, None) => writeln!(out, "  done   {action}"),
+                apply::Progress::Done(action, Some(note)) => {
+                    writeln!(out, "  done   {action} ({note})")
+                }
                 apply::Progress::Failed(action, e) => writeln!(out, "  FAILED {action}: {e:#}"),
             })?;
         }

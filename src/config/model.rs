@@ -62,6 +62,9 @@ pub struct EcrConfig {
     /// The push role: assumed with a per-project session policy.
     pub push_role_arn: RoleArn,
     pub auto_remove: bool,
+    /// Whether plan/apply manage the two roles by default (`false` when
+    /// Terraform's `modules/rise-aws` owns them): the default `--scope`.
+    pub manage_roles: bool,
     pub endpoint_url: Option<String>,
     pub image_tag_mutability: TagMutability,
     pub scan_on_push: bool,

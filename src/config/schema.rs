@@ -15,11 +15,18 @@ use std::sync::Arc;
 use super::error::{ConfigError, Origin, Problem};
 use super::model::*;
 use super::reader::{MapReader, Reader, did_you_mean, join};
-use super::values::{http_url, jwks_url, socket_addr, token_name};
+use super::values::{http_url, jwks_url, socket_addr, tag_text, token_name};
 use super::yaml::{Kind, Node};
 use crate::naming::{
     AccountId, K8sName, OidcProviderArn, Principal, PrincipalArn, ProjectName, Region,
     RegistryHost, RepoNamespace, RepoPrefix, RoleArn,
+};
+use crate::policy::roles::{
+    ROLE_INLINE_POLICIES_MAX_CHARS, TRUST_POLICY_MAX_CHARS, TemplateVars, policy_chars,
+    role_documents,
+};
+use crate::reconcile::desired::{
+    MAX_TAG_VALUE_CHARS, MAX_TAGS_PER_RESOURCE, RESERVED_REPOSITORY_TAGS, encode_tag_keys,
 };
 use crate::secret::Secret;
 
@@ -170,6 +177,9 @@ impl Reader {
         let auto_remove = self
             .optional(&mut m, "auto_remove", Self::bool)
             .unwrap_or(false);
+        let manage_roles = self
+            .optional(&mut m, "manage_roles", Self::bool)
+            .unwrap_or(true);
         let endpoint_url =
             self.optional(&mut m, "endpoint_url", |r, n, p| r.scalar(n, p, http_url));
         let image_tag_mutability = self
@@ -260,23 +270,92 @@ impl Reader {
                     .hint("the two-role setup separates managing repositories from pushing"),
             );
         }
+        // Built before the unknown-key check, which must run either way.
+        let ecr = (move || {
+            Some(EcrConfig {
+                region: region?,
+                account_id: account_id?,
+                repo_prefix: repo_prefix?,
+                role_arn: role_arn?,
+                push_role_arn: push_role_arn?,
+                auto_remove,
+                manage_roles,
+                endpoint_url,
+                image_tag_mutability,
+                scan_on_push,
+                max_image_count,
+                tags,
+                irsa,
+                trusted_principals,
+                session_duration_seconds,
+            })
+        })();
+        if let Some(ecr) = &ecr {
+            self.policy_quotas(ecr, &m);
+        }
         self.finish_with(m, |k| other_registry_type("ecr", k));
-        Some(EcrConfig {
-            region: region?,
-            account_id: account_id?,
-            repo_prefix: repo_prefix?,
-            role_arn: role_arn?,
-            push_role_arn: push_role_arn?,
-            auto_remove,
-            endpoint_url,
-            image_tag_mutability,
-            scan_on_push,
-            max_image_count,
-            tags,
-            irsa,
-            trusted_principals,
-            session_duration_seconds,
-        })
+        ecr
+    }
+
+    /// IAM's size quotas, checked on the rendered documents so that apply
+    /// never meets `LimitExceeded` halfway: each trust policy within
+    /// [`TRUST_POLICY_MAX_CHARS`] (too many `trusted_principals` is the
+    /// only way past it, so the error says how many fit), and each role's
+    /// inline policies within [`ROLE_INLINE_POLICIES_MAX_CHARS`].
+    fn policy_quotas(&mut self, ecr: &EcrConfig, m: &MapReader<'_>) {
+        // A template that does not render is a bug, reported by plan.
+        let longest_trust = |ecr: &EcrConfig| {
+            role_documents(&TemplateVars::from_config(ecr))
+                .ok()
+                .map(|d| policy_chars(&d.controller_trust).max(policy_chars(&d.push_trust)))
+        };
+        let Ok(docs) = role_documents(&TemplateVars::from_config(ecr)) else {
+            return;
+        };
+        let trust = policy_chars(&docs.controller_trust).max(policy_chars(&docs.push_trust));
+        if trust > TRUST_POLICY_MAX_CHARS {
+            // The longest first part of the list that fits, found by
+            // halving (the size grows with each principal).
+            let fits = |k: usize| {
+                let mut fewer = ecr.clone();
+                fewer.trusted_principals.truncate(k);
+                longest_trust(&fewer).is_some_and(|n| n <= TRUST_POLICY_MAX_CHARS)
+            };
+            let (mut lo, mut hi) = (0, ecr.trusted_principals.len());
+            while lo < hi {
+                let mid = (lo + hi).div_ceil(2);
+                if fits(mid) {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            self.push(
+                &m.origin_of("trusted_principals"),
+                &m.child("trusted_principals"),
+                Problem::new(format!(
+                    "with {} trusted principals a trust policy renders to {trust} characters, and IAM allows {TRUST_POLICY_MAX_CHARS}: {} of them fit",
+                    ecr.trusted_principals.len(),
+                    lo
+                ))
+                .hint("trust an account root or a role that those principals assume instead of each one; the quota can be raised to 4096 in Service Quotas, which rise-registry does not read"),
+            );
+        }
+        for (key, policy) in [
+            ("repo_prefix", &docs.controller_policy),
+            ("repo_prefix", &docs.push_policy),
+        ] {
+            let chars = policy_chars(policy);
+            if chars > ROLE_INLINE_POLICIES_MAX_CHARS {
+                self.push(
+                    &m.origin_of(key),
+                    &m.child(key),
+                    Problem::new(format!(
+                        "a role's inline policy renders to {chars} characters, and IAM allows {ROLE_INLINE_POLICIES_MAX_CHARS} per role"
+                    )),
+                );
+            }
+        }
     }
 
     fn role_arn(&mut self, node: &Node, path: &str) -> Option<RoleArn> {
@@ -292,13 +371,15 @@ impl Reader {
         for (key, value) in entries {
             let p = join(path, &key.name);
             let k = &key.name;
-            if k.is_empty() || k.chars().count() > 128 {
+            if k.is_empty() {
                 self.push(
                     &key.origin,
                     &p,
                     Problem::new("tag keys are 1 to 128 characters"),
                 );
-            } else if k.starts_with("rise:") || k.starts_with("aws:") {
+            } else if let Err(problem) = tag_text("key", k, 128) {
+                self.push(&key.origin, &p, problem);
+            } else if k.starts_with("rise:") || k.to_lowercase().starts_with("aws:") {
                 self.push(
                     &key.origin,
                     &p,
@@ -310,16 +391,37 @@ impl Reader {
             let value = match &value.kind {
                 Kind::Null => Some(String::new()),
                 _ => self.scalar(value, &p, |s| {
-                    if s.chars().count() > 256 {
-                        Err(Problem::new("tag values are at most 256 characters"))
-                    } else {
-                        Ok(s.to_string())
-                    }
+                    tag_text("value", s, MAX_TAG_VALUE_CHARS).map(|()| s.to_string())
                 }),
             };
             if let Some(v) = value {
                 tags.insert(k.clone(), v);
             }
+        }
+        // AWS allows 50 tags on a repository or role; rise-registry adds
+        // its own beside these.
+        let room = MAX_TAGS_PER_RESOURCE - RESERVED_REPOSITORY_TAGS;
+        if entries.len() > room {
+            self.push(
+                &node.origin,
+                path,
+                Problem::new(format!(
+                    "{} tags; at most {room} fit, since AWS allows {MAX_TAGS_PER_RESOURCE} per repository and rise-registry adds rise:managed, rise:project, rise:orphaned and rise:tag-keys",
+                    entries.len()
+                )),
+            );
+        } else if let Some(record) = encode_tag_keys(tags.keys())
+            && record.chars().count() > MAX_TAG_VALUE_CHARS
+        {
+            self.push(
+                &node.origin,
+                path,
+                Problem::new(format!(
+                    "the tag keys take {} characters in the rise:tag-keys record, which holds at most {MAX_TAG_VALUE_CHARS} (a tag value)",
+                    record.chars().count()
+                ))
+                .hint("use fewer or shorter tag keys; the record is how rise-registry knows which tags it may remove"),
+            );
         }
         Some(tags)
     }

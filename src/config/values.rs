@@ -69,6 +69,36 @@ pub(super) fn token_name(s: &str) -> Result<String, Problem> {
     }
 }
 
+/// A character AWS allows in tag keys and values: `[\p{L}\p{Z}\p{N}_.:/=+\-@]`
+/// (the same pattern for ECR and IAM). Letters are Rust's alphabetic
+/// characters, which adds a few combining marks to `\p{L}`; separators
+/// are the white space that is not a control character, exactly `\p{Z}`.
+fn tag_char(c: char) -> bool {
+    c.is_alphabetic()
+        || c.is_numeric()
+        || (c.is_whitespace() && !c.is_control())
+        || "_.:/=+-@".contains(c)
+}
+
+/// A tag key or value: at most `max` characters, each one AWS allows.
+pub(super) fn tag_text(what: &str, s: &str, max: usize) -> Result<(), Problem> {
+    if s.chars().count() > max {
+        return Err(Problem::new(format!(
+            "tag {what}s are at most {max} characters; this one has {}",
+            s.chars().count()
+        )));
+    }
+    match s.chars().find(|c| !tag_char(*c)) {
+        Some(c) => Err(Problem::new(format!(
+            "tag {what} `{}` has `{}`, which AWS does not allow in tags",
+            s.escape_default(),
+            c.escape_default()
+        ))
+        .hint("tags take letters, digits, spaces and `_ . : / = + - @`")),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +127,19 @@ mod tests {
             assert!(e.message.ends_with("must use https://"), "{remote}: {e:?}");
         }
         assert!(jwks_url("ftp://x/jwks").is_err());
+    }
+
+    #[test]
+    fn tag_text_takes_aws_tag_characters_only() {
+        assert!(tag_text("key", "Team Name_1.a:b/c=d+e-f@g", 128).is_ok());
+        assert!(tag_text("value", "Ümlaut 東京 ٣", 256).is_ok());
+        for bad in ["a,b", "a!b", "tab\there", "quote\"", "a*"] {
+            assert!(tag_text("value", bad, 256).is_err(), "{bad}");
+        }
+        assert!(tag_text("key", &"k".repeat(129), 128).is_err());
+        assert!(
+            tag_text("key", &"ü".repeat(128), 128).is_ok(),
+            "characters, not bytes"
+        );
     }
 }

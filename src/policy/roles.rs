@@ -90,6 +90,23 @@ impl TemplateVars {
     }
 }
 
+/// IAM's quota on a role's trust policy, in characters without white
+/// space (the default; Service Quotas can raise it to 4096).
+pub const TRUST_POLICY_MAX_CHARS: usize = 2048;
+/// IAM's quota on all inline policies of one role together, in characters
+/// without white space.
+pub const ROLE_INLINE_POLICIES_MAX_CHARS: usize = 10_240;
+
+/// A policy's size as IAM counts it against its quotas: the characters of
+/// the document, white space not counted.
+pub fn policy_chars(policy: &Value) -> usize {
+    policy
+        .to_string()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .count()
+}
+
 /// The four documents, as JSON values.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RoleDocuments {

@@ -21,13 +21,15 @@ pub(crate) const APPLY_CONCURRENCY: usize = 4;
 
 /// What carries out one action. [`Aws`] in production.
 pub trait Executor: Send + Sync + 'static {
-    /// Carries out `action`; an error whose cause is an [`Unreachable`]
-    /// stops apply from starting further actions.
-    fn execute(&self, action: &Action) -> impl Future<Output = Result<()>> + Send;
+    /// Carries out `action`, with a note for the output when something
+    /// happened worth telling (such as waiting for IAM); an error whose
+    /// cause is an [`Unreachable`] stops apply from starting further
+    /// actions.
+    fn execute(&self, action: &Action) -> impl Future<Output = Result<Option<String>>> + Send;
 }
 
 impl Executor for Aws {
-    fn execute(&self, action: &Action) -> impl Future<Output = Result<()>> + Send {
+    fn execute(&self, action: &Action) -> impl Future<Output = Result<Option<String>>> + Send {
         Aws::execute(self, action)
     }
 }
@@ -62,7 +64,8 @@ impl ApplyReport {
 /// How one action ended, as it ends: for progress lines.
 #[derive(Debug)]
 pub enum Progress<'a> {
-    Done(&'a Action),
+    /// Done, with the executor's note if it had one.
+    Done(&'a Action, Option<&'a str>),
     Failed(&'a Action, &'a anyhow::Error),
 }
 
@@ -75,6 +78,7 @@ fn on_repository(action: &Action) -> bool {
             | Action::UpdateTrust { .. }
             | Action::PutRolePolicy { .. }
             | Action::DeleteRolePolicy { .. }
+            | Action::SetRoleTags { .. }
     )
 }
 
@@ -150,8 +154,8 @@ pub(crate) async fn execute<E: Executor>(
             let (action, result) = joined.context("an action stopped unexpectedly")?;
             match result {
                 None => report.not_started += 1,
-                Some(Ok(())) => {
-                    progress(Progress::Done(&action))?;
+                Some(Ok(note)) => {
+                    progress(Progress::Done(&action, note.as_deref()))?;
                     report.applied.push(action.to_string());
                 }
                 Some(Err(e)) => {
@@ -254,7 +258,7 @@ mod tests {
     }
 
     impl Executor for Scripted {
-        fn execute(&self, action: &Action) -> impl Future<Output = Result<()>> + Send {
+        fn execute(&self, action: &Action) -> impl Future<Output = Result<Option<String>>> + Send {
             let line = action.to_string();
             self.started.lock().unwrap().push(line.clone());
             let result = if self.unreachable.iter().any(|n| line.ends_with(n)) {
@@ -262,7 +266,7 @@ mod tests {
             } else if self.fail.iter().any(|n| line.ends_with(n)) {
                 Err(anyhow::anyhow!("AccessDenied: no"))
             } else {
-                Ok(())
+                Ok(None)
             };
             std::future::ready(result)
         }
@@ -291,7 +295,7 @@ mod tests {
             Arc::new(AtomicBool::new(false)),
             |p| {
                 lines.push(match p {
-                    Progress::Done(a) => format!("done {a}"),
+                    Progress::Done(a, _) => format!("done {a}"),
                     Progress::Failed(a, e) => format!("failed {a}: {e}"),
                 });
                 Ok(())

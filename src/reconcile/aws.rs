@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -19,8 +20,12 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::desired::{TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT, lifecycle_policy};
-use super::plan::{Action, Change, ObservedRepository, ObservedRole, ObservedState, RoleKind};
+use super::plan::{
+    Action, Change, ObservedRepository, ObservedRole, ObservedState, RegistryScanning, RoleKind,
+    Scope,
+};
 use crate::config::EcrConfig;
+use crate::naming::RoleArn;
 
 /// Repositories read at once while observing.
 const READ_CONCURRENCY: usize = 8;
@@ -32,6 +37,10 @@ pub struct Aws {
     ecr: aws_sdk_ecr::Client,
     ecr_config: EcrConfig,
     pub calls: CallCounter,
+    /// Whether the registry's scanning configuration, as last observed,
+    /// governs scanning: then repositories are created without the
+    /// deprecated repository-level flag (apply always observes first).
+    registry_scans: AtomicBool,
 }
 
 /// Counts the AWS requests sent (retries included), split into reads
@@ -118,6 +127,81 @@ where
     }
 }
 
+/// How long an IAM write that names a role IAM does not know yet is
+/// retried: Terraform's AWS provider waits up to two minutes as well.
+const PROPAGATION_WAIT: Duration = Duration::from_secs(120);
+/// The first wait between those retries; it doubles up to
+/// [`PROPAGATION_MAX_DELAY`].
+const PROPAGATION_FIRST_DELAY: Duration = Duration::from_millis(500);
+const PROPAGATION_MAX_DELAY: Duration = Duration::from_secs(10);
+
+/// IAM's answer to a policy naming a principal it does not know: right
+/// after a role is created, IAM gives it for several seconds to policies
+/// that name the new role (its changes reach every endpoint eventually).
+fn is_unknown_principal<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    e.as_service_error().is_some_and(|s| {
+        s.code() == Some("MalformedPolicyDocument")
+            && s.message()
+                .is_some_and(|m| m.contains("Invalid principal in policy"))
+    })
+}
+
+/// Sends an IAM write, retrying exactly [`is_unknown_principal`] with
+/// backoff for at most [`PROPAGATION_WAIT`]; the SDK retries the rest.
+/// Returns a note for apply's output when it had to wait.
+///
+/// # Errors
+/// Any other AWS error, or that one still after the wait.
+async fn until_propagated<T, E, R, F, Fut>(what: &str, mut send: F) -> Result<Option<String>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let started = Instant::now();
+    let mut delay = PROPAGATION_FIRST_DELAY;
+    let mut retries = 0u32;
+    loop {
+        match send().await {
+            Ok(_) => {
+                return Ok((retries > 0).then(|| {
+                    format!(
+                        "IAM did not know a role the policy names yet (a new role takes a while to reach all of IAM); succeeded after {retries} retries in {} s",
+                        started.elapsed().as_secs()
+                    )
+                }));
+            }
+            Err(e) if is_unknown_principal(&e) && started.elapsed() + delay <= PROPAGATION_WAIT => {
+                retries += 1;
+                tracing::warn!(
+                    action = what,
+                    retry = retries,
+                    "IAM does not know a role the policy names yet (MalformedPolicyDocument: Invalid principal in policy); waiting {} ms for it to propagate",
+                    delay.as_millis()
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(PROPAGATION_MAX_DELAY);
+            }
+            Err(e) => {
+                let waited = retries > 0;
+                let e = aws_error(what, e);
+                return Err(if waited {
+                    e.context(format!(
+                        "still refused after waiting {} s for IAM to know the new role",
+                        started.elapsed().as_secs()
+                    ))
+                } else {
+                    e
+                });
+            }
+        }
+    }
+}
+
 /// A policy document as IAM returns it: URL-encoded JSON (or plain JSON).
 pub fn policy_json(document: &str) -> Result<Value> {
     let text = if document.trim_start().starts_with('{') {
@@ -146,6 +230,7 @@ impl Aws {
             ecr: aws_sdk_ecr::Client::from_conf(ecr),
             ecr_config: config.clone(),
             calls,
+            registry_scans: AtomicBool::new(false),
         }
     }
 
@@ -159,26 +244,64 @@ impl Aws {
         )
     }
 
-    /// Reads both roles and every repository under the prefix, calling
-    /// `on_read(read, total)` once the repositories are listed and as each
-    /// has been read (for progress).
+    /// Reads what `scope` covers: both roles (IAM only), and every
+    /// repository under the prefix (ECR only), calling `on_read(read,
+    /// total)` once the repositories are listed and as each has been read
+    /// (for progress).
     ///
     /// # Errors
     /// Any AWS error other than "not found", with AWS's code and message.
-    pub(crate) async fn observe(&self, on_read: &dyn Fn(usize, usize)) -> Result<ObservedState> {
-        let controller = self.observe_role(self.ecr_config.role_arn.name()).await?;
-        let push = self
-            .observe_role(self.ecr_config.push_role_arn.name())
-            .await?;
-        let repositories = self.observe_repositories(on_read).await?;
-        Ok(ObservedState {
-            controller,
-            push,
-            repositories,
+    pub(crate) async fn observe(
+        &self,
+        scope: Scope,
+        on_read: &dyn Fn(usize, usize),
+    ) -> Result<ObservedState> {
+        let mut observed = ObservedState::default();
+        if scope.roles() {
+            observed.controller = self
+                .observe_role(&self.ecr_config.role_arn, "registry.role_arn")
+                .await?;
+            observed.push = self
+                .observe_role(&self.ecr_config.push_role_arn, "registry.push_role_arn")
+                .await?;
+        }
+        if scope.repositories() {
+            let scanning = self.observe_registry_scanning().await?;
+            self.registry_scans
+                .store(scanning.governs(), Ordering::Relaxed);
+            observed.registry_scanning = Some(scanning);
+            observed.repositories = self.observe_repositories(on_read).await?;
+        }
+        Ok(observed)
+    }
+
+    /// The registry's scanning configuration, read once per plan: it may
+    /// make the repositories' own scan-on-push flags meaningless.
+    async fn observe_registry_scanning(&self) -> Result<RegistryScanning> {
+        let out = self
+            .ecr
+            .get_registry_scanning_configuration()
+            .send()
+            .await
+            .map_err(|e| aws_error("reading the registry's scanning configuration", e))?;
+        let config = out.scanning_configuration;
+        Ok(RegistryScanning {
+            scan_type: config
+                .as_ref()
+                .and_then(|c| c.scan_type.as_ref())
+                // AWS: "When a registry scanning configuration is not
+                // defined, by default the BASIC scan type is used."
+                .map_or("BASIC".to_string(), |t| t.as_str().to_string()),
+            rules: config.and_then(|c| c.rules).map_or(0, |r| r.len()),
         })
     }
 
-    async fn observe_role(&self, name: &str) -> Result<Option<ObservedRole>> {
+    /// Reads the role `arn` names. A role of that name at another path is
+    /// an error: IAM cannot move a role, and every policy that names
+    /// `arn` (the push role's trust, the controller's `sts:AssumeRole`)
+    /// would not match it.
+    async fn observe_role(&self, arn: &RoleArn, key: &str) -> Result<Option<ObservedRole>> {
+        let name = arn.name();
         let role = match self.iam.get_role().role_name(name).send().await {
             Ok(out) => out.role,
             Err(e)
@@ -187,8 +310,44 @@ impl Aws {
             {
                 return Ok(None);
             }
-            Err(e) => return Err(aws_error(&format!("reading role {name}"), e)),
+            Err(e) => {
+                // IAM says `AccessDenied`; some emulators `AccessDeniedException`.
+                let denied = e
+                    .as_service_error()
+                    .and_then(|s| s.meta().code())
+                    .is_some_and(|c| c.starts_with("AccessDenied"));
+                let e = aws_error(&format!("reading role {name}"), e);
+                return Err(if denied {
+                    anyhow!(
+                        "{e}\n  hint: with the default scope plan and apply manage the two roles too, which needs IAM permissions; to manage only the repositories (the controller role's permissions suffice), use `--scope repositories`, or set `registry.manage_roles: false` when Terraform owns the roles"
+                    )
+                } else {
+                    e
+                });
+            }
         };
+        if let Some(found) = &role
+            && found.path != arn.path()
+        {
+            bail!(
+                "role {name} exists at path {} ({}), but {key} is {arn} (path {})\n  hint: IAM cannot move a role to another path: set {key} to {}, or delete the role so that apply creates it at {}",
+                found.path,
+                found.arn,
+                arn.path(),
+                found.arn,
+                arn.path()
+            );
+        }
+        // GetRole returns the role's tags (at most 50), so no ListRoleTags.
+        let tags = role
+            .as_ref()
+            .and_then(|r| r.tags.as_ref())
+            .map(|tags| {
+                tags.iter()
+                    .map(|t| (t.key.clone(), t.value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let trust = role
             .and_then(|r| r.assume_role_policy_document)
             .map(|d| policy_json(&d))
@@ -216,7 +375,11 @@ impl Aws {
                 policies.insert(policy, policy_json(&doc.policy_document)?);
             }
         }
-        Ok(Some(ObservedRole { trust, policies }))
+        Ok(Some(ObservedRole {
+            trust,
+            policies,
+            tags,
+        }))
     }
 
     async fn observe_repositories(
@@ -315,11 +478,15 @@ impl Aws {
         Ok(repositories)
     }
 
-    fn role_name(&self, role: RoleKind) -> &str {
+    fn role_arn(&self, role: RoleKind) -> &RoleArn {
         match role {
-            RoleKind::Controller => self.ecr_config.role_arn.name(),
-            RoleKind::Push => self.ecr_config.push_role_arn.name(),
+            RoleKind::Controller => &self.ecr_config.role_arn,
+            RoleKind::Push => &self.ecr_config.push_role_arn,
         }
+    }
+
+    fn role_name(&self, role: RoleKind) -> &str {
+        self.role_arn(role).name()
     }
 
     fn tag(key: &str, value: &str) -> Result<Tag> {
@@ -373,11 +540,12 @@ impl Aws {
         Ok(())
     }
 
-    /// Executes one action.
+    /// Executes one action; `Some` note when it took something worth
+    /// telling (waiting for IAM to know a new role).
     ///
     /// # Errors
     /// AWS's error, naming the action.
-    pub(crate) async fn execute(&self, action: &Action) -> Result<()> {
+    pub(crate) async fn execute(&self, action: &Action) -> Result<Option<String>> {
         match action {
             Action::CreateRole {
                 role, trust, tags, ..
@@ -388,24 +556,27 @@ impl Aws {
                     .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| anyhow!("{e}"))?;
-                self.iam
+                let request = self
+                    .iam
                     .create_role()
                     .role_name(name)
+                    // The path of the configured ARN, so the role's real
+                    // ARN is the one the policies name.
+                    .path(self.role_arn(*role).path())
                     .assume_role_policy_document(trust.to_string())
-                    .set_tags(Some(tags))
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&format!("creating role {name}"), e))?;
+                    .set_tags(Some(tags));
+                let what = format!("creating role {name}");
+                return until_propagated(&what, || request.clone().send()).await;
             }
             Action::UpdateTrust { role, after, .. } => {
                 let name = self.role_name(*role);
-                self.iam
+                let request = self
+                    .iam
                     .update_assume_role_policy()
                     .role_name(name)
-                    .policy_document(after.to_string())
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&format!("updating the trust policy of {name}"), e))?;
+                    .policy_document(after.to_string());
+                let what = format!("updating the trust policy of {name}");
+                return until_propagated(&what, || request.clone().send()).await;
             }
             Action::PutRolePolicy {
                 role,
@@ -414,14 +585,14 @@ impl Aws {
                 ..
             } => {
                 let name = self.role_name(*role);
-                self.iam
+                let request = self
+                    .iam
                     .put_role_policy()
                     .role_name(name)
                     .policy_name(policy)
-                    .policy_document(after.to_string())
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&format!("putting policy {policy} on {name}"), e))?;
+                    .policy_document(after.to_string());
+                let what = format!("putting policy {policy} on {name}");
+                return until_propagated(&what, || request.clone().send()).await;
             }
             Action::DeleteRolePolicy { role, policy, .. } => {
                 let name = self.role_name(*role);
@@ -433,6 +604,34 @@ impl Aws {
                     .await
                     .map_err(|e| aws_error(&format!("deleting policy {policy} of {name}"), e))?;
             }
+            Action::SetRoleTags {
+                role, set, remove, ..
+            } => {
+                let name = self.role_name(*role);
+                if !set.is_empty() {
+                    let tags = set
+                        .iter()
+                        .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| anyhow!("{e}"))?;
+                    self.iam
+                        .tag_role()
+                        .role_name(name)
+                        .set_tags(Some(tags))
+                        .send()
+                        .await
+                        .map_err(|e| aws_error(&format!("tagging role {name}"), e))?;
+                }
+                if !remove.is_empty() {
+                    self.iam
+                        .untag_role()
+                        .role_name(name)
+                        .set_tag_keys(Some(remove.clone()))
+                        .send()
+                        .await
+                        .map_err(|e| aws_error(&format!("untagging role {name}"), e))?;
+                }
+            }
             Action::CreateRepository {
                 repository,
                 tags,
@@ -442,17 +641,20 @@ impl Aws {
                     .iter()
                     .map(|(k, v)| Self::tag(k, v))
                     .collect::<Result<Vec<_>>>()?;
+                // The repository-level flag is deprecated and does nothing
+                // where the registry's configuration governs scanning.
+                let scanning = (!self.registry_scans.load(Ordering::Relaxed)).then(|| {
+                    ImageScanningConfiguration::builder()
+                        .scan_on_push(settings.scan_on_push)
+                        .build()
+                });
                 self.ecr
                     .create_repository()
                     .repository_name(repository)
                     .image_tag_mutability(ImageTagMutability::from(
                         settings.tag_mutability.as_str(),
                     ))
-                    .image_scanning_configuration(
-                        ImageScanningConfiguration::builder()
-                            .scan_on_push(settings.scan_on_push)
-                            .build(),
-                    )
+                    .set_image_scanning_configuration(scanning)
                     .set_tags(Some(tag_list))
                     .send()
                     .await
@@ -535,7 +737,7 @@ impl Aws {
                     .map_err(|e| aws_error(&format!("deleting repository {repository}"), e))?;
             }
         }
-        Ok(())
+        Ok(None)
     }
 }
 

@@ -93,7 +93,7 @@ pub fn meanings(action: &Action) -> Vec<Meaning> {
             Unchanged,
         )],
         Action::UpdateRepository { changes, .. } => changes.iter().map(change_meaning).collect(),
-        Action::SetTags { set, remove, .. } => {
+        Action::SetTags { set, remove, .. } | Action::SetRoleTags { set, remove, .. } => {
             let mut parts: Vec<String> = set.iter().map(|(k, v)| format!("+ {k} = {v}")).collect();
             parts.extend(remove.iter().map(|k| format!("- {k}")));
             vec![Meaning::new(

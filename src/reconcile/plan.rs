@@ -9,7 +9,10 @@
 //!   unmanaged;
 //! - a managed repository no project claims is tagged `rise:orphaned=true`,
 //!   or deleted only when `auto_remove` is on;
-//! - inline policies are put or deleted only under the `rise-` names.
+//! - inline policies are put or deleted only under the `rise-` names;
+//! - a tag is removed only when rise-registry set it from `registry.tags`
+//!   (its key is in the `rise:tag-keys` record) and the config dropped it:
+//!   tags anyone else put on a repository or role stay.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,8 +22,8 @@ use serde_json::Value;
 
 use super::canonical::same;
 use super::desired::{
-    DesiredRole, DesiredState, RepositorySettings, TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT,
-    lifecycle_policy,
+    DesiredRole, DesiredState, RepositorySettings, TAG_KEYS, TAG_MANAGED, TAG_ORPHANED,
+    TAG_PROJECT, decode_tag_keys, lifecycle_policy,
 };
 use crate::config::TagMutability;
 
@@ -29,6 +32,7 @@ use crate::config::TagMutability;
 pub struct ObservedRole {
     pub trust: Value,
     pub policies: BTreeMap<String, Value>,
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A repository under the prefix as read from ECR.
@@ -40,12 +44,88 @@ pub struct ObservedRepository {
     pub lifecycle_policy: Option<Value>,
 }
 
+/// The registry's scanning configuration (GetRegistryScanningConfiguration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistryScanning {
+    /// `BASIC` or `ENHANCED`.
+    pub scan_type: String,
+    /// How many scanning rules (each with its repository filters) it has.
+    pub rules: usize,
+}
+
+impl RegistryScanning {
+    /// Whether this configuration decides which repositories are scanned,
+    /// so a repository's own `scanOnPush` flag does nothing: enhanced
+    /// scanning, or basic scanning with rules (AWS: a repository no rule
+    /// matches is scanned manually only). Basic scanning without rules is
+    /// the configuration of a registry nobody set up, where the
+    /// repository flag still applies.
+    pub fn governs(&self) -> bool {
+        self.scan_type != "BASIC" || self.rules > 0
+    }
+
+    /// One line for the plan.
+    pub fn describe(&self) -> String {
+        format!(
+            "the registry's scanning configuration ({} scanning, {} rule{}) decides which repositories are scanned, so registry.scan_on_push is neither shown nor applied",
+            self.scan_type,
+            self.rules,
+            if self.rules == 1 { "" } else { "s" }
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ObservedState {
     pub controller: Option<ObservedRole>,
     pub push: Option<ObservedRole>,
+    /// Read with the repositories; `None` when they were not read.
+    pub registry_scanning: Option<RegistryScanning>,
     /// Every repository whose name starts with the prefix.
     pub repositories: BTreeMap<String, ObservedRepository>,
+}
+
+/// What plan/apply read and change: `--scope`, defaulting to `all`, or to
+/// `repositories` when `registry.manage_roles` is false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The two roles and the repositories.
+    #[default]
+    All,
+    /// Only the two IAM roles (no ECR call).
+    Roles,
+    /// Only the ECR repositories (no IAM call): what the controller role
+    /// may do.
+    Repositories,
+}
+
+impl Scope {
+    /// The default for this configuration.
+    pub fn default_for(manage_roles: bool) -> Self {
+        if manage_roles {
+            Self::All
+        } else {
+            Self::Repositories
+        }
+    }
+
+    pub fn roles(self) -> bool {
+        self != Self::Repositories
+    }
+
+    pub fn repositories(self) -> bool {
+        self != Self::Roles
+    }
+
+    /// As written on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Roles => "roles",
+            Self::Repositories => "repositories",
+        }
+    }
 }
 
 /// Which of the two roles an action is about.
@@ -133,6 +213,13 @@ pub enum Action {
         policy: String,
         before: Value,
     },
+    /// Role tags, by the rule of [`Action::SetTags`].
+    SetRoleTags {
+        role: RoleKind,
+        name: String,
+        set: BTreeMap<String, String>,
+        remove: Vec<String>,
+    },
     CreateRepository {
         repository: String,
         tags: BTreeMap<String, String>,
@@ -171,7 +258,9 @@ impl Action {
         match self {
             Self::CreateRole { .. } => 0,
             Self::UpdateTrust { .. } => 1,
-            Self::PutRolePolicy { .. } | Self::DeleteRolePolicy { .. } => 2,
+            Self::PutRolePolicy { .. }
+            | Self::DeleteRolePolicy { .. }
+            | Self::SetRoleTags { .. } => 2,
             Self::CreateRepository { .. } => 3,
             Self::Adopt { .. } | Self::Unorphan { .. } => 4,
             Self::UpdateRepository { .. } | Self::SetTags { .. } => 5,
@@ -194,6 +283,7 @@ impl fmt::Display for Action {
             Self::DeleteRolePolicy { name, policy, .. } => {
                 write!(f, "delete role policy {name}/{policy}")
             }
+            Self::SetRoleTags { name, .. } => write!(f, "set role tags {name}"),
             Self::CreateRepository { repository, .. } => {
                 write!(f, "create repository {repository}")
             }
@@ -215,6 +305,10 @@ pub struct Plan {
     /// Repositories under the prefix that are not managed and that no
     /// project claims: reported, never touched.
     pub unmanaged: Vec<String>,
+    /// Set when the registry's scanning configuration governs scanning
+    /// ([`RegistryScanning::describe`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_scanning: Option<String>,
 }
 
 impl Plan {
@@ -223,23 +317,58 @@ impl Plan {
     }
 }
 
-/// Computes the plan.
+/// Computes the plan of everything.
 pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Plan {
-    let mut actions = Vec::new();
-    plan_role(
-        RoleKind::Controller,
-        &desired.controller,
-        observed.controller.as_ref(),
-        &mut actions,
-    );
-    plan_role(
-        RoleKind::Push,
-        &desired.push,
-        observed.push.as_ref(),
-        &mut actions,
-    );
+    plan_scope(desired, observed, Scope::All)
+}
 
+/// Computes the plan of what `scope` covers; `observed` need hold only
+/// that (roles not read count as absent only when they are in scope).
+pub fn plan_scope(desired: &DesiredState, observed: &ObservedState, scope: Scope) -> Plan {
+    let mut actions = Vec::new();
+    if scope.roles() {
+        plan_role(
+            RoleKind::Controller,
+            &desired.controller,
+            observed.controller.as_ref(),
+            &mut actions,
+        );
+        plan_role(
+            RoleKind::Push,
+            &desired.push,
+            observed.push.as_ref(),
+            &mut actions,
+        );
+    }
     let mut unmanaged = Vec::new();
+    let governing = observed.registry_scanning.as_ref().filter(|s| s.governs());
+    if scope.repositories() {
+        plan_repositories(
+            desired,
+            observed,
+            governing.is_some(),
+            &mut actions,
+            &mut unmanaged,
+        );
+    }
+    // Stable: within a stage, the order above (roles, then by name).
+    actions.sort_by_key(Action::stage);
+    Plan {
+        actions,
+        unmanaged,
+        registry_scanning: governing.map(RegistryScanning::describe),
+    }
+}
+
+/// `registry_scans`: the registry's scanning configuration governs, so the
+/// repositories' scan-on-push flags are left as they are.
+fn plan_repositories(
+    desired: &DesiredState,
+    observed: &ObservedState,
+    registry_scans: bool,
+    actions: &mut Vec<Action>,
+    unmanaged: &mut Vec<String>,
+) {
     for (name, want) in &desired.repositories {
         let Some(have) = observed.repositories.get(name) else {
             actions.push(Action::CreateRepository {
@@ -260,7 +389,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Plan {
                 repository: name.clone(),
             });
         }
-        let changes = setting_changes(&want.settings, have);
+        let changes = setting_changes(&want.settings, have, registry_scans);
         if !changes.is_empty() {
             actions.push(Action::UpdateRepository {
                 repository: name.clone(),
@@ -268,22 +397,13 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Plan {
             });
         }
         // Adoption and un-orphaning deal with the rise: markers; the rest
-        // of the tags follow the config exactly.
-        let set: BTreeMap<String, String> = want
-            .tags
-            .iter()
-            .filter(|(k, v)| have.tags.get(*k) != Some(*v))
-            .filter(|(k, _)| managed || (k.as_str() != TAG_MANAGED && k.as_str() != TAG_PROJECT))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        // An adopted repository keeps the tags it had; a managed one carries
-        // exactly the configured tags.
-        let remove: Vec<String> = have
-            .tags
-            .keys()
-            .filter(|k| managed && !want.tags.contains_key(*k) && k.as_str() != TAG_ORPHANED)
-            .cloned()
-            .collect();
+        // of the tags follow the config, and an adopted repository keeps
+        // every tag it had.
+        let (mut set, remove) = tag_changes(&want.tags, &have.tags, managed);
+        if !managed {
+            set.remove(TAG_MANAGED);
+            set.remove(TAG_PROJECT);
+        }
         if !set.is_empty() || !remove.is_empty() {
             actions.push(Action::SetTags {
                 repository: name.clone(),
@@ -309,9 +429,6 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Plan {
             });
         }
     }
-    // Stable: within a stage, the order above (roles, then by name).
-    actions.sort_by_key(Action::stage);
-    Plan { actions, unmanaged }
 }
 
 fn plan_role(
@@ -368,9 +485,50 @@ fn plan_role(
             });
         }
     }
+    let (set, remove) = tag_changes(&want.tags, &have.tags, true);
+    if !set.is_empty() || !remove.is_empty() {
+        actions.push(Action::SetRoleTags {
+            role: kind,
+            name: want.name.clone(),
+            set,
+            remove,
+        });
+    }
 }
 
-fn setting_changes(want: &RepositorySettings, have: &ObservedRepository) -> Vec<Change> {
+/// The tag changes that bring `have` to `want`: each wanted tag that
+/// differs is set; a tag is removed only when rise-registry set it (its key
+/// is in the observed [`TAG_KEYS`] record, or it is that record) and the
+/// config no longer has it, and only when `may_remove`. A tag anyone else
+/// put on the resource is never removed.
+fn tag_changes(
+    want: &BTreeMap<String, String>,
+    have: &BTreeMap<String, String>,
+    may_remove: bool,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let set = want
+        .iter()
+        .filter(|(k, v)| have.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut owned: Vec<String> = have
+        .get(TAG_KEYS)
+        .map_or_else(Vec::new, |r| decode_tag_keys(r));
+    owned.push(TAG_KEYS.to_string());
+    let mut remove: Vec<String> = owned
+        .into_iter()
+        .filter(|k| may_remove && have.contains_key(k) && !want.contains_key(k))
+        .collect();
+    remove.sort();
+    remove.dedup();
+    (set, remove)
+}
+
+fn setting_changes(
+    want: &RepositorySettings,
+    have: &ObservedRepository,
+    registry_scans: bool,
+) -> Vec<Change> {
     let mut changes = Vec::new();
     if have.tag_mutability != want.tag_mutability.as_str() {
         changes.push(Change::ImageTagMutability {
@@ -378,7 +536,7 @@ fn setting_changes(want: &RepositorySettings, have: &ObservedRepository) -> Vec<
             after: want.tag_mutability,
         });
     }
-    if want.scan_on_push != have.scan_on_push {
+    if !registry_scans && want.scan_on_push != have.scan_on_push {
         changes.push(Change::ScanOnPush {
             before: have.scan_on_push,
             after: want.scan_on_push,

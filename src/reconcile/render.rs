@@ -13,7 +13,7 @@ use super::canonical::canonical;
 use super::desired::TAG_PROJECT;
 use super::diff::{self, Mark};
 use super::meaning::{Access, Meaning, meanings};
-use super::plan::{Action, Change, ObservedState, Plan, RoleKind};
+use super::plan::{Action, Change, ObservedState, Plan, RoleKind, Scope};
 
 /// Counts for the summary line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -73,13 +73,17 @@ pub fn to_json(plan: &Plan) -> Value {
             value
         })
         .collect();
-    json!({
+    let mut value = json!({
         "format_version": FORMAT_VERSION,
         "changes": !plan.is_empty(),
         "summary": summary(plan),
         "actions": actions,
         "unmanaged": plan.unmanaged,
-    })
+    });
+    if let Some(note) = &plan.registry_scanning {
+        value["registry_scanning"] = note.as_str().into();
+    }
+    value
 }
 
 /// How a text or Markdown plan is drawn.
@@ -241,8 +245,9 @@ fn repository_of(action: &Action) -> String {
 }
 
 /// The block for `actions` (one action, or a group of like ones shown
-/// through the first).
-fn block(actions: &[&Action]) -> Block {
+/// through the first). `registry_scans`: the registry's scanning
+/// configuration governs, so a repository's own flag is not shown.
+fn block(actions: &[&Action], registry_scans: bool) -> Block {
     let action = actions[0];
     let grouped = actions.len() > 1;
     let subject = if grouped {
@@ -331,10 +336,14 @@ fn block(actions: &[&Action]) -> Block {
             b.sign = Sign::Create;
             b.title = subject;
             b.meanings.clear();
+            let scan = if registry_scans {
+                String::new()
+            } else {
+                format!(", scan_on_push: {}", settings.scan_on_push)
+            };
             b.details.push(format!(
-                "image_tag_mutability: {}, scan_on_push: {}, keep {} images",
+                "image_tag_mutability: {}{scan}, keep {} images",
                 settings.tag_mutability.as_str(),
-                settings.scan_on_push,
                 settings.max_image_count
             ));
             let mut tags = tags.clone();
@@ -379,6 +388,17 @@ fn block(actions: &[&Action]) -> Block {
             let mut parts: Vec<String> = set.iter().map(|(k, v)| format!("+ {k} = {v}")).collect();
             parts.extend(remove.iter().map(|k| format!("- {k}")));
             b.title = format!("{subject}: tags {}", parts.join(", "));
+            b.meanings.clear();
+        }
+        Action::SetRoleTags {
+            role,
+            name,
+            set,
+            remove,
+        } => {
+            let mut parts: Vec<String> = set.iter().map(|(k, v)| format!("+ {k} = {v}")).collect();
+            parts.extend(remove.iter().map(|k| format!("- {k}")));
+            b.title = format!("{}: tags {}", role_label(*role, name), parts.join(", "));
             b.meanings.clear();
         }
         Action::Orphan { .. } => {
@@ -451,7 +471,7 @@ pub fn to_text(plan: &Plan, options: TextOptions) -> String {
         out.push_str("rise-registry will perform these actions:\n\n");
     }
     for entry in entries(plan) {
-        let b = block(&entry);
+        let b = block(&entry, plan.registry_scanning.is_some());
         let _ = writeln!(
             out,
             "  {} {}",
@@ -496,6 +516,9 @@ pub fn to_text(plan: &Plan, options: TextOptions) -> String {
                 let _ = writeln!(out, "      {line}");
             }
         }
+    }
+    if let Some(note) = &plan.registry_scanning {
+        let _ = writeln!(out, "\nScanning: {note}.");
     }
     if !plan.unmanaged.is_empty() {
         let _ = writeln!(
@@ -609,7 +632,7 @@ pub fn to_markdown(plan: &Plan, options: TextOptions) -> String {
     for a in plan.actions.iter().filter(|a| is_role(a)) {
         let one = summary(&Plan {
             actions: vec![a.clone()],
-            unmanaged: vec![],
+            ..Plan::default()
         });
         roles.create += one.create;
         roles.change += one.change;
@@ -653,8 +676,9 @@ pub fn to_markdown(plan: &Plan, options: TextOptions) -> String {
 
     let (role_entries, repo_entries): (Vec<_>, Vec<_>) =
         entries(plan).into_iter().partition(|e| is_role(e[0]));
+    let registry_scans = plan.registry_scanning.is_some();
     for e in &role_entries {
-        md_block(&mut out, &block(e), options.verbose);
+        md_block(&mut out, &block(e, registry_scans), options.verbose);
     }
     let collapse = repo_entries.len() > MARKDOWN_COLLAPSE_AT;
     if collapse {
@@ -662,10 +686,13 @@ pub fn to_markdown(plan: &Plan, options: TextOptions) -> String {
         let _ = writeln!(out, "<details><summary>{n} repository changes</summary>\n");
     }
     for e in &repo_entries {
-        md_block(&mut out, &block(e), options.verbose);
+        md_block(&mut out, &block(e, registry_scans), options.verbose);
     }
     if collapse {
         out.push_str("</details>\n\n");
+    }
+    if let Some(note) = &plan.registry_scanning {
+        let _ = writeln!(out, "Scanning: {}.\n", md(note));
     }
     if !plan.unmanaged.is_empty() {
         let _ = writeln!(
@@ -686,6 +713,10 @@ pub struct SavedPlan {
     pub format_version: u32,
     /// [`fingerprint`] of the state the plan was made against.
     pub observed_fingerprint: String,
+    /// What the plan covers (`--scope`); plans saved before scopes existed
+    /// covered everything.
+    #[serde(default)]
+    pub scope: Scope,
     pub plan: Plan,
 }
 
@@ -701,10 +732,11 @@ pub enum SavedPlanError {
 }
 
 impl SavedPlan {
-    pub fn new(observed_fingerprint: String, plan: Plan) -> Self {
+    pub fn new(observed_fingerprint: String, scope: Scope, plan: Plan) -> Self {
         Self {
             format_version: FORMAT_VERSION,
             observed_fingerprint,
+            scope,
             plan,
         }
     }
@@ -735,7 +767,7 @@ mod tests {
 
     #[test]
     fn a_saved_plan_round_trips_and_another_format_version_is_named() {
-        let saved = SavedPlan::new("abc".into(), Plan::default());
+        let saved = SavedPlan::new("abc".into(), Scope::All, Plan::default());
         let text = serde_json::to_string(&saved).unwrap();
         let back = SavedPlan::parse(&text).unwrap();
         assert_eq!(back.observed_fingerprint, "abc");

@@ -575,11 +575,6 @@ fn chart_refuses_a_secret_in_config() {
 /// The hook Job's own command line, run as its pod would run it against the
 /// AWS emulator (admin keys from `env` in place of IRSA): a project added
 /// to the values gets its repository with no administrator involved.
-///
-/// `apply --scope repositories` comes with the `real-aws` branch (plan/apply
-/// scopes); until both are merged the binary here has no `--scope`, so this
-/// test is ignored rather than left to fail. Remove the `ignore` on merge.
-#[ignore = "needs `apply --scope repositories` from the real-aws branch; un-ignore when merged"]
 #[tokio::test]
 async fn chart_reconcile_job_creates_the_repository_of_a_new_project() {
     let emulator = support::Emulator::start();

@@ -363,6 +363,95 @@ fn a_jwks_needs_issuer_and_audience_hs256_does_not() {
     assert!(load(&[("a.yaml", &hs)]).is_ok());
 }
 
+/// What AWS would refuse only halfway through an apply is a config error
+/// before any AWS call: tag characters, lengths and reserved prefixes, the
+/// number of tags with rise-registry's own, the record of tag keys, and a
+/// trust policy over IAM's quota (saying how many principals fit).
+#[test]
+fn tags_and_iam_quotas_are_checked_before_any_aws_call() {
+    let tags = r#"
+registry:
+  tags:
+    "team!": x
+    AWS:owner: y
+    cost: "a,b"
+    ok: "ümlaut and space_.:/=+-@"
+"#;
+    snapshot!(
+        "tag_characters_and_prefixes",
+        errors(&[("default.yaml", ECR_BASE), ("local.yaml", tags)])
+    );
+
+    let many: String = (0..47).map(|i| format!("    k{i}: v\n")).collect();
+    let too_many = format!("registry:\n  tags:\n{many}");
+    let long_keys: String = (0..3)
+        .map(|i| format!("    {}{i}: v\n", "k".repeat(100)))
+        .collect();
+    let long_record = format!("registry:\n  tags:\n{long_keys}");
+    let principals: String = (0..40)
+        .map(|i| {
+            format!("    - arn:aws:iam::123456789012:role/some-rather-long-role-name-{i:02}\n")
+        })
+        .collect();
+    let too_many_principals = format!("registry:\n  trusted_principals:\n{principals}");
+    let principals = principals.as_str();
+    snapshot!(
+        "tag_counts_and_trust_policy_quota",
+        [too_many, long_record, too_many_principals]
+            .iter()
+            .map(|local| errors(&[("default.yaml", ECR_BASE), ("local.yaml", local)]))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    // 46 tags fit, and so do as many principals as the error says.
+    let fits: String = (0..46).map(|i| format!("    k{i}: v\n")).collect();
+    load(&[
+        ("default.yaml", ECR_BASE),
+        ("local.yaml", &format!("registry:\n  tags:\n{fits}")),
+    ])
+    .unwrap();
+    let fitting: String = principals
+        .lines()
+        .take(28)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    load(&[
+        ("default.yaml", ECR_BASE),
+        (
+            "local.yaml",
+            &format!("registry:\n  trusted_principals:\n{fitting}"),
+        ),
+    ])
+    .unwrap();
+}
+
+/// Regions of every partition, the European Sovereign Cloud's included,
+/// take role ARNs of their partition.
+#[test]
+fn every_partition_takes_its_regions_and_role_arns() {
+    for (region, partition) in [
+        ("eusc-de-east-1", "aws-eusc"),
+        ("eu-isoe-west-1", "aws-iso-e"),
+        ("us-isof-south-1", "aws-iso-f"),
+        ("cn-north-1", "aws-cn"),
+    ] {
+        let local = format!(
+            "registry:\n  region: {region}\n  role_arn: arn:{partition}:iam::123456789012:role/rise-backend\n  \
+             push_role_arn: arn:{partition}:iam::123456789012:role/rise-backend-ecr-push\n"
+        );
+        let config = load(&[("default.yaml", ECR_BASE), ("local.yaml", &local)])
+            .unwrap_or_else(|e| panic!("{region}: {e}"));
+        assert_eq!(ecr(&config).partition(), partition);
+        let wrong = local.replace(&format!("arn:{partition}:"), "arn:aws:");
+        let e = errors(&[("default.yaml", ECR_BASE), ("local.yaml", &wrong)]);
+        assert!(
+            e.contains(&format!("but region {region} is in `{partition}`")),
+            "{e}"
+        );
+    }
+}
+
 #[test]
 fn the_metrics_listener_needs_an_address_of_its_own() {
     let same = "server:\n  listen: 127.0.0.1:3000\n  metrics_listen: 127.0.0.1:3000\n";

@@ -345,3 +345,111 @@ async fn the_token_endpoint_bodies_are_as_documented() {
 fn serve_config(config: &str) -> rise_registry::config::Config {
     crate::support::load_config(&[("default.yaml", config)], &[]).unwrap()
 }
+
+/// docs/terraform.md's hand-off from `terraform output -json
+/// rise_ecr_config` to the environment production.yaml reads: every key of
+/// the module's `rise_config` output (but the fixed `type` and the optional
+/// `irsa` block) reaches the variable production.yaml reads for it, and the
+/// IRSA example names an output the IRSA root defines.
+#[test]
+fn the_terraform_hand_off_passes_every_rise_config_value() {
+    let doc = read_doc("docs/terraform.md");
+    let outputs = read_doc("modules/rise-aws/outputs.tf");
+    let production = read_doc("config/production.yaml");
+    let body = &outputs[outputs.find("output \"rise_config\"").unwrap()..];
+    let body = &body[..body.find("irsa").unwrap()];
+    let keys: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.trim().split_once(" = ").map(|(k, _)| k.trim()))
+        .filter(|k| *k != "type" && *k != "value" && *k != "description")
+        .collect();
+    assert_eq!(keys.len(), 6, "{keys:?}");
+    let hand_off = blocks(&doc, "sh")
+        .into_iter()
+        .find(|b| b.contains("export RISE_PUSH_ROLE_ARN"))
+        .unwrap();
+    for key in keys {
+        // The variable production.yaml substitutes for this key.
+        let line = production
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("production.yaml has no {key}"));
+        let var = line
+            .split("${")
+            .nth(1)
+            .unwrap()
+            .split([':', '}'])
+            .next()
+            .unwrap();
+        assert!(
+            hand_off.contains(&format!("export {var}=$(jq -r .{key} ")),
+            "{key} -> {var} is not handed off:\n{hand_off}"
+        );
+    }
+    let irsa = read_doc("terraform/irsa/main.tf");
+    assert!(irsa.contains("output \"service_account_role_arn\""));
+    assert!(doc.contains("`service_account_role_arn`"));
+}
+
+/// docs/serve.md's metrics table names every metric family `/metrics`
+/// prints, with its type, and nothing else; and the credential outcomes it
+/// lists are the ones the server counts.
+#[tokio::test]
+async fn the_metrics_table_is_what_metrics_prints() {
+    use crate::support::in_process::TestServer;
+    let doc = read_doc("docs/serve.md");
+    let documented: Vec<(String, String)> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `rise_registry_"))
+        .map(|rest| {
+            let mut cells = rest.split('|').map(str::trim);
+            let name = format!(
+                "rise_registry_{}",
+                cells.next().unwrap().trim_end_matches('`')
+            );
+            (name, cells.next().unwrap().to_string())
+        })
+        .collect();
+    let serve = TestServer::start(
+        "registry: {type: oci-client-auth, registry_url: \"localhost:5000\", namespace: rise-apps}\nprojects: [{name: my-app, access: [\"user:alice\"]}]\nauth: {hs256_secret: docs-test-secret-docs-test-secret-0123456}\n",
+    )
+    .await;
+    let text = crate::support::http::get(&serve.url("/metrics"), None)
+        .await
+        .body;
+    let printed: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| {
+            let (name, kind) = l.split_once(' ').unwrap();
+            (name.to_string(), kind.to_string())
+        })
+        .collect();
+    assert_eq!(
+        documented, printed,
+        "docs/serve.md's table against /metrics"
+    );
+    let outcomes = doc
+        .split("Credential `outcome`s:")
+        .nth(1)
+        .unwrap()
+        .split(". ")
+        .next()
+        .unwrap();
+    for outcome in [
+        "issued",
+        "cache_hit",
+        "stale",
+        "bad_request",
+        "unauthenticated",
+        "rate_limited",
+        "not_found",
+        "unavailable",
+        "method_not_allowed",
+    ] {
+        assert!(
+            outcomes.contains(&format!("`{outcome}`")),
+            "{outcome}: {outcomes}"
+        );
+    }
+}

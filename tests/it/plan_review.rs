@@ -42,10 +42,12 @@ fn converged(d: &DesiredState) -> ObservedState {
     let role = |r: &rise_registry::reconcile::desired::DesiredRole| ObservedRole {
         trust: r.trust.clone(),
         policies: r.policies.clone(),
+        tags: r.tags.clone(),
     };
     ObservedState {
         controller: Some(role(&d.controller)),
         push: Some(role(&d.push)),
+        registry_scanning: None,
         repositories: d
             .repositories
             .iter()
@@ -207,7 +209,7 @@ fn nine_hundred_like_tag_changes_are_one_group_and_verbose_names_each() {
     assert_eq!(set_tags, 900);
     let t = text(&p);
     assert!(
-        t.contains("  ~ 900 repositories: tags + team = platform\n"),
+        t.contains("  ~ 900 repositories: tags + rise:tag-keys = team, + team = platform\n"),
         "{t}"
     );
     assert!(t.lines().count() < 15, "{t}");

@@ -9,7 +9,7 @@ use crate::support;
 use rise_registry::config::{Config, RegistryConfig};
 use rise_registry::reconcile::desired::{DesiredState, desired_state, lifecycle_policy};
 use rise_registry::reconcile::plan::{
-    Action, ObservedRepository, ObservedRole, ObservedState, RoleKind, plan,
+    Action, ObservedRepository, ObservedRole, ObservedState, RegistryScanning, RoleKind, plan,
 };
 use serde_json::{Value, json};
 
@@ -59,10 +59,15 @@ fn converged(d: &DesiredState) -> ObservedState {
             .iter()
             .map(|(k, v)| (k.clone(), respell(v)))
             .collect(),
+        tags: r.tags.clone(),
     };
     ObservedState {
         controller: Some(role(&d.controller)),
         push: Some(role(&d.push)),
+        registry_scanning: Some(RegistryScanning {
+            scan_type: "BASIC".into(),
+            rules: 0,
+        }),
         repositories: d
             .repositories
             .iter()
@@ -288,9 +293,107 @@ fn unmanaged_repositories_are_reported_or_adopted_never_removed() {
     );
     match &p.actions[2] {
         Action::SetTags { set, remove, .. } => {
-            assert_eq!(set.keys().collect::<Vec<_>>(), ["team"]);
+            assert_eq!(set.keys().collect::<Vec<_>>(), ["rise:tag-keys", "team"]);
             assert!(remove.is_empty(), "an adopted repository keeps its tags");
         }
         other => panic!("{other:?}"),
+    }
+}
+
+/// Only keys in the `rise:tag-keys` record are ever removed: a tag added by
+/// hand stays, a config key that was dropped goes, and a repository made
+/// before the record existed loses nothing and gets the record.
+#[test]
+fn only_tags_rise_registry_recorded_are_removed() {
+    let d = desired("");
+    let mut o = converged(&d);
+    let tags = &mut o.repositories.get_mut("rise/a").unwrap().tags;
+    tags.insert("owner".into(), "team-x".into());
+    assert!(
+        plan(&d, &o).is_empty(),
+        "a hand-added tag is not planned away"
+    );
+
+    // `env` was set by an earlier config (it is in the record), then dropped.
+    let tags = &mut o.repositories.get_mut("rise/a").unwrap().tags;
+    tags.insert("env".into(), "prod".into());
+    tags.insert("rise:tag-keys".into(), "env team".into());
+    let p = plan(&d, &o);
+    assert_eq!(
+        p.actions,
+        [Action::SetTags {
+            repository: "rise/a".into(),
+            set: BTreeMap::from([("rise:tag-keys".into(), "team".into())]),
+            remove: vec!["env".into()],
+        }]
+    );
+
+    // No record (made by an older version): nothing removed, record added.
+    let tags = &mut o.repositories.get_mut("rise/a").unwrap().tags;
+    tags.remove("rise:tag-keys");
+    let p = plan(&d, &o);
+    assert_eq!(
+        p.actions,
+        [Action::SetTags {
+            repository: "rise/a".into(),
+            set: BTreeMap::from([("rise:tag-keys".into(), "team".into())]),
+            remove: vec![],
+        }]
+    );
+}
+
+/// Role tags follow the same rule as repository tags: drift in a
+/// configured tag is repaired, a dropped configured key is removed, and a
+/// tag someone else put on the role stays.
+#[test]
+fn role_tags_are_planned_like_repository_tags() {
+    let d = desired("");
+    let mut o = converged(&d);
+    let tags = &mut o.controller.as_mut().unwrap().tags;
+    tags.insert("owner".into(), "security".into());
+    tags.insert("team".into(), "someone-else".into());
+    tags.insert("env".into(), "prod".into());
+    tags.insert("rise:tag-keys".into(), "env team".into());
+    let p = plan(&d, &o);
+    assert_eq!(
+        p.actions,
+        [Action::SetRoleTags {
+            role: RoleKind::Controller,
+            name: "rise-backend".into(),
+            set: BTreeMap::from([
+                ("rise:tag-keys".into(), "team".into()),
+                ("team".into(), "platform".into())
+            ]),
+            remove: vec!["env".into()],
+        }]
+    );
+    assert_eq!(p.actions[0].to_string(), "set role tags rise-backend");
+}
+
+/// Where the registry's scanning configuration decides scanning, the
+/// repositories' own flag is not planned, and the plan says why in one line.
+#[test]
+fn registry_scanning_makes_the_repository_flag_moot() {
+    let d = desired("");
+    let mut o = converged(&d);
+    o.repositories.get_mut("rise/a").unwrap().scan_on_push = false;
+    let p = plan(&d, &o);
+    assert_eq!(kinds(&p.actions), ["update_repository"], "the flag applies");
+    assert_eq!(p.registry_scanning, None);
+
+    for (scan_type, rules) in [("ENHANCED", 0), ("BASIC", 1)] {
+        o.registry_scanning = Some(RegistryScanning {
+            scan_type: scan_type.into(),
+            rules,
+        });
+        let p = plan(&d, &o);
+        assert!(p.is_empty(), "{scan_type}: {:?}", p.actions);
+        assert!(
+            p.registry_scanning
+                .as_deref()
+                .is_some_and(|n| n.contains(&format!("({scan_type} scanning"))),
+            "{:?}",
+            p.registry_scanning
+        );
     }
 }

@@ -72,20 +72,31 @@ fn actions(statement: &Value) -> Vec<String> {
 
 /// Statements granting a write action on anything but the prefix's
 /// repositories or the push role, or anything but the login on `*`.
+/// Reads that IAM cannot scope to a resource (they have no resource type),
+/// the only actions allowed on `*`.
+const UNSCOPED_READS: [&str; 2] = [
+    "ecr:GetAuthorizationToken",
+    "ecr:GetRegistryScanningConfiguration",
+];
+
 fn unscoped_writes(doc: &Value) -> Vec<String> {
     let mut found = Vec::new();
     for st in statements(doc) {
         let resource = st["Resource"].as_str().unwrap_or_default();
         let writes: Vec<String> = actions(st)
             .into_iter()
-            .filter(|a| a != "ecr:GetAuthorizationToken" && a != "ecr:DescribeRepositories")
+            .filter(|a| !UNSCOPED_READS.contains(&a.as_str()) && a != "ecr:DescribeRepositories")
             .collect();
         let scoped = resource.ends_with(":repository/rise/*")
             || resource.ends_with(":role/rise-backend-ecr-push");
         if !writes.is_empty() && !scoped {
             found.push(format!("{writes:?} on {resource}"));
         }
-        if resource == "*" && actions(st) != ["ecr:GetAuthorizationToken"] {
+        if resource == "*"
+            && actions(st)
+                .iter()
+                .any(|a| !UNSCOPED_READS.contains(&a.as_str()))
+        {
             found.push(format!("{:?} on *", actions(st)));
         }
     }

@@ -38,16 +38,37 @@ impl Account {
 
     /// As [`Self::configure`], reaching AWS through `endpoint`.
     fn configure_at(&self, endpoint: &str, projects: &[&str], registry_extra: &str) {
+        self.configure_full(endpoint, projects, "{team: platform}", registry_extra);
+    }
+
+    /// As [`Self::configure`], with `registry.tags` given as a YAML flow map.
+    fn configure_tags(&self, projects: &[&str], tags: &str, registry_extra: &str) {
+        self.configure_full(
+            &self.emulator.endpoint_url(),
+            projects,
+            tags,
+            registry_extra,
+        );
+    }
+
+    fn configure_full(&self, endpoint: &str, projects: &[&str], tags: &str, registry_extra: &str) {
         let projects: Vec<String> = projects.iter().map(|p| format!("{{name: {p}}}")).collect();
         let text = format!(
             "registry:\n  type: ecr\n  region: us-east-1\n  account_id: \"{ACCOUNT_ID}\"\n  \
              role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend\n  \
              push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push\n  \
-             endpoint_url: {endpoint}\n  tags: {{team: platform}}\n{registry_extra}\
+             endpoint_url: {endpoint}\n  tags: {tags}\n{registry_extra}\
              projects: [{}]\nauth: {{hs256_secret: 0123456789abcdef0123456789abcdef}}\n",
             projects.join(", ")
         );
         std::fs::write(self.dir.path().join("default.yaml"), text).unwrap();
+    }
+
+    /// Rewrites the written config with `edit`.
+    fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+        let path = self.dir.path().join("default.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(path, edit(text)).unwrap();
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -157,11 +178,12 @@ async fn an_empty_account_converges_and_stays_converged() {
         "No changes. AWS matches the configuration.\n"
     );
     // A plan with nothing to do only reads: per role get, list and one
-    // policy (6), one page of repositories (1), and tags and lifecycle per
-    // repository (2 each): 6 + pages + 2n.
+    // policy (6), the registry's scanning configuration (1), one page of
+    // repositories (1), and tags and lifecycle per repository (2 each):
+    // 7 + pages + 2n.
     let out = account.run(&["-v", "plan"]);
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("reads=11 writes=0"), "{log}");
+    assert!(log.contains("reads=12 writes=0"), "{log}");
     let again = account.expect(&["apply", "--auto-approve"], 0);
     assert_eq!(
         again, "No changes. AWS matches the configuration.\n",
@@ -172,6 +194,7 @@ async fn an_empty_account_converges_and_stays_converged() {
         pairs(&[
             ("rise:managed", "true"),
             ("rise:project", "a"),
+            ("rise:tag-keys", "team"),
             ("team", "platform")
         ])
     );
@@ -333,6 +356,377 @@ async fn removed_projects_are_orphaned_deleted_or_brought_back_and_strangers_lef
         account.repository_names().await,
         ["elsewhere/a", "rise/a", "rise/handmade"]
     );
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+}
+
+/// Tags someone else put on a repository stay: rise-registry removes only
+/// the keys it recorded in `rise:tag-keys` when it set them.
+#[tokio::test]
+async fn adopted_and_managed_repositories_keep_tags_rise_registry_did_not_set() {
+    let account = Account::new();
+    let ecr = account.ecr().await;
+    ecr.create_repository()
+        .repository_name("rise/handmade")
+        .tags(Tag::builder().key("owner").value("team-x").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    account.configure(&["a", "handmade"], "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        account.expect(&["apply", "--auto-approve"], 0),
+        "No changes. AWS matches the configuration.\n",
+        "the adopted repository's own tag is not planned away"
+    );
+    // A tag added by hand to a repository rise-registry created stays too.
+    ecr.tag_resource()
+        .resource_arn(Account::arn("rise/a"))
+        .tags(Tag::builder().key("cost").value("42").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+
+    // The config's tags change: the dropped one goes, the others stay.
+    account.configure_tags(&["a", "handmade"], "{env: prod}", "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        account.tags("rise/handmade").await,
+        pairs(&[
+            ("env", "prod"),
+            ("owner", "team-x"),
+            ("rise:managed", "true"),
+            ("rise:project", "handmade"),
+            ("rise:tag-keys", "env"),
+        ])
+    );
+    assert_eq!(
+        account.tags("rise/a").await,
+        pairs(&[
+            ("cost", "42"),
+            ("env", "prod"),
+            ("rise:managed", "true"),
+            ("rise:project", "a"),
+            ("rise:tag-keys", "env"),
+        ])
+    );
+    // No tags in config: the record goes as well.
+    account.configure_tags(&["a", "handmade"], "{}", "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        account.tags("rise/a").await,
+        pairs(&[
+            ("cost", "42"),
+            ("rise:managed", "true"),
+            ("rise:project", "a")
+        ])
+    );
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+}
+
+/// The controller role's own credentials suffice for the repositories:
+/// `--scope repositories` (or `registry.manage_roles: false`) makes no IAM
+/// request at all, and every ECR operation it uses is one the controller
+/// policy grants. The emulator runs with `--iam strict`, so IAM refuses the
+/// controller role (it checks identity policies for IAM and STS, though not
+/// for ECR: the proxy's list of ECR operations is checked against the
+/// policy instead).
+#[tokio::test]
+async fn the_controller_role_manages_the_repositories_without_any_iam_call() {
+    let account = Account::new();
+    account.configure(&["a", "b"], "");
+    // An administrator (or Terraform) makes the roles.
+    account.expect(&["apply", "--auto-approve", "--scope", "roles"], 0);
+    assert!(account.repository_names().await.is_empty(), "roles only");
+    let creds = aws_sdk_sts::Client::new(&account.emulator.admin_config().await)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{ACCOUNT_ID}:role/rise-backend"))
+        .role_session_name("platform-pipeline")
+        .send()
+        .await
+        .unwrap()
+        .credentials
+        .unwrap();
+    let proxy = support::throttle::ThrottlingProxy::start(account.emulator.addr, 0);
+    account.configure_at(&proxy.url(), &["a", "b"], "");
+    let as_controller = |args: &[&str]| {
+        let mut cmd = account.command(args);
+        cmd.env("AWS_ACCESS_KEY_ID", &creds.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &creds.secret_access_key)
+            .env("AWS_SESSION_TOKEN", &creds.session_token);
+        cmd.output().unwrap()
+    };
+
+    // The default scope needs IAM: a clear error with the way out.
+    let out = as_controller(&["plan"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("iam:GetRole") && stderr.contains("--scope repositories"),
+        "{stderr}"
+    );
+
+    let iam_before = proxy.requests_to("iam");
+    let out = as_controller(&["apply", "--auto-approve", "--scope", "repositories"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(account.repository_names().await, ["rise/a", "rise/b"]);
+    // registry.manage_roles: false makes that scope the default.
+    account.configure_at(&proxy.url(), &["a", "b", "c"], "  manage_roles: false\n");
+    let out = as_controller(&["apply", "--auto-approve"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = as_controller(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        proxy.requests_to("iam"),
+        iam_before,
+        "no IAM request at all"
+    );
+    assert!(proxy.requests_to("ecr") > 0);
+
+    let policy = account
+        .iam()
+        .await
+        .get_role_policy()
+        .role_name("rise-backend")
+        .policy_name("rise-controller")
+        .send()
+        .await
+        .unwrap();
+    let policy = rise_registry::reconcile::aws::policy_json(&policy.policy_document).unwrap();
+    let granted: Vec<String> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| match &s["Action"] {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(a) => a.iter().map(|a| a.as_str().unwrap().to_string()).collect(),
+            _ => vec![],
+        })
+        .collect();
+    for op in proxy.ecr_operations() {
+        assert!(
+            granted.contains(&format!("ecr:{op}")),
+            "ecr:{op} is used but the controller policy does not grant it"
+        );
+    }
+    // The administrator's full plan agrees: nothing left to do.
+    account.configure(&["a", "b", "c"], "");
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+}
+
+/// Where the registry's scanning configuration decides which repositories
+/// are scanned, the deprecated repository flag is neither shown nor
+/// applied, and the plan says so in one line.
+#[tokio::test]
+async fn registry_scanning_configuration_replaces_the_repository_flag() {
+    use aws_sdk_ecr::types::{
+        RegistryScanningRule, ScanFrequency, ScanType, ScanningRepositoryFilter,
+        ScanningRepositoryFilterType,
+    };
+    let account = Account::new();
+    account.configure(&["a"], "");
+    let ecr = account.ecr().await;
+    let rule = RegistryScanningRule::builder()
+        .scan_frequency(ScanFrequency::ScanOnPush)
+        .repository_filters(
+            ScanningRepositoryFilter::builder()
+                .filter("*")
+                .filter_type(ScanningRepositoryFilterType::Wildcard)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    ecr.put_registry_scanning_configuration()
+        .scan_type(ScanType::Basic)
+        .rules(rule)
+        .send()
+        .await
+        .unwrap();
+    let plan = account.expect(&["plan"], 0);
+    assert!(
+        plan.contains("\nScanning: the registry's scanning configuration (BASIC scanning, 1 rule) decides which repositories are scanned, so registry.scan_on_push is neither shown nor applied.\n"),
+        "{plan}"
+    );
+    assert!(!plan.contains("scan_on_push: true"), "{plan}");
+    account.expect(&["apply", "--auto-approve"], 0);
+    let scan_on_push = || async {
+        ecr.describe_repositories()
+            .repository_names("rise/a")
+            .send()
+            .await
+            .unwrap()
+            .repositories
+            .unwrap()[0]
+            .image_scanning_configuration
+            .as_ref()
+            .is_some_and(|s| s.scan_on_push)
+    };
+    assert!(!scan_on_push().await, "the repository flag was not set");
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+
+    // Back to a registry nobody configured: the flag applies again.
+    ecr.put_registry_scanning_configuration()
+        .scan_type(ScanType::Basic)
+        .send()
+        .await
+        .unwrap();
+    let plan = account.plan_json();
+    assert_eq!(
+        plan["actions"][0]["changes"][0]["attribute"], "scan_on_push",
+        "{plan}"
+    );
+    assert!(plan.get("registry_scanning").is_none(), "{plan}");
+    account.expect(&["apply", "--auto-approve"], 0);
+    assert!(scan_on_push().await);
+}
+
+/// Role tags are read back and follow the config like repository tags:
+/// set by `registry.tags`, removed when the config drops them, and a tag
+/// someone else put on the role stays.
+#[tokio::test]
+async fn role_tags_follow_the_config_and_keep_tags_others_set() {
+    let account = Account::new();
+    account.configure(&["a"], "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    let iam = account.iam().await;
+    let tag = |k: &str, v: &str| {
+        aws_sdk_iam::types::Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+            .unwrap()
+    };
+    iam.tag_role()
+        .role_name("rise-backend")
+        .tags(tag("owner", "security"))
+        .tags(tag("team", "drifted"))
+        .send()
+        .await
+        .unwrap();
+    let plan = account.expect(&["plan", "--detailed-exitcode"], 2);
+    assert!(
+        plan.contains("~ role rise-backend (controller): tags + team = platform\n"),
+        "{plan}"
+    );
+    account.configure_tags(&["a"], "{env: prod}", "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    let role_tags = |name: &'static str| {
+        let iam = iam.clone();
+        async move {
+            let mut tags: Vec<(String, String)> = iam
+                .list_role_tags()
+                .role_name(name)
+                .send()
+                .await
+                .unwrap()
+                .tags
+                .into_iter()
+                .map(|t| (t.key, t.value))
+                .collect();
+            tags.sort();
+            tags
+        }
+    };
+    assert_eq!(
+        role_tags("rise-backend").await,
+        pairs(&[
+            ("env", "prod"),
+            ("owner", "security"),
+            ("rise:tag-keys", "env")
+        ])
+    );
+    assert_eq!(
+        role_tags("rise-backend-ecr-push").await,
+        pairs(&[("env", "prod"), ("rise:tag-keys", "env")])
+    );
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+}
+
+/// A role ARN with a path makes the role at that path, so its real ARN is
+/// the one the push role's trust and the controller's policy name; a role
+/// of that name found at another path is an error, not a silent mismatch.
+#[tokio::test]
+async fn roles_are_made_at_the_path_of_their_arn_and_another_path_is_an_error() {
+    let account = Account::new();
+    account.configure(&["a"], "");
+    account.edit_config(|t| t.replace(":role/rise-backend", ":role/ops/rise-backend"));
+    account.expect(&["apply", "--auto-approve"], 0);
+    let iam = account.iam().await;
+    for name in ["rise-backend", "rise-backend-ecr-push"] {
+        let role = iam
+            .get_role()
+            .role_name(name)
+            .send()
+            .await
+            .unwrap()
+            .role
+            .unwrap();
+        assert_eq!(
+            role.arn,
+            format!("arn:aws:iam::{ACCOUNT_ID}:role/ops/{name}")
+        );
+        assert_eq!(role.path, "/ops/");
+    }
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+
+    account.edit_config(|t| t.replace(":role/ops/", ":role/team/"));
+    let out = account.run(&["plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "role rise-backend exists at path /ops/ (arn:aws:iam::{ACCOUNT_ID}:role/ops/rise-backend), but registry.role_arn is arn:aws:iam::{ACCOUNT_ID}:role/team/rise-backend (path /team/)"
+        )) && stderr.contains("IAM cannot move a role"),
+        "{stderr}"
+    );
+}
+
+/// On a fresh account, IAM answers `MalformedPolicyDocument: Invalid
+/// principal in policy` for a while to a policy that names a role created
+/// moments before (the emulator never does; the proxy answers it for the
+/// first three writes naming the controller role). Apply waits it out in
+/// one run and says so.
+#[tokio::test]
+async fn apply_waits_for_iam_to_know_a_new_role_and_says_so() {
+    let account = Account::new();
+    let controller = format!("arn:aws:iam::{ACCOUNT_ID}:role/rise-backend");
+    let proxy = support::throttle::ThrottlingProxy::invalid_principal(
+        account.emulator.addr,
+        &controller,
+        3,
+    );
+    account.configure_at(&proxy.url(), &["a"], "");
+    let started = std::time::Instant::now();
+    let out = account.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        proxy.throttled(),
+        3,
+        "the push role's creation was refused three times"
+    );
+    assert!(
+        out.contains(
+            "done   create role rise-backend-ecr-push (IAM did not know a role the policy names yet"
+        ) && out.contains("succeeded after 3 retries"),
+        "{out}"
+    );
+    assert!(out.contains("Apply complete: 5 done, 0 failed."), "{out}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
     account.expect(&["plan", "--detailed-exitcode"], 0);
 }
 

@@ -311,6 +311,30 @@ async fn an_outage_with_nothing_cached_is_a_503_until_aws_returns() {
     assert!(!serve.logs().contains("panicked"), "{}", serve.logs());
 }
 
+/// docs/registry.md states only what AWS documents about an ECR login's
+/// lifetime: the token's 12 hours, the role-chained session's hour, and
+/// that the link between the two is not documented; serve reports the
+/// earlier (checked above, `expires_in` within the session's 3600 s).
+#[test]
+fn the_docs_state_what_aws_documents_about_the_login_lifetime() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/registry.md"))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for said in [
+        "a token valid for 12 hours",
+        "AWS does not document whether a token stops working when the session that fetched it ends",
+        "serve reports the earlier of the two instants",
+    ] {
+        assert!(doc.contains(said), "docs/registry.md should say: {said}");
+    }
+    assert!(
+        !doc.contains("valid for at most one hour"),
+        "an undocumented claim about the login's lifetime"
+    );
+}
+
 /// While AWS fails, `/readyz` asks it at most once per probe interval: a
 /// burst of readiness checks (every kubelet, every replica) costs one AWS
 /// probe, not one each. The proxy answers every call with throttling and
