@@ -11,7 +11,7 @@ use crate::naming::ProjectName;
 use crate::policy::eval::{allows, any_allows, trusts};
 use crate::policy::{PUSH_ACTIONS, repository_arn, session_policy};
 use crate::reconcile::desired::{TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT};
-use crate::reconcile::plan::{Action, ObservedRepository, ObservedState, Plan};
+use crate::reconcile::plan::{ObservedRepository, ObservedState, Plan};
 
 /// Whether `caller` (GetCallerIdentity's ARN) is the controller role: the
 /// role itself, or a session of it (`arn:…:sts::…:assumed-role/NAME/…`,
@@ -304,37 +304,31 @@ fn managed_tags(project: &ProjectName, repo: &ObservedRepository, apply: &str) -
     }
 }
 
-/// The roles part of the plan: what apply would change about the two
-/// roles, without changing it.
-pub fn roles_summary(plan: &Plan, inv: &Invocation) -> Check {
+/// The roles part of the plan (`plan --scope roles`): what apply would
+/// change about the two roles, without changing it. With
+/// `registry.manage_roles: false` Terraform owns them, so the fix is there.
+pub fn roles_summary(plan: &Plan, ecr: &EcrConfig, inv: &Invocation) -> Check {
     const ID: &str = "ecr.roles_match";
     let title = "the roles in AWS match the configuration";
-    let role_actions: Vec<String> = plan
-        .actions
-        .iter()
-        .filter(|a| {
-            matches!(
-                a,
-                Action::CreateRole { .. }
-                    | Action::UpdateTrust { .. }
-                    | Action::PutRolePolicy { .. }
-                    | Action::DeleteRolePolicy { .. }
-            )
-        })
-        .map(ToString::to_string)
-        .collect();
+    // A plan of scope `roles` holds role actions only.
+    let role_actions: Vec<String> = plan.actions.iter().map(ToString::to_string).collect();
     if role_actions.is_empty() {
         Check::pass(ID, title, "apply would change nothing about either role")
     } else {
+        let hint = if ecr.manage_roles {
+            format!(
+                "`{}` shows the change, `{}` makes it",
+                inv.command("plan --scope roles"),
+                inv.command("apply --scope roles")
+            )
+        } else {
+            "registry.manage_roles is false: `terraform apply` of the rise-aws module (docs/terraform.md) restores them".to_string()
+        };
         Check::fail(
             ID,
             title,
             format!("apply would {}", role_actions.join("; ")),
-            format!(
-                "`{}` shows the change, `{}` makes it",
-                inv.command("plan"),
-                inv.command("apply")
-            ),
+            hint,
         )
     }
 }
@@ -351,7 +345,7 @@ pub fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
     use crate::config::{RegistryConfig, Source, load_sources};
-    use crate::reconcile::plan::{ObservedRole, RoleKind};
+    use crate::reconcile::plan::{Action, ObservedRole, RoleKind};
     use serde_json::json;
     use std::path::Path;
     use std::sync::Arc;
@@ -495,6 +489,7 @@ mod tests {
         ObservedRole {
             trust,
             policies: BTreeMap::from([("rise-push".to_string(), policy)]),
+            tags: BTreeMap::new(),
         }
     }
 
@@ -553,23 +548,25 @@ mod tests {
     }
 
     #[test]
-    fn the_roles_summary_lists_only_role_actions() {
+    fn the_roles_summary_lists_what_apply_would_change() {
         let plan = Plan {
-            actions: vec![
-                Action::UpdateTrust {
-                    role: RoleKind::Push,
-                    name: "push".into(),
-                    before: json!({}),
-                    after: json!({}),
-                },
-                Action::Orphan {
-                    repository: "rise/x".into(),
-                },
-            ],
+            actions: vec![Action::UpdateTrust {
+                role: RoleKind::Push,
+                name: "push".into(),
+                before: json!({}),
+                after: json!({}),
+            }],
             unmanaged: vec![],
+            registry_scanning: None,
         };
-        let check = roles_summary(&plan, &inv());
+        let check = roles_summary(&plan, &ecr(), &inv());
         assert_eq!(check.detail, "apply would update trust push");
-        assert!(roles_summary(&Plan::default(), &inv()).ok());
+        assert!(roles_summary(&Plan::default(), &ecr(), &inv()).ok());
+        assert_eq!(
+            check.hint.as_deref(),
+            Some(
+                "`rise-registry plan --scope roles` shows the change, `rise-registry apply --scope roles` makes it"
+            )
+        );
     }
 }

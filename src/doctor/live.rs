@@ -284,7 +284,10 @@ pub async fn ecr(config: &Config, ecr: &EcrConfig, options: &Options<'_>) -> Vec
         None
     } else {
         let aws = crate::reconcile::aws::Aws::new(ecr).await;
-        match aws.observe(&|_, _| {}).await {
+        match aws
+            .observe(crate::reconcile::plan::Scope::All, &|_, _| {})
+            .await
+        {
             Ok(state) => {
                 checks.push(Check::pass(
                     "ecr.read_state",
@@ -320,8 +323,12 @@ pub async fn ecr(config: &Config, ecr: &EcrConfig, options: &Options<'_>) -> Vec
         crate::reconcile::desired::desired_state(ecr, &config.projects),
     ) {
         (Some(state), Ok(desired)) => {
-            let plan = crate::reconcile::plan::plan(&desired, state);
-            checks.push(ecr_checks::roles_summary(&plan, inv));
+            let plan = crate::reconcile::plan::plan_scope(
+                &desired,
+                state,
+                crate::reconcile::plan::Scope::Roles,
+            );
+            checks.push(ecr_checks::roles_summary(&plan, ecr, inv));
         }
         (Some(_), Err(e)) => {
             checks.push(Check::fail(
