@@ -24,6 +24,7 @@ use super::plan::{
     Action, Change, ObservedRepository, ObservedRole, ObservedState, RegistryScanning, RoleKind,
     Scope,
 };
+use super::tagging::{TaggingClient, TagsByArn, Unavailable};
 use crate::config::EcrConfig;
 use crate::naming::RoleArn;
 
@@ -41,6 +42,9 @@ pub struct Aws {
     /// governs scanning: then repositories are created without the
     /// deprecated repository-level flag (apply always observes first).
     registry_scans: AtomicBool,
+    /// The bulk tag read; `None` when its client could not be built (then
+    /// tags are read per repository, and the plan says why).
+    tagging: std::result::Result<TaggingClient, String>,
 }
 
 /// Counts the AWS requests sent (retries included), split into reads
@@ -59,6 +63,11 @@ impl CallCounter {
             self.reads.load(Ordering::Relaxed),
             self.writes.load(Ordering::Relaxed),
         )
+    }
+
+    /// A read sent outside the SDK clients (the bulk tag read).
+    fn count_read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -98,6 +107,13 @@ pub struct Unreachable {
 }
 
 impl Unreachable {
+    pub(crate) fn new(what: &str, text: &str) -> Self {
+        Self {
+            what: what.to_string(),
+            text: text.to_string(),
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn for_test(what: &str) -> Self {
         Self {
@@ -225,12 +241,20 @@ impl Aws {
         let ecr = aws_sdk_ecr::config::Builder::from(&sdk)
             .interceptor(calls.clone())
             .build();
+        let tagging = TaggingClient::new(
+            &sdk,
+            config.endpoint_url.as_deref(),
+            &config.region.to_string(),
+            config.region.dns_suffix(),
+        )
+        .map_err(|e| format!("{e:#}"));
         Self {
             iam: aws_sdk_iam::Client::from_conf(iam),
             ecr: aws_sdk_ecr::Client::from_conf(ecr),
             ecr_config: config.clone(),
             calls,
             registry_scans: AtomicBool::new(false),
+            tagging,
         }
     }
 
@@ -270,7 +294,8 @@ impl Aws {
             self.registry_scans
                 .store(scanning.governs(), Ordering::Relaxed);
             observed.registry_scanning = Some(scanning);
-            observed.repositories = self.observe_repositories(on_read).await?;
+            (observed.repositories, observed.tag_reads) =
+                self.observe_repositories(on_read).await?;
         }
         Ok(observed)
     }
@@ -382,16 +407,58 @@ impl Aws {
         }))
     }
 
+    /// The tags of managed repositories in bulk, 100 a page, or why they
+    /// must be read one repository at a time.
+    async fn bulk_tags(&self) -> Result<std::result::Result<TagsByArn, String>> {
+        match &self.tagging {
+            Ok(client) => Ok(client
+                .managed_repositories(&|| self.calls.count_read())
+                .await?
+                .map_err(|Unavailable(why)| why)),
+            Err(why) => Ok(Err(why.clone())),
+        }
+    }
+
+    /// Every repository under the prefix, and a note for the plan when
+    /// their tags had to be read one repository at a time.
+    ///
+    /// Tags come from the bulk read for repositories it lists (those tagged
+    /// `rise:managed`); the others (adoption candidates, repositories
+    /// created or tagged since the tagging index last saw them) are read
+    /// one by one, so a repository the bulk read misses is read, never
+    /// assumed untagged. Lifecycle policies have no bulk read: one
+    /// `GetLifecyclePolicy` each.
     async fn observe_repositories(
         &self,
         on_read: &dyn Fn(usize, usize),
-    ) -> Result<BTreeMap<String, ObservedRepository>> {
+    ) -> Result<(BTreeMap<String, ObservedRepository>, Option<String>)> {
         let prefix = self.ecr_config.repo_prefix.as_str();
         let mut found = Vec::new();
-        let mut pages = self.ecr.describe_repositories().into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("listing repositories", e))?;
-            for repo in page.repositories.unwrap_or_default() {
+        // The two listings are independent: one round trip per page of the
+        // longer, not of both.
+        let (described, bulk) = tokio::join!(
+            async {
+                let mut repositories = Vec::new();
+                let mut pages = self.ecr.describe_repositories().into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| aws_error("listing repositories", e))?;
+                    repositories.extend(page.repositories.unwrap_or_default());
+                }
+                Ok::<_, anyhow::Error>(repositories)
+            },
+            self.bulk_tags()
+        );
+        let (mut bulk, note) = match bulk? {
+            Ok(tags) => (tags, None),
+            Err(why) => (
+                TagsByArn::new(),
+                Some(format!(
+                    "tags read one repository at a time: the bulk read (tag:GetResources) was refused ({why})"
+                )),
+            ),
+        };
+        for repo in described? {
+            {
                 let Some(name) = repo.repository_name.clone() else {
                     continue;
                 };
@@ -407,7 +474,12 @@ impl Aws {
                     .image_scanning_configuration
                     .as_ref()
                     .is_some_and(|s| s.scan_on_push);
-                found.push((name, mutability, scan));
+                let arn = repo
+                    .repository_arn
+                    .clone()
+                    .unwrap_or_else(|| self.repository_arn(&name));
+                let tags = bulk.remove(&arn);
+                found.push((name, arn, tags, mutability, scan));
             }
         }
         // Tags and lifecycle policies, a bounded number at a time.
@@ -415,25 +487,24 @@ impl Aws {
         on_read(0, total);
         let permits = Arc::new(Semaphore::new(READ_CONCURRENCY));
         let mut tasks = tokio::task::JoinSet::new();
-        for (name, tag_mutability, scan_on_push) in found {
-            let (ecr, arn, permits) = (
-                self.ecr.clone(),
-                self.repository_arn(&name),
-                permits.clone(),
-            );
+        for (name, arn, bulk_tags, tag_mutability, scan_on_push) in found {
+            let (ecr, permits) = (self.ecr.clone(), permits.clone());
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                let tags = ecr
-                    .list_tags_for_resource()
-                    .resource_arn(&arn)
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&format!("reading tags of {name}"), e))?
-                    .tags
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|t| (t.key, t.value))
-                    .collect();
+                let tags = match bulk_tags {
+                    Some(tags) => tags,
+                    None => ecr
+                        .list_tags_for_resource()
+                        .resource_arn(&arn)
+                        .send()
+                        .await
+                        .map_err(|e| aws_error(&format!("reading tags of {name}"), e))?
+                        .tags
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|t| (t.key, t.value))
+                        .collect(),
+                };
                 let lifecycle_policy = match ecr
                     .get_lifecycle_policy()
                     .repository_name(&name)
@@ -475,7 +546,7 @@ impl Aws {
             repositories.insert(name, repo);
             on_read(repositories.len(), total);
         }
-        Ok(repositories)
+        Ok((repositories, note))
     }
 
     fn role_arn(&self, role: RoleKind) -> &RoleArn {
