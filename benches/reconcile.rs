@@ -326,6 +326,20 @@ fn main() {
     println!("| measurement | rise-registry | baseline, same run | ratio |");
     println!("|---|---|---|---|");
     for (n, case, s) in rows {
+        if s[1].took.is_zero() && s[2].took.is_zero() {
+            println!(
+                "| {case}, {n} projects, {} ms/request{} | {:.2} s, {:.2} requests/project, {} throttled | not run | |",
+                latency.delay.as_millis(),
+                latency
+                    .rate
+                    .map(|r| format!(", over {r} requests/s throttled"))
+                    .unwrap_or_default(),
+                s[0].took.as_secs_f64(),
+                s[0].requests as f64 / n as f64,
+                s[0].throttled
+            );
+            continue;
+        }
         let cell = |s: &Sample| {
             format!(
                 "{:.2} s, {:.2} requests/project, {} throttled",
@@ -335,6 +349,9 @@ fn main() {
             )
         };
         for tool in [1, 2] {
+            if s[tool].took.is_zero() {
+                continue; // baselines not run (BENCH_BASELINE_RUNS=0)
+            }
             println!(
                 "| {case}, {n} projects, {} ms/request | {} | {}: {} | {:.1}× faster |",
                 latency.delay.as_millis(),

@@ -10,15 +10,17 @@ use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::Value;
-use tokio::sync::Semaphore;
 
+use super::adaptive::AdaptiveLimit;
 use super::desired::{TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT, lifecycle_policy};
 use super::plan::{
     Action, Change, ObservedRepository, ObservedRole, ObservedState, RegistryScanning, RoleKind,
@@ -27,9 +29,6 @@ use super::plan::{
 use super::tagging::{TaggingClient, TagsByArn, Unavailable};
 use crate::config::EcrConfig;
 use crate::naming::RoleArn;
-
-/// Repositories read at once while observing.
-const READ_CONCURRENCY: usize = 8;
 
 /// AWS clients for plan/apply, built once from the default credential chain
 /// (the operator's credentials).
@@ -45,6 +44,64 @@ pub struct Aws {
     /// The bulk tag read; `None` when its client could not be built (then
     /// tags are read per repository, and the plan says why).
     tagging: std::result::Result<TaggingClient, String>,
+    /// Requests in flight, adapting to throttling: repository reads and
+    /// every action take a slot.
+    pub(crate) limit: Arc<AdaptiveLimit>,
+}
+
+/// Tells the [`AdaptiveLimit`] how each answer went: throttling (ECR's
+/// `ThrottlingException`, IAM's `Throttling`, and their kin), or not.
+#[derive(Debug, Clone)]
+struct ThrottleSignal(Arc<AdaptiveLimit>);
+
+/// Whether an answer is AWS throttling, from its status, error-type header
+/// (JSON protocols) or body (IAM's XML).
+pub(crate) fn is_throttling(status: u16, error_type: Option<&str>, body: &[u8]) -> bool {
+    const CODES: [&str; 4] = [
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    ];
+    if status == 429 {
+        return true;
+    }
+    if !(400..600).contains(&status) {
+        return false;
+    }
+    if let Some(kind) = error_type {
+        return CODES.iter().any(|c| kind.starts_with(c));
+    }
+    let body = String::from_utf8_lossy(&body[..body.len().min(2048)]);
+    CODES
+        .iter()
+        .any(|c| body.contains(&format!("<Code>{c}")) || body.contains(&format!("\"{c}")))
+}
+
+impl Intercept for ThrottleSignal {
+    fn name(&self) -> &'static str {
+        "ThrottleSignal"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let response = context.response();
+        let throttled = is_throttling(
+            response.status().as_u16(),
+            response.headers().get("x-amzn-errortype"),
+            response.body().bytes().unwrap_or_default(),
+        );
+        if throttled {
+            self.0.on_throttled();
+        } else {
+            self.0.on_answer();
+        }
+        Ok(())
+    }
 }
 
 /// Counts the AWS requests sent (retries included), split into reads
@@ -235,13 +292,18 @@ impl Aws {
     pub async fn new(config: &EcrConfig) -> Self {
         let sdk = crate::aws::sdk_config(config, crate::aws::Caller::Reconcile).await;
         let calls = CallCounter::default();
+        let limit = Arc::new(AdaptiveLimit::default());
+        let signal = ThrottleSignal(limit.clone());
         let iam = aws_sdk_iam::config::Builder::from(&sdk)
             .interceptor(calls.clone())
+            .interceptor(signal.clone())
             .build();
         let ecr = aws_sdk_ecr::config::Builder::from(&sdk)
             .interceptor(calls.clone())
+            .interceptor(signal)
             .build();
         let tagging = TaggingClient::new(
+            limit.clone(),
             &sdk,
             config.endpoint_url.as_deref(),
             &config.region.to_string(),
@@ -255,6 +317,7 @@ impl Aws {
             calls,
             registry_scans: AtomicBool::new(false),
             tagging,
+            limit,
         }
     }
 
@@ -482,15 +545,14 @@ impl Aws {
                 found.push((name, arn, tags, mutability, scan));
             }
         }
-        // Tags and lifecycle policies, a bounded number at a time.
+        // Tags and lifecycle policies, as many at a time as AWS allows.
         let total = found.len();
         on_read(0, total);
-        let permits = Arc::new(Semaphore::new(READ_CONCURRENCY));
         let mut tasks = tokio::task::JoinSet::new();
         for (name, arn, bulk_tags, tag_mutability, scan_on_push) in found {
-            let (ecr, permits) = (self.ecr.clone(), permits.clone());
+            let (ecr, limit) = (self.ecr.clone(), self.limit.clone());
             tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
+                let _slot = limit.acquire().await;
                 let tags = match bulk_tags {
                     Some(tags) => tags,
                     None => ecr
@@ -617,6 +679,11 @@ impl Aws {
     /// # Errors
     /// AWS's error, naming the action.
     pub(crate) async fn execute(&self, action: &Action) -> Result<Option<String>> {
+        let _slot = self.limit.acquire().await;
+        self.execute_now(action).await
+    }
+
+    async fn execute_now(&self, action: &Action) -> Result<Option<String>> {
         match action {
             Action::CreateRole {
                 role, trust, tags, ..

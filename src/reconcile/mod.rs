@@ -8,6 +8,7 @@
 //! draws a plan as text, Markdown or JSON, showing policy documents through
 //! [`diff`] and explaining each action through [`meaning`].
 
+mod adaptive;
 pub mod apply;
 pub mod aws;
 pub mod canonical;

@@ -33,6 +33,7 @@ pub(crate) type TagsByArn = BTreeMap<String, BTreeMap<String, String>>;
 pub(crate) struct Unavailable(pub String);
 
 pub(crate) struct TaggingClient {
+    limit: std::sync::Arc<super::adaptive::AdaptiveLimit>,
     sdk: aws_config::SdkConfig,
     endpoint: String,
     region: String,
@@ -48,6 +49,7 @@ impl TaggingClient {
     /// `endpoint_url` as for the other clients (the configured one, then
     /// `AWS_ENDPOINT_URL`), else the regional endpoint.
     pub(crate) fn new(
+        limit: std::sync::Arc<super::adaptive::AdaptiveLimit>,
         sdk: &aws_config::SdkConfig,
         endpoint_url: Option<&str>,
         region: &str,
@@ -65,6 +67,7 @@ impl TaggingClient {
             .enable_http1()
             .build();
         Ok(Self {
+            limit,
             sdk: sdk.clone(),
             endpoint: endpoint.trim_end_matches('/').to_string(),
             region: region.to_string(),
@@ -129,7 +132,15 @@ impl TaggingClient {
         let mut attempt = 1;
         loop {
             on_page();
-            let (status, body) = self.send_once(request).await?;
+            let (status, body, error_type) = {
+                let _slot = self.limit.acquire().await;
+                self.send_once(request).await?
+            };
+            if super::aws::is_throttling(status.as_u16(), error_type.as_deref(), &body) {
+                self.limit.on_throttled();
+            } else {
+                self.limit.on_answer();
+            }
             let reply: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             if status.is_success() {
                 return Ok(Ok(reply));
@@ -169,7 +180,11 @@ impl TaggingClient {
         }
     }
 
-    async fn send_once(&self, request: &Value) -> Result<(hyper::StatusCode, Bytes)> {
+    /// Status, body and `x-amzn-errortype` of one attempt.
+    async fn send_once(
+        &self,
+        request: &Value,
+    ) -> Result<(hyper::StatusCode, Bytes, Option<String>)> {
         let credentials = self
             .sdk
             .credentials_provider()
@@ -236,12 +251,17 @@ impl TaggingClient {
                     ))
                 })?;
         let status = response.status();
+        let error_type = response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let body = response
             .into_body()
             .collect()
             .await
             .map(|b| b.to_bytes())
             .context("reading the GetResources answer")?;
-        Ok((status, body))
+        Ok((status, body, error_type))
     }
 }

@@ -1273,3 +1273,40 @@ async fn a_denied_bulk_tag_read_falls_back_and_says_so() {
         "{json}"
     );
 }
+
+/// Through a proxy that throttles every request above 40 a second, apply
+/// backs its requests in flight off (from 16 to a few) instead of only
+/// retrying, and converges in one run without a failed action.
+#[tokio::test]
+async fn apply_backs_off_its_concurrency_under_a_rate_limit() {
+    use support::throttle::{Latency, Tagging, ThrottlingProxy};
+    let account = Account::new();
+    let proxy = ThrottlingProxy::aws_like(
+        account.emulator.addr,
+        Latency {
+            delay: std::time::Duration::from_millis(5),
+            rate: Some(40),
+            tagging: Tagging::Answer,
+        },
+    );
+    let names: Vec<String> = (0..120).map(|i| format!("r{i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    account.configure_at(&proxy.url(), &refs, "");
+    let out = account.run(&["-v", "apply", "--auto-approve"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{log}");
+    assert!(
+        stdout.contains("Apply complete: 124 done, 0 failed."),
+        "{stdout}"
+    );
+    assert!(proxy.throttled() > 0, "the rate limit was reached");
+    let lowest: usize = log
+        .rsplit("lowest_limit=")
+        .next()
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no lowest_limit in:\n{log}"));
+    assert!(lowest < 16, "backed off to {lowest}:\n{log}");
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+}
