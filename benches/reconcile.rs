@@ -279,7 +279,8 @@ fn main() {
             }
             let drifted = rt.block_on(drift(&emulator, n));
             samples[2][0].push(measure(&proxy, || {
-                let out = run(&dir, &["plan", "--detailed-exitcode"], 2);
+                // --verbose: every repository named, none folded into a group.
+                let out = run(&dir, &["plan", "--verbose", "--detailed-exitcode"], 2);
                 for name in &drifted {
                     assert!(out.contains(name.as_str()), "{name} drifted:\n{out}");
                 }

@@ -41,8 +41,8 @@ pub struct Aws {
     /// governs scanning: then repositories are created without the
     /// deprecated repository-level flag (apply always observes first).
     registry_scans: AtomicBool,
-    /// The bulk tag read; `None` when its client could not be built (then
-    /// tags are read per repository, and the plan says why).
+    /// The bulk tag read, or why its client could not be built (then tags
+    /// are read per repository, and the plan says why).
     tagging: std::result::Result<TaggingClient, String>,
     /// Requests in flight, adapting to throttling: repository reads and
     /// every action take a slot.
@@ -882,6 +882,24 @@ impl Aws {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttling_is_told_from_other_errors_in_every_protocol() {
+        let ecr = br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+        assert!(is_throttling(400, Some("ThrottlingException"), ecr));
+        assert!(is_throttling(400, None, ecr));
+        let iam = b"<ErrorResponse><Error><Code>Throttling</Code></Error></ErrorResponse>";
+        assert!(is_throttling(400, None, iam));
+        assert!(is_throttling(429, None, b""));
+        assert!(!is_throttling(
+            400,
+            Some("AccessDeniedException"),
+            br#"{"__type":"AccessDeniedException","Message":"Throttling is not this"}"#
+        ));
+        let denied = b"<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>";
+        assert!(!is_throttling(403, None, denied));
+        assert!(!is_throttling(200, None, ecr), "a 2xx answer is never throttling");
+    }
 
     #[test]
     fn iam_documents_decode() {
