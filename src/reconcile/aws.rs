@@ -898,7 +898,10 @@ mod tests {
         ));
         let denied = b"<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>";
         assert!(!is_throttling(403, None, denied));
-        assert!(!is_throttling(200, None, ecr), "a 2xx answer is never throttling");
+        assert!(
+            !is_throttling(200, None, ecr),
+            "a 2xx answer is never throttling"
+        );
     }
 
     #[test]
