@@ -191,7 +191,15 @@ pub(crate) fn run_plan(
 /// The AWS request count, for `-v` and the benchmarks.
 fn log_calls(aws: &Aws) {
     let (reads, writes) = aws.calls.counts();
-    tracing::info!(reads, writes, "AWS requests");
+    let (throttled, lowest_limit, limit) = aws.limit.summary();
+    tracing::info!(
+        reads,
+        writes,
+        throttled,
+        lowest_limit,
+        limit,
+        "AWS requests"
+    );
 }
 
 /// `apply`'s flags.

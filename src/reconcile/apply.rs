@@ -16,8 +16,10 @@ use tokio::sync::Semaphore;
 use super::aws::{Aws, Unreachable};
 use super::plan::Action;
 
-/// Actions of one batch run at once, at most.
-pub(crate) const APPLY_CONCURRENCY: usize = 4;
+/// Actions of one batch under way at once, at most. With [`Aws`], fewer
+/// send requests at a time: each takes a slot of its adaptive limit
+/// (src/reconcile/adaptive.rs), which follows AWS's throttling.
+pub(crate) const APPLY_CONCURRENCY: usize = super::adaptive::MAX as usize;
 
 /// What carries out one action. [`Aws`] in production.
 pub trait Executor: Send + Sync + 'static {

@@ -10,25 +10,25 @@ use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::Value;
-use tokio::sync::Semaphore;
 
+use super::adaptive::AdaptiveLimit;
 use super::desired::{TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT, lifecycle_policy};
 use super::plan::{
     Action, Change, ObservedRepository, ObservedRole, ObservedState, RegistryScanning, RoleKind,
     Scope,
 };
+use super::tagging::{TaggingClient, TagsByArn, Unavailable};
 use crate::config::EcrConfig;
 use crate::naming::RoleArn;
-
-/// Repositories read at once while observing.
-const READ_CONCURRENCY: usize = 8;
 
 /// AWS clients for plan/apply, built once from the default credential chain
 /// (the operator's credentials).
@@ -41,6 +41,67 @@ pub struct Aws {
     /// governs scanning: then repositories are created without the
     /// deprecated repository-level flag (apply always observes first).
     registry_scans: AtomicBool,
+    /// The bulk tag read, or why its client could not be built (then tags
+    /// are read per repository, and the plan says why).
+    tagging: std::result::Result<TaggingClient, String>,
+    /// Requests in flight, adapting to throttling: repository reads and
+    /// every action take a slot.
+    pub(crate) limit: Arc<AdaptiveLimit>,
+}
+
+/// Tells the [`AdaptiveLimit`] how each answer went: throttling (ECR's
+/// `ThrottlingException`, IAM's `Throttling`, and their kin), or not.
+#[derive(Debug, Clone)]
+struct ThrottleSignal(Arc<AdaptiveLimit>);
+
+/// Whether an answer is AWS throttling, from its status, error-type header
+/// (JSON protocols) or body (IAM's XML).
+pub(crate) fn is_throttling(status: u16, error_type: Option<&str>, body: &[u8]) -> bool {
+    const CODES: [&str; 4] = [
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    ];
+    if status == 429 {
+        return true;
+    }
+    if !(400..600).contains(&status) {
+        return false;
+    }
+    if let Some(kind) = error_type {
+        return CODES.iter().any(|c| kind.starts_with(c));
+    }
+    let body = String::from_utf8_lossy(&body[..body.len().min(2048)]);
+    CODES
+        .iter()
+        .any(|c| body.contains(&format!("<Code>{c}")) || body.contains(&format!("\"{c}")))
+}
+
+impl Intercept for ThrottleSignal {
+    fn name(&self) -> &'static str {
+        "ThrottleSignal"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let response = context.response();
+        let throttled = is_throttling(
+            response.status().as_u16(),
+            response.headers().get("x-amzn-errortype"),
+            response.body().bytes().unwrap_or_default(),
+        );
+        if throttled {
+            self.0.on_throttled();
+        } else {
+            self.0.on_answer();
+        }
+        Ok(())
+    }
 }
 
 /// Counts the AWS requests sent (retries included), split into reads
@@ -59,6 +120,11 @@ impl CallCounter {
             self.reads.load(Ordering::Relaxed),
             self.writes.load(Ordering::Relaxed),
         )
+    }
+
+    /// A read sent outside the SDK clients (the bulk tag read).
+    fn count_read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -98,6 +164,13 @@ pub struct Unreachable {
 }
 
 impl Unreachable {
+    pub(crate) fn new(what: &str, text: &str) -> Self {
+        Self {
+            what: what.to_string(),
+            text: text.to_string(),
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn for_test(what: &str) -> Self {
         Self {
@@ -219,18 +292,32 @@ impl Aws {
     pub async fn new(config: &EcrConfig) -> Self {
         let sdk = crate::aws::sdk_config(config, crate::aws::Caller::Reconcile).await;
         let calls = CallCounter::default();
+        let limit = Arc::new(AdaptiveLimit::default());
+        let signal = ThrottleSignal(limit.clone());
         let iam = aws_sdk_iam::config::Builder::from(&sdk)
             .interceptor(calls.clone())
+            .interceptor(signal.clone())
             .build();
         let ecr = aws_sdk_ecr::config::Builder::from(&sdk)
             .interceptor(calls.clone())
+            .interceptor(signal)
             .build();
+        let tagging = TaggingClient::new(
+            limit.clone(),
+            &sdk,
+            config.endpoint_url.as_deref(),
+            &config.region.to_string(),
+            config.region.dns_suffix(),
+        )
+        .map_err(|e| format!("{e:#}"));
         Self {
             iam: aws_sdk_iam::Client::from_conf(iam),
             ecr: aws_sdk_ecr::Client::from_conf(ecr),
             ecr_config: config.clone(),
             calls,
             registry_scans: AtomicBool::new(false),
+            tagging,
+            limit,
         }
     }
 
@@ -270,7 +357,8 @@ impl Aws {
             self.registry_scans
                 .store(scanning.governs(), Ordering::Relaxed);
             observed.registry_scanning = Some(scanning);
-            observed.repositories = self.observe_repositories(on_read).await?;
+            (observed.repositories, observed.tag_reads) =
+                self.observe_repositories(on_read).await?;
         }
         Ok(observed)
     }
@@ -382,16 +470,58 @@ impl Aws {
         }))
     }
 
+    /// The tags of managed repositories in bulk, 100 a page, or why they
+    /// must be read one repository at a time.
+    async fn bulk_tags(&self) -> Result<std::result::Result<TagsByArn, String>> {
+        match &self.tagging {
+            Ok(client) => Ok(client
+                .managed_repositories(&|| self.calls.count_read())
+                .await?
+                .map_err(|Unavailable(why)| why)),
+            Err(why) => Ok(Err(why.clone())),
+        }
+    }
+
+    /// Every repository under the prefix, and a note for the plan when
+    /// their tags had to be read one repository at a time.
+    ///
+    /// Tags come from the bulk read for repositories it lists (those tagged
+    /// `rise:managed`); the others (adoption candidates, repositories
+    /// created or tagged since the tagging index last saw them) are read
+    /// one by one, so a repository the bulk read misses is read, never
+    /// assumed untagged. Lifecycle policies have no bulk read: one
+    /// `GetLifecyclePolicy` each.
     async fn observe_repositories(
         &self,
         on_read: &dyn Fn(usize, usize),
-    ) -> Result<BTreeMap<String, ObservedRepository>> {
+    ) -> Result<(BTreeMap<String, ObservedRepository>, Option<String>)> {
         let prefix = self.ecr_config.repo_prefix.as_str();
         let mut found = Vec::new();
-        let mut pages = self.ecr.describe_repositories().into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("listing repositories", e))?;
-            for repo in page.repositories.unwrap_or_default() {
+        // The two listings are independent: one round trip per page of the
+        // longer, not of both.
+        let (described, bulk) = tokio::join!(
+            async {
+                let mut repositories = Vec::new();
+                let mut pages = self.ecr.describe_repositories().into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| aws_error("listing repositories", e))?;
+                    repositories.extend(page.repositories.unwrap_or_default());
+                }
+                Ok::<_, anyhow::Error>(repositories)
+            },
+            self.bulk_tags()
+        );
+        let (mut bulk, note) = match bulk? {
+            Ok(tags) => (tags, None),
+            Err(why) => (
+                TagsByArn::new(),
+                Some(format!(
+                    "tags read one repository at a time: the bulk read (tag:GetResources) was refused ({why})"
+                )),
+            ),
+        };
+        for repo in described? {
+            {
                 let Some(name) = repo.repository_name.clone() else {
                     continue;
                 };
@@ -407,33 +537,36 @@ impl Aws {
                     .image_scanning_configuration
                     .as_ref()
                     .is_some_and(|s| s.scan_on_push);
-                found.push((name, mutability, scan));
+                let arn = repo
+                    .repository_arn
+                    .clone()
+                    .unwrap_or_else(|| self.repository_arn(&name));
+                let tags = bulk.remove(&arn);
+                found.push((name, arn, tags, mutability, scan));
             }
         }
-        // Tags and lifecycle policies, a bounded number at a time.
+        // Tags and lifecycle policies, as many at a time as AWS allows.
         let total = found.len();
         on_read(0, total);
-        let permits = Arc::new(Semaphore::new(READ_CONCURRENCY));
         let mut tasks = tokio::task::JoinSet::new();
-        for (name, tag_mutability, scan_on_push) in found {
-            let (ecr, arn, permits) = (
-                self.ecr.clone(),
-                self.repository_arn(&name),
-                permits.clone(),
-            );
+        for (name, arn, bulk_tags, tag_mutability, scan_on_push) in found {
+            let (ecr, limit) = (self.ecr.clone(), self.limit.clone());
             tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let tags = ecr
-                    .list_tags_for_resource()
-                    .resource_arn(&arn)
-                    .send()
-                    .await
-                    .map_err(|e| aws_error(&format!("reading tags of {name}"), e))?
-                    .tags
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|t| (t.key, t.value))
-                    .collect();
+                let _slot = limit.acquire().await;
+                let tags = match bulk_tags {
+                    Some(tags) => tags,
+                    None => ecr
+                        .list_tags_for_resource()
+                        .resource_arn(&arn)
+                        .send()
+                        .await
+                        .map_err(|e| aws_error(&format!("reading tags of {name}"), e))?
+                        .tags
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|t| (t.key, t.value))
+                        .collect(),
+                };
                 let lifecycle_policy = match ecr
                     .get_lifecycle_policy()
                     .repository_name(&name)
@@ -475,7 +608,7 @@ impl Aws {
             repositories.insert(name, repo);
             on_read(repositories.len(), total);
         }
-        Ok(repositories)
+        Ok((repositories, note))
     }
 
     fn role_arn(&self, role: RoleKind) -> &RoleArn {
@@ -546,6 +679,11 @@ impl Aws {
     /// # Errors
     /// AWS's error, naming the action.
     pub(crate) async fn execute(&self, action: &Action) -> Result<Option<String>> {
+        let _slot = self.limit.acquire().await;
+        self.execute_now(action).await
+    }
+
+    async fn execute_now(&self, action: &Action) -> Result<Option<String>> {
         match action {
             Action::CreateRole {
                 role, trust, tags, ..
@@ -744,6 +882,27 @@ impl Aws {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttling_is_told_from_other_errors_in_every_protocol() {
+        let ecr = br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+        assert!(is_throttling(400, Some("ThrottlingException"), ecr));
+        assert!(is_throttling(400, None, ecr));
+        let iam = b"<ErrorResponse><Error><Code>Throttling</Code></Error></ErrorResponse>";
+        assert!(is_throttling(400, None, iam));
+        assert!(is_throttling(429, None, b""));
+        assert!(!is_throttling(
+            400,
+            Some("AccessDeniedException"),
+            br#"{"__type":"AccessDeniedException","Message":"Throttling is not this"}"#
+        ));
+        let denied = b"<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>";
+        assert!(!is_throttling(403, None, denied));
+        assert!(
+            !is_throttling(200, None, ecr),
+            "a 2xx answer is never throttling"
+        );
+    }
 
     #[test]
     fn iam_documents_decode() {

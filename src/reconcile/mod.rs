@@ -2,11 +2,13 @@
 //! [`desired`] computes what should exist, [`plan::plan`] diffs it against
 //! what was observed into ordered actions, and [`canonical`] makes policy
 //! comparison ignore spelling, and [`apply`] runs a plan's actions in
-//! batches into a report. Only [`aws`] talks to AWS: it observes the
+//! batches into a report. Only [`aws`] (with `tagging`, its bulk tag
+//! read) talks to AWS: it observes the
 //! account and carries out single actions. For the reviewer, [`render`]
 //! draws a plan as text, Markdown or JSON, showing policy documents through
 //! [`diff`] and explaining each action through [`meaning`].
 
+mod adaptive;
 pub mod apply;
 pub mod aws;
 pub mod canonical;
@@ -15,3 +17,4 @@ pub mod diff;
 pub mod meaning;
 pub mod plan;
 pub mod render;
+mod tagging;

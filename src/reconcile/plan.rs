@@ -83,6 +83,9 @@ pub struct ObservedState {
     pub registry_scanning: Option<RegistryScanning>,
     /// Every repository whose name starts with the prefix.
     pub repositories: BTreeMap<String, ObservedRepository>,
+    /// Set when repository tags could not be read in bulk and were read
+    /// one repository at a time: why, for the plan.
+    pub tag_reads: Option<String>,
 }
 
 /// What plan/apply read and change: `--scope`, defaulting to `all`, or to
@@ -309,6 +312,10 @@ pub struct Plan {
     /// ([`RegistryScanning::describe`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry_scanning: Option<String>,
+    /// Set when tags were read one repository at a time (slower, same
+    /// result) because the bulk read was refused: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_reads: Option<String>,
 }
 
 impl Plan {
@@ -357,6 +364,7 @@ pub fn plan_scope(desired: &DesiredState, observed: &ObservedState, scope: Scope
         actions,
         unmanaged,
         registry_scanning: governing.map(RegistryScanning::describe),
+        tag_reads: observed.tag_reads.clone().filter(|_| scope.repositories()),
     }
 }
 

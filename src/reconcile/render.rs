@@ -83,6 +83,9 @@ pub fn to_json(plan: &Plan) -> Value {
     if let Some(note) = &plan.registry_scanning {
         value["registry_scanning"] = note.as_str().into();
     }
+    if let Some(note) = &plan.tag_reads {
+        value["tag_reads"] = note.as_str().into();
+    }
     value
 }
 
@@ -520,6 +523,9 @@ pub fn to_text(plan: &Plan, options: TextOptions) -> String {
     if let Some(note) = &plan.registry_scanning {
         let _ = writeln!(out, "\nScanning: {note}.");
     }
+    if let Some(note) = &plan.tag_reads {
+        let _ = writeln!(out, "\nReads: {note}.");
+    }
     if !plan.unmanaged.is_empty() {
         let _ = writeln!(
             out,
@@ -693,6 +699,9 @@ pub fn to_markdown(plan: &Plan, options: TextOptions) -> String {
     }
     if let Some(note) = &plan.registry_scanning {
         let _ = writeln!(out, "Scanning: {}.\n", md(note));
+    }
+    if let Some(note) = &plan.tag_reads {
+        let _ = writeln!(out, "Reads: {}.\n", md(note));
     }
     if !plan.unmanaged.is_empty() {
         let _ = writeln!(

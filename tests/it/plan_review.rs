@@ -63,6 +63,7 @@ fn converged(d: &DesiredState) -> ObservedState {
                 )
             })
             .collect(),
+        tag_reads: None,
     }
 }
 

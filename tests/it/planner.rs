@@ -83,6 +83,7 @@ fn converged(d: &DesiredState) -> ObservedState {
                 )
             })
             .collect(),
+        tag_reads: None,
     }
 }
 

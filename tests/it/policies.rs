@@ -74,9 +74,11 @@ fn actions(statement: &Value) -> Vec<String> {
 /// repositories or the push role, or anything but the login on `*`.
 /// Reads that IAM cannot scope to a resource (they have no resource type),
 /// the only actions allowed on `*`.
-const UNSCOPED_READS: [&str; 2] = [
+const UNSCOPED_READS: [&str; 3] = [
     "ecr:GetAuthorizationToken",
     "ecr:GetRegistryScanningConfiguration",
+    // The bulk tag read: IAM offers no resource to scope it to.
+    "tag:GetResources",
 ];
 
 fn unscoped_writes(doc: &Value) -> Vec<String> {

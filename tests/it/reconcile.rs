@@ -179,11 +179,13 @@ async fn an_empty_account_converges_and_stays_converged() {
     );
     // A plan with nothing to do only reads: per role get, list and one
     // policy (6), the registry's scanning configuration (1), one page of
-    // repositories (1), and tags and lifecycle per repository (2 each):
-    // 7 + pages + 2n.
+    // repositories (1), one page of the bulk tag read (1), and lifecycle
+    // per repository; the emulator's bulk read lists no ECR repository, so
+    // here tags are read per repository too: 8 + pages + 2n
+    // (bulk_tag_reads_* below has the bulk read answering).
     let out = account.run(&["-v", "plan"]);
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("reads=12 writes=0"), "{log}");
+    assert!(log.contains("reads=13 writes=0"), "{log}");
     let again = account.expect(&["apply", "--auto-approve"], 0);
     assert_eq!(
         again, "No changes. AWS matches the configuration.\n",
@@ -1154,4 +1156,157 @@ async fn progress_is_drawn_on_a_terminal_only_and_cleared() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// With the Resource Groups Tagging API answering (the proxy answers it
+/// from the emulator's tags), a plan reads tags in bulk: no
+/// `ListTagsForResource` for managed repositories, one request per
+/// repository (its lifecycle policy) plus pages, and tag drift still shows.
+/// A repository the bulk read does not list (not tagged managed) is read
+/// on its own, so adoption still sees its tags.
+#[tokio::test]
+async fn bulk_tag_reads_cost_one_request_per_repository_and_still_see_drift() {
+    use support::throttle::{Latency, Tagging, ThrottlingProxy};
+    let account = Account::new();
+    let proxy = ThrottlingProxy::aws_like(
+        account.emulator.addr,
+        Latency {
+            delay: std::time::Duration::ZERO,
+            rate: None,
+            tagging: Tagging::Answer,
+        },
+    );
+    let names: Vec<String> = (0..5).map(|i| format!("b{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    account.configure_at(&proxy.url(), &refs, "");
+    account.expect(&["apply", "--auto-approve"], 0);
+
+    let ecr_before = proxy.requests_to("ecr");
+    let out = account.run(&["-v", "plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stderr);
+    // 6 IAM + scanning configuration + 1 page of repositories + 1 page
+    // of tags + 5 lifecycle policies.
+    assert!(log.contains("reads=14 writes=0"), "{log}");
+    assert_eq!(proxy.requests_to("ecr") - ecr_before, 7);
+    assert_eq!(
+        proxy.requests_to("tagging"),
+        2,
+        "one page per observation (apply, plan)"
+    );
+    assert!(
+        !proxy.ecr_operations().contains("ListTagsForResource"),
+        "{:?}",
+        proxy.ecr_operations()
+    );
+
+    // Drift in a tag, made behind the tool's back, is in the bulk answer.
+    let ecr = account.ecr().await;
+    ecr.tag_resource()
+        .resource_arn(format!(
+            "arn:aws:ecr:us-east-1:{ACCOUNT_ID}:repository/rise/b3"
+        ))
+        .tags(
+            aws_sdk_ecr::types::Tag::builder()
+                .key("rise:project")
+                .value("other")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // An untagged repository under the prefix that a project claims: the
+    // bulk read does not list it, its own read shows it unmanaged.
+    ecr.create_repository()
+        .repository_name("rise/b5")
+        .send()
+        .await
+        .unwrap();
+    account.configure_at(&proxy.url(), &["b0", "b1", "b2", "b3", "b4", "b5"], "");
+    let plan = account.expect(&["plan", "--detailed-exitcode"], 2);
+    assert!(
+        plan.contains("rise/b3") && plan.contains("rise/b5"),
+        "{plan}"
+    );
+    assert!(!plan.contains("Reads:"), "{plan}");
+    account.expect(&["apply", "--auto-approve"], 0);
+    account.expect(&["plan", "--detailed-exitcode"], 0);
+    let has = |tags: Vec<(String, String)>, k: &str, v: &str| {
+        tags.contains(&(k.to_string(), v.to_string()))
+    };
+    assert!(has(account.tags("rise/b3").await, "rise:project", "b3"));
+    assert!(has(account.tags("rise/b5").await, "rise:managed", "true"));
+}
+
+/// Where the bulk read is denied, tags are read per repository, the plan
+/// is the same, and one line says why.
+#[tokio::test]
+async fn a_denied_bulk_tag_read_falls_back_and_says_so() {
+    use support::throttle::{Latency, Tagging, ThrottlingProxy};
+    let account = Account::new();
+    let proxy = ThrottlingProxy::aws_like(
+        account.emulator.addr,
+        Latency {
+            delay: std::time::Duration::ZERO,
+            rate: None,
+            tagging: Tagging::Deny,
+        },
+    );
+    account.configure_at(&proxy.url(), &["a", "b"], "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    let plan = account.expect(&["plan", "--detailed-exitcode"], 0);
+    assert_eq!(
+        plan,
+        "No changes. AWS matches the configuration.\n\nReads: tags read one repository at a time: \
+         the bulk read (tag:GetResources) was refused (AccessDeniedException: User: \
+         arn:aws:sts::123456789012:assumed-role/rise-backend/plan is not authorized to perform: \
+         tag:GetResources).\n"
+    );
+    assert!(proxy.ecr_operations().contains("ListTagsForResource"));
+    let json = account.expect(&["plan", "--json"], 0);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        json["tag_reads"]
+            .as_str()
+            .is_some_and(|n| n.contains("tag:GetResources")),
+        "{json}"
+    );
+}
+
+/// Through a proxy that throttles every request above 40 a second, apply
+/// backs its requests in flight off (from 16 to a few) instead of only
+/// retrying, and converges in one run without a failed action.
+#[tokio::test]
+async fn apply_backs_off_its_concurrency_under_a_rate_limit() {
+    use support::throttle::{Latency, Tagging, ThrottlingProxy};
+    let account = Account::new();
+    let proxy = ThrottlingProxy::aws_like(
+        account.emulator.addr,
+        Latency {
+            delay: std::time::Duration::from_millis(5),
+            rate: Some(40),
+            tagging: Tagging::Answer,
+        },
+    );
+    let names: Vec<String> = (0..120).map(|i| format!("r{i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    account.configure_at(&proxy.url(), &refs, "");
+    let out = account.run(&["-v", "apply", "--auto-approve"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{log}");
+    assert!(
+        stdout.contains("Apply complete: 124 done, 0 failed."),
+        "{stdout}"
+    );
+    assert!(proxy.throttled() > 0, "the rate limit was reached");
+    let lowest: usize = log
+        .rsplit("lowest_limit=")
+        .next()
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no lowest_limit in:\n{log}"));
+    assert!(lowest < 16, "backed off to {lowest}:\n{log}");
+    account.expect(&["plan", "--detailed-exitcode"], 0);
 }

@@ -13,11 +13,20 @@
 //! gives for a few seconds after a role is created when a policy names it
 //! (`MalformedPolicyDocument: Invalid principal in policy`), which the
 //! emulator never gives: its IAM is consistent at once.
+//!
+//! [`ThrottlingProxy::aws_like`] is AWS as plan/apply meet it: every
+//! request waits a fixed delay (default 30 ms, a round trip to a nearby
+//! region) before it is answered, requests above a fixed rate get the
+//! throttling error (a token bucket holding one second of requests), and
+//! the Resource Groups Tagging API's `GetResources` is answered from the
+//! emulator's ECR tags (fakecloud answers it, but never lists ECR
+//! repositories), or denied.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -52,11 +61,57 @@ struct Shared {
     seed: AtomicU64,
     throttled: AtomicU64,
     forwarded: AtomicU64,
+    /// Requests seen, answered or not.
+    requests: AtomicU64,
+    latency: Latency,
+    /// Tokens left and when they were last topped up.
+    bucket: Mutex<(f64, Instant)>,
+    /// Results of `GetResources` calls, kept for their later pages.
+    tagging_pages: Mutex<Vec<Vec<serde_json::Value>>>,
+    ecr: aws_sdk_ecr::Client,
+}
+
+/// What [`ThrottlingProxy::aws_like`] adds to the emulator.
+#[derive(Debug, Clone)]
+pub struct Latency {
+    /// Added before every answer.
+    pub delay: Duration,
+    /// Requests per second above which calls are throttled (`None`: never).
+    pub rate: Option<u32>,
+    /// Answer `GetResources` from the emulator's ECR tags.
+    pub tagging: Tagging,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tagging {
+    /// Passed to the emulator, which lists no ECR repository.
+    Forward,
+    /// Answered from the emulator's repositories and their tags.
+    Answer,
+    /// Answered with `AccessDeniedException`, as for a role without
+    /// `tag:GetResources`.
+    Deny,
+}
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self {
+            delay: Duration::from_millis(30),
+            rate: None,
+            tagging: Tagging::Answer,
+        }
+    }
 }
 
 impl ThrottlingProxy {
     pub fn start(upstream: SocketAddr, percent: u32) -> Self {
-        Self::with(upstream, percent, None)
+        Self::with(upstream, percent, None, None)
+    }
+
+    /// AWS's latency and throttling in front of the emulator, as
+    /// `latency` describes.
+    pub fn aws_like(upstream: SocketAddr, latency: Latency) -> Self {
+        Self::with(upstream, 0, None, Some(latency))
     }
 
     /// A proxy that answers the first `times` IAM CreateRole,
@@ -64,10 +119,34 @@ impl ThrottlingProxy {
     /// `principal` as IAM does while a new role is not yet known
     /// everywhere, and forwards everything else.
     pub fn invalid_principal(upstream: SocketAddr, principal: &str, times: u64) -> Self {
-        Self::with(upstream, 0, Some((principal.to_string(), times)))
+        Self::with(upstream, 0, Some((principal.to_string(), times)), None)
     }
 
-    fn with(upstream: SocketAddr, percent: u32, invalid_principal: Option<(String, u64)>) -> Self {
+    fn with(
+        upstream: SocketAddr,
+        percent: u32,
+        invalid_principal: Option<(String, u64)>,
+        latency: Option<Latency>,
+    ) -> Self {
+        let latency = latency.unwrap_or(Latency {
+            delay: Duration::ZERO,
+            rate: None,
+            tagging: Tagging::Forward,
+        });
+        let ecr = aws_sdk_ecr::Client::from_conf(
+            aws_sdk_ecr::Config::builder()
+                .behavior_version(aws_sdk_ecr::config::BehaviorVersion::latest())
+                .region(aws_sdk_ecr::config::Region::new(super::REGION))
+                .endpoint_url(format!("http://{upstream}"))
+                .credentials_provider(aws_sdk_ecr::config::Credentials::new(
+                    super::ADMIN_KEY,
+                    super::ADMIN_KEY,
+                    None,
+                    None,
+                    "proxy",
+                ))
+                .build(),
+        );
         let shared = Arc::new(Shared {
             upstream,
             client: Client::builder(TokioExecutor::new()).build_http(),
@@ -79,6 +158,11 @@ impl ThrottlingProxy {
             seed: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
             throttled: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            bucket: Mutex::new((f64::from(latency.rate.unwrap_or(0)), Instant::now())),
+            latency,
+            tagging_pages: Mutex::default(),
+            ecr,
         });
         let s = shared.clone();
         let server = spawn_server(move |req| {
@@ -108,6 +192,11 @@ impl ThrottlingProxy {
         self.shared.ecr_operations.lock().unwrap().clone()
     }
 
+    /// Requests seen so far, answered by the emulator or not.
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
+
     /// Calls passed on to the emulator so far.
     pub fn forwarded(&self) -> u64 {
         self.shared.forwarded.load(Ordering::Relaxed)
@@ -117,7 +206,35 @@ impl ThrottlingProxy {
 impl Shared {
     async fn answer(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
         self.record(&req);
-        if self.percent > 0 && next(&self.seed) % 100 < self.percent {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        // The round trip: the answer (throttling included) comes no sooner.
+        let due = tokio::time::Instant::now() + self.latency.delay;
+        let response = self.decide(req).await;
+        tokio::time::sleep_until(due).await;
+        response
+    }
+
+    /// Whether a token is left in the bucket (one second of requests at
+    /// the rate), taking it.
+    fn over_rate(&self) -> bool {
+        let Some(rate) = self.latency.rate else {
+            return false;
+        };
+        let rate = f64::from(rate);
+        let mut bucket = self.bucket.lock().unwrap();
+        let now = Instant::now();
+        bucket.0 = (bucket.0 + now.duration_since(bucket.1).as_secs_f64() * rate).min(rate);
+        bucket.1 = now;
+        if bucket.0 >= 1.0 {
+            bucket.0 -= 1.0;
+            false
+        } else {
+            true
+        }
+    }
+
+    async fn decide(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+        if (self.percent > 0 && next(&self.seed) % 100 < self.percent) || self.over_rate() {
             self.throttled.fetch_add(1, Ordering::Relaxed);
             return throttle(&req);
         }
@@ -127,6 +244,18 @@ impl Shared {
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
+        let target = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if target == "ResourceGroupsTaggingAPI_20170126.GetResources" {
+            match self.latency.tagging {
+                Tagging::Forward => {}
+                Tagging::Answer => return self.get_resources(&body).await,
+                Tagging::Deny => return access_denied("tag:GetResources"),
+            }
+        }
         if let Some((principal, times)) = &self.invalid_principal
             && names_principal_in_iam_write(&body, principal)
             && self.matched.fetch_add(1, Ordering::Relaxed) < *times
@@ -153,6 +282,130 @@ fn names_principal_in_iam_write(body: &[u8], principal: &str) -> bool {
     form.split('&')
         .any(|pair| writes.iter().any(|w| pair == format!("Action={w}")))
         && form.contains(principal)
+}
+
+impl Shared {
+    /// `GetResources` answered from the emulator: its repositories (ECR is
+    /// the only resource type the proxy knows), their tags from
+    /// `ListTagsForResource`, the request's tag and type filters applied,
+    /// `ResourcesPerPage` at a time. The first page reads everything; later
+    /// pages come from that reading, as a token names it.
+    async fn get_resources(&self, body: &[u8]) -> Response<Full<Bytes>> {
+        let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let per_page = request["ResourcesPerPage"].as_u64().unwrap_or(100) as usize;
+        let (snapshot, offset) = match request["PaginationToken"].as_str().unwrap_or_default() {
+            "" => {
+                let all = self.tagged_repositories(&request).await;
+                let mut pages = self.tagging_pages.lock().unwrap();
+                pages.push(all);
+                (pages.len() - 1, 0)
+            }
+            token => {
+                let (s, o) = token.split_once(':').unwrap_or(("0", "0"));
+                (s.parse().unwrap_or(0), o.parse().unwrap_or(0))
+            }
+        };
+        let pages = self.tagging_pages.lock().unwrap();
+        let all = &pages[snapshot];
+        let end = (offset + per_page).min(all.len());
+        let token = if end < all.len() {
+            format!("{snapshot}:{end}")
+        } else {
+            String::new()
+        };
+        let body = serde_json::json!({
+            "PaginationToken": token,
+            "ResourceTagMappingList": all[offset..end],
+        });
+        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+        r.headers_mut().insert(
+            "content-type",
+            "application/x-amz-json-1.1".parse().unwrap(),
+        );
+        r
+    }
+
+    async fn tagged_repositories(&self, request: &serde_json::Value) -> Vec<serde_json::Value> {
+        let types: Vec<&str> = request["ResourceTypeFilters"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t.as_str()).collect())
+            .unwrap_or_default();
+        if !types.is_empty() && !types.iter().any(|t| *t == "ecr" || *t == "ecr:repository") {
+            return Vec::new();
+        }
+        let mut arns = Vec::new();
+        let mut pages = self.ecr.describe_repositories().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.expect("DescribeRepositories on the emulator");
+            arns.extend(
+                page.repositories
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|r| r.repository_arn),
+            );
+        }
+        let mut reads = tokio::task::JoinSet::new();
+        for chunk in arns.chunks(arns.len().div_ceil(16).max(1)) {
+            let (ecr, chunk) = (self.ecr.clone(), chunk.to_vec());
+            reads.spawn(async move {
+                let mut tagged = Vec::new();
+                for arn in chunk {
+                    let tags = ecr
+                        .list_tags_for_resource()
+                        .resource_arn(&arn)
+                        .send()
+                        .await
+                        .expect("ListTagsForResource on the emulator")
+                        .tags
+                        .unwrap_or_default();
+                    tagged.push((arn, tags));
+                }
+                tagged
+            });
+        }
+        let filters = request["TagFilters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut found = Vec::new();
+        for (arn, tags) in reads.join_all().await.into_iter().flatten() {
+            let matches = filters.iter().all(|f| {
+                let values: Vec<&str> = f["Values"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                    .unwrap_or_default();
+                tags.iter().any(|t| {
+                    Some(t.key.as_str()) == f["Key"].as_str()
+                        && (values.is_empty() || values.contains(&t.value.as_str()))
+                })
+            });
+            if matches {
+                let tags: Vec<_> = tags
+                    .iter()
+                    .map(|t| serde_json::json!({"Key": t.key, "Value": t.value}))
+                    .collect();
+                found.push(serde_json::json!({"ResourceARN": arn, "Tags": tags}));
+            }
+        }
+        found.sort_by(|a, b| a["ResourceARN"].as_str().cmp(&b["ResourceARN"].as_str()));
+        found
+    }
+}
+
+fn access_denied(action: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({
+        "__type": "AccessDeniedException",
+        "Message": format!("User: arn:aws:sts::123456789012:assumed-role/rise-backend/plan is not authorized to perform: {action}"),
+    });
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = hyper::StatusCode::BAD_REQUEST;
+    r.headers_mut().insert(
+        "content-type",
+        "application/x-amz-json-1.1".parse().unwrap(),
+    );
+    r.headers_mut()
+        .insert("x-amzn-errortype", "AccessDeniedException".parse().unwrap());
+    r
 }
 
 fn invalid_principal(principal: &str) -> Response<Full<Bytes>> {
