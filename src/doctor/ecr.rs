@@ -558,6 +558,7 @@ mod tests {
             }],
             unmanaged: vec![],
             registry_scanning: None,
+            tag_reads: None,
         };
         let check = roles_summary(&plan, &ecr(), &inv());
         assert_eq!(check.detail, "apply would update trust push");
