@@ -431,13 +431,7 @@ reconcile:
 #[test]
 fn chart_oci_token_values_take_every_secret_from_a_secret_never_the_config_map() {
     let pki = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args(["oci-token", "dev-ca", "--out"])
-        .arg(pki.path())
-        .env_clear()
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    support::dev_ca(pki.path());
     let read = |name: &str| std::fs::read_to_string(pki.path().join(name)).unwrap();
     let tls = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let hs256 = "chart-test-secret-chart-test-secret-0123456789";

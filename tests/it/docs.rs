@@ -225,12 +225,7 @@ async fn the_token_endpoint_bodies_are_as_documented() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let pki = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(crate::support::server::BIN)
-        .args(["oci-token", "dev-ca", "--out"])
-        .arg(pki.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    crate::support::dev_ca(pki.path());
     let config = format!(
         "registry:\n  type: oci-token\n  registry_url: \"127.0.0.1:5000\"\n  namespace: rise-apps\n  service: rise-registry\n  issuer: rise-broker\n  signing_key_file: {}\n  certificate_chain_file: {}\nprojects:\n  - {{name: my-app, access: [\"user:alice\"]}}\nauth: {{hs256_secret: docs-test-secret-docs-test-secret-0123456}}\nserver:\n  rate_limit: {{requests_per_minute: 1, burst: 1}}\n",
         pki.path().join("token.key").display(),

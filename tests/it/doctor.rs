@@ -18,7 +18,7 @@ use serde_json::Value;
 use support::in_process::TestServer;
 use support::registry::DockerRegistry;
 use support::server::BIN;
-use support::{ACCOUNT_ID, Emulator, free_port};
+use support::{ACCOUNT_ID, Emulator, dev_ca, free_port};
 
 /// What a doctor run found: the checks that did not pass, as
 /// `(id, project, outcome)`.
@@ -367,16 +367,6 @@ async fn aws_down() {
 // ---------------------------------------------------------- oci-token ---
 
 const SECRET: &str = "doctor-test-secret-doctor-test-secret-0123";
-
-fn dev_ca(dir: &Path) {
-    let out = Command::new(BIN)
-        .args(["oci-token", "dev-ca", "--out"])
-        .arg(dir)
-        .env_clear()
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-}
 
 fn oci_token_config(registry: SocketAddr, key: &Path, chain: &Path) -> String {
     format!(

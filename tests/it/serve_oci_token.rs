@@ -24,12 +24,12 @@ use rise_registry::config::OciTokenConfig;
 use rise_registry::naming::ProjectName;
 use rise_registry::registry::oci_token::OciTokenProvider;
 use serde_json::{Value, json};
-use support::free_port;
 use support::http::{get, send};
 use support::in_process::TestServer;
 use support::jwt::{claims, hs256};
 use support::registry::DockerRegistry;
 use support::server::BIN;
+use support::{dev_ca, free_port};
 
 const SECRET: &str = "oci-token-test-secret-oci-token-test-0123";
 const SERVICE: &str = "rise-registry";
@@ -41,20 +41,6 @@ struct Setup {
     registry: DockerRegistry,
     pki: tempfile::TempDir,
     work: tempfile::TempDir,
-}
-
-fn dev_ca(dir: &Path) {
-    let out = Command::new(BIN)
-        .args(["oci-token", "dev-ca", "--out"])
-        .arg(dir)
-        .env_clear()
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dev-ca: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn serve_config(registry: SocketAddr, pki: &Path) -> String {

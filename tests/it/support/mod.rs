@@ -300,9 +300,16 @@ pub fn checkout_with_pki() -> tempfile::TempDir {
             std::fs::copy(&file, config.join(file.file_name().unwrap())).unwrap();
         }
     }
+    dev_ca(&checkout.path().join("pki"));
+    checkout
+}
+
+/// `rise-registry oci-token dev-ca --out dir`, as a user runs it: a
+/// development CA, the token signing key and its chain in `dir`.
+pub fn dev_ca(dir: &std::path::Path) {
     let out = Command::new(server::BIN)
         .args(["oci-token", "dev-ca", "--out"])
-        .arg(checkout.path().join("pki"))
+        .arg(dir)
         .env_clear()
         .output()
         .unwrap();
@@ -311,5 +318,4 @@ pub fn checkout_with_pki() -> tempfile::TempDir {
         "dev-ca: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    checkout
 }
