@@ -99,7 +99,7 @@ fn differing(
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
     #[error(
-        "auth changed, and the new authenticator cannot verify tokens (the JWKS at {0} could not be fetched)"
+        "auth changed, and the new authenticator cannot verify tokens (no keys could be fetched for issuer {0})"
     )]
     NoKeys(String),
     #[error("setting up the new authenticator: {0:#}")]
@@ -120,10 +120,12 @@ impl App {
             let auth = Authenticator::new(&change.config.auth)
                 .await
                 .map_err(Refused::Auth)?;
+            let unready = auth.unready_issuers();
             if !auth.ready() && running.auth.ready() {
-                return Err(Refused::NoKeys(
-                    change.config.auth.jwks_url.clone().unwrap_or_default(),
-                ));
+                return Err(Refused::NoKeys(unready.join(", ")));
+            }
+            if !unready.is_empty() {
+                tracing::warn!(issuers = %unready.join(", "), "reloaded auth: no keys yet for these issuers; their tokens are refused until a fetch succeeds");
             }
             Arc::new(auth)
         } else {
