@@ -6,10 +6,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, ArgGroup, Parser, Subcommand, ValueEnum};
 
+use crate::commands::login::{Access, Method};
 use crate::reconcile::plan::Scope;
 use crate::registry::oci_token::keys::Algorithm;
+use crate::secret::Secret;
 
 /// `token --ttl` at most: a development token that outlives a year is a
 /// mistake, and the limit keeps `iat + ttl` far from overflow.
@@ -136,6 +138,37 @@ pub enum Command {
         /// With --url: ask serve for each project's credentials with this token
         #[arg(long, value_name = "TOKEN", requires = "url")]
         token: Option<String>,
+    },
+    /// Log the local Docker or Podman client in to a project's registry,
+    /// with credentials from a broker; prints the image path (docs/ci.md)
+    #[command(group(ArgGroup::new("token_source").args(["token", "token_file", "token_env"])))]
+    Login {
+        /// The broker's base URL (a running serve)
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// The project whose repository to log in to
+        #[arg(long, value_name = "NAME")]
+        project: String,
+        /// What the credentials may do: push (and pull), or pull only
+        #[arg(long, value_enum, default_value_t = Access::Push)]
+        access: Access,
+        /// The caller token itself (other local users can see it in the
+        /// process list: prefer --token-file or --token-env)
+        #[arg(long, value_name = "TOKEN", value_parser = crate::commands::login::secret_arg)]
+        token: Option<Secret<String>>,
+        /// A file holding the caller token; `-` reads standard input
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// A variable holding the caller token (GitLab CI: the `id_tokens` variable)
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
+        /// The audience to ask GitHub Actions' OIDC token for
+        #[arg(long, value_name = "AUD", default_value = "rise")]
+        audience: String,
+        /// How to log in: auto is docker when its daemon answers, else
+        /// podman, else the Docker config file
+        #[arg(long, value_enum, default_value_t = Method::Auto)]
+        method: Method,
     },
     /// Print the effective configuration, secrets redacted
     Config {

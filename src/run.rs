@@ -149,6 +149,32 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
             },
             env,
         ),
+        // No configuration: login runs on CI runners and laptops, which
+        // hold none.
+        Command::Login {
+            server,
+            project,
+            access,
+            token,
+            token_file,
+            token_env,
+            audience,
+            method,
+        } => commands::login::run(
+            &commands::login::LoginOptions {
+                server,
+                project,
+                access,
+                token: commands::login::TokenFlags {
+                    token,
+                    file: token_file,
+                    env: token_env,
+                },
+                audience,
+                method,
+            },
+            env,
+        ),
         Command::Serve { listen } => {
             commands::serve::run(load(env.vars)?.config, &config_dir, &run_mode, listen)
         }

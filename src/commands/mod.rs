@@ -7,6 +7,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 pub mod config;
 pub mod doctor;
+pub mod login;
 pub mod oci_token;
 pub(crate) mod progress;
 pub mod reconcile;

@@ -14,6 +14,7 @@ mod container;
 mod docs;
 mod doctor;
 mod hostile;
+mod login;
 mod plan_review;
 mod planner;
 mod policies;

@@ -115,14 +115,22 @@ impl Docker {
         docker
     }
 
+    /// The engine's address, as `DOCKER_HOST` takes it: for a `docker`
+    /// client that a program under test runs.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("docker.sock").display())
+    }
+
+    /// The `docker` client binary.
+    pub fn client(&self) -> &Path {
+        &self.client
+    }
+
     /// The `docker` client, talking to this engine, with BuildKit.
     pub fn cmd(&self) -> Command {
         let mut cmd = Command::new(&self.client);
         cmd.arg("--host")
-            .arg(format!(
-                "unix://{}",
-                self.dir.path().join("docker.sock").display()
-            ))
+            .arg(self.host())
             .env("DOCKER_BUILDKIT", "1")
             // No client configuration (credential helpers, contexts) of the
             // machine's user.

@@ -2,7 +2,7 @@
 //! configured for token authentication with serve as its realm.
 
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,36 @@ impl DockerRegistry {
     /// of its config.yml, as `rise-registry oci-token registry-config`
     /// prints it).
     pub fn start(addr: SocketAddr, auth_block: &str) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), addr, auth_block)
+    }
+
+    /// Starts the registry on `addr` for the `oci-token` configuration in
+    /// `config_dir` (run mode `default`), with `realm` as its token realm:
+    /// the `auth:` block and root bundle are what `rise-registry oci-token
+    /// registry-config` writes for them, as an operator sets one up.
+    pub fn start_for(addr: SocketAddr, config_dir: &Path, realm: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("rise-token-root.crt");
+        let out = Command::new(super::server::BIN)
+            .arg("--config-dir")
+            .arg(config_dir)
+            .args(["--run-mode", "default", "oci-token", "registry-config"])
+            .args(["--realm", realm, "--rootcertbundle"])
+            .arg(&bundle)
+            .arg("--bundle-out")
+            .arg(&bundle)
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "registry-config: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self::start_in(dir, addr, &String::from_utf8(out.stdout).unwrap())
+    }
+
+    fn start_in(dir: tempfile::TempDir, addr: SocketAddr, auth_block: &str) -> Self {
         let config = format!(
             "version: 0.1\n\
              log:\n  level: info\n  accesslog:\n    disabled: true\n\

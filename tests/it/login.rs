@@ -1,0 +1,603 @@
+//! `rise-registry login` as a CI job runs it: the binary against serve
+//! (the binary too) and real registries (Debian's docker-registry behind
+//! serve's token realm, the AWS emulator's ECR), a temporary
+//! `DOCKER_CONFIG`, and skopeo or a private Docker engine using what login
+//! left there. GitHub Actions' token endpoint is a small server of the
+//! test's own that checks what the runner's checks.
+
+use crate::support;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http_body_util::Full;
+use serde_json::{Value, json};
+use support::jwt::{claims, hs256};
+use support::registry::DockerRegistry;
+use support::server::{BIN, Serve};
+use support::{ACCOUNT_ID, ADMIN_KEY, Emulator, dev_ca, free_port};
+
+const SECRET: &str = "login-test-secret-login-test-secret-0123";
+
+fn token(sub: &str) -> String {
+    hs256(SECRET, &claims(sub, None, &[]))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `rise-registry login ARGS` with only `env` in its environment, and
+/// `stdin` on its standard input.
+fn login(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("login")
+        .args(args)
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// serve as the token realm of a docker-registry, for `oci-token`.
+struct OciToken {
+    serve: Serve,
+    registry: DockerRegistry,
+    _pki: tempfile::TempDir,
+    _config: tempfile::TempDir,
+}
+
+fn oci_token() -> OciToken {
+    let pki = tempfile::tempdir().unwrap();
+    dev_ca(pki.path());
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(
+        config.path().join("default.yaml"),
+        format!(
+            r#"
+registry:
+  type: oci-token
+  registry_url: "{addr}"
+  namespace: rise-apps
+  service: rise-registry
+  issuer: rise-broker
+  signing_key_file: {pki}/token.key
+  certificate_chain_file: {pki}/token.crt
+projects:
+  - {{name: my-app, access: ["user:alice"]}}
+auth: {{hs256_secret: {SECRET}}}
+"#,
+            pki = pki.path().display()
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start_in(config.path(), "default", &[]);
+    let registry = DockerRegistry::start_for(addr, config.path(), &serve.url("/registry/token"));
+    OciToken {
+        serve,
+        registry,
+        _pki: pki,
+        _config: config,
+    }
+}
+
+/// serve for a plain registry that takes no credentials from it.
+fn oci_client_auth() -> Serve {
+    Serve::start(
+        &format!(
+            r#"
+registry: {{type: oci-client-auth, registry_url: "localhost:5000", namespace: rise-apps}}
+projects:
+  - {{name: my-app, access: ["user:alice"]}}
+auth: {{hs256_secret: {SECRET}}}
+"#
+        ),
+        &[],
+    )
+}
+
+/// `auths[registry]` of a Docker config file, decoded: `user:password`.
+fn login_in(config: &Value, registry: &str) -> String {
+    let auth = config["auths"][registry]["auth"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no auths entry for {registry}: {config}"));
+    text(&STANDARD.decode(auth).unwrap())
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// skopeo pushes a fresh one-layer image to `image` (`host/path`) with the
+/// logins in `authfile`, as a daemonless builder would; its error text on
+/// failure.
+fn push_with(authfile: &Path, image: &str) -> Result<(), String> {
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    support::oci::write_layout(&layout, "v1", b"pushed after rise-registry login\n");
+    let out = support::oci::skopeo(
+        work.path(),
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "--authfile",
+            authfile.to_str().unwrap(),
+            &format!("oci:{}:v1", layout.display()),
+            &format!("docker://{image}:v1"),
+        ],
+    );
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(text(&out.stderr))
+    }
+}
+
+#[test]
+fn config_file_login_lets_skopeo_push_and_keeps_the_rest_of_the_file() {
+    let s = oci_token();
+    let docker_config = tempfile::tempdir().unwrap();
+    let file = docker_config.path().join("config.json");
+    let before = json!({
+        "auths": {"other.example:5000": {"auth": "b3RoZXI6c2VjcmV0"}},
+        "credHelpers": {"gcr.io": "gcloud"},
+        "HttpHeaders": {"User-Agent": "ci"},
+    });
+    std::fs::write(&file, before.to_string()).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let image = format!("{}/rise-apps/my-app", s.registry.addr);
+    let refused = push_with(&file, &image).expect_err("no login yet, so no push");
+    assert!(
+        refused.contains("unauthorized") || refused.contains("authentication required"),
+        "{refused}"
+    );
+
+    let alice = token("alice");
+    let out = login(
+        &[
+            "--server",
+            &s.serve.url(""),
+            "--project",
+            "my-app",
+            "--method",
+            "config-file",
+            "--token-file",
+            "-",
+        ],
+        &[("DOCKER_CONFIG", docker_config.path().to_str().unwrap())],
+        &format!("{alice}\n"),
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{}", s.serve.logs());
+    assert_eq!(text(&out.stdout), format!("{image}\n"), "only the image");
+    assert_eq!(
+        stderr,
+        format!(
+            "logged in to {} as rise (wrote {})\n",
+            s.registry.addr,
+            file.display()
+        )
+    );
+
+    let after = read_json(&file);
+    let credentials = login_in(&after, &s.registry.addr.to_string());
+    assert!(credentials.starts_with("rise:rise.v1."), "a ticket");
+    let (_, password) = credentials.split_once(':').unwrap();
+    assert!(!stderr.contains(password) && !stderr.contains(&alice));
+    for key in ["credHelpers", "HttpHeaders"] {
+        assert_eq!(after[key], before[key], "{key} kept");
+    }
+    assert_eq!(
+        after["auths"]["other.example:5000"],
+        before["auths"]["other.example:5000"]
+    );
+    assert_eq!(after["auths"].as_object().unwrap().len(), 2);
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(
+        std::fs::read_dir(docker_config.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+
+    push_with(&file, &image).unwrap_or_else(|e| panic!("{e}\n{}", s.registry.logs()));
+    // The login is the project's: the next repository stays closed.
+    assert!(push_with(&file, &format!("{}/rise-apps/other-app", s.registry.addr)).is_err());
+}
+
+/// A stand-in for GitHub Actions' OIDC token endpoint: it answers a token
+/// only to the runner's request token and for the `rise` audience, and
+/// records each request's query.
+fn github_endpoint(
+    request_token: &'static str,
+    issued: String,
+) -> (support::http::LoopbackServer, Arc<Mutex<Vec<String>>>) {
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let server = support::http::spawn_server(move |req: hyper::Request<_>| {
+        let query = req.uri().query().unwrap_or_default().to_string();
+        log.lock().unwrap().push(query.clone());
+        let authorized = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            == Some(&format!("bearer {request_token}"));
+        let pairs: Vec<&str> = query.split('&').collect();
+        let ok = authorized
+            && req.uri().path() == "/idtoken"
+            && pairs.contains(&"api-version=2.0")
+            && pairs.contains(&"audience=rise");
+        let (status, body) = if ok {
+            (200, json!({"count": 1, "value": issued}).to_string())
+        } else {
+            (403, r#"{"message":"refused"}"#.to_string())
+        };
+        async move {
+            hyper::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap()
+        }
+    });
+    (server, seen)
+}
+
+#[test]
+fn login_in_github_actions_fetches_the_runner_token() {
+    let s = oci_token();
+    // An HS256 token serve accepts stands in for GitHub's workload token.
+    let (endpoint, seen) = github_endpoint("runner-request-token", token("alice"));
+    let url = format!("http://{}/idtoken?api-version=2.0", endpoint.addr);
+    let home = tempfile::tempdir().unwrap();
+    let nested_home = home.path().join("nested");
+    let docker_dir = nested_home.join(".docker");
+    let env = [
+        ("GITHUB_ACTIONS", "true"),
+        ("ACTIONS_ID_TOKEN_REQUEST_URL", url.as_str()),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "runner-request-token"),
+        ("HOME", nested_home.to_str().unwrap()),
+    ];
+    let server = s.serve.url("");
+    let args = [
+        "--server",
+        &server,
+        "--project",
+        "my-app",
+        "--method",
+        "config-file",
+    ];
+    let out = login(&args, &env, "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("{}/rise-apps/my-app\n", s.registry.addr)
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["api-version=2.0&audience=rise"],
+        "one request, the runner's query and the audience"
+    );
+    let file = docker_dir.join("config.json");
+    assert!(login_in(&read_json(&file), &s.registry.addr.to_string()).starts_with("rise:"));
+    assert_eq!(mode(&docker_dir), 0o700, "the directory is created private");
+    assert_eq!(mode(&file), 0o600);
+    assert!(!text(&out.stderr).contains("runner-request-token"));
+
+    // An audience the endpoint will not issue: its refusal, and the hint.
+    let other = login(&[&args[..], &["--audience", "other"]].concat(), &env, "");
+    assert_eq!(other.status.code(), Some(1));
+    assert_eq!(
+        text(&other.stderr),
+        format!(
+            "error: GitHub Actions' OIDC token endpoint http://{}/idtoken answered 403 Forbidden for audience `other`\n  hint: the job needs `permissions: id-token: write`; --audience must be a plain string\n",
+            endpoint.addr
+        )
+    );
+    assert_eq!(
+        seen.lock().unwrap().last().unwrap(),
+        "api-version=2.0&audience=other"
+    );
+    assert!(other.stdout.is_empty());
+}
+
+#[test]
+fn login_errors_say_what_to_fix() {
+    let serve = oci_client_auth();
+    let server = serve.url("");
+    let alice = token("alice");
+    let docker_config = tempfile::tempdir().unwrap();
+    let dc = [("DOCKER_CONFIG", docker_config.path().to_str().unwrap())];
+    let failed = |out: &Output| -> String {
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "nothing on stdout");
+        text(&out.stderr)
+    };
+    let base = ["--server", server.as_str(), "--project"];
+
+    // No token anywhere, outside CI and in GitLab CI.
+    let none = failed(&login(&[&base[..], &["my-app"]].concat(), &[], ""));
+    assert_eq!(
+        none,
+        "error: no caller token to ask the broker with: tried --token, --token-file, --token-env, and GitHub Actions' OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN are not both set)\n  hint: pass --token-file FILE (`-` for standard input) or --token-env VAR; in CI see docs/ci.md\n"
+    );
+    let gitlab = failed(&login(
+        &[&base[..], &["my-app"]].concat(),
+        &[("GITLAB_CI", "true")],
+        "",
+    ));
+    assert!(
+        gitlab.ends_with("hint: in GitLab CI, declare the token in the job (`id_tokens: {RISE_ID_TOKEN: {aud: rise}}`) and pass `--token-env RISE_ID_TOKEN`\n"),
+        "{gitlab}"
+    );
+
+    // A project the broker does not have (or will not say it has).
+    let unknown = failed(&login(
+        &[&base[..], &["nope", "--token-env", "RISE_ID_TOKEN"]].concat(),
+        &[("RISE_ID_TOKEN", &alice)],
+        "",
+    ));
+    assert_eq!(
+        unknown,
+        format!(
+            "error: the broker at {server} has no project `nope` that this token may push to (404 project_not_found: no such project, or no access to it)\n  hint: check the --project name, and that one of the project's `access` rules in serve's config matches this token (its identities, or a CI token's issuer and claims)\n"
+        )
+    );
+
+    // A token serve does not accept.
+    let forged = hs256(
+        "another-secret-another-secret-another-01",
+        &claims("alice", None, &[]),
+    );
+    let refused = failed(&login(
+        &[&base[..], &["my-app", "--token", &forged]].concat(),
+        &[],
+        "",
+    ));
+    assert!(
+        refused.starts_with(&format!(
+            "error: the broker at {server} refused the token (401 invalid_token: "
+        )) && refused.contains("check the token's issuer (`iss`) and audience (`aud`)"),
+        "{refused}"
+    );
+
+    // Nothing listening.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let unreachable = failed(&login(
+        &[
+            "--server",
+            &closed,
+            "--project",
+            "my-app",
+            "--token",
+            &alice,
+        ],
+        &[],
+        "",
+    ));
+    assert!(
+        unreachable.starts_with(&format!("error: cannot reach the broker at {closed}: ")),
+        "{unreachable}"
+    );
+    assert!(
+        unreachable.ends_with("\n  hint: check --server (scheme, host and port) and that serve runs and is reachable from here\n"),
+        "{unreachable}"
+    );
+
+    // A registry that takes no credentials: the image, and nothing written.
+    let anonymous = login(
+        &[
+            &base[..],
+            &["my-app", "--token", &alice, "--method", "config-file"],
+        ]
+        .concat(),
+        &dc,
+        "",
+    );
+    assert!(anonymous.status.success(), "{}", text(&anonymous.stderr));
+    assert_eq!(text(&anonymous.stdout), "localhost:5000/rise-apps/my-app\n");
+    assert_eq!(
+        text(&anonymous.stderr),
+        "localhost:5000 takes no credentials from the broker: nothing was written; push with the registry's own login, if it asks for one\n"
+    );
+    assert_eq!(std::fs::read_dir(docker_config.path()).unwrap().count(), 0);
+    for out in [&none, &unknown, &refused, &unreachable] {
+        assert!(!out.contains(&alice), "no token in messages");
+    }
+}
+
+/// `--method auto` with a Docker engine that answers logs in through
+/// `docker login` (the engine checks the login with the registry), and
+/// falls back to the config file when the engine does not answer.
+#[test]
+fn auto_logs_in_through_a_docker_engine_that_answers() {
+    let s = oci_token();
+    let docker = support::docker::Docker::start();
+    // A PATH holding only this docker client: no podman, no other docker.
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(docker.client(), bin.path().join("docker")).unwrap();
+    let docker_config = tempfile::tempdir().unwrap();
+    let file = docker_config.path().join("config.json");
+    let server = s.serve.url("");
+    let alice = token("alice");
+    let dir = docker_config.path().to_str().unwrap();
+    let path = bin.path().to_str().unwrap();
+    let run = |docker_host: &str| {
+        login(
+            &[
+                "--server",
+                &server,
+                "--project",
+                "my-app",
+                "--token-env",
+                "T",
+            ],
+            &[
+                ("PATH", path),
+                ("DOCKER_HOST", docker_host),
+                ("DOCKER_CONFIG", dir),
+                ("T", &alice),
+            ],
+            "",
+        )
+    };
+    let out = run(&docker.host());
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{stderr}\n{}\n{}",
+        docker.daemon_log(),
+        s.registry.logs()
+    );
+    assert_eq!(
+        stderr,
+        format!("logged in to {} as rise (docker login)\n", s.registry.addr)
+    );
+    let image = text(&out.stdout).trim().to_string();
+    // What docker stored works for a daemonless client too.
+    push_with(&file, &image).unwrap_or_else(|e| panic!("{e}\n{}", s.registry.logs()));
+
+    std::fs::remove_file(&file).unwrap();
+    let gone = format!("unix://{}/no-engine.sock", bin.path().display());
+    let fallback = run(&gone);
+    assert!(fallback.status.success(), "{}", text(&fallback.stderr));
+    assert_eq!(
+        text(&fallback.stderr),
+        format!(
+            "logged in to {} as rise (wrote {})\n",
+            s.registry.addr,
+            file.display()
+        )
+    );
+    assert!(login_in(&read_json(&file), &s.registry.addr.to_string()).starts_with("rise:"));
+}
+
+/// ECR through the AWS emulator: the login is for the emulator's registry
+/// host, as user `AWS`.
+#[tokio::test]
+async fn ecr_login_writes_the_registry_host_with_user_aws() {
+    let emulator = Emulator::start();
+    support::provision(&emulator).await;
+    let serve = Serve::start(
+        &format!(
+            r#"
+registry:
+  type: ecr
+  region: us-east-1
+  account_id: "{ACCOUNT_ID}"
+  repo_prefix: rise/
+  role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend
+  push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push
+  endpoint_url: {}
+projects:
+  - {{name: my-app, access: ["group:team-a"]}}
+auth: {{hs256_secret: {SECRET}}}
+"#,
+            emulator.endpoint_url()
+        ),
+        &[
+            ("AWS_ACCESS_KEY_ID", ADMIN_KEY),
+            ("AWS_SECRET_ACCESS_KEY", ADMIN_KEY),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    let docker_config = tempfile::tempdir().unwrap();
+    let out = login(
+        &[
+            "--server",
+            &serve.url(""),
+            "--project",
+            "my-app",
+            "--method",
+            "config-file",
+            "--token",
+            &hs256(SECRET, &claims("u-1", None, &["team-a"])),
+        ],
+        &[("DOCKER_CONFIG", docker_config.path().to_str().unwrap())],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stderr),
+        serve.logs()
+    );
+    let host = emulator.addr.to_string();
+    assert_eq!(text(&out.stdout), format!("{host}/rise/my-app\n"));
+    let credentials = login_in(&read_json(&docker_config.path().join("config.json")), &host);
+    let (user, password) = credentials.split_once(':').unwrap();
+    assert_eq!(user, "AWS");
+    assert!(!password.is_empty());
+}
+
+/// docs/ci.md's flag table and README's usage line against `login --help`:
+/// each flag login has is documented, and nothing else is.
+#[test]
+fn the_docs_name_every_login_flag() {
+    let help = Command::new(BIN)
+        .args(["login", "--help"])
+        .env_clear()
+        .output()
+        .unwrap();
+    let global = [
+        "--config-dir",
+        "--run-mode",
+        "--log-format",
+        "--verbose",
+        "--help",
+        "--version",
+    ];
+    // Option lines: `      --name <VALUE>` or `  -v, --verbose...`.
+    let flags: Vec<String> = text(&help.stdout)
+        .lines()
+        .filter_map(|l| l.trim_start().split_once("--"))
+        .filter(|(lead, _)| lead.is_empty() || lead.ends_with(", "))
+        .map(|(_, rest)| format!("--{}", rest.split([' ', '.']).next().unwrap()))
+        .filter(|f| !global.contains(&f.as_str()))
+        .collect();
+    assert_eq!(flags.len(), 8, "{flags:?}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/ci.md")).unwrap();
+    let section = doc
+        .split("\n## Flags\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n#").next())
+        .expect("docs/ci.md has a Flags section");
+    let table: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `--"))
+        .map(|l| l.split([' ', '`']).next().unwrap())
+        .collect();
+    let documented: Vec<String> = table.iter().map(|f| format!("--{f}")).collect();
+    assert_eq!(documented, flags, "docs/ci.md's flags table");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let usage = readme
+        .lines()
+        .find(|l| l.trim_start().starts_with("login "))
+        .expect("README's usage has a login line");
+    for flag in &flags {
+        assert!(usage.contains(flag.as_str()), "README's usage lacks {flag}");
+    }
+}
