@@ -448,3 +448,29 @@ async fn the_metrics_table_is_what_metrics_prints() {
         );
     }
 }
+
+/// Every configuration example of workload identities (docs/ci.md's
+/// serve side, docs/configuration.md's issuers and rules) loads as
+/// written, beside a registry section, and its rules name its issuers.
+#[test]
+fn the_workload_identity_examples_load() {
+    let mut checked = 0;
+    for doc in ["docs/ci.md", "docs/configuration.md"] {
+        for block in blocks(&read_doc(doc), "yaml") {
+            if !block.contains("issuers:") {
+                continue;
+            }
+            let text = format!(
+                "registry: {{type: oci-client-auth, registry_url: 'localhost:5000'}}\n{block}"
+            );
+            let config = crate::support::load_config(
+                &[("default.yaml", &text)],
+                &[("RISE_JWT_SECRET", "a-documentation-secret-0123456789abcdef")],
+            )
+            .unwrap_or_else(|e| panic!("{doc}:\n{block}\n{e}"));
+            assert!(!config.auth.issuers.is_empty(), "{doc}:\n{block}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "found only {checked} examples");
+}
