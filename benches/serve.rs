@@ -1,6 +1,7 @@
 //! serve under load, measured with wrk beside a bare hyper baseline in the
 //! same run: cached ECR credentials with HS256 and with RS256 (JWKS)
-//! tokens; the cold path (AssumeRole + GetAuthorizationToken through
+//! tokens, and with a CI system's RS256 token admitted by a workload rule
+//! (`auth.issuers`); the cold path (AssumeRole + GetAuthorizationToken through
 //! serve) beside the same provider call made in-process; 50 concurrent cold
 //! requests for one project (single flight) beside 50 for 50 projects; and
 //! serve's memory under load; and the two kinds of denial (a forbidden
@@ -160,6 +161,9 @@ fn main() {
     rt.block_on(support::provision(&emulator));
     let rs = TestKey::rs256("bench-rs");
     let jwks = JwksServer::start(support::jwt::jwks(&[&rs]));
+    // A CI system's issuer, its jobs admitted by a workload rule.
+    let ci = TestKey::rs256("bench-ci");
+    let ci_jwks = JwksServer::start(support::jwt::jwks(&[&ci]));
     let config = format!(
         r#"
 registry:
@@ -170,16 +174,25 @@ registry:
   push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push
   endpoint_url: {}
 projects:
-  - {{name: my-app, access: ["group:team-a"]}}
+  - name: my-app
+    access:
+      - group:team-a
+      - {{issuer: ci, claims: {{repository: acme/my-app, event_name: [push, workflow_dispatch]}}, claims_like: {{ref: "refs/heads/*"}}}}
   - {{name: other-app, access: ["group:team-z"]}}
 {}
-auth: {{hs256_secret: {SECRET}, jwks_url: "{}", issuer: bench-issuer, audience: rise}}
+auth:
+  hs256_secret: {SECRET}
+  jwks_url: "{}"
+  issuer: bench-issuer
+  audience: rise
+  issuers: [{{name: ci, issuer: "https://ci.bench.example", audience: rise, jwks_url: "{}"}}]
 server:
   rate_limit: {{requests_per_minute: 1000000, burst: 1000000}}
 "#,
         emulator.endpoint_url(),
         cold_projects(runs),
-        jwks.url
+        jwks.url,
+        ci_jwks.url
     );
     let env = [
         ("AWS_ACCESS_KEY_ID", "test"),
@@ -216,10 +229,23 @@ server:
 
     // Interleave the cases in each round so drift on a noisy machine hits all alike.
     let (mut base, mut hs, mut rs_runs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut workload_runs = Vec::new();
+    // A GitHub Actions job's claims (the ones the rule reads, and the rest).
+    let job = |run: String| {
+        serde_json::json!({
+            "iss": "https://ci.bench.example", "aud": "rise",
+            "sub": format!("repo:acme/my-app:ref:refs/heads/{run}"),
+            "repository": "acme/my-app", "repository_owner": "acme",
+            "ref": format!("refs/heads/{run}"), "ref_type": "branch",
+            "event_name": "push", "workflow": "image", "actor": "octocat",
+            "run_id": "1", "sha": "0123456789abcdef0123456789abcdef01234567",
+            "iat": support::jwt::now(), "exp": support::jwt::now() + 3600,
+        })
+    };
     let (mut forbidden, mut unknown) = (Vec::new(), Vec::new());
     for round in 1..=runs {
         eprintln!(
-            "round {round}/{runs}: baseline, HS256, RS256, forbidden, unknown ({seconds} s each, {connections} connections)"
+            "round {round}/{runs}: baseline, HS256, RS256, RS256 workload, forbidden, unknown ({seconds} s each, {connections} connections)"
         );
         let denied_token = hs256(SECRET, &caller(format!("denied-{round}")));
         forbidden.push(wrk_expecting(
@@ -242,7 +268,10 @@ server:
         hs.push(wrk(&url, Some(&hs_token), seconds, connections));
         let rs_token = rs.sign(&caller(format!("rs-{round}")));
         rs_runs.push(wrk(&url, Some(&rs_token), seconds, connections));
+        let workload_token = ci.sign(&job(format!("bench-{round}")));
+        workload_runs.push(wrk(&url, Some(&workload_token), seconds, connections));
     }
+    let workload = summarize(&workload_runs);
     let peak_kib = serve.memory_kib("VmHWM:");
     let (base, hs, rs_sum) = (summarize(&base), summarize(&hs), summarize(&rs_runs));
     let (forbidden, unknown) = (summarize(&forbidden), summarize(&unknown));
@@ -300,6 +329,10 @@ server:
     for (name, r) in [
         ("cached ECR credentials, HS256 token", hs),
         ("cached ECR credentials, RS256 token (JWKS)", rs_sum),
+        (
+            "cached ECR credentials, RS256 CI token matched by a claim rule",
+            workload,
+        ),
     ] {
         println!(
             "| serve: {name} | {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms | {} | {:.2}× throughput |",
