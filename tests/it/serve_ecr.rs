@@ -362,3 +362,99 @@ async fn readiness_checks_do_not_hammer_a_failing_aws() {
     assert_eq!(get(&serve.url("/readyz"), None).await.status, 503);
     assert!(proxy.throttled() > one_probe);
 }
+
+/// `access=pull`: a session of its own (cached apart from push), granted
+/// to `pull_access` for pull only, counted and audited as pull, and the
+/// credentials read the project's images.
+#[tokio::test]
+async fn pull_credentials_are_a_session_of_their_own() {
+    let emulator = Emulator::start();
+    support::provision(&emulator).await;
+    let text = config(&emulator, "", "").replace(
+        r#"  - {name: my-app, access: ["group:team-a"]}"#,
+        r#"  - {name: my-app, access: ["group:team-a"], pull_access: ["user:deployer"]}"#,
+    );
+    assert!(text.contains("pull_access"));
+    let serve = TestServer::start(&text).await;
+    let pull_url = serve.url("/registry/credentials?project=my-app&access=pull");
+    let deployer = hs256(SECRET, &claims("deployer", None, &[]));
+
+    let push = get(&url(&serve), Some(&token())).await;
+    assert_eq!(push.status, 200, "{}", push.body);
+    let pull = get(&pull_url, Some(&token())).await;
+    assert_eq!(pull.status, 200, "{}", pull.body);
+    let password = |r: &support::http::Reply| {
+        r.json()["credentials"]["password"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(password(&push), password(&pull), "two sessions");
+    assert_eq!(push.json()["image"], pull.json()["image"]);
+
+    // pull_access: pull, from the cache; push is the same 404 as any denial.
+    let deployer_pull = get(&pull_url, Some(&deployer)).await;
+    assert_eq!(deployer_pull.status, 200, "{}", deployer_pull.body);
+    assert_eq!(password(&deployer_pull), password(&pull));
+    let deployer_push = get(&url(&serve), Some(&deployer)).await;
+    assert_eq!(deployer_push.status, 404, "{}", deployer_push.body);
+    let bogus = get(
+        &serve.url("/registry/credentials?project=my-app&access=write"),
+        Some(&token()),
+    )
+    .await;
+    assert_eq!(bogus.status, 400, "{}", bogus.body);
+
+    assert_eq!(
+        metric(&serve, "rise_registry_provider_calls_total{result=\"ok\"}").await,
+        2,
+        "one AssumeRole per access kind"
+    );
+    let series = "rise_registry_credential_requests_total{project=\"my-app\",access=\"pull\",provider=\"ecr\",outcome=";
+    assert_eq!(metric(&serve, &format!("{series}\"issued\"}}")).await, 1);
+    assert_eq!(metric(&serve, &format!("{series}\"cache_hit\"}}")).await, 1);
+    let lines = serve.audit(5);
+    assert_eq!(lines[1]["access"], "pull");
+    assert_eq!(lines[0]["access"], "push");
+    assert_eq!(lines[2]["grant"], "pull_access via user:deployer");
+    assert_eq!(lines[3]["outcome"], "not_permitted");
+    assert_eq!(lines[4]["outcome"], "bad_request");
+
+    // The pull credentials read what push credentials wrote.
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    support::oci::write_layout(&layout, "v1", b"pulled by a deployment\n");
+    let image = push.json()["image"].as_str().unwrap().to_string();
+    let creds = |r: &support::http::Reply| format!("AWS:{}", password(r));
+    let out = support::oci::skopeo(
+        work.path(),
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &creds(&push),
+            &format!("oci:{}:v1", layout.display()),
+            &format!("docker://{image}:v1"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = support::oci::skopeo(
+        work.path(),
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            &creds(&deployer_pull),
+            &format!("docker://{image}:v1"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
