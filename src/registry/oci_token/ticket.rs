@@ -25,8 +25,13 @@ use crate::naming::ProjectName;
 use crate::secret::Secret;
 
 const PREFIX: &str = "rise.v1.";
-/// Longer input is refused before any work: a real ticket is ~250 bytes.
-pub(crate) const MAX_TICKET_BYTES: usize = 2048;
+/// Longer input is refused before any work. A person's ticket is ~250
+/// bytes; a workload's carries the claims its project's rules read (a CI
+/// token's `repository`, `ref` and the like: ~500 bytes in all). The bound
+/// leaves room for rules on many long claims while keeping the registry's
+/// `Authorization: Basic` header (4/3 of this) under serve's 16 KiB
+/// header limit.
+pub(crate) const MAX_TICKET_BYTES: usize = 10 * 1024;
 /// A ticket issued this far in the future (clock skew between replicas) is
 /// still accepted.
 const ISSUED_AT_LEEWAY: i64 = 60;
