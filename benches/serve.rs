@@ -275,7 +275,7 @@ server:
             let name =
                 rise_registry::naming::ProjectName::parse(&format!("d{round}-{i:02}")).unwrap();
             let started = std::time::Instant::now();
-            rt.block_on(provider.credentials(&name))
+            rt.block_on(provider.credentials(&name, rise_registry::auth::AccessKind::Push))
                 .expect("in-process credentials");
             direct.push(started.elapsed().as_secs_f64() * 1000.0);
         }

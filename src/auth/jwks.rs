@@ -1,7 +1,12 @@
-//! The JWKS behind `auth.jwks_url`: fetched at start-up, kept in memory, and
-//! refreshed when a token names a key id we do not know (key rotation), at
-//! most once per `min_refresh` so unknown-kid floods cannot hammer the
-//! identity provider.
+//! An issuer's JWKS, at its `jwks_url` or found by OIDC discovery: fetched
+//! at start-up, kept in memory, and refreshed when a token names a key id
+//! we do not know (key rotation), at most once per `min_refresh` so
+//! unknown-kid floods cannot hammer the identity provider.
+//!
+//! With discovery, every refresh reads `{issuer}/.well-known/openid-configuration`
+//! first and takes its `jwks_uri`, so a provider that moves its keys is
+//! followed; the document must name the configured issuer (OpenID Connect
+//! Discovery §4.3), so a misconfigured URL cannot lend another issuer's keys.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -22,8 +27,60 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
+/// Where an issuer's keys are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyLocation {
+    /// A JWKS URL, as configured.
+    Url(String),
+    /// Found through the issuer's OIDC discovery document.
+    Discovery { issuer: String },
+}
+
+impl std::fmt::Display for KeyLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Url(url) => f.write_str(url),
+            Self::Discovery { issuer } => write!(f, "{}", discovery_url(issuer)),
+        }
+    }
+}
+
+/// The OIDC discovery document's URL for `issuer`.
+pub fn discovery_url(issuer: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
+}
+
+/// The `jwks_uri` of a discovery document, checked to be `issuer`'s.
+///
+/// # Errors
+/// When the document is not JSON, names another issuer, or has no
+/// `http(s)` `jwks_uri`.
+pub fn jwks_uri_of(document: &[u8], issuer: &str) -> Result<String> {
+    #[derive(serde::Deserialize)]
+    struct Discovery {
+        issuer: Option<String>,
+        jwks_uri: Option<String>,
+    }
+    let doc: Discovery =
+        serde_json::from_slice(document).context("the discovery document is not JSON")?;
+    if doc.issuer.as_deref() != Some(issuer) {
+        bail!(
+            "the discovery document names issuer {:?}, not `{issuer}`",
+            doc.issuer.unwrap_or_default()
+        );
+    }
+    match doc.jwks_uri {
+        Some(uri) if uri.starts_with("https://") || uri.starts_with("http://") => Ok(uri),
+        Some(uri) => bail!("the discovery document's jwks_uri `{uri}` is not an http(s) URL"),
+        None => bail!("the discovery document has no jwks_uri"),
+    }
+}
+
 pub struct JwksSource {
-    url: String,
+    location: KeyLocation,
     client: HttpsClient,
     /// Swapped whole on refresh; readers clone the `Arc` and never wait on
     /// I/O. A std lock is fine: it is never held across an `.await`.
@@ -36,7 +93,7 @@ pub struct JwksSource {
 impl JwksSource {
     /// # Errors
     /// When the system's root certificates cannot be loaded.
-    pub fn new(url: String, min_refresh: Duration) -> Result<Self> {
+    pub fn new(location: KeyLocation, min_refresh: Duration) -> Result<Self> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_native_roots(provider)
@@ -45,12 +102,17 @@ impl JwksSource {
             .enable_http1()
             .build();
         Ok(Self {
-            url,
+            location,
             client: Client::builder(TokioExecutor::new()).build(connector),
             keys: RwLock::new(Arc::new(JwksKeys::default())),
             last_fetch: tokio::sync::Mutex::new(None),
             min_refresh,
         })
+    }
+
+    /// Where the keys come from, for messages.
+    pub fn location(&self) -> &KeyLocation {
+        &self.location
     }
 
     /// The keys as last fetched.
@@ -84,41 +146,82 @@ impl JwksSource {
         match self.fetch_and_swap().await {
             Ok(()) => true,
             Err(e) => {
-                tracing::warn!(url = %self.url, error = %format!("{e:#}"), "JWKS refresh failed");
+                tracing::warn!(keys = %self.location, error = %format!("{e:#}"), "JWKS refresh failed");
                 false
             }
         }
     }
 
     async fn fetch_and_swap(&self) -> Result<()> {
-        let body = tokio::time::timeout(FETCH_TIMEOUT, self.fetch())
-            .await
-            .with_context(|| {
-                format!("fetching {} timed out after {FETCH_TIMEOUT:?}", self.url)
-            })??;
+        let url = match &self.location {
+            KeyLocation::Url(url) => url.clone(),
+            KeyLocation::Discovery { issuer } => {
+                let discovery = discovery_url(issuer);
+                let document = self.fetch(&discovery).await?;
+                jwks_uri_of(&document, issuer).with_context(|| format!("reading {discovery}"))?
+            }
+        };
+        let body = self.fetch(&url).await?;
         let keys = JwksKeys::parse(&body).map_err(anyhow::Error::msg)?;
         if keys.is_empty() {
-            bail!("{} holds no RS256 or ES256 signing keys", self.url);
+            bail!("{url} holds no RS256 or ES256 signing keys");
         }
-        tracing::info!(url = %self.url, keys = keys.len(), "JWKS loaded");
+        tracing::info!(url = %url, keys = keys.len(), "JWKS loaded");
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
         Ok(())
     }
 
-    async fn fetch(&self) -> Result<Bytes> {
-        let uri: hyper::Uri = self.url.parse().context("parsing the JWKS URL")?;
+    /// The body of a GET of `url`, within [`FETCH_TIMEOUT`] and
+    /// [`MAX_JWKS_BYTES`].
+    async fn fetch(&self, url: &str) -> Result<Bytes> {
+        tokio::time::timeout(FETCH_TIMEOUT, self.fetch_unbounded(url))
+            .await
+            .with_context(|| format!("fetching {url} timed out after {FETCH_TIMEOUT:?}"))?
+    }
+
+    async fn fetch_unbounded(&self, url: &str) -> Result<Bytes> {
+        let uri: hyper::Uri = url.parse().with_context(|| format!("parsing `{url}`"))?;
         let response = self
             .client
             .get(uri)
             .await
-            .with_context(|| format!("fetching {}", self.url))?;
+            .with_context(|| format!("fetching {url}"))?;
         if !response.status().is_success() {
-            bail!("{} answered {}", self.url, response.status());
+            bail!("{url} answered {}", response.status());
         }
         let body = Limited::new(response.into_body(), MAX_JWKS_BYTES)
             .collect()
             .await
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", self.url))?;
+            .map_err(|e| anyhow::anyhow!("reading {url}: {e}"))?;
         Ok(body.to_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_documents_must_name_their_issuer() {
+        let issuer = "https://token.actions.githubusercontent.com";
+        assert_eq!(
+            discovery_url(&format!("{issuer}/")),
+            format!("{issuer}/.well-known/openid-configuration")
+        );
+        let doc = format!(r#"{{"issuer":"{issuer}","jwks_uri":"{issuer}/.well-known/jwks"}}"#);
+        assert_eq!(
+            jwks_uri_of(doc.as_bytes(), issuer).unwrap(),
+            format!("{issuer}/.well-known/jwks")
+        );
+        let other = r#"{"issuer":"https://evil.example","jwks_uri":"https://evil.example/jwks"}"#;
+        let e = jwks_uri_of(other.as_bytes(), issuer).unwrap_err();
+        assert!(e.to_string().contains("https://evil.example"), "{e}");
+        for bad in [
+            format!(r#"{{"issuer":"{issuer}"}}"#),
+            format!(r#"{{"issuer":"{issuer}","jwks_uri":"file:///etc/passwd"}}"#),
+            "not json".to_string(),
+        ] {
+            assert!(jwks_uri_of(bad.as_bytes(), issuer).is_err(), "{bad}");
+        }
     }
 }

@@ -3,21 +3,27 @@
 //!
 //! Rules, in the order they are applied (cheap and structural first):
 //! 1. at most [`MAX_TOKEN_BYTES`], three base64url parts;
-//! 2. the header's `alg` must be one this server has a key for: HS256 with
-//!    `auth.hs256_secret`, RS256/ES256 with a JWKS key of the same family.
-//!    `none` and any HS/RS confusion are refused (a JWKS key never verifies
-//!    an HS256 token, the shared secret never verifies an RS256 one);
+//! 2. the header's `alg` must be one this issuer has a key for: HS256 with
+//!    `auth.hs256_secret`, RS256/ES256 with a JWKS key of the same family,
+//!    among the issuer's `algorithms`. `none` and any HS/RS confusion are
+//!    refused (a JWKS key never verifies an HS256 token, the shared secret
+//!    never verifies an RS256 one);
 //! 3. the signature;
-//! 4. `exp` required, `nbf` honoured, both with [`LEEWAY_SECONDS`]; `iss`
-//!    and `aud` checked when configured; `sub` required.
+//! 4. `exp` required, `nbf` honoured, both with the issuer's leeway
+//!    ([`LEEWAY_SECONDS`] unless configured); `iss` and `aud` checked when
+//!    configured (always for `auth.issuers` entries); `sub` required.
+//!
+//! Which issuer's rules apply is decided before, from the token's
+//! unverified `iss` ([`unverified_issuer`]), by [`super::Authenticator`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use super::Caller;
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, IssuerRef, JwtAlgorithm};
 
 /// Larger tokens are refused before any parsing.
 pub(crate) const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -120,11 +126,21 @@ impl JwksKeys {
     }
 }
 
-/// The static part of verification: the shared secret and claim rules.
+/// The static part of verifying one issuer's tokens: its shared secret,
+/// accepted algorithms and claim rules.
 pub struct Rules {
+    /// The issuer's name in config ([`crate::config::DEFAULT_ISSUER`] for
+    /// the single-issuer keys).
+    name: Arc<str>,
     hs256: Option<DecodingKey>,
     issuer: Option<String>,
-    audience: Option<String>,
+    /// Accepted `aud` values; empty means `aud` is not checked (only the
+    /// single-issuer keys without `audience`).
+    audiences: Vec<String>,
+    rs256: bool,
+    es256: bool,
+    leeway: i64,
+    principals: bool,
     groups_claim: String,
     /// `auth.allow_unverified_email`: count `email` as an identity without
     /// `email_verified: true`, for identity providers that never send it.
@@ -134,12 +150,17 @@ pub struct Rules {
 impl std::fmt::Debug for Rules {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rules")
+            .field("name", &self.name)
             .field(
                 "hs256",
                 &self.hs256.as_ref().map(|_| crate::secret::REDACTED),
             )
             .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
+            .field("audiences", &self.audiences)
+            .field("rs256", &self.rs256)
+            .field("es256", &self.es256)
+            .field("leeway", &self.leeway)
+            .field("principals", &self.principals)
             .field("groups_claim", &self.groups_claim)
             .field("allow_unverified_email", &self.allow_unverified_email)
             .finish()
@@ -147,23 +168,85 @@ impl std::fmt::Debug for Rules {
 }
 
 impl Rules {
+    /// The rules of the single-issuer keys of `auth`.
     pub fn new(auth: &AuthConfig) -> Self {
-        Self {
-            hs256: auth
-                .hs256_secret
-                .as_ref()
-                // Only fails on an empty secret, which config rejects.
-                .and_then(|s| DecodingKey::from_secret(s.expose().as_bytes()).ok()),
-            issuer: auth.issuer.clone(),
-            audience: auth.audience.clone(),
-            groups_claim: auth.groups_claim.clone(),
-            allow_unverified_email: auth.allow_unverified_email,
+        Self::for_issuer(auth, IssuerRef::Single(auth))
+    }
+
+    /// The rules of one trusted issuer of `auth`.
+    pub fn for_issuer(auth: &AuthConfig, issuer: IssuerRef<'_>) -> Self {
+        match issuer {
+            IssuerRef::Single(_) => Self {
+                name: Arc::from(issuer.name()),
+                hs256: auth
+                    .hs256_secret
+                    .as_ref()
+                    // Only fails on an empty secret, which config rejects.
+                    .and_then(|s| DecodingKey::from_secret(s.expose().as_bytes()).ok()),
+                issuer: auth.issuer.clone(),
+                audiences: auth.audience.iter().cloned().collect(),
+                rs256: true,
+                es256: true,
+                leeway: LEEWAY_SECONDS,
+                principals: true,
+                groups_claim: auth.groups_claim.clone(),
+                allow_unverified_email: auth.allow_unverified_email,
+            },
+            IssuerRef::Listed(i) => Self {
+                name: Arc::from(i.name.as_str()),
+                hs256: None,
+                issuer: Some(i.issuer.clone()),
+                audiences: i.audience.clone(),
+                rs256: i.algorithms.contains(&JwtAlgorithm::RS256),
+                es256: i.algorithms.contains(&JwtAlgorithm::ES256),
+                leeway: i64::from(i.leeway_seconds),
+                principals: i.principals,
+                groups_claim: i.groups_claim.clone(),
+                allow_unverified_email: false,
+            },
         }
     }
 
     pub(crate) fn has_hs256(&self) -> bool {
         self.hs256.is_some()
     }
+
+    /// The `iss` this issuer's tokens must carry, when one is configured.
+    pub(crate) fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn accepts(&self, alg: Algorithm) -> bool {
+        match alg {
+            Algorithm::RS256 => self.rs256,
+            Algorithm::ES256 => self.es256,
+            _ => false,
+        }
+    }
+}
+
+/// The `iss` of a token, read without verifying anything: only to pick the
+/// issuer whose keys and rules then verify it. `None` when it has none.
+///
+/// # Errors
+/// [`TokenError::Malformed`] when the payload is not base64url JSON.
+pub(crate) fn unverified_issuer(token: &str) -> Result<Option<String>, TokenError> {
+    use base64::Engine;
+    #[derive(serde::Deserialize)]
+    struct Iss {
+        iss: Option<Value>,
+    }
+    key_request(token)?;
+    let payload = token.split('.').nth(1).ok_or(TokenError::Malformed)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Malformed)?;
+    let parsed: Iss = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
+    Ok(parsed.iss.and_then(|v| v.as_str().map(str::to_string)))
 }
 
 /// Which key a token asks for, read from its header without trusting it.
@@ -225,6 +308,9 @@ pub fn verify(
                     .collect(),
                 None => jwks.anonymous.iter().map(|(k, a)| (k, *a)).collect(),
             };
+            if !rules.accepts(alg) {
+                return Err(TokenError::Algorithm);
+            }
             // The key's own family decides; a token cannot pick another.
             let keys: Vec<_> = keys.into_iter().filter(|(_, a)| *a == alg).collect();
             if keys.is_empty() {
@@ -265,6 +351,7 @@ fn check_claims(
     let lifetime = Lifetime {
         exp: number("exp").ok_or(TokenError::MissingClaim("exp"))?,
         nbf: number("nbf"),
+        leeway: rules.leeway,
     };
     if claims.contains_key("nbf") && lifetime.nbf.is_none() {
         return Err(TokenError::Malformed);
@@ -275,10 +362,11 @@ fn check_claims(
     {
         return Err(TokenError::Issuer);
     }
-    if let Some(audience) = &rules.audience {
+    if !rules.audiences.is_empty() {
+        let accepted = |a: &str| rules.audiences.iter().any(|want| want == a);
         let ok = match claims.get("aud") {
-            Some(Value::String(a)) => a == audience,
-            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+            Some(Value::String(a)) => accepted(a),
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(accepted),
             _ => false,
         };
         if !ok {
@@ -310,34 +398,45 @@ fn check_claims(
         Some(Value::String(g)) => vec![g.clone()],
         _ => Vec::new(),
     };
+    // Workload rules look at string claims only: a number or a list has no
+    // one text to compare exactly.
+    let strings: BTreeMap<String, String> = claims
+        .iter()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+        .collect();
     Ok(Verified {
         caller: Caller {
+            issuer: rules.name.clone(),
             subject,
             email,
             groups,
+            principals: rules.principals,
+            claims: strings,
         },
         lifetime,
     })
 }
 
-/// A token's `exp` and `nbf`.
+/// A token's `exp` and `nbf`, and its issuer's leeway.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Lifetime {
     pub exp: f64,
     pub nbf: Option<f64>,
+    /// Clock skew tolerated either way, in seconds.
+    pub leeway: i64,
 }
 
 impl Lifetime {
-    /// Whether the token is valid at `now`, with [`LEEWAY_SECONDS`] either way.
+    /// Whether the token is valid at `now`, with the leeway either way.
     ///
     /// # Errors
     /// [`TokenError::Expired`] or [`TokenError::NotYetValid`].
     pub fn check(&self, now: i64) -> Result<(), TokenError> {
-        if (now - LEEWAY_SECONDS) as f64 >= self.exp {
+        if (now - self.leeway) as f64 >= self.exp {
             return Err(TokenError::Expired);
         }
         if let Some(nbf) = self.nbf
-            && ((now + LEEWAY_SECONDS) as f64) < nbf
+            && ((now + self.leeway) as f64) < nbf
         {
             return Err(TokenError::NotYetValid);
         }
@@ -372,6 +471,7 @@ mod tests {
             admins: vec![],
             jwks_min_refresh_seconds: 30,
             allow_unverified_email: false,
+            issuers: vec![],
         })
     }
 

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::auth::AccessRule;
 use crate::naming::{
     AccountId, K8sName, OidcProviderArn, Principal, PrincipalArn, ProjectName, Region,
     RegistryHost, RepoNamespace, RepoPrefix, RoleArn,
@@ -150,10 +151,19 @@ pub struct OciTokenConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct Project {
     pub name: ProjectName,
-    /// Who may get credentials for this project (besides `auth.admins`).
-    pub access: Vec<Principal>,
+    /// Who may get push (and pull) credentials for this project, besides
+    /// `auth.admins`.
+    pub access: Vec<AccessRule>,
+    /// Who may get pull-only credentials for it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pull_access: Vec<AccessRule>,
 }
 
+/// How serve authenticates callers. The single-issuer keys (`issuer`,
+/// `audience`, `hs256_secret`, `jwks_url`, `groups_claim`,
+/// `allow_unverified_email`) describe the issuer named
+/// [`DEFAULT_ISSUER`]; `issuers` lists more ([`AuthConfig::issuers`] gives
+/// them all).
 #[derive(Debug, Clone, Serialize)]
 pub struct AuthConfig {
     pub issuer: Option<String>,
@@ -167,6 +177,79 @@ pub struct AuthConfig {
     /// Count a token's `email` as an identity even without
     /// `email_verified: true` (for identity providers that never send it).
     pub allow_unverified_email: bool,
+    /// More trusted issuers, each with its own keys and rules.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub issuers: Vec<IssuerConfig>,
+}
+
+/// The name the single-issuer keys of `auth` go by, in workload rules and
+/// logs.
+pub const DEFAULT_ISSUER: &str = "default";
+
+impl AuthConfig {
+    /// Every trusted issuer: the single-issuer keys first (when they give
+    /// a key source), then `auth.issuers` in order.
+    pub fn issuers(&self) -> impl Iterator<Item = IssuerRef<'_>> {
+        let single = (self.hs256_secret.is_some() || self.jwks_url.is_some())
+            .then_some(IssuerRef::Single(self));
+        single
+            .into_iter()
+            .chain(self.issuers.iter().map(IssuerRef::Listed))
+    }
+
+    /// Whether an issuer of that name is configured.
+    pub fn has_issuer(&self, name: &str) -> bool {
+        self.issuers().any(|i| i.name() == name)
+    }
+}
+
+/// One trusted issuer, however it was written.
+#[derive(Debug, Clone, Copy)]
+pub enum IssuerRef<'a> {
+    /// The single-issuer keys of `auth`.
+    Single(&'a AuthConfig),
+    /// An entry of `auth.issuers`.
+    Listed(&'a IssuerConfig),
+}
+
+impl<'a> IssuerRef<'a> {
+    pub fn name(&self) -> &'a str {
+        match self {
+            Self::Single(_) => DEFAULT_ISSUER,
+            Self::Listed(i) => &i.name,
+        }
+    }
+}
+
+/// An entry of `auth.issuers`: an OIDC issuer whose tokens serve accepts,
+/// such as a CI system's (GitHub Actions, GitLab CI).
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuerConfig {
+    /// How workload rules name it.
+    pub name: String,
+    /// The exact `iss` of its tokens.
+    pub issuer: String,
+    /// Accepted `aud` values (any of).
+    pub audience: Vec<String>,
+    /// Where its keys are; `None` finds them by OIDC discovery at
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub jwks_url: Option<String>,
+    /// Accepted signature algorithms.
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway_seconds: u32,
+    /// Whether its tokens also yield `user:`/`group:` identities; off by
+    /// default, so only workload rules naming this issuer match its tokens.
+    pub principals: bool,
+    pub groups_claim: String,
+}
+
+/// A signature algorithm an issuer may use (asymmetric only: a shared
+/// secret belongs to the single-issuer keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum JwtAlgorithm {
+    RS256,
+    ES256,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -22,6 +22,9 @@ pub(super) struct Reader {
     /// The config directory: relative file paths in config are resolved
     /// against it ([`Reader::config_path`]).
     pub(super) config_dir: std::path::PathBuf,
+    /// Each workload rule's issuer name, where it was written: checked
+    /// against `auth` once that is read.
+    pub(super) rule_issuers: Vec<(String, Origin, String)>,
 }
 
 /// A map being read: tracks which keys were consumed (so the rest can be

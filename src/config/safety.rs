@@ -93,6 +93,7 @@ mod tests {
             admins: vec![],
             jwks_min_refresh_seconds: 30,
             allow_unverified_email: false,
+            issuers: vec![],
         }
     }
 

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use super::error::{ConfigError, Origin, Problem};
 use super::model::*;
 use super::reader::{MapReader, Reader, did_you_mean, join};
-use super::values::{http_url, jwks_url, socket_addr, tag_text, token_name};
+use super::values::{http_url, issuer_name, jwks_url, socket_addr, tag_text, token_name};
 use super::yaml::{Kind, Node};
+use crate::auth::claims::{ClaimPattern, MAX_CONDITION_BYTES, WorkloadRule};
 use crate::naming::{
     AccountId, K8sName, OidcProviderArn, Principal, PrincipalArn, ProjectName, Region,
     RegistryHost, RepoNamespace, RepoPrefix, RoleArn,
@@ -93,6 +94,9 @@ impl Reader {
         let server = self.server(server_node, dir);
         self.finish(m);
 
+        if let Some(auth) = &auth {
+            self.rule_issuer_checks(auth);
+        }
         let registry = registry?;
         if let (RegistryConfig::Ecr(ecr), Some(server)) = (&registry, &server) {
             let floor = server.credential_cache.min_remaining_seconds;
@@ -120,6 +124,26 @@ impl Reader {
             auth: auth?,
             server: server?,
         })
+    }
+
+    /// Every workload rule names a configured issuer.
+    fn rule_issuer_checks(&mut self, auth: &AuthConfig) {
+        let known: Vec<&str> = auth.issuers().map(|i| i.name()).collect();
+        for (name, origin, path) in std::mem::take(&mut self.rule_issuers) {
+            if auth.has_issuer(&name) {
+                continue;
+            }
+            let hint = match did_you_mean(&name, &known) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None if known.is_empty() => "list the issuer in `auth.issuers`".to_string(),
+                None => format!("configured issuers: {}", known.join(", ")),
+            };
+            self.push(
+                &origin,
+                &path,
+                Problem::new(format!("no issuer named `{name}` in `auth`")).hint(hint),
+            );
+        }
     }
 
     fn registry(&mut self, node: &Node, path: &str) -> Option<RegistryConfig> {
@@ -505,7 +529,10 @@ impl Reader {
             let mut m = r.map(n, p)?;
             let name = r.required(&mut m, "name", |r, n, p| r.scalar(n, p, ProjectName::parse));
             let access = r
-                .optional(&mut m, "access", Self::principals)
+                .optional(&mut m, "access", Self::access_rules)
+                .unwrap_or_default();
+            let pull_access = r
+                .optional(&mut m, "pull_access", Self::access_rules)
                 .unwrap_or_default();
             let origin = m.origin_of("name");
             let name_path = m.child("name");
@@ -513,6 +540,7 @@ impl Reader {
             let project = Project {
                 name: name?,
                 access,
+                pull_access,
             };
             Some((project, origin, name_path))
         })?;
@@ -525,6 +553,180 @@ impl Reader {
             }
         }
         Some(projects)
+    }
+
+    /// A project's `access` or `pull_access`: principals (`user:…`,
+    /// `group:…`) and workload rules (maps).
+    fn access_rules(&mut self, node: &Node, path: &str) -> Option<Vec<AccessRule>> {
+        self.list(node, path, |r, n, p| match &n.kind {
+            Kind::Map(_) => r.workload_rule(n, p).map(AccessRule::Workload),
+            _ => r.scalar(n, p, Principal::parse).map(AccessRule::Principal),
+        })
+    }
+
+    /// `{issuer: NAME, claims: {…}, claims_like: {…}}`. The issuer's name
+    /// is checked against `auth` once that is read ([`Self::config`]).
+    fn workload_rule(&mut self, node: &Node, path: &str) -> Option<WorkloadRule> {
+        let mut m = self.map(node, path)?;
+        let issuer = self.required(&mut m, "issuer", Self::string);
+        let errors_before = self.errors.len();
+        let claims = self
+            .optional(&mut m, "claims", |r, n, p| {
+                r.conditions(n, p, |v| Ok(v.to_string()))
+            })
+            .unwrap_or_default();
+        let claims_like = self
+            .optional(&mut m, "claims_like", |r, n, p| {
+                r.conditions(n, p, ClaimPattern::parse)
+            })
+            .unwrap_or_default();
+        let conditions_failed = self.errors.len() > errors_before;
+        let origin = m.origin.clone();
+        let issuer_origin = m.origin_of("issuer");
+        self.finish(m);
+        let issuer = issuer?;
+        self.rule_issuers
+            .push((issuer.clone(), issuer_origin, join(path, "issuer")));
+        if conditions_failed {
+            // Reported already; a rule short of a broken condition must not
+            // be kept, nor reported again as having none.
+            return None;
+        }
+        match WorkloadRule::new(issuer, claims, claims_like) {
+            Ok(rule) => Some(rule),
+            Err(message) => {
+                self.push(
+                    &origin,
+                    path,
+                    Problem::new(message).hint(
+                        "add a condition such as `claims: {repository: acme/my-app, ref: refs/heads/main}`",
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A map of claim name → one value or a list of values, each parsed by
+    /// `parse`.
+    fn conditions<T>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<BTreeMap<String, Vec<T>>> {
+        let Kind::Map(entries) = &node.kind else {
+            self.map(node, path);
+            return None;
+        };
+        let mut out = BTreeMap::new();
+        for (key, value) in entries {
+            let p = join(path, &key.name);
+            if key.name.is_empty() || key.name.len() > MAX_CONDITION_BYTES {
+                self.push(
+                    &key.origin,
+                    &p,
+                    Problem::new(format!(
+                        "a claim name is 1 to {MAX_CONDITION_BYTES} characters"
+                    )),
+                );
+                continue;
+            }
+            let one = |r: &mut Self, n: &Node, p: &str| {
+                r.scalar(n, p, |s| {
+                    if s.is_empty() || s.len() > MAX_CONDITION_BYTES {
+                        Err(Problem::new(format!(
+                            "a claim value is 1 to {MAX_CONDITION_BYTES} characters"
+                        )))
+                    } else {
+                        parse(s).map_err(Problem::new)
+                    }
+                })
+            };
+            let values = match &value.kind {
+                Kind::Seq(_) => self.list(value, &p, one),
+                _ => one(self, value, &p).map(|v| vec![v]),
+            };
+            match values {
+                Some(v) if v.is_empty() => self.push(
+                    &value.origin,
+                    &p,
+                    Problem::new("lists no value, so it can never hold"),
+                ),
+                Some(v) => {
+                    out.insert(key.name.clone(), v);
+                }
+                None => {}
+            }
+        }
+        Some(out)
+    }
+
+    /// An entry of `auth.issuers`.
+    fn issuer_entry(&mut self, node: &Node, path: &str) -> Option<(IssuerConfig, Origin)> {
+        let mut m = self.map(node, path)?;
+        let name = self.required(&mut m, "name", |r, n, p| r.scalar(n, p, issuer_name));
+        let has_jwks_url = m.has("jwks_url");
+        let issuer = self.required(&mut m, "issuer", |r, n, p| {
+            // Without `jwks_url` the keys are found from the issuer URL, so
+            // it is held to the rules of a key URL.
+            if has_jwks_url {
+                r.string(n, p)
+            } else {
+                r.scalar(n, p, jwks_url)
+            }
+        });
+        let audience = self.required(&mut m, "audience", |r, n, p| match &n.kind {
+            Kind::Seq(items) if items.is_empty() => {
+                r.push(&n.origin, p, Problem::new("lists no audience"));
+                None
+            }
+            Kind::Seq(_) => r.list(n, p, Self::string),
+            _ => r.string(n, p).map(|a| vec![a]),
+        });
+        let jwks = self.optional(&mut m, "jwks_url", |r, n, p| r.scalar(n, p, jwks_url));
+        let algorithms = self
+            .optional(&mut m, "algorithms", |r, n, p| {
+                let list = r.list(n, p, |r, n, p| {
+                    r.scalar(n, p, |s| match s {
+                        "RS256" => Ok(JwtAlgorithm::RS256),
+                        "ES256" => Ok(JwtAlgorithm::ES256),
+                        _ => Err(Problem::new(format!("`{s}` is not RS256 or ES256")).hint(
+                            "an issuer of auth.issuers signs with RS256 or ES256; a shared secret (HS256) belongs in auth.hs256_secret",
+                        )),
+                    })
+                })?;
+                if matches!(&n.kind, Kind::Seq(items) if items.is_empty()) {
+                    r.push(&n.origin, p, Problem::new("lists no algorithm"));
+                    return None;
+                }
+                Some(list)
+            })
+            .unwrap_or_else(|| vec![JwtAlgorithm::RS256, JwtAlgorithm::ES256]);
+        let leeway_seconds = self
+            .optional(&mut m, "leeway_seconds", |r, n, p| r.uint(n, p, 0, 300))
+            .unwrap_or(30);
+        let principals = self
+            .optional(&mut m, "principals", Self::bool)
+            .unwrap_or(false);
+        let groups_claim = self
+            .optional(&mut m, "groups_claim", Self::string)
+            .unwrap_or_else(|| "groups".into());
+        let origin = m.origin_of("name");
+        self.finish(m);
+        Some((
+            IssuerConfig {
+                name: name?,
+                issuer: issuer?,
+                audience: audience?,
+                jwks_url: jwks,
+                algorithms,
+                leeway_seconds,
+                principals,
+                groups_claim,
+            },
+            origin,
+        ))
     }
 
     fn auth(&mut self, node: &Node, path: &str) -> Option<AuthConfig> {
@@ -559,15 +761,22 @@ impl Reader {
         let allow_unverified_email = self
             .optional(&mut m, "allow_unverified_email", Self::bool)
             .unwrap_or(false);
-        let has_key_source = m.has("hs256_secret") || m.has("jwks_url");
-        if !has_key_source {
+        let issuers = self
+            .optional(&mut m, "issuers", |r, n, p| {
+                r.list(n, p, Self::issuer_entry)
+            })
+            .unwrap_or_default();
+        let single = m.has("hs256_secret") || m.has("jwks_url");
+        if !single && !m.has("issuers") {
             self.push(
                 &m.origin,
                 path,
-                Problem::new("auth needs a key source to verify tokens with")
-                    .hint("set `hs256_secret`, `jwks_url`, or both"),
+                Problem::new("auth needs a key source to verify tokens with").hint(
+                    "set `hs256_secret`, `jwks_url`, or both, or list trusted issuers in `issuers`",
+                ),
             );
         }
+        self.issuer_cross_checks(&issuers, single, path);
         // A provider's JWKS (Google's, Entra's) signs tokens for every
         // application of every customer: without both checks, any of them
         // would be accepted here.
@@ -597,7 +806,51 @@ impl Reader {
             admins,
             jwks_min_refresh_seconds,
             allow_unverified_email,
+            issuers: issuers.into_iter().map(|(i, _)| i).collect(),
         })
+    }
+
+    /// Issuer names and `iss` values are unique across `auth.issuers` and
+    /// the single-issuer keys: a token's `iss` must pick one issuer, and a
+    /// rule's `issuer` must name one.
+    fn issuer_cross_checks(
+        &mut self,
+        issuers: &[(IssuerConfig, Origin)],
+        single: bool,
+        path: &str,
+    ) {
+        let mut names: BTreeMap<&str, &Origin> = BTreeMap::new();
+        let mut urls: BTreeMap<&str, &Origin> = BTreeMap::new();
+        for (i, (issuer, origin)) in issuers.iter().enumerate() {
+            let at = format!("{path}.issuers[{i}]");
+            if single && issuer.name == DEFAULT_ISSUER {
+                self.push(
+                    origin,
+                    &format!("{at}.name"),
+                    Problem::new(format!(
+                        "`{DEFAULT_ISSUER}` is the name of the issuer the single-issuer keys of `auth` describe"
+                    ))
+                    .hint("give this issuer another name"),
+                );
+            }
+            if let Some(first) = names.insert(&issuer.name, origin) {
+                self.push(
+                    origin,
+                    &format!("{at}.name"),
+                    Problem::new(format!("duplicate issuer name `{}`", issuer.name))
+                        .hint(format!("first named at {first}")),
+                );
+            }
+            if let Some(first) = urls.insert(&issuer.issuer, origin) {
+                self.push(
+                    origin,
+                    &format!("{at}.issuer"),
+                    Problem::new(format!("issuer `{}` is listed twice", issuer.issuer)).hint(
+                        format!("first at {first}; a token's `iss` must pick exactly one entry"),
+                    ),
+                );
+            }
+        }
     }
 
     /// `server` is optional as a whole; `None` reads as an empty map, so

@@ -56,6 +56,23 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The name of an `auth.issuers` entry, as workload rules and logs use
+/// it: short, lower case, no spaces.
+pub(super) fn issuer_name(s: &str) -> Result<String, Problem> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(Problem::new(format!(
+            "`{s}` is not an issuer name: 1 to 32 of a-z, 0-9 and `-`"
+        ))
+        .hint("for example `github` or `gitlab`"))
+    }
+}
+
 /// A token `service` or `issuer`: compared byte for byte by the registry, so
 /// stray whitespace would silently break every push.
 pub(super) fn token_name(s: &str) -> Result<String, Problem> {

@@ -421,7 +421,10 @@ async fn push_session(
             Check::skipped("ecr.registry_v2", v2_title, reason),
         ];
     };
-    let session = match provider.assume_push_role(project).await {
+    let session = match provider
+        .assume_push_role(project, crate::auth::AccessKind::Push)
+        .await
+    {
         Ok(s) => s,
         Err(e) => {
             let reason = "the push role could not be assumed";

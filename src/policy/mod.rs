@@ -12,6 +12,7 @@ pub mod roles;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::auth::AccessKind;
 use crate::config::EcrConfig;
 use crate::naming::{NameError, ProjectName};
 
@@ -23,6 +24,14 @@ pub(crate) const PUSH_ACTIONS: &[&str] = &[
     "ecr:UploadLayerPart",
     "ecr:CompleteLayerUpload",
     "ecr:PutImage",
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+];
+
+/// What pull-only credentials may do on their one repository: read image
+/// manifests and layers, nothing that writes.
+pub(crate) const PULL_ACTIONS: &[&str] = &[
+    "ecr:BatchCheckLayerAvailability",
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",
 ];
@@ -50,13 +59,31 @@ pub fn repository_arn(ecr: &EcrConfig, project: &ProjectName) -> Result<String, 
 /// # Errors
 /// As [`repository_arn`].
 pub fn session_policy(ecr: &EcrConfig, project: &ProjectName) -> Result<Value, NameError> {
+    session_policy_for(ecr, project, AccessKind::Push)
+}
+
+/// The session policy for `kind` credentials: push and pull
+/// ([`PUSH_ACTIONS`]) or pull only ([`PULL_ACTIONS`]), on the project's
+/// repository alone.
+///
+/// # Errors
+/// As [`repository_arn`].
+pub fn session_policy_for(
+    ecr: &EcrConfig,
+    project: &ProjectName,
+    kind: AccessKind,
+) -> Result<Value, NameError> {
+    let (sid, actions) = match kind {
+        AccessKind::Push => ("PushPullThisProjectOnly", PUSH_ACTIONS),
+        AccessKind::Pull => ("PullThisProjectOnly", PULL_ACTIONS),
+    };
     Ok(json!({
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "PushPullThisProjectOnly",
+                "Sid": sid,
                 "Effect": "Allow",
-                "Action": PUSH_ACTIONS,
+                "Action": actions,
                 "Resource": repository_arn(ecr, project)?,
             },
             {
@@ -83,7 +110,18 @@ const HASH_HEX: usize = 12;
 /// long for 64 characters keeps its start and gets a hash of the whole name,
 /// so distinct projects never share a session name.
 pub fn role_session_name(project: &ProjectName) -> String {
-    let full = format!("{SESSION_PREFIX}{project}");
+    role_session_name_for(project, AccessKind::Push)
+}
+
+/// As [`role_session_name`], with `@pull` at the end for pull-only
+/// credentials (`@` is allowed in a session name and never in a project
+/// name, so no push session can look like a pull one).
+pub fn role_session_name_for(project: &ProjectName, kind: AccessKind) -> String {
+    let suffix = match kind {
+        AccessKind::Push => "",
+        AccessKind::Pull => "@pull",
+    };
+    let full = format!("{SESSION_PREFIX}{project}{suffix}");
     if full.len() <= MAX_SESSION_NAME {
         return full;
     }
@@ -93,9 +131,12 @@ pub fn role_session_name(project: &ProjectName) -> String {
         .take(HASH_HEX / 2)
         .map(|b| format!("{b:02x}"))
         .collect();
-    let keep = MAX_SESSION_NAME - SESSION_PREFIX.len() - 1 - HASH_HEX;
+    let keep = MAX_SESSION_NAME - SESSION_PREFIX.len() - 1 - HASH_HEX - suffix.len();
     // Project names are ASCII, so byte slicing is character slicing.
-    format!("{SESSION_PREFIX}{}-{hash}", &project.as_str()[..keep])
+    format!(
+        "{SESSION_PREFIX}{}-{hash}{suffix}",
+        &project.as_str()[..keep]
+    )
 }
 
 #[cfg(test)]
@@ -233,6 +274,48 @@ mod tests {
             assert!(!allows(&policy, action, own), "{action}");
             assert!(!allows(&policy, action, "*"), "{action}");
         }
+    }
+
+    #[test]
+    fn pull_credentials_read_their_one_repository_and_write_nothing() {
+        let config = ecr("us-east-1", "aws");
+        let policy = session_policy_for(&config, &project("my-app"), AccessKind::Pull).unwrap();
+        let own = "arn:aws:ecr:us-east-1:123456789012:repository/rise/my-app";
+        for action in PULL_ACTIONS {
+            assert!(allows(&policy, action, own), "{action}");
+            assert!(
+                !allows(
+                    &policy,
+                    action,
+                    "arn:aws:ecr:us-east-1:123456789012:repository/rise/my-app2"
+                ),
+                "{action} on a neighbour"
+            );
+        }
+        assert!(allows(&policy, "ecr:GetAuthorizationToken", "*"));
+        // Every write a push needs, and every other write, is refused.
+        let writes = PUSH_ACTIONS.iter().filter(|a| !PULL_ACTIONS.contains(a));
+        for action in writes.chain(&[
+            "ecr:BatchDeleteImage",
+            "ecr:DeleteRepository",
+            "ecr:PutImageTagMutability",
+            "ecr:TagResource",
+            "ecr:*",
+        ]) {
+            assert!(!allows(&policy, action, own), "{action}");
+            assert!(!allows(&policy, action, "*"), "{action}");
+        }
+        assert_eq!(
+            role_session_name_for(&project("my-app"), AccessKind::Pull),
+            "rise-my-app@pull"
+        );
+        let long = project(&"p".repeat(200));
+        let pull = role_session_name_for(&long, AccessKind::Pull);
+        assert!(
+            pull.len() <= MAX_SESSION_NAME && pull.ends_with("@pull"),
+            "{pull}"
+        );
+        assert_ne!(pull, role_session_name(&long));
     }
 
     #[test]

@@ -16,9 +16,10 @@ use base64::Engine;
 use tokio::time::Instant;
 
 use super::{ProviderError, RegistryCredentials};
+use crate::auth::AccessKind;
 use crate::config::EcrConfig;
 use crate::naming::ProjectName;
-use crate::policy::{role_session_name, session_policy};
+use crate::policy::{role_session_name_for, session_policy_for};
 use crate::secret::Secret;
 
 /// A successful AWS call within this window counts as "ready".
@@ -108,30 +109,33 @@ impl EcrProvider {
     pub async fn credentials(
         &self,
         project: &ProjectName,
+        access: AccessKind,
     ) -> Result<RegistryCredentials, ProviderError> {
-        let session = self.assume_push_role(project).await?;
+        let session = self.assume_push_role(project, access).await?;
         let (credentials, _) = self.login(project, session).await?;
         self.mark_ok();
         Ok(credentials)
     }
 
-    /// Step 1: the push role, assumed with `project`'s session policy
-    /// (also how `doctor` tells this step's failure from the next one's).
+    /// Step 1: the push role, assumed with `project`'s session policy for
+    /// `access` (also how `doctor` tells this step's failure from the next
+    /// one's).
     ///
     /// # Errors
     /// As [`Self::credentials`], for AssumeRole.
     pub async fn assume_push_role(
         &self,
         project: &ProjectName,
+        access: AccessKind,
     ) -> Result<PushSession, ProviderError> {
-        let policy =
-            session_policy(&self.config, project).map_err(|e| ProviderError::Invalid(e.message))?;
+        let policy = session_policy_for(&self.config, project, access)
+            .map_err(|e| ProviderError::Invalid(e.message))?;
         let push_role = self.config.push_role_arn.as_str();
         let assumed = self
             .sts
             .assume_role()
             .role_arn(push_role)
-            .role_session_name(role_session_name(project))
+            .role_session_name(role_session_name_for(project, access))
             .policy(policy.to_string())
             .duration_seconds(self.config.session_duration_seconds as i32)
             .send()

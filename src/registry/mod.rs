@@ -15,7 +15,7 @@ pub mod oci_token;
 
 use std::time::SystemTime;
 
-use crate::auth::Caller;
+use crate::auth::{AccessKind, Caller};
 use crate::config::RegistryConfig;
 use crate::naming::ProjectName;
 use crate::secret::Secret;
@@ -85,7 +85,7 @@ impl RegistryProvider {
         }
     }
 
-    /// Issues credentials scoped to `project`, for `holder` (only
+    /// Issues `access` credentials scoped to `project`, for `holder` (only
     /// `oci-token` binds them to the caller: its ticket carries the
     /// identities given here, so pass them narrowed with
     /// [`Caller::narrowed_to`]).
@@ -97,11 +97,14 @@ impl RegistryProvider {
         &self,
         project: &ProjectName,
         holder: &Caller,
+        access: AccessKind,
     ) -> Result<RegistryCredentials, ProviderError> {
         match self {
-            Self::Ecr(p) => p.credentials(project).await,
+            Self::Ecr(p) => p.credentials(project, access).await,
+            // A plain registry has no credentials to narrow: pull and push
+            // get the same answer.
             Self::OciClientAuth(p) => Ok(p.credentials(project)),
-            Self::OciToken(p) => Ok(p.credentials(project, holder)),
+            Self::OciToken(p) => Ok(p.credentials(project, holder, access)),
         }
     }
 

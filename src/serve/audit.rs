@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::app::RequestId;
+use crate::auth::AccessKind;
 use crate::auth::jwt::Verified;
 use crate::clock::{rfc3339, unix_now};
 use crate::naming::ProjectName;
@@ -25,6 +26,8 @@ pub(super) struct Audit<'a> {
     #[serde(serialize_with = "identities")]
     pub(super) caller: Option<Arc<Verified>>,
     pub(super) project: Option<ProjectName>,
+    /// `push` or `pull`, once the request's `access` is known to be valid.
+    pub(super) access: Option<AccessKind>,
     pub(super) provider: &'static str,
     pub(super) outcome: &'static str,
     pub(super) grant: Option<String>,
@@ -44,7 +47,13 @@ pub(super) struct TokenAudit<'a> {
     /// The caller's own `X-Request-Id`, recorded beside ours.
     pub(super) caller_request_id: Option<&'a str>,
     pub(super) subject: Option<String>,
+    /// The issuer of the ticket holder's token, by its name in config,
+    /// unless it was the single-issuer keys'.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) issuer: Option<String>,
     pub(super) project: Option<ProjectName>,
+    /// The ticket's access kind: a `pull` ticket is never granted `push`.
+    pub(super) access: Option<AccessKind>,
     pub(super) outcome: &'static str,
     pub(super) scopes: Vec<String>,
     pub(super) granted: Vec<String>,
@@ -69,7 +78,8 @@ impl<'a> TokenAudit<'a> {
     }
 }
 
-/// The caller as its identity strings (`user:…`, `group:…`), or null.
+/// The caller as its identity strings (`user:…`, `group:…`, or
+/// `workload:ISSUER:SUB`), or null.
 fn identities<S: serde::Serializer>(
     caller: &Option<Arc<Verified>>,
     s: S,
@@ -78,10 +88,10 @@ fn identities<S: serde::Serializer>(
     let Some(verified) = caller else {
         return s.serialize_none();
     };
-    let ids = verified.caller.identities();
-    let mut seq = s.serialize_seq(Some(ids.len()))?;
-    for id in &ids {
-        seq.serialize_element(&format_args!("{id}"))?;
+    let names = verified.caller.audit_names();
+    let mut seq = s.serialize_seq(Some(names.len()))?;
+    for name in &names {
+        seq.serialize_element(name)?;
     }
     seq.end()
 }

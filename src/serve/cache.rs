@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+use crate::auth::AccessKind;
 use crate::naming::ProjectName;
 use crate::registry::{ProviderError, RegistryCredentials};
 
@@ -96,18 +97,20 @@ impl Entry {
     }
 }
 
-pub struct CredentialCache {
-    /// One slot per project; projects are validated and authorised before
+/// Keyed by `K`: in serve, a project and the access kind asked for, since
+/// pull and push credentials differ.
+pub struct CredentialCache<K = (ProjectName, AccessKind)> {
+    /// One slot per key; projects are validated and authorised before
     /// they get here, so the map is bounded by the configured projects.
     /// The std lock is held only for lookups and updates, never an `.await`.
-    slots: Mutex<HashMap<ProjectName, Slot>>,
+    slots: Mutex<HashMap<K, Slot>>,
     /// Slots holding credentials, for the cache-size gauge.
     entries: AtomicUsize,
     floor: Duration,
     issue_timeout: Duration,
 }
 
-impl CredentialCache {
+impl<K: Clone + Eq + std::hash::Hash> CredentialCache<K> {
     pub fn new(floor: Duration, issue_timeout: Duration) -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
@@ -126,14 +129,14 @@ impl CredentialCache {
         self.len() == 0
     }
 
-    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<ProjectName, Slot>> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<K, Slot>> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Drops the slots (and cached credentials) of projects `keep` refuses:
     /// after a config reload, those of removed projects. Returns how many
     /// credentials were dropped.
-    pub fn retain(&self, keep: impl Fn(&ProjectName) -> bool) -> usize {
+    pub fn retain(&self, keep: impl Fn(&K) -> bool) -> usize {
         let mut slots = self.slots();
         let mut dropped = 0;
         slots.retain(|project, slot| {
@@ -161,7 +164,7 @@ impl CredentialCache {
     ///
     /// # Errors
     /// [`Unavailable`] when nothing valid can be served.
-    pub async fn get<F, Fut>(&self, project: &ProjectName, issue: F) -> Result<Served, Unavailable>
+    pub async fn get<F, Fut>(&self, project: &K, issue: F) -> Result<Served, Unavailable>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<RegistryCredentials, ProviderError>>,
@@ -229,7 +232,7 @@ impl CredentialCache {
 
     fn stale_or_unavailable(
         &self,
-        project: &ProjectName,
+        project: &K,
         now: Instant,
         message: String,
         retry_after: Duration,
@@ -279,12 +282,12 @@ mod tests {
         ProjectName::parse("p").unwrap()
     }
 
-    fn cache() -> CredentialCache {
+    fn cache() -> CredentialCache<ProjectName> {
         CredentialCache::new(FLOOR, Duration::from_secs(10))
     }
 
     async fn ok(
-        cache: &CredentialCache,
+        cache: &CredentialCache<ProjectName>,
         calls: &AtomicUsize,
         password: &str,
     ) -> Result<Served, Unavailable> {
@@ -296,7 +299,10 @@ mod tests {
             .await
     }
 
-    async fn failing(cache: &CredentialCache, calls: &AtomicUsize) -> Result<Served, Unavailable> {
+    async fn failing(
+        cache: &CredentialCache<ProjectName>,
+        calls: &AtomicUsize,
+    ) -> Result<Served, Unavailable> {
         cache
             .get(&project(), || async {
                 calls.fetch_add(1, Ordering::SeqCst);

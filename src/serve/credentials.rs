@@ -1,13 +1,15 @@
-//! The credential endpoint, `GET /registry/credentials?project=NAME`.
+//! The credential endpoint, `GET /registry/credentials?project=NAME[&access=pull]`.
 //!
 //! The flow, in order, each step able to end the request:
 //! 1. `GET` only (405);
-//! 2. a valid `project` query parameter (400): checked before anything
-//!    else, so a hostile name never reaches auth, logs or AWS;
+//! 2. a valid `project` query parameter and, if given, `access` (`push`,
+//!    the default, or `pull`) (400): checked before anything else, so a
+//!    hostile name never reaches auth, logs or AWS;
 //! 3. a valid Bearer token (401 with `WWW-Authenticate`);
 //! 4. the caller's rate limit (429 with `Retry-After`);
-//! 5. the access rule (404 for unknown *and* forbidden projects: the same
-//!    body, headers and metric; only the audit line tells them apart);
+//! 5. the access rule for that access kind (404 for unknown *and*
+//!    forbidden projects: the same body, headers and metric; only the audit
+//!    line tells them apart);
 //! 6. credentials from the cache or the provider (503 with `Retry-After`).
 //!
 //! Kept apart from the router so the order of the checks, which is part of
@@ -20,7 +22,7 @@ use super::app::{App, Body, RequestId};
 use super::audit::Audit;
 use super::cache::Served;
 use super::error::ApiError;
-use crate::auth::{TokenError, authorize};
+use crate::auth::{AccessKind, TokenError, authorize};
 use crate::clock::{rfc3339, unix_now};
 use crate::naming::ProjectName;
 use crate::registry::RegistryProvider;
@@ -33,6 +35,7 @@ impl App {
     ) -> Response<Body> {
         let mut audit = Audit::new(request_id, self.provider.kind());
         let result = self.credentials_flow(req, &mut audit).await;
+        let access = audit.access.unwrap_or_default();
         let response = match result {
             Ok((project, served)) => {
                 audit.outcome = "issued";
@@ -45,7 +48,7 @@ impl App {
                     (false, true) => "cache_hit",
                     (false, false) => "issued",
                 };
-                self.metrics.credential(project.as_str(), outcome);
+                self.metrics.credential(project.as_str(), access, outcome);
                 let mut r = Response::new(Body::from(body));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -66,7 +69,7 @@ impl App {
                     Some(_) => audit.project.as_ref().map_or("-", ProjectName::as_str),
                     None => "-",
                 };
-                self.metrics.credential(label, e.public_outcome());
+                self.metrics.credential(label, access, e.public_outcome());
                 e.response()
             }
         };
@@ -84,6 +87,8 @@ impl App {
         }
         let project = project_param(req.uri().query()).map_err(ApiError::BadProject)?;
         audit.project = Some(project.clone());
+        let access = access_param(req.uri().query()).map_err(ApiError::BadProject)?;
+        audit.access = Some(access);
         let token = bearer_token(req)?;
         let now = unix_now();
         // One config for the whole request, even if a reload swaps it now.
@@ -96,26 +101,26 @@ impl App {
         audit.caller = Some(verified.clone());
         let caller = &verified.caller;
         self.limiter
-            .check(&caller.subject)
+            .check(&caller.limit_key())
             .map_err(ApiError::RateLimited)?;
-        let grant = authorize(&live.config, caller, &project).map_err(ApiError::NotFound)?;
-        audit.grant = Some(match &grant {
-            crate::auth::Grant::Admin(p) => format!("admin via {p}"),
-            crate::auth::Grant::Access(p) => format!("access via {p}"),
-        });
+        let grant =
+            authorize(&live.config, caller, &project, access).map_err(ApiError::NotFound)?;
+        audit.grant = Some(grant.to_string());
         if let RegistryProvider::OciToken(tickets) = &self.provider {
             // A ticket is bound to its caller and costs no upstream call:
             // issued per request, never shared through the cache. It carries
             // what the realm needs to apply the access rule again.
-            let credentials =
-                tickets.credentials(&project, &caller.narrowed_to(&live.config, &project));
+            let holder = caller.narrowed_to(&live.config, &project);
+            let credentials = tickets.credentials(&project, &holder, access);
             return Ok((project, Served::issued(credentials)));
         }
+        let key = (project, access);
+        let (project, _) = &key;
         let served = self
             .cache
-            .get(&project, || async {
+            .get(&key, || async {
                 let started = std::time::Instant::now();
-                let result = self.provider.credentials(&project, caller).await;
+                let result = self.provider.credentials(project, caller, access).await;
                 self.metrics
                     .provider_call(result.is_ok(), started.elapsed());
                 if let Err(e) = &result {
@@ -131,7 +136,7 @@ impl App {
         if served.stale {
             tracing::warn!(project = %project, "serving cached credentials while the provider fails");
         }
-        Ok((project, served))
+        Ok((key.0, served))
     }
 }
 
@@ -153,6 +158,26 @@ pub fn project_param(query: Option<&str>) -> Result<ProjectName, String> {
     }
     let value = found.ok_or("missing the `project` query parameter")?;
     ProjectName::parse(value).map_err(|e| format!("invalid `project`: {e}"))
+}
+
+/// The `access` query parameter: `push` when absent.
+///
+/// # Errors
+/// A message for the 400 response.
+pub fn access_param(query: Option<&str>) -> Result<AccessKind, String> {
+    let mut found: Option<&str> = None;
+    for pair in query.unwrap_or_default().split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == "access" {
+            if found.is_some() {
+                return Err("give the `access` query parameter once".into());
+            }
+            found = Some(value);
+        }
+    }
+    found.map_or(Ok(AccessKind::Push), |v| {
+        AccessKind::parse(v).map_err(|e| format!("invalid {e}"))
+    })
 }
 
 /// The token of an `Authorization: Bearer …` header.
@@ -218,6 +243,30 @@ fn credentials_body(project: &ProjectName, served: &Served) -> (String, Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn access_is_push_unless_pull_is_asked_for() {
+        assert_eq!(access_param(Some("project=a")), Ok(AccessKind::Push));
+        assert_eq!(access_param(None), Ok(AccessKind::Push));
+        assert_eq!(
+            access_param(Some("project=a&access=pull")),
+            Ok(AccessKind::Pull)
+        );
+        assert_eq!(
+            access_param(Some("access=push&project=a")),
+            Ok(AccessKind::Push)
+        );
+        for bad in [
+            "access=",
+            "access=PULL",
+            "access=pull,push",
+            "access=pull&access=push",
+            "access=delete",
+            "access=pul%6C",
+        ] {
+            assert!(access_param(Some(bad)).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn project_params_are_validated_as_written() {

@@ -376,8 +376,8 @@ async fn health_readiness_and_metrics() {
     for line in [
         "rise_registry_http_requests_total{route=\"credentials\",status=\"200\"} 1",
         "rise_registry_http_requests_total{route=\"credentials\",status=\"401\"} 1",
-        "rise_registry_credential_requests_total{project=\"-\",provider=\"oci-client-auth\",outcome=\"unauthenticated\"} 1",
-        "rise_registry_credential_requests_total{project=\"my-app\",provider=\"oci-client-auth\",outcome=\"issued\"} 1",
+        "rise_registry_credential_requests_total{project=\"-\",access=\"push\",provider=\"oci-client-auth\",outcome=\"unauthenticated\"} 1",
+        "rise_registry_credential_requests_total{project=\"my-app\",access=\"push\",provider=\"oci-client-auth\",outcome=\"issued\"} 1",
         "rise_registry_credential_cache_entries 0",
     ] {
         assert!(
@@ -435,7 +435,7 @@ async fn nothing_about_projects_is_learned_without_access() {
             assert_eq!(detail(&a), "not_permitted");
             assert_eq!(detail(&b), "unknown_project");
             assert!(
-                ma.contains("{project=\"-\",provider=\"oci-client-auth\",outcome=\"not_found\"} 1"),
+                ma.contains("{project=\"-\",access=\"push\",provider=\"oci-client-auth\",outcome=\"not_found\"} 1"),
                 "{ma}"
             );
         }

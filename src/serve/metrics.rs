@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
+use crate::auth::AccessKind;
+
 /// Upper bounds (seconds) of the provider-call latency histogram.
 const LATENCY_BUCKETS: [f64; 9] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
@@ -38,8 +40,8 @@ pub(crate) const OUTCOMES: [&str; 10] = [
     "no_route",
 ];
 
-/// One counter per credential outcome.
-type OutcomeCounters = [AtomicU64; OUTCOMES.len()];
+/// One counter per access kind (push, pull) and credential outcome.
+type OutcomeCounters = [[AtomicU64; OUTCOMES.len()]; AccessKind::ALL.len()];
 
 /// Counters are all fixed (routes, statuses, the configured projects,
 /// outcomes), so counting is one atomic add: no lock, no allocation, and no
@@ -124,11 +126,11 @@ impl Metrics {
     /// Counts one credential request. A project that is not configured
     /// counts as `-`; callers pass `-` themselves until the caller is
     /// authorised for the project.
-    pub fn credential(&self, project: &str, outcome: &'static str) {
+    pub fn credential(&self, project: &str, access: AccessKind, outcome: &'static str) {
         let credentials = self.credentials.load();
         let counters = credentials.get(project).or_else(|| credentials.get("-"));
         if let (Some(counters), Some(i)) = (counters, OUTCOMES.iter().position(|o| *o == outcome)) {
-            counters[i].fetch_add(1, Ordering::Relaxed);
+            counters[access as usize][i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -185,20 +187,22 @@ impl Metrics {
             &mut out,
             "rise_registry_credential_requests_total",
             "counter",
-            "Credential requests by project, provider and outcome.",
+            "Credential requests by project, access kind, provider and outcome.",
         );
         let credentials = self.credentials.load_full();
         let mut projects: Vec<_> = credentials.iter().collect();
         projects.sort_by(|a, b| a.0.cmp(b.0));
-        for (project, counts) in projects {
-            for (outcome, count) in OUTCOMES.iter().zip(counts.iter()) {
-                let n = count.load(Ordering::Relaxed);
-                if n > 0 {
-                    let provider = self.provider;
-                    let _ = writeln!(
-                        out,
-                        "rise_registry_credential_requests_total{{project=\"{project}\",provider=\"{provider}\",outcome=\"{outcome}\"}} {n}"
-                    );
+        for (project, by_access) in projects {
+            for (access, counts) in AccessKind::ALL.iter().zip(by_access.iter()) {
+                for (outcome, count) in OUTCOMES.iter().zip(counts.iter()) {
+                    let n = count.load(Ordering::Relaxed);
+                    if n > 0 {
+                        let provider = self.provider;
+                        let _ = writeln!(
+                            out,
+                            "rise_registry_credential_requests_total{{project=\"{project}\",access=\"{access}\",provider=\"{provider}\",outcome=\"{outcome}\"}} {n}"
+                        );
+                    }
                 }
             }
         }
@@ -314,19 +318,30 @@ mod tests {
     #[test]
     fn a_new_project_set_keeps_the_counts_of_projects_that_stay() {
         let m = Metrics::new(["a", "b"], "ecr");
-        m.credential("a", "issued");
-        m.credential("b", "issued");
+        m.credential("a", AccessKind::Push, "issued");
+        m.credential("b", AccessKind::Push, "issued");
         m.set_projects(["a", "c"]);
-        m.credential("c", "cache_hit");
+        m.credential("c", AccessKind::Push, "cache_hit");
+        m.credential("c", AccessKind::Pull, "issued");
         let text = m.render(0);
-        assert!(text.contains("{project=\"a\",provider=\"ecr\",outcome=\"issued\"} 1\n"));
-        assert!(text.contains("{project=\"c\",provider=\"ecr\",outcome=\"cache_hit\"} 1\n"));
-        assert!(!text.contains("project=\"b\""), "{text}");
-        m.credential("b", "not_found");
         assert!(
-            m.render(0)
-                .contains("{project=\"-\",provider=\"ecr\",outcome=\"not_found\"} 1\n")
+            text.contains(
+                "{project=\"a\",access=\"push\",provider=\"ecr\",outcome=\"issued\"} 1\n"
+            )
         );
+        assert!(text.contains(
+            "{project=\"c\",access=\"push\",provider=\"ecr\",outcome=\"cache_hit\"} 1\n"
+        ));
+        assert!(
+            text.contains(
+                "{project=\"c\",access=\"pull\",provider=\"ecr\",outcome=\"issued\"} 1\n"
+            )
+        );
+        assert!(!text.contains("project=\"b\""), "{text}");
+        m.credential("b", AccessKind::Push, "not_found");
+        assert!(m.render(0).contains(
+            "{project=\"-\",access=\"push\",provider=\"ecr\",outcome=\"not_found\"} 1\n"
+        ));
     }
 
     #[test]
@@ -335,8 +350,8 @@ mod tests {
         m.request("credentials", 200);
         m.request("credentials", 200);
         m.request("credentials", 418);
-        m.credential("my-app", "issued");
-        m.credential("invented", "not_found");
+        m.credential("my-app", AccessKind::Push, "issued");
+        m.credential("invented", AccessKind::Push, "not_found");
         m.provider_call(true, std::time::Duration::from_millis(70));
         m.provider_call(false, std::time::Duration::from_secs(30));
         let text = m.render(1);
@@ -347,14 +362,16 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(
-            "rise_registry_credential_requests_total{project=\"my-app\",provider=\"ecr\",outcome=\"issued\"} 1\n"
+            "rise_registry_credential_requests_total{project=\"my-app\",access=\"push\",provider=\"ecr\",outcome=\"issued\"} 1\n"
         ));
         assert!(
             text.contains("{route=\"credentials\",status=\"other\"} 1\n"),
             "{text}"
         );
         assert!(
-            text.contains("{project=\"-\",provider=\"ecr\",outcome=\"not_found\"} 1\n"),
+            text.contains(
+                "{project=\"-\",access=\"push\",provider=\"ecr\",outcome=\"not_found\"} 1\n"
+            ),
             "names that are not configured never become labels: {text}"
         );
         assert!(!text.contains("invented"));

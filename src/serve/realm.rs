@@ -122,18 +122,21 @@ impl App {
         let ticket = realm
             .verify_ticket(&request.ticket, now)
             .map_err(|e| ApiError::InvalidTicket(e.to_string()))?;
+        let holder = ticket.holder();
         audit.subject = Some(ticket.sub.clone());
+        audit.issuer = ticket.iss.clone();
         audit.project = Some(ticket.project.clone());
+        audit.access = Some(ticket.access);
         // Recorded only now: before the ticket checks out, they are
         // anyone's text.
         audit.scopes = request.scopes.clone();
         self.token_limiter
-            .check(&ticket.sub)
+            .check(&holder.limit_key())
             .map_err(ApiError::RateLimited)?;
         // The access rule again, under the config this replica runs now:
         // removing a project, or someone's access to it, stops new registry
         // tokens at once, not when the ticket expires.
-        if let Err(denial) = authorize(&self.config(), &ticket.holder(), &ticket.project) {
+        if let Err(denial) = authorize(&self.config(), &holder, &ticket.project, ticket.access) {
             audit.reason = Some(denial.as_str());
             return Err(ApiError::InvalidTicket(
                 match denial {

@@ -141,7 +141,7 @@ impl App {
             config: Arc::new(change.config.clone()),
             auth,
         }));
-        self.cache.retain(|p| projects.contains(p.as_str()));
+        self.cache.retain(|(p, _)| projects.contains(p.as_str()));
         self.metrics
             .set_restart_required(!change.restart_needed.is_empty());
         Ok(change)

@@ -470,3 +470,101 @@ fn the_metrics_listener_needs_an_address_of_its_own() {
         None
     );
 }
+
+/// `auth.issuers` and workload rules: what loads, and each mistake named
+/// at its file, line and key, with a hint.
+#[test]
+fn issuers_and_workload_rules() {
+    let good = r#"
+registry: {type: oci-client-auth, registry_url: "localhost:5000"}
+projects:
+  - name: my-app
+    access:
+      - group:team-a
+      - issuer: github
+        claims: {repository: acme/my-app, event_name: [push, workflow_dispatch]}
+        claims_like: {ref: "refs/heads/*"}
+    pull_access:
+      - issuer: gitlab
+        claims: {project_path: acme/deploy, ref_protected: "true"}
+auth:
+  issuers:
+    - name: github
+      issuer: https://token.actions.githubusercontent.com
+      audience: rise
+    - name: gitlab
+      issuer: https://gitlab.example.com
+      audience: [rise, rise-ci]
+      jwks_url: https://gitlab.example.com/oauth/discovery/keys
+      algorithms: [RS256]
+      leeway_seconds: 5
+"#;
+    let config = load(&[("a.yaml", good)]).unwrap();
+    let names: Vec<&str> = config.auth.issuers().map(|i| i.name()).collect();
+    assert_eq!(names, ["github", "gitlab"], "no single-issuer keys here");
+    let gitlab = &config.auth.issuers[1];
+    assert_eq!(gitlab.audience, ["rise", "rise-ci"]);
+    assert!(
+        !gitlab.principals,
+        "workload issuers yield no principals by default"
+    );
+    let project = &config.projects[0];
+    assert_eq!(project.access.len(), 2);
+    assert_eq!(
+        project.access[1].to_string(),
+        "workload:github{event_name=push|workflow_dispatch,repository=acme/my-app,ref~refs/heads/*}"
+    );
+    assert_eq!(project.pull_access.len(), 1);
+    let rendered = serde_yaml::to_string(&config).unwrap();
+    assert!(rendered.contains("claims_like:"), "{rendered}");
+
+    let bad = r#"
+registry: {type: oci-client-auth, registry_url: "localhost:5000"}
+projects:
+  - name: my-app
+    access:
+      - issuer: github
+      - issuer: githb
+        claims: {repository: acme/my-app}
+      - issuer: github
+        claims_like: {ref: "*"}
+      - issuer: github
+        claims: {repository: []}
+    pull_access:
+      - issuer: gitlab
+        claims: {ref: main}
+        clams: {x: y}
+auth:
+  hs256_secret: 0123456789abcdef0123456789abcdef
+  issuers:
+    - {name: github, issuer: "https://token.actions.githubusercontent.com", audience: rise}
+    - {name: default, issuer: "https://idp.example.com", audience: rise}
+    - {name: GitHub, issuer: "http://idp2.example.com", audience: [], algorithms: [HS256]}
+"#;
+    let out = errors(&[("b.yaml", bad)]);
+    for expected in [
+        "b.yaml:6: projects[0].access[0]: a workload rule needs at least one condition in `claims` or `claims_like`",
+        "b.yaml:7: projects[0].access[1].issuer: no issuer named `githb` in `auth`\n    hint: did you mean `github`?",
+        "b.yaml:10: projects[0].access[2].claims_like.ref: `*` matches every value, so it is no condition",
+        "b.yaml:12: projects[0].access[3].claims.repository: lists no value, so it can never hold",
+        "b.yaml:16: projects[0].pull_access[0].clams: unknown key `clams`\n    hint: did you mean `claims`?",
+        "b.yaml:14: projects[0].pull_access[0].issuer: no issuer named `gitlab` in `auth`",
+        "auth.issuers[1].name: `default` is the name of the issuer the single-issuer keys of `auth` describe",
+        "auth.issuers[2].issuer: `http://idp2.example.com` must use https://",
+        "auth.issuers[2].name: `GitHub` is not an issuer name",
+        "auth.issuers[2].audience: lists no audience",
+        "auth.issuers[2].algorithms[0]: `HS256` is not RS256 or ES256",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    // Only issuers: no single-issuer key source is needed.
+    let only = "registry: {type: oci-client-auth, registry_url: x}\nauth: {issuers: [{name: ci, issuer: 'https://ci.example.com', audience: rise}]}\n";
+    assert!(load(&[("c.yaml", only)]).is_ok());
+    let twice = "registry: {type: oci-client-auth, registry_url: x}\nauth: {issuers: [{name: ci, issuer: 'https://ci.example.com', audience: rise}, {name: ci, issuer: 'https://ci.example.com', audience: rise}]}\n";
+    let out = errors(&[("d.yaml", twice)]);
+    assert!(out.contains("duplicate issuer name `ci`"), "{out}");
+    assert!(
+        out.contains("issuer `https://ci.example.com` is listed twice"),
+        "{out}"
+    );
+}

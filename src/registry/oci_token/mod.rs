@@ -23,9 +23,9 @@ use aws_lc_rs::rand::SecureRandom;
 use serde::Serialize;
 
 use super::RegistryCredentials;
-use crate::auth::Caller;
+use crate::auth::{AccessKind, Caller};
 use crate::clock::unix_now;
-use crate::config::{ConfigErrors, OciTokenConfig};
+use crate::config::{ConfigErrors, DEFAULT_ISSUER, OciTokenConfig};
 use crate::naming::ProjectName;
 use keys::SigningKey;
 use scope::Access;
@@ -127,12 +127,28 @@ impl OciTokenProvider {
         holder: &Caller,
         now: i64,
     ) -> RegistryCredentials {
+        self.issue_ticket_for(project, holder, AccessKind::Push, now)
+    }
+
+    /// As [`Self::issue_ticket`], for `access` (a `pull` ticket never gets
+    /// `push` granted).
+    pub fn issue_ticket_for(
+        &self,
+        project: &ProjectName,
+        holder: &Caller,
+        access: AccessKind,
+        now: i64,
+    ) -> RegistryCredentials {
         let exp = now + i64::from(self.config.ticket_ttl_seconds);
         let ticket = Ticket {
             project: project.clone(),
             sub: holder.subject.clone(),
             email: holder.email.clone(),
             groups: holder.groups.clone(),
+            iss: (*holder.issuer != *DEFAULT_ISSUER).then(|| holder.issuer.to_string()),
+            principals: holder.principals,
+            claims: holder.claims.clone(),
+            access,
             iat: now,
             exp,
             jti: random_id(),
@@ -148,8 +164,13 @@ impl OciTokenProvider {
 
     /// A ticket for `project`, issued to `holder` now: what
     /// `/registry/credentials` hands out.
-    pub fn credentials(&self, project: &ProjectName, holder: &Caller) -> RegistryCredentials {
-        self.issue_ticket(project, holder, unix_now())
+    pub fn credentials(
+        &self,
+        project: &ProjectName,
+        holder: &Caller,
+        access: AccessKind,
+    ) -> RegistryCredentials {
+        self.issue_ticket_for(project, holder, access, unix_now())
     }
 
     /// # Errors
@@ -159,14 +180,15 @@ impl OciTokenProvider {
     }
 
     /// A registry token for a verified `ticket`, granting what of `scopes`
-    /// its project may have. Never outlives the ticket.
+    /// its project may have (only `pull` for a pull ticket). Never outlives
+    /// the ticket.
     pub fn registry_token<'a>(
         &self,
         ticket: &Ticket,
         scopes: impl IntoIterator<Item = &'a str>,
         now: i64,
     ) -> RegistryToken {
-        let access = scope::grant(scopes, &self.repository(&ticket.project));
+        let access = scope::grant(scopes, &self.repository(&ticket.project), ticket.access);
         let exp = (now + i64::from(self.config.token_ttl_seconds)).min(ticket.exp);
         let jti = random_id();
         let token = self.key.sign(&Claims {

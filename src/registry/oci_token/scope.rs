@@ -8,6 +8,8 @@
 
 use serde::Serialize;
 
+use crate::auth::AccessKind;
+
 /// One entry of a registry token's `access` claim.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Access {
@@ -35,9 +37,14 @@ pub fn parse(scope: &str) -> Option<(&str, &str, impl Iterator<Item = &str>)> {
     Some((kind, name, actions.split(',')))
 }
 
-/// What of `scopes` is granted to a holder of `repository` (`namespace/project`).
-/// Repeated scopes merge; actions come out as `pull`, then `push`.
-pub fn grant<'a>(scopes: impl IntoIterator<Item = &'a str>, repository: &str) -> Vec<Access> {
+/// What of `scopes` is granted to a holder of `repository` (`namespace/project`)
+/// with `kind` access: `push` never for a pull ticket. Repeated scopes
+/// merge; actions come out as `pull`, then `push`.
+pub fn grant<'a>(
+    scopes: impl IntoIterator<Item = &'a str>,
+    repository: &str,
+    access: AccessKind,
+) -> Vec<Access> {
     let (mut pull, mut push) = (false, false);
     for scope in scopes {
         let Some((kind, name, actions)) = parse(scope) else {
@@ -50,7 +57,7 @@ pub fn grant<'a>(scopes: impl IntoIterator<Item = &'a str>, repository: &str) ->
         for action in actions {
             match action {
                 "pull" => pull = true,
-                "push" => push = true,
+                "push" => push = push || access.is_push(),
                 _ => {}
             }
         }
@@ -76,7 +83,7 @@ mod tests {
     const REPO: &str = "rise-apps/my-app";
 
     fn actions(scopes: &[&str]) -> Vec<&'static str> {
-        grant(scopes.iter().copied(), REPO)
+        grant(scopes.iter().copied(), REPO, AccessKind::Push)
             .into_iter()
             .flat_map(|a| {
                 assert_eq!(a.name, REPO);
@@ -107,6 +114,25 @@ mod tests {
     }
 
     #[test]
+    fn a_pull_ticket_is_granted_pull_only() {
+        for scopes in [
+            &["repository:rise-apps/my-app:pull,push"][..],
+            &["repository:rise-apps/my-app:push"],
+            &[
+                "repository:rise-apps/my-app:push",
+                "repository:rise-apps/my-app:pull",
+            ],
+        ] {
+            let got: Vec<_> = grant(scopes.iter().copied(), REPO, AccessKind::Pull)
+                .into_iter()
+                .flat_map(|a| a.actions)
+                .collect();
+            assert!(!got.contains(&"push"), "{scopes:?}: {got:?}");
+        }
+        assert!(grant(["repository:rise-apps/my-app:push"], REPO, AccessKind::Pull).is_empty());
+    }
+
+    #[test]
     fn every_other_scope_gets_nothing() {
         for scope in [
             "repository:rise-apps/my-app2:pull,push",
@@ -125,7 +151,7 @@ mod tests {
             "",
             ":::",
         ] {
-            assert!(grant([scope], REPO).is_empty(), "{scope}");
+            assert!(grant([scope], REPO, AccessKind::Push).is_empty(), "{scope}");
         }
     }
 
@@ -137,6 +163,7 @@ mod tests {
                 "repository:rise-apps/my-app:pull,push",
             ],
             REPO,
+            AccessKind::Push,
         );
         assert_eq!(
             got,

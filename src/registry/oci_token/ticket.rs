@@ -16,7 +16,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Caller;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::auth::{AccessKind, Caller};
+use crate::config::DEFAULT_ISSUER;
 use crate::naming::ProjectName;
 use crate::secret::Secret;
 
@@ -44,19 +48,49 @@ pub struct Ticket {
     /// many groups does not grow every ticket.
     #[serde(default, rename = "grp", skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// The name of the issuer of the caller's token, unless it was the
+    /// single-issuer keys'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// False when the caller's `user:`/`group:` identities do not count
+    /// (its issuer's `principals: false`: a workload).
+    #[serde(default = "yes", rename = "prn", skip_serializing_if = "is_true")]
+    pub principals: bool,
+    /// The token's claims that the project's workload rules look at, and
+    /// no others: what the exchange needs to apply them again.
+    #[serde(default, rename = "clm", skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, String>,
+    /// `pull` tickets get registry tokens that only pull.
+    #[serde(default, rename = "acc", skip_serializing_if = "is_push")]
+    pub access: AccessKind,
     pub iat: i64,
     pub exp: i64,
     /// Unique per ticket, for audit.
     pub jti: String,
 }
 
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn is_push(a: &AccessKind) -> bool {
+    a.is_push()
+}
+
 impl Ticket {
     /// The caller the ticket was issued to, with the identities it carries.
     pub fn holder(&self) -> Caller {
         Caller {
+            issuer: Arc::from(self.iss.as_deref().unwrap_or(DEFAULT_ISSUER)),
             subject: self.sub.clone(),
             email: self.email.clone(),
             groups: self.groups.clone(),
+            principals: self.principals,
+            claims: self.claims.clone(),
         }
     }
 }
@@ -142,6 +176,10 @@ mod tests {
             sub: "alice".into(),
             email: None,
             groups: vec!["builders".into()],
+            iss: None,
+            principals: true,
+            claims: BTreeMap::new(),
+            access: AccessKind::Push,
             iat,
             exp,
             jti: "j1".into(),
