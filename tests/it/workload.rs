@@ -275,6 +275,13 @@ async fn a_github_workflow_gets_credentials_for_its_repository_branch_and_event_
     assert_eq!(line["outcome"], "issued");
     assert_eq!(line["project"], "my-app");
     assert_eq!(line["access"], "push");
+    // The audit names the issuer with the subject, and the rule that admitted.
+    assert_eq!(
+        line["caller"],
+        json!(["workload:github:repo:acme/my-app:ref:refs/heads/main"])
+    );
+    let grant = line["grant"].as_str().unwrap();
+    assert!(grant.starts_with("access via workload:github{"), "{grant}");
     // The rule reads claims, not the subject: the same job in an
     // environment (another `sub`) is the same pipeline, signed with ES256.
     let deploying = main.clone().in_environment("production");
@@ -364,6 +371,11 @@ async fn a_rule_matches_only_verified_tokens_of_the_issuer_it_names() {
     let token = gitlab.rs256(&job.claims(&gitlab.url, AUD));
     let reply = credentials(&serve, "project=deploy", &token).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
+    // Past the minimum refresh interval (30 s by default, on paused time),
+    // so that any attempt to look up keys for the token below would fetch.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(31)).await;
+    tokio::time::resume();
     let fetched = |i: &OidcIssuer| (i.discovery_fetches(), i.jwks_fetches());
     let before = (fetched(&github), fetched(&gitlab));
 
@@ -385,6 +397,10 @@ async fn a_rule_matches_only_verified_tokens_of_the_issuer_it_names() {
     let token = gitlab.rs256(&main.claims(&gitlab.url, AUD));
     let reply = credentials(&serve, "project=my-app", &token).await;
     assert_not_permitted(&serve, &reply, &refused, "github's claims from gitlab");
+    assert_eq!(
+        serve.last_audit()["caller"],
+        json!([format!("workload:gitlab:{}", main.sub())])
+    );
 
     // A token naming github but signed with gitlab's key.
     let forged = gitlab.sign(&gitlab.current("RS256"), &main.claims(&github.url, AUD));
@@ -541,7 +557,13 @@ async fn pull_access_grants_pull_only_and_access_grants_both() {
     let token = github.rs256(&pr.claims(&github.url, AUD));
     let reply = credentials(&serve, "project=my-app&access=pull", &token).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(serve.last_audit()["access"], "pull");
+    let line = serve.last_audit();
+    assert_eq!(line["access"], "pull");
+    let grant = line["grant"].as_str().unwrap();
+    assert!(
+        grant.starts_with("pull_access via workload:github{"),
+        "{grant}"
+    );
     let reply = credentials(&serve, "project=my-app", &token).await;
     assert_not_permitted(&serve, &reply, &refused, "a pull request pushing");
     // The rule's glob is anchored at both ends.
