@@ -25,3 +25,4 @@ mod serve_ecr;
 mod serve_oci_token;
 mod soak;
 mod terraform;
+mod workload;

@@ -35,15 +35,34 @@ const SECRET: &str = "oci-token-test-secret-oci-token-test-0123";
 const SERVICE: &str = "rise-registry";
 const ISSUER: &str = "rise-broker";
 
-/// serve, the registry it is realm of, and the files behind them.
-struct Setup {
-    serve: TestServer,
-    registry: DockerRegistry,
+/// serve, the registry it is realm of, and the files behind them. Other
+/// areas' tests use it with their own projects and auth ([`setup_with`]).
+pub(crate) struct Setup {
+    pub(crate) serve: TestServer,
+    pub(crate) registry: DockerRegistry,
     pki: tempfile::TempDir,
     work: tempfile::TempDir,
 }
 
+/// The projects and auth of this file's tests.
+fn access() -> String {
+    format!(
+        r#"projects:
+  - {{name: my-app, access: ["user:alice"]}}
+  - {{name: other-app, access: ["user:bob"]}}
+auth:
+  hs256_secret: {SECRET}
+"#
+    )
+}
+
 fn serve_config(registry: SocketAddr, pki: &Path) -> String {
+    format!("{}{}", registry_block(registry, pki), access())
+}
+
+/// The `registry:` block for the registry at `registry`, signing with the
+/// keys `dev-ca` wrote to `pki`.
+fn registry_block(registry: SocketAddr, pki: &Path) -> String {
     format!(
         r#"
 registry:
@@ -54,11 +73,6 @@ registry:
   issuer: {ISSUER}
   signing_key_file: {key}
   certificate_chain_file: {chain}
-projects:
-  - {{name: my-app, access: ["user:alice"]}}
-  - {{name: other-app, access: ["user:bob"]}}
-auth:
-  hs256_secret: {SECRET}
 "#,
         key = pki.join("token.key").display(),
         chain = pki.join("token.crt").display(),
@@ -66,10 +80,16 @@ auth:
 }
 
 async fn setup() -> Setup {
+    setup_with(&access()).await
+}
+
+/// serve with `access` (its `projects:` and `auth:` YAML) as the realm of a
+/// fresh registry.
+pub(crate) async fn setup_with(access: &str) -> Setup {
     let pki = tempfile::tempdir().unwrap();
     dev_ca(pki.path());
     let registry_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let config = serve_config(registry_addr, pki.path());
+    let config = format!("{}{access}", registry_block(registry_addr, pki.path()));
     let serve = TestServer::start(&config).await;
 
     // The registry's side, as the command prints it.
@@ -122,10 +142,15 @@ fn bearer(sub: &str) -> String {
 impl Setup {
     /// `/registry/credentials` for `project` as `sub`: (user:password, body).
     async fn credentials(&self, sub: &str, project: &str) -> (String, Value) {
-        let url = self
-            .serve
-            .url(&format!("/registry/credentials?project={project}"));
-        let reply = get(&url, Some(&bearer(sub))).await;
+        self.login(&bearer(sub), &format!("project={project}"))
+            .await
+    }
+
+    /// `/registry/credentials?{query}` with `token`, which must succeed:
+    /// (user:password, body).
+    pub(crate) async fn login(&self, token: &str, query: &str) -> (String, Value) {
+        let url = self.serve.url(&format!("/registry/credentials?{query}"));
+        let reply = get(&url, Some(token)).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         let body = reply.json();
         let c = &body["credentials"];
@@ -144,7 +169,12 @@ impl Setup {
     /// Pushes a fresh one-layer image to `repository`; the digest of the
     /// manifest as pushed (skopeo compresses the layer on the way) on
     /// success, skopeo's error otherwise.
-    fn push(&self, login: &str, repository: &str, content: &[u8]) -> Result<String, String> {
+    pub(crate) fn push(
+        &self,
+        login: &str,
+        repository: &str,
+        content: &[u8],
+    ) -> Result<String, String> {
         let layout = self.work.path().join(format!("layout-{}", free_port()));
         support::oci::write_layout(&layout, "v1", content);
         let digest_file = layout.join("pushed-digest");
@@ -169,7 +199,7 @@ impl Setup {
     }
 
     /// The manifest digest of `repository:v1`, read with `login`.
-    fn pull_digest(&self, login: &str, repository: &str) -> Result<String, String> {
+    pub(crate) fn pull_digest(&self, login: &str, repository: &str) -> Result<String, String> {
         let out = support::oci::skopeo(
             self.work.path(),
             &[
@@ -188,7 +218,7 @@ impl Setup {
         }
     }
 
-    fn realm(&self, query: &str) -> String {
+    pub(crate) fn realm(&self, query: &str) -> String {
         self.serve.url(&format!("/registry/token?{query}"))
     }
 
@@ -217,11 +247,11 @@ impl Setup {
     }
 }
 
-fn basic(login: &str) -> String {
+pub(crate) fn basic(login: &str) -> String {
     format!("Basic {}", STANDARD.encode(login))
 }
 
-fn token_claims(token: &str) -> Value {
+pub(crate) fn token_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }

@@ -99,6 +99,14 @@ impl TestServer {
             .collect()
     }
 
+    /// The latest audit line, parsed; there must be one.
+    pub fn last_audit(&self) -> serde_json::Value {
+        let lines = self.audit.lock().unwrap();
+        let line = lines.last().expect("an audit line");
+        serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("audit line is not JSON ({e}): {line}"))
+    }
+
     /// Every audit line so far, as written (one per line).
     pub fn audit_text(&self) -> String {
         self.audit.lock().unwrap().join("\n")

@@ -68,6 +68,20 @@ impl TestKey {
         }
     }
 
+    pub fn kid(&self) -> &str {
+        match self {
+            Self::Es256 { kid, .. } | Self::Rs256 { kid, .. } => kid,
+        }
+    }
+
+    /// The JWS algorithm this key signs with.
+    pub fn alg(&self) -> &'static str {
+        match self {
+            Self::Es256 { .. } => "ES256",
+            Self::Rs256 { .. } => "RS256",
+        }
+    }
+
     pub fn jwk(&self) -> Value {
         match self {
             Self::Es256 { kid, pair } => {

@@ -28,6 +28,7 @@ pub mod in_process;
 pub mod jwt;
 pub mod kube;
 pub mod oci;
+pub mod oidc;
 pub mod registry;
 pub mod server;
 pub mod throttle;
