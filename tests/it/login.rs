@@ -19,6 +19,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{Value, json};
 use support::jwt::{claims, hs256};
+use support::oidc::{GithubWorkflow, OidcIssuer};
 use support::registry::DockerRegistry;
 use support::server::{BIN, Serve};
 use support::{ACCOUNT_ID, ADMIN_KEY, Emulator, dev_ca, free_port};
@@ -66,6 +67,16 @@ struct OciToken {
 }
 
 fn oci_token() -> OciToken {
+    oci_token_with(&format!(
+        r#"projects:
+  - {{name: my-app, access: ["user:alice"]}}
+auth: {{hs256_secret: {SECRET}}}
+"#
+    ))
+}
+
+/// As [`oci_token`], with `projects` and `auth` as given.
+fn oci_token_with(projects_and_auth: &str) -> OciToken {
     let pki = tempfile::tempdir().unwrap();
     dev_ca(pki.path());
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -82,10 +93,7 @@ registry:
   issuer: rise-broker
   signing_key_file: {pki}/token.key
   certificate_chain_file: {pki}/token.crt
-projects:
-  - {{name: my-app, access: ["user:alice"]}}
-auth: {{hs256_secret: {SECRET}}}
-"#,
+{projects_and_auth}"#,
             pki = pki.path().display()
         ),
     )
@@ -265,11 +273,34 @@ fn github_endpoint(
     (server, seen)
 }
 
+/// serve trusting a local stand-in of GitHub Actions' OIDC issuer (found
+/// by discovery): `acme/my-app`'s main branch may push to `my-app`, and
+/// `acme/deploy`'s jobs may pull it.
+fn oci_token_for_github(github: &OidcIssuer) -> OciToken {
+    oci_token_with(&format!(
+        r#"projects:
+  - name: my-app
+    access:
+      - issuer: github
+        claims: {{repository: acme/my-app, ref: refs/heads/main}}
+    pull_access:
+      - issuer: github
+        claims: {{repository: acme/deploy}}
+auth:
+  issuers:
+    - {{name: github, issuer: "{}", audience: rise}}
+"#,
+        github.url
+    ))
+}
+
 #[test]
 fn login_in_github_actions_fetches_the_runner_token() {
-    let s = oci_token();
-    // An HS256 token serve accepts stands in for GitHub's workload token.
-    let (endpoint, seen) = github_endpoint("runner-request-token", token("alice"));
+    let github = OidcIssuer::start("github");
+    let s = oci_token_for_github(&github);
+    // What GitHub's endpoint would hand this job: its workload token.
+    let job = GithubWorkflow::push("acme/my-app", "main").claims(&github.url, "rise");
+    let (endpoint, seen) = github_endpoint("runner-request-token", github.rs256(&job));
     let url = format!("http://{}/idtoken?api-version=2.0", endpoint.addr);
     let home = tempfile::tempdir().unwrap();
     let nested_home = home.path().join("nested");
@@ -321,6 +352,71 @@ fn login_in_github_actions_fetches_the_runner_token() {
         "api-version=2.0&audience=other"
     );
     assert!(other.stdout.is_empty());
+    // The login works: skopeo pushes with what it wrote.
+    let image = text(&out.stdout).trim().to_string();
+    push_with(&file, &image).expect("the job's login pushes");
+}
+
+/// A deploy job logs in with `--access pull`: its login reads the image and
+/// cannot push, and the same job asking for push is refused with the 404
+/// guidance.
+#[test]
+fn a_deploy_job_logs_in_to_pull_only() {
+    let github = OidcIssuer::start("github");
+    let s = oci_token_for_github(&github);
+    let server = s.serve.url("");
+    let build =
+        github.rs256(&GithubWorkflow::push("acme/my-app", "main").claims(&github.url, "rise"));
+    let deploy =
+        github.rs256(&GithubWorkflow::push("acme/deploy", "main").claims(&github.url, "rise"));
+    let home = tempfile::tempdir().unwrap();
+    let docker_config = home.path().join("docker");
+    let env = [("DOCKER_CONFIG", docker_config.to_str().unwrap())];
+    let file = docker_config.join("config.json");
+    let base = [
+        "--server",
+        &server,
+        "--project",
+        "my-app",
+        "--method",
+        "config-file",
+        "--token-file",
+        "-",
+    ];
+
+    let out = login(&base, &env, &build);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let image = text(&out.stdout).trim().to_string();
+    push_with(&file, &image).expect("the build job pushes");
+
+    let out = login(&[&base[..], &["--access", "pull"]].concat(), &env, &deploy);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), image);
+    let err = push_with(&file, &image).expect_err("a pull login cannot push");
+    assert!(
+        err.contains("denied") || err.contains("unauthorized"),
+        "{err}"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let inspect = support::oci::skopeo(
+        work.path(),
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--authfile",
+            file.to_str().unwrap(),
+            &format!("docker://{image}:v1"),
+        ],
+    );
+    assert!(inspect.status.success(), "{}", text(&inspect.stderr));
+
+    let out = login(&base, &env, &deploy);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("has no project `my-app` that this token may push to (404"),
+        "{stderr}"
+    );
 }
 
 #[test]
