@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
         admins: Vec::new(),
         jwks_min_refresh_seconds: 30,
         allow_unverified_email: mode & 2 != 0,
+        issuers: Vec::new(),
     };
     let rules = Rules::new(&auth);
     let jwks = JwksKeys::parse(rest).unwrap_or_else(|_| {

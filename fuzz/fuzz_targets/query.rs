@@ -1,11 +1,13 @@
-//! The credential endpoint's `project` query parameter. Whatever is
-//! accepted is a valid project name: it parses again to itself and holds
-//! nothing that could widen an ARN or a path.
+//! The credential endpoint's `project` and `access` query parameters.
+//! Whatever project is accepted is a valid project name: it parses again to
+//! itself and holds nothing that could widen an ARN or a path. `pull` is
+//! read only from exactly `access=pull`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rise_registry::naming::ProjectName;
-use rise_registry::serve::credentials::project_param;
+use rise_registry::auth::AccessKind;
+use rise_registry::serve::credentials::{access_param, project_param};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(query) = std::str::from_utf8(data) else {
@@ -21,5 +23,8 @@ fuzz_target!(|data: &[u8]| {
             "{name:?}"
         );
         assert!(!name.contains(".."));
+    }
+    if access_param(Some(query)) == Ok(AccessKind::Pull) {
+        assert!(query.split('&').any(|pair| pair == "access=pull"), "{query:?}");
     }
 });

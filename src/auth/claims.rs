@@ -28,6 +28,11 @@ use serde::Serialize;
 /// means; config refuses them, which also bounds matching work.
 pub const MAX_CONDITION_BYTES: usize = 512;
 
+/// Claims verification has already checked or that every token of the
+/// issuer carries alike: a condition on them tells one job from another
+/// no more than none would, so a rule may not rest on them.
+pub const VERIFIED_CLAIMS: [&str; 6] = ["iss", "aud", "exp", "nbf", "iat", "jti"];
+
 /// One `claims_like` pattern: anchored glob with `*` and `?`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimPattern {
@@ -36,8 +41,9 @@ pub struct ClaimPattern {
 
 impl ClaimPattern {
     /// # Errors
-    /// When the pattern is empty, too long, or only wildcards (it would
-    /// match every value and so be no condition at all).
+    /// When the pattern is empty, too long, or only wildcards (`*`, `?*`:
+    /// it would match every value, or every value but the shortest, and
+    /// so be no condition at all).
     pub fn parse(text: &str) -> Result<Self, String> {
         if text.is_empty() {
             return Err(
@@ -51,9 +57,9 @@ impl ClaimPattern {
                 text.len()
             ));
         }
-        if text.chars().all(|c| c == '*') {
+        if text.chars().all(|c| c == '*' || c == '?') {
             return Err(format!(
-                "`{text}` matches every value, so it is no condition; name the values it should match"
+                "`{text}` has no literal character, so it matches (nearly) every value and is no condition; name the values it should match"
             ));
         }
         Ok(Self { text: text.into() })
@@ -128,6 +134,15 @@ impl WorkloadRule {
     ) -> Result<Self, String> {
         if claims.is_empty() && claims_like.is_empty() {
             return Err("a workload rule needs at least one condition in `claims` or `claims_like`: without one it would admit every token of its issuer".into());
+        }
+        if let Some(name) = claims
+            .keys()
+            .chain(claims_like.keys())
+            .find(|k| VERIFIED_CLAIMS.contains(&k.as_str()))
+        {
+            return Err(format!(
+                "`{name}` cannot be a condition: verification checks it (or every token has its own), so it tells no job from another; condition on claims such as `repository`, `ref` or `project_path`"
+            ));
         }
         if let Some(name) = claims
             .iter()
@@ -238,7 +253,7 @@ mod tests {
 
     #[test]
     fn patterns_that_match_everything_are_refused() {
-        for bad in ["", "*", "***"] {
+        for bad in ["", "*", "***", "?", "?*", "*?*", "??"] {
             assert!(ClaimPattern::parse(bad).is_err(), "{bad:?}");
         }
         assert!(ClaimPattern::parse(&"a".repeat(MAX_CONDITION_BYTES + 1)).is_err());
@@ -300,6 +315,17 @@ mod tests {
             )
             .is_err()
         );
+        for verified in VERIFIED_CLAIMS {
+            assert!(
+                WorkloadRule::new(
+                    "github",
+                    BTreeMap::from([(verified.to_string(), vec!["rise".into()])]),
+                    BTreeMap::new()
+                )
+                .is_err(),
+                "{verified}"
+            );
+        }
         let hollow = WorkloadRule {
             issuer: "github".into(),
             claims: BTreeMap::new(),

@@ -53,11 +53,13 @@ pub fn discovery_url(issuer: &str) -> String {
     )
 }
 
-/// The `jwks_uri` of a discovery document, checked to be `issuer`'s.
+/// The `jwks_uri` of a discovery document, checked to be `issuer`'s, and
+/// held to the rules of a configured `jwks_url`: `https://` (plain HTTP
+/// only on loopback), no user info.
 ///
 /// # Errors
-/// When the document is not JSON, names another issuer, or has no
-/// `http(s)` `jwks_uri`.
+/// When the document is not JSON, names another issuer, or its `jwks_uri`
+/// is missing or not such a URL.
 pub fn jwks_uri_of(document: &[u8], issuer: &str) -> Result<String> {
     #[derive(serde::Deserialize)]
     struct Discovery {
@@ -73,8 +75,8 @@ pub fn jwks_uri_of(document: &[u8], issuer: &str) -> Result<String> {
         );
     }
     match doc.jwks_uri {
-        Some(uri) if uri.starts_with("https://") || uri.starts_with("http://") => Ok(uri),
-        Some(uri) => bail!("the discovery document's jwks_uri `{uri}` is not an http(s) URL"),
+        Some(uri) => crate::config::values::jwks_url(&uri)
+            .map_err(|p| anyhow::anyhow!("the discovery document's jwks_uri: {}", p.message)),
         None => bail!("the discovery document has no jwks_uri"),
     }
 }
@@ -219,6 +221,8 @@ mod tests {
         for bad in [
             format!(r#"{{"issuer":"{issuer}"}}"#),
             format!(r#"{{"issuer":"{issuer}","jwks_uri":"file:///etc/passwd"}}"#),
+            format!(r#"{{"issuer":"{issuer}","jwks_uri":"http://keys.example.com/jwks"}}"#),
+            format!(r#"{{"issuer":"{issuer}","jwks_uri":"https://keys@evil.example/jwks"}}"#),
             "not json".to_string(),
         ] {
             assert!(jwks_uri_of(bad.as_bytes(), issuer).is_err(), "{bad}");

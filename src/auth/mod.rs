@@ -136,13 +136,15 @@ impl Caller {
                     .iter()
                     .any(|r| matches!(r, AccessRule::Principal(Principal::Group(x)) if x == g))
         };
+        // `sub` travels as the subject already.
         let named_claim = |name: &String| {
-            rules.iter().any(|r| match r {
-                AccessRule::Workload(w) => {
-                    *w.issuer == *self.issuer && w.claim_names().any(|n| n == name)
-                }
-                AccessRule::Principal(_) => false,
-            })
+            name != "sub"
+                && rules.iter().any(|r| match r {
+                    AccessRule::Workload(w) => {
+                        *w.issuer == *self.issuer && w.claim_names().any(|n| n == name)
+                    }
+                    AccessRule::Principal(_) => false,
+                })
         };
         Self {
             issuer: self.issuer.clone(),
@@ -413,13 +415,16 @@ impl Authenticator {
         Ok(verified)
     }
 
-    /// The issuer a token is for. With one issuer there is nothing to
-    /// choose (and its own rules check `iss`); otherwise the token's
-    /// unverified `iss` picks the only issuer whose keys may verify it, so
-    /// it is never tried against another issuer's keys. The single-issuer
-    /// keys without `issuer` accept tokens no listed issuer claims.
+    /// The issuer a token is for: the token's unverified `iss` picks the
+    /// only issuer whose keys may verify it, so it is never tried against
+    /// another issuer's keys, and a token of an issuer not configured
+    /// costs no key fetch. The single-issuer keys without `issuer` accept
+    /// tokens no listed issuer claims.
     fn verifier_for(&self, token: &str) -> Result<&IssuerVerifier, TokenError> {
-        if let [only] = self.issuers.as_slice() {
+        // One issuer that checks no `iss` takes every token as it is.
+        if let [only] = self.issuers.as_slice()
+            && only.rules.issuer().is_none()
+        {
             return Ok(only);
         }
         let iss = jwt::unverified_issuer(token)?;
@@ -450,6 +455,13 @@ impl Authenticator {
     /// secret or fetched keys.
     pub fn ready(&self) -> bool {
         self.issuers.iter().any(IssuerVerifier::ready)
+    }
+
+    /// Whether the issuer named `name` can verify tokens now.
+    pub fn is_ready(&self, name: &str) -> bool {
+        self.issuers
+            .iter()
+            .any(|v| v.rules.name() == name && v.ready())
     }
 
     /// Issuers whose keys could not be fetched yet, by name: for logs and

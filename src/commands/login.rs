@@ -228,6 +228,11 @@ pub fn broker_base(server: &str) -> Result<String> {
         }
         Ok(uri) if uri.host().is_none_or(str::is_empty) => Some("it has no host".to_string()),
         Ok(_) if base.contains(['?', '#']) => Some("it has a query or fragment".to_string()),
+        // The caller token is a bearer credential: it crosses a network
+        // only inside TLS.
+        Ok(uri) if uri.scheme_str() == Some("http") && !crate::config::values::is_loopback(uri.host().unwrap_or("")) => {
+            Some("plain http:// would send the caller token unencrypted; use https:// (http:// is for loopback only)".to_string())
+        }
         Ok(_) => None,
     };
     match problem {
@@ -296,6 +301,14 @@ pub fn parse_grant(body: &[u8]) -> Result<Grant> {
     };
     if grant.registry.is_empty() || grant.image.is_empty() {
         bail!("the broker's answer names no registry or image");
+    }
+    // The registry goes on a `docker login` command line and into the
+    // Docker config: a host and port, nothing that could read as a flag.
+    if crate::naming::RegistryHost::parse(&grant.registry).is_err() {
+        bail!(
+            "the broker's answer names registry `{}`, which is not a host[:port]",
+            grant.registry.escape_default()
+        );
     }
     if grant.username.is_empty() != grant.password.expose().is_empty() {
         bail!("the broker's answer has a username or a password, but not both");
@@ -960,11 +973,22 @@ mod tests {
             credentials_url("http://127.0.0.1:3000", &project, Access::Pull),
             "http://127.0.0.1:3000/registry/credentials?project=my-app&access=pull"
         );
+        // A bearer token goes over plain HTTP to loopback only.
+        for local in [
+            "http://127.0.0.1:3000",
+            "http://localhost:3000",
+            "http://[::1]:3000",
+        ] {
+            assert!(broker_base(local).is_ok(), "{local}");
+        }
+        let e = err_text(broker_base("http://rise.example.com").unwrap_err());
+        assert!(e.contains("unencrypted; use https://"), "{e}");
         for bad in [
             "rise.example.com",
             "ftp://rise.example.com",
             "https://",
             "https://b/?x=1",
+            "http://10.0.0.1:3000",
             "",
         ] {
             let e = err_text(broker_base(bad).unwrap_err());

@@ -12,7 +12,7 @@ mod reader;
 mod safety;
 mod schema;
 mod substitute;
-mod values;
+pub(crate) mod values;
 mod yaml;
 
 use std::path::Path;

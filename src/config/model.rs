@@ -201,6 +201,15 @@ impl AuthConfig {
     pub fn has_issuer(&self, name: &str) -> bool {
         self.issuers().any(|i| i.name() == name)
     }
+
+    /// Whether the tokens of the issuer named `name` yield `user:`/`group:`
+    /// identities; `None` when no such issuer is configured.
+    pub fn issuer_principals(&self, name: &str) -> Option<bool> {
+        self.issuers().find(|i| i.name() == name).map(|i| match i {
+            IssuerRef::Single(_) => true,
+            IssuerRef::Listed(l) => l.principals,
+        })
+    }
 }
 
 /// One trusted issuer, however it was written.

@@ -626,9 +626,7 @@ impl Reader {
                 self.push(
                     &key.origin,
                     &p,
-                    Problem::new(format!(
-                        "a claim name is 1 to {MAX_CONDITION_BYTES} characters"
-                    )),
+                    Problem::new(format!("a claim name is 1 to {MAX_CONDITION_BYTES} bytes")),
                 );
                 continue;
             }
@@ -636,7 +634,7 @@ impl Reader {
                 r.scalar(n, p, |s| {
                     if s.is_empty() || s.len() > MAX_CONDITION_BYTES {
                         Err(Problem::new(format!(
-                            "a claim value is 1 to {MAX_CONDITION_BYTES} characters"
+                            "a claim value is 1 to {MAX_CONDITION_BYTES} bytes"
                         )))
                     } else {
                         parse(s).map_err(Problem::new)
@@ -776,7 +774,29 @@ impl Reader {
                 ),
             );
         }
-        self.issuer_cross_checks(&issuers, single, path);
+        let single_iss = single.then(|| issuer.clone()).flatten();
+        self.issuer_cross_checks(&issuers, single, single_iss.as_deref(), path);
+        if !single {
+            // The single-issuer keys describe an issuer only with a key
+            // source: alone, they would silently do nothing.
+            for key in [
+                "issuer",
+                "audience",
+                "groups_claim",
+                "allow_unverified_email",
+            ] {
+                if m.has(key) {
+                    self.push(
+                        &m.origin_of(key),
+                        &m.child(key),
+                        Problem::new(format!(
+                            "`{key}` has no effect without `hs256_secret` or `jwks_url`"
+                        ))
+                        .hint("it belongs to the single-issuer keys; for an entry of `issuers`, set it there"),
+                    );
+                }
+            }
+        }
         // A provider's JWKS (Google's, Entra's) signs tokens for every
         // application of every customer: without both checks, any of them
         // would be accepted here.
@@ -817,12 +837,24 @@ impl Reader {
         &mut self,
         issuers: &[(IssuerConfig, Origin)],
         single: bool,
+        single_iss: Option<&str>,
         path: &str,
     ) {
         let mut names: BTreeMap<&str, &Origin> = BTreeMap::new();
         let mut urls: BTreeMap<&str, &Origin> = BTreeMap::new();
         for (i, (issuer, origin)) in issuers.iter().enumerate() {
             let at = format!("{path}.issuers[{i}]");
+            if single_iss == Some(issuer.issuer.as_str()) {
+                self.push(
+                    origin,
+                    &format!("{at}.issuer"),
+                    Problem::new(format!(
+                        "`{}` is also `auth.issuer`: a token's `iss` must pick exactly one issuer",
+                        issuer.issuer
+                    ))
+                    .hint("keep one: the single-issuer keys (whose tokens yield user:/group: identities) or this entry"),
+                );
+            }
             if single && issuer.name == DEFAULT_ISSUER {
                 self.push(
                     origin,

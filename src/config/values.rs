@@ -28,7 +28,7 @@ pub(super) fn http_url(s: &str) -> Result<String, Problem> {
 /// Keys come from a JWKS URL, so plain HTTP is allowed only when the host
 /// itself is loopback, and a URL with user info (`user@host`, which reads
 /// like one host and fetches from another) is refused.
-pub(super) fn jwks_url(s: &str) -> Result<String, Problem> {
+pub(crate) fn jwks_url(s: &str) -> Result<String, Problem> {
     let url = http_url(s)?;
     let not_a_url = || Problem::new(format!("`{s}` is not a URL"));
     let uri: hyper::Uri = s.parse().map_err(|_| not_a_url())?;
@@ -48,7 +48,7 @@ pub(super) fn jwks_url(s: &str) -> Result<String, Problem> {
 }
 
 /// `localhost` or a loopback IP address (`127.0.0.0/8`, `[::1]`).
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     let ip = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || ip

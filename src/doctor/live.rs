@@ -976,7 +976,7 @@ pub async fn serve(url: &str, options: &Options<'_>) -> Vec<Check> {
                 let message = body["error"]["message"].as_str().unwrap_or("").to_string();
                 let hint = match code.as_str() {
                     "invalid_token" | "missing_token" => "the token was refused: the message says which rule failed (expiry, issuer, audience, key); see auth.* in the config".to_string(),
-                    "project_not_found" => format!("the token's identities are not in projects[{project}].access nor in auth.admins"),
+                    "project_not_found" => format!("no rule of projects[{project}].access admits the token (its identities, or a CI token's issuer and claims), and it is not in auth.admins"),
                     "registry_unavailable" => "serve could not issue credentials: its audit line's `reason` says why; doctor without --url checks the registry side".to_string(),
                     "rate_limited" => "wait for Retry-After, or raise server.rate_limit".to_string(),
                     _ => "see serve's log and audit line".to_string(),

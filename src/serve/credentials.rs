@@ -26,6 +26,7 @@ use crate::auth::{AccessKind, TokenError, authorize};
 use crate::clock::{rfc3339, unix_now};
 use crate::naming::ProjectName;
 use crate::registry::RegistryProvider;
+use crate::registry::oci_token::ticket::MAX_TICKET_BYTES;
 
 impl App {
     pub(super) async fn credentials<B>(
@@ -112,6 +113,15 @@ impl App {
             // what the realm needs to apply the access rule again.
             let holder = caller.narrowed_to(&live.config, &project);
             let credentials = tickets.credentials(&project, &holder, access);
+            // A ticket holds what the project's rules read of the token, so
+            // it stays near the token's size; one the realm would refuse
+            // is not handed out.
+            if credentials.password.expose().len() > MAX_TICKET_BYTES {
+                audit.reason = Some(format!(
+                    "the ticket would be larger than {MAX_TICKET_BYTES} bytes: the claims the project's rules read are too long"
+                ));
+                return Err(ApiError::Unavailable(std::time::Duration::from_secs(60)));
+            }
             return Ok((project, Served::issued(credentials)));
         }
         let key = (project, access);
@@ -176,7 +186,7 @@ pub fn access_param(query: Option<&str>) -> Result<AccessKind, String> {
         }
     }
     found.map_or(Ok(AccessKind::Push), |v| {
-        AccessKind::parse(v).map_err(|e| format!("invalid {e}"))
+        AccessKind::parse(v).map_err(|_| "`access` must be `push` or `pull`".to_string())
     })
 }
 

@@ -122,7 +122,7 @@ impl App {
         let ticket = realm
             .verify_ticket(&request.ticket, now)
             .map_err(|e| ApiError::InvalidTicket(e.to_string()))?;
-        let holder = ticket.holder();
+        let mut holder = ticket.holder();
         audit.subject = Some(ticket.sub.clone());
         audit.issuer = ticket.iss.clone();
         audit.project = Some(ticket.project.clone());
@@ -136,7 +136,18 @@ impl App {
         // The access rule again, under the config this replica runs now:
         // removing a project, or someone's access to it, stops new registry
         // tokens at once, not when the ticket expires.
-        if let Err(denial) = authorize(&self.config(), &holder, &ticket.project, ticket.access) {
+        let config = self.config();
+        // The issuer as the running config has it: an issuer removed since
+        // the ticket was issued admits no one, and whether its tokens are
+        // persons is the config's word, not the ticket's.
+        let decision = match config.auth.issuer_principals(&holder.issuer) {
+            Some(principals) => {
+                holder.principals = principals;
+                authorize(&config, &holder, &ticket.project, ticket.access)
+            }
+            None => Err(Denial::NotPermitted),
+        };
+        if let Err(denial) = decision {
             audit.reason = Some(denial.as_str());
             return Err(ApiError::InvalidTicket(
                 match denial {

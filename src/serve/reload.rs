@@ -99,7 +99,7 @@ fn differing(
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
     #[error(
-        "auth changed, and the new authenticator cannot verify tokens (no keys could be fetched for issuer {0})"
+        "auth changed, and the new authenticator cannot verify tokens of every issuer that verifies them now (no keys could be fetched for: {0})"
     )]
     NoKeys(String),
     #[error("setting up the new authenticator: {0:#}")]
@@ -121,8 +121,17 @@ impl App {
                 .await
                 .map_err(Refused::Auth)?;
             let unready = auth.unready_issuers();
-            if !auth.ready() && running.auth.ready() {
-                return Err(Refused::NoKeys(unready.join(", ")));
+            // An issuer that verifies tokens now must still do so after the
+            // reload: a key fetch failing at the wrong moment must not cut
+            // off its callers until the next refresh.
+            let lost: Vec<String> = unready
+                .iter()
+                .filter(|name| running.auth.is_ready(name))
+                .cloned()
+                .collect();
+            if !lost.is_empty() || (!auth.ready() && running.auth.ready()) {
+                let names = if lost.is_empty() { &unready } else { &lost };
+                return Err(Refused::NoKeys(names.join(", ")));
             }
             if !unready.is_empty() {
                 tracing::warn!(issuers = %unready.join(", "), "reloaded auth: no keys yet for these issuers; their tokens are refused until a fetch succeeds");

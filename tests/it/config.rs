@@ -545,7 +545,7 @@ auth:
     for expected in [
         "b.yaml:6: projects[0].access[0]: a workload rule needs at least one condition in `claims` or `claims_like`",
         "b.yaml:7: projects[0].access[1].issuer: no issuer named `githb` in `auth`\n    hint: did you mean `github`?",
-        "b.yaml:10: projects[0].access[2].claims_like.ref: `*` matches every value, so it is no condition",
+        "b.yaml:10: projects[0].access[2].claims_like.ref: `*` has no literal character, so it matches (nearly) every value",
         "b.yaml:12: projects[0].access[3].claims.repository: lists no value, so it can never hold",
         "b.yaml:16: projects[0].pull_access[0].clams: unknown key `clams`\n    hint: did you mean `claims`?",
         "b.yaml:14: projects[0].pull_access[0].issuer: no issuer named `gitlab` in `auth`",
@@ -565,6 +565,39 @@ auth:
     assert!(out.contains("duplicate issuer name `ci`"), "{out}");
     assert!(
         out.contains("issuer `https://ci.example.com` is listed twice"),
+        "{out}"
+    );
+}
+
+/// What review of the issuer rules turned up: conditions verification
+/// already decides, `auth.issuer` repeated in `issuers`, and single-issuer
+/// keys that would silently do nothing.
+#[test]
+fn issuer_rules_refuse_what_would_admit_everyone_or_do_nothing() {
+    let text = r#"
+registry: {type: oci-client-auth, registry_url: "localhost:5000"}
+projects:
+  - name: my-app
+    access:
+      - {issuer: ci, claims: {aud: rise}}
+      - {issuer: ci, claims_like: {sub: "?*"}}
+auth:
+  issuers:
+    - {name: ci, issuer: "https://ci.example.com", audience: rise}
+  groups_claim: roles
+"#;
+    let out = errors(&[("a.yaml", text)]);
+    for expected in [
+        "a.yaml:6: projects[0].access[0]: `aud` cannot be a condition",
+        "a.yaml:7: projects[0].access[1].claims_like.sub: `?*` has no literal character",
+        "a.yaml:11: auth.groups_claim: `groups_claim` has no effect without `hs256_secret` or `jwks_url`",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    let same = "registry: {type: oci-client-auth, registry_url: x}\nauth:\n  jwks_url: https://idp.example.com/jwks\n  issuer: https://idp.example.com\n  audience: rise\n  issuers: [{name: ci, issuer: 'https://idp.example.com', audience: rise}]\n";
+    let out = errors(&[("b.yaml", same)]);
+    assert!(
+        out.contains("auth.issuers[0].issuer: `https://idp.example.com` is also `auth.issuer`"),
         "{out}"
     );
 }

@@ -89,13 +89,16 @@ fn is_push(a: &AccessKind) -> bool {
 impl Ticket {
     /// The caller the ticket was issued to, with the identities it carries.
     pub fn holder(&self) -> Caller {
+        let mut claims = self.claims.clone();
+        // The subject is carried once, as `sub`; rules may read it as a claim.
+        claims.insert("sub".to_string(), self.sub.clone());
         Caller {
             issuer: Arc::from(self.iss.as_deref().unwrap_or(DEFAULT_ISSUER)),
             subject: self.sub.clone(),
             email: self.email.clone(),
             groups: self.groups.clone(),
             principals: self.principals,
-            claims: self.claims.clone(),
+            claims,
         }
     }
 }
