@@ -40,7 +40,7 @@ const ISSUER: &str = "rise-broker";
 pub(crate) struct Setup {
     pub(crate) serve: TestServer,
     pub(crate) registry: DockerRegistry,
-    pki: tempfile::TempDir,
+    pub(crate) pki: tempfile::TempDir,
     work: tempfile::TempDir,
 }
 
@@ -62,7 +62,7 @@ fn serve_config(registry: SocketAddr, pki: &Path) -> String {
 
 /// The `registry:` block for the registry at `registry`, signing with the
 /// keys `dev-ca` wrote to `pki`.
-fn registry_block(registry: SocketAddr, pki: &Path) -> String {
+pub(crate) fn registry_block(registry: SocketAddr, pki: &Path) -> String {
     format!(
         r#"
 registry:

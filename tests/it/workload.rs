@@ -9,7 +9,7 @@
 //! pull-only tickets of `oci-token` are checked against Debian's
 //! docker-registry with skopeo, reusing the set-up of `serve_oci_token`.
 
-use crate::serve_oci_token::{basic, setup_with, token_claims};
+use crate::serve_oci_token::{basic, registry_block, setup_with, token_claims};
 use crate::support;
 
 use std::time::Duration;
@@ -662,5 +662,59 @@ async fn a_pull_ticket_reads_the_registry_and_writes_nothing() {
         s.pull_digest(&pusher, "rise-apps/my-app"),
         Ok(pushed),
         "the image is unchanged"
+    );
+}
+
+/// The realm judges a ticket's holder by its issuer as the running config
+/// has it: replicas sharing the broker key, one where the issuer's tokens
+/// no longer yield principals, one where the issuer is gone, refuse the
+/// ticket the first replica issued, while the first still honours it.
+#[tokio::test]
+async fn the_realm_takes_the_ticket_issuers_standing_from_the_running_config() {
+    let idp = OidcIssuer::start("idp");
+    let access = |principals: bool| {
+        format!(
+            "projects:\n  - {{name: my-app, access: [\"user:alice\"]}}\nauth:\n  issuers:\n    - {{name: idp, issuer: \"{}\", audience: {AUD}, principals: {principals}}}\n",
+            idp.url
+        )
+    };
+    let s = setup_with(&access(true)).await;
+    let now = support::jwt::now();
+    let token = idp
+        .rs256(&json!({"iss": idp.url, "aud": AUD, "sub": "alice", "iat": now, "exp": now + 300}));
+    let (login, _) = s.login(&token, "project=my-app").await;
+    let exchange = |server: &TestServer| {
+        let url = server
+            .url("/registry/token?service=rise-registry&scope=repository:rise-apps/my-app:pull");
+        let auth = basic(&login);
+        async move { send(Method::GET, &url, &[("authorization", &auth)], "").await }
+    };
+    assert_eq!(exchange(&s.serve).await.status, 200);
+
+    let replica = |tail: String| {
+        let config = format!("{}{tail}", registry_block(s.registry.addr, s.pki.path()));
+        async move { TestServer::start(&config).await }
+    };
+    let not_persons = replica(access(false)).await;
+    let gone = replica(format!(
+        "projects:\n  - {{name: my-app, access: [\"user:alice\"]}}\nauth: {{hs256_secret: {SECRET}}}\n"
+    ))
+    .await;
+    for server in [&not_persons, &gone] {
+        let reply = exchange(server).await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+        assert!(
+            reply.body.contains("no longer has access"),
+            "{}",
+            reply.body
+        );
+        let line = server.audit_matching(|l| l["audit"] == "token");
+        assert_eq!(line[0]["issuer"], "idp");
+        assert_eq!(line[0]["reason"], "not_permitted");
+    }
+    assert_eq!(
+        exchange(&s.serve).await.status,
+        200,
+        "the first replica is unchanged"
     );
 }
