@@ -17,6 +17,7 @@
 //! - [`registry`]: providers that issue credentials (`ecr`, `oci-client-auth`,
 //!   `oci-token` with its tickets, scopes and token signing).
 //! - [`aws`]: SDK settings and error text shared by the AWS-facing modules.
+//! - [`https`]: the HTTP(S) client for everything else that goes out.
 //! - [`serve`]: the HTTP server, request flow, cache, rate limit, metrics.
 //! - [`reconcile`]: desired state, canonical policies and the pure planner
 //!   behind `plan`/`apply`.
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod doctor;
+pub mod https;
 pub mod naming;
 pub mod policy;
 pub mod reconcile;

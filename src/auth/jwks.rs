@@ -13,10 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 
 use super::jwt::JwksKeys;
@@ -25,7 +22,7 @@ use super::jwt::JwksKeys;
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+use crate::https::HttpsClient;
 
 /// Where an issuer's keys are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,16 +93,9 @@ impl JwksSource {
     /// # Errors
     /// When the system's root certificates cannot be loaded.
     pub fn new(location: KeyLocation, min_refresh: Duration) -> Result<Self> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(provider)
-            .context("loading the system's root certificates for the JWKS client")?
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(Self {
             location,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: crate::https::client().map_err(anyhow::Error::msg)?,
             keys: RwLock::new(Arc::new(JwksKeys::default())),
             last_fetch: tokio::sync::Mutex::new(None),
             min_refresh,

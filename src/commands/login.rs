@@ -25,9 +25,6 @@ use bytes::Bytes;
 use clap::ValueEnum;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::StatusCode;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
@@ -517,8 +514,6 @@ fn read_token_stdin(env: &mut Env<'_>) -> Result<Secret<String>> {
     checked_token(text, "standard input")
 }
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
-
 /// An answer: status, `Retry-After`, body.
 struct Answer {
     status: StatusCode,
@@ -530,14 +525,7 @@ struct Answer {
 /// hyper never logs it), over http or https with the system's roots.
 /// The error is one line, without the URL.
 async fn get(url: &str, authorization: &str) -> Result<Answer, String> {
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(provider)
-        .map_err(|e| format!("loading the system's root certificates: {e}"))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client: HttpsClient = Client::builder(TokioExecutor::new()).build(connector);
+    let client = crate::https::client()?;
     let mut value = hyper::header::HeaderValue::from_str(authorization)
         .map_err(|_| "the token holds characters a header cannot carry".to_string())?;
     value.set_sensitive(true);

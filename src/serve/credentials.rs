@@ -156,17 +156,7 @@ impl App {
 /// # Errors
 /// A message for the 400 response.
 pub fn project_param(query: Option<&str>) -> Result<ProjectName, String> {
-    let mut found: Option<&str> = None;
-    for pair in query.unwrap_or_default().split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if key == "project" {
-            if found.is_some() {
-                return Err("give the `project` query parameter once".into());
-            }
-            found = Some(value);
-        }
-    }
-    let value = found.ok_or("missing the `project` query parameter")?;
+    let value = single_param(query, "project")?.ok_or("missing the `project` query parameter")?;
     ProjectName::parse(value).map_err(|e| format!("invalid `project`: {e}"))
 }
 
@@ -175,19 +165,25 @@ pub fn project_param(query: Option<&str>) -> Result<ProjectName, String> {
 /// # Errors
 /// A message for the 400 response.
 pub fn access_param(query: Option<&str>) -> Result<AccessKind, String> {
-    let mut found: Option<&str> = None;
+    single_param(query, "access")?.map_or(Ok(AccessKind::Push), |v| {
+        AccessKind::parse(v).map_err(|_| "`access` must be `push` or `pull`".to_string())
+    })
+}
+
+/// The value of query parameter `name`, as written, if it is given; a
+/// parameter given twice is an error rather than a guess.
+fn single_param<'q>(query: Option<&'q str>, name: &str) -> Result<Option<&'q str>, String> {
+    let mut found = None;
     for pair in query.unwrap_or_default().split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if key == "access" {
+        if key == name {
             if found.is_some() {
-                return Err("give the `access` query parameter once".into());
+                return Err(format!("give the `{name}` query parameter once"));
             }
             found = Some(value);
         }
     }
-    found.map_or(Ok(AccessKind::Push), |v| {
-        AccessKind::parse(v).map_err(|_| "`access` must be `push` or `pull`".to_string())
-    })
+    Ok(found)
 }
 
 /// The token of an `Authorization: Bearer …` header.
