@@ -69,6 +69,7 @@ pub fn run(config: &Config, options: &DoctorOptions<'_>, env: &mut Env<'_>) -> R
             RegistryConfig::OciToken(oci) => live::oci_token(config, oci, &live_options).await,
             RegistryConfig::OciClientAuth(oci) => live::oci_client_auth(oci, &live_options).await,
         };
+        checks.extend(live::issuers(config).await);
         if let Some(url) = options.url {
             checks.extend(live::serve(url, &live_options).await);
         }

@@ -893,6 +893,60 @@ async fn run_helper(
 
 // -------------------------------------------------------------- serve ---
 
+/// Each trusted issuer with keys to fetch (a `jwks_url`, or an
+/// `auth.issuers` entry found by discovery) serves them: fetched as serve
+/// fetches them, discovery document included. Issuers with only a shared
+/// secret have nothing to fetch.
+pub async fn issuers(config: &Config) -> Vec<Check> {
+    use crate::auth::jwks::{JwksSource, KeyLocation};
+    use crate::config::DEFAULT_ISSUER;
+    const ID: &str = "auth.issuer_keys";
+    let mut checks = Checks::default();
+    let single = config.auth.jwks_url.iter().map(|url| {
+        (
+            DEFAULT_ISSUER,
+            KeyLocation::Url(url.clone()),
+            "auth.jwks_url".to_string(),
+        )
+    });
+    let listed = config
+        .auth
+        .issuers
+        .iter()
+        .enumerate()
+        .map(|(at, l)| match &l.jwks_url {
+            Some(url) => (
+                l.name.as_str(),
+                KeyLocation::Url(url.clone()),
+                format!("auth.issuers[{at}].jwks_url"),
+            ),
+            None => (
+                l.name.as_str(),
+                KeyLocation::Discovery {
+                    issuer: l.issuer.clone(),
+                },
+                format!("auth.issuers[{at}].issuer"),
+            ),
+        });
+    for (name, location, key) in single.chain(listed) {
+        let title = format!("issuer `{name}` serves its signing keys");
+        let fetched = match JwksSource::new(location.clone(), std::time::Duration::ZERO) {
+            Ok(source) => source.refresh().await.map(|()| source.keys().len()),
+            Err(e) => Err(e),
+        };
+        checks.push(match fetched {
+            Ok(n) => Check::pass(ID, title, format!("{n} RS256/ES256 key(s) from {location}")),
+            Err(e) => Check::fail(
+                ID,
+                title,
+                format!("{e:#}"),
+                format!("check `{key}` and that serve can reach it; until it answers, serve refuses this issuer's tokens (401)"),
+            ),
+        });
+    }
+    checks.into_vec()
+}
+
 /// A running serve at `url`: alive, ready, and (with a token) issuing
 /// credentials for each project.
 pub async fn serve(url: &str, options: &Options<'_>) -> Vec<Check> {

@@ -662,3 +662,77 @@ fn a_registry_that_is_down() {
         "start the registry and check registry.registry_url; with the compose setup: `docker compose ps registry`, `docker compose logs registry`, `docker compose restart registry`"
     );
 }
+
+// ------------------------------------------------------------- issuers ---
+
+/// Each trusted issuer's keys, fetched as serve fetches them: a CI issuer
+/// found by discovery passes with its key count, one whose address answers
+/// nothing fails naming the key to check; the shared secret has nothing to
+/// fetch and no check.
+#[test]
+fn issuers_whose_keys_cannot_be_fetched() {
+    let registry = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let _registry = DockerRegistry::start(registry, "");
+    let github = support::oidc::OidcIssuer::start("github");
+    let gone = format!("http://127.0.0.1:{}", free_port());
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(
+        conf.path().join("default.yaml"),
+        format!(
+            "registry: {{type: oci-client-auth, registry_url: \"{registry}\"}}\n\
+             projects: [{{name: my-app}}]\n\
+             auth:\n  hs256_secret: {SECRET}\n  issuers:\n\
+             \x20   - {{name: github, issuer: \"{}\", audience: rise}}\n\
+             \x20   - {{name: gitlab, issuer: \"{gone}\", audience: rise}}\n",
+            github.url
+        ),
+    )
+    .unwrap();
+    let docker = tempfile::tempdir().unwrap();
+    std::fs::write(
+        docker.path().join("config.json"),
+        format!(r#"{{"auths": {{"{registry}": {{"auth": "dTpw"}}}}}}"#),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--config-dir")
+        .arg(conf.path())
+        .args(["--run-mode", "default", "doctor", "--json"])
+        .env_clear()
+        .env("DOCKER_CONFIG", docker.path())
+        .output()
+        .unwrap();
+    let report = report(&out, 1);
+    let issuers: Vec<&Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == "auth.issuer_keys")
+        .collect();
+    assert_eq!(issuers.len(), 2, "{report:#}");
+    assert_eq!(issuers[0]["outcome"], "pass");
+    assert_eq!(
+        issuers[0]["title"],
+        "issuer `github` serves its signing keys"
+    );
+    assert_eq!(
+        issuers[0]["detail"],
+        format!(
+            "2 RS256/ES256 key(s) from {}/.well-known/openid-configuration",
+            github.url
+        )
+    );
+    assert_eq!(github.discovery_fetches(), 1);
+    assert_eq!(issuers[1]["outcome"], "fail");
+    let detail = issuers[1]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("{gone}/.well-known/openid-configuration"))
+            && detail.contains("Connection refused"),
+        "{detail}"
+    );
+    assert_eq!(
+        issuers[1]["hint"],
+        "check `auth.issuers[1].issuer` and that serve can reach it; until it answers, serve refuses this issuer's tokens (401)"
+    );
+    assert_eq!(not_passed(&report), vec![t("auth.issuer_keys", "", "fail")]);
+}
