@@ -22,7 +22,7 @@ use support::jwt::{claims, hs256};
 use support::oidc::{GithubWorkflow, OidcIssuer};
 use support::registry::DockerRegistry;
 use support::server::{BIN, Serve};
-use support::{ACCOUNT_ID, ADMIN_KEY, Emulator, dev_ca, free_port};
+use support::{ADMIN_KEY, Emulator, dev_ca, free_port};
 
 const SECRET: &str = "login-test-secret-login-test-secret-0123";
 
@@ -598,20 +598,8 @@ async fn ecr_login_writes_the_registry_host_with_user_aws() {
     support::provision(&emulator).await;
     let serve = Serve::start(
         &format!(
-            r#"
-registry:
-  type: ecr
-  region: us-east-1
-  account_id: "{ACCOUNT_ID}"
-  repo_prefix: rise/
-  role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend
-  push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push
-  endpoint_url: {}
-projects:
-  - {{name: my-app, access: ["group:team-a"]}}
-auth: {{hs256_secret: {SECRET}}}
-"#,
-            emulator.endpoint_url()
+            "{}projects:\n  - {{name: my-app, access: [\"group:team-a\"]}}\nauth: {{hs256_secret: {SECRET}}}\n",
+            emulator.registry_block()
         ),
         &[
             ("AWS_ACCESS_KEY_ID", ADMIN_KEY),

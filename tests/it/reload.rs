@@ -8,12 +8,12 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use support::Emulator;
 use support::http::{Conn, get};
 use support::in_process::TestServer;
 use support::jwt::{claims, hs256};
 use support::kube::write_text_volume;
 use support::server::Serve;
-use support::{ACCOUNT_ID, Emulator};
 
 const SECRET: &str = "reload-test-secret-reload-test-secret-0123";
 
@@ -207,19 +207,8 @@ async fn a_reload_drops_cached_credentials_of_removed_projects() {
     support::provision(&emulator).await;
     let ecr = |projects: &str| {
         format!(
-            r#"
-registry:
-  type: ecr
-  region: us-east-1
-  account_id: "{ACCOUNT_ID}"
-  repo_prefix: rise/
-  role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend
-  push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push
-  endpoint_url: {}
-projects: {projects}
-auth: {{hs256_secret: {SECRET}}}
-"#,
-            emulator.endpoint_url()
+            "{}projects: {projects}\nauth: {{hs256_secret: {SECRET}}}\n",
+            emulator.registry_block()
         )
     };
     let serve = TestServer::start(&ecr(r#"[{name: my-app, access: ["user:u-1"]}]"#)).await;

@@ -11,30 +11,21 @@ use crate::support;
 
 use std::time::Duration;
 
+use support::Emulator;
 use support::http::get;
 use support::in_process::TestServer;
 use support::jwt::{claims, hs256};
-use support::{ACCOUNT_ID, Emulator};
 
 const SECRET: &str = "ecr-test-secret-ecr-test-secret-0123456";
 
 fn config(emulator: &Emulator, extra_registry: &str, extra: &str) -> String {
     format!(
-        r#"
-registry:
-  type: ecr
-  region: us-east-1
-  account_id: "{ACCOUNT_ID}"
-  repo_prefix: rise/
-  role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend
-  push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push
-  endpoint_url: {}
-{extra_registry}
+        r#"{}{extra_registry}
 projects:
   - {{name: my-app, access: ["group:team-a"]}}
 auth: {{hs256_secret: {SECRET}}}
 {extra}"#,
-        emulator.endpoint_url()
+        emulator.registry_block()
     )
 }
 

@@ -190,6 +190,25 @@ impl Emulator {
         format!("http://{}", self.addr)
     }
 
+    /// The `registry:` block of an `ecr` config against this emulator,
+    /// with the roles [`provision`] makes and the prefix `rise/`; its keys
+    /// end the block, so a caller may add more registry keys after it.
+    pub fn registry_block(&self) -> String {
+        format!(
+            r#"
+registry:
+  type: ecr
+  region: us-east-1
+  account_id: "{ACCOUNT_ID}"
+  repo_prefix: rise/
+  role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend
+  push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push
+  endpoint_url: {}
+"#,
+            self.endpoint_url()
+        )
+    }
+
     fn wait_ready(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
