@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, ArgGroup, Parser, Subcommand, ValueEnum};
 
-use crate::commands::login::{Access, Method};
+use crate::auth::AccessKind;
+use crate::commands::login::Method;
 use crate::reconcile::plan::Scope;
 use crate::registry::oci_token::keys::Algorithm;
 use crate::secret::Secret;
@@ -150,8 +151,8 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         project: String,
         /// What the credentials may do: push (and pull), or pull only
-        #[arg(long, value_enum, default_value_t = Access::Push)]
-        access: Access,
+        #[arg(long, value_enum, default_value_t = AccessKind::Push)]
+        access: AccessKind,
         /// The caller token itself (other local users can see it in the
         /// process list: prefer --token-file or --token-env)
         #[arg(long, value_name = "TOKEN", value_parser = crate::commands::login::secret_arg)]

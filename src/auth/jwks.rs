@@ -22,6 +22,7 @@ use super::jwt::JwksKeys;
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
+use crate::config::IssuerRef;
 use crate::https::HttpsClient;
 
 /// Where an issuer's keys are.
@@ -31,6 +32,23 @@ pub enum KeyLocation {
     Url(String),
     /// Found through the issuer's OIDC discovery document.
     Discovery { issuer: String },
+}
+
+impl KeyLocation {
+    /// Where `issuer`'s keys are: its `jwks_url`, else (for an entry of
+    /// `auth.issuers`) its discovery document; `None` for the single-issuer
+    /// keys with only a shared secret.
+    pub fn of(issuer: IssuerRef<'_>) -> Option<Self> {
+        match issuer {
+            IssuerRef::Single(auth) => auth.jwks_url.clone().map(Self::Url),
+            IssuerRef::Listed(i) => Some(match &i.jwks_url {
+                Some(url) => Self::Url(url.clone()),
+                None => Self::Discovery {
+                    issuer: i.issuer.clone(),
+                },
+            }),
+        }
+    }
 }
 
 impl std::fmt::Display for KeyLocation {

@@ -170,13 +170,13 @@ impl std::fmt::Debug for Rules {
 impl Rules {
     /// The rules of the single-issuer keys of `auth`.
     pub fn new(auth: &AuthConfig) -> Self {
-        Self::for_issuer(auth, IssuerRef::Single(auth))
+        Self::for_issuer(IssuerRef::Single(auth))
     }
 
-    /// The rules of one trusted issuer of `auth`.
-    pub fn for_issuer(auth: &AuthConfig, issuer: IssuerRef<'_>) -> Self {
+    /// The rules of one trusted issuer.
+    pub fn for_issuer(issuer: IssuerRef<'_>) -> Self {
         match issuer {
-            IssuerRef::Single(_) => Self {
+            IssuerRef::Single(auth) => Self {
                 name: Arc::from(issuer.name()),
                 hs256: auth
                     .hs256_secret
@@ -188,7 +188,7 @@ impl Rules {
                 rs256: true,
                 es256: true,
                 leeway: LEEWAY_SECONDS,
-                principals: true,
+                principals: issuer.principals(),
                 groups_claim: auth.groups_claim.clone(),
                 allow_unverified_email: auth.allow_unverified_email,
             },
@@ -200,7 +200,7 @@ impl Rules {
                 rs256: i.algorithms.contains(&JwtAlgorithm::RS256),
                 es256: i.algorithms.contains(&JwtAlgorithm::ES256),
                 leeway: i64::from(i.leeway_seconds),
-                principals: i.principals,
+                principals: issuer.principals(),
                 groups_claim: i.groups_claim.clone(),
                 allow_unverified_email: false,
             },

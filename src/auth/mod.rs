@@ -25,12 +25,16 @@ pub use claims::WorkloadRule;
 pub use jwt::TokenError;
 
 /// What credentials are asked for: `push` (which includes pull) or `pull`
-/// only (`access=` on the credential request).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+/// only (`access=` on the credential request, `login --access`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AccessKind {
+    /// Push and pull.
     #[default]
     Push,
+    /// Pull only.
     Pull,
 }
 
@@ -217,13 +221,20 @@ impl Caller {
         }
     }
 
-    /// The rate limiter's key: the subject, within its issuer.
+    /// The rate limiter's key: see [`limit_key`].
     pub(crate) fn limit_key(&self) -> std::borrow::Cow<'_, str> {
-        if *self.issuer == *DEFAULT_ISSUER {
-            std::borrow::Cow::Borrowed(&self.subject)
-        } else {
-            std::borrow::Cow::Owned(format!("{}\u{0}{}", self.issuer, self.subject))
-        }
+        limit_key(&self.issuer, &self.subject)
+    }
+}
+
+/// The rate limiter's key for `subject` of the issuer named `issuer`: the
+/// subject, within its issuer, so equal subjects of two issuers have
+/// buckets of their own.
+pub(crate) fn limit_key<'a>(issuer: &str, subject: &'a str) -> std::borrow::Cow<'a, str> {
+    if issuer == DEFAULT_ISSUER {
+        std::borrow::Cow::Borrowed(subject)
+    } else {
+        std::borrow::Cow::Owned(format!("{issuer}\u{0}{subject}"))
     }
 }
 
@@ -352,19 +363,8 @@ impl Authenticator {
         let mut issuers = Vec::new();
         let mut first_fetches = Vec::new();
         for issuer in auth.issuers() {
-            let rules = jwt::Rules::for_issuer(auth, issuer);
-            let location = match issuer {
-                crate::config::IssuerRef::Single(a) => {
-                    a.jwks_url.clone().map(jwks::KeyLocation::Url)
-                }
-                crate::config::IssuerRef::Listed(i) => Some(match &i.jwks_url {
-                    Some(url) => jwks::KeyLocation::Url(url.clone()),
-                    None => jwks::KeyLocation::Discovery {
-                        issuer: i.issuer.clone(),
-                    },
-                }),
-            };
-            let jwks = match location {
+            let rules = jwt::Rules::for_issuer(issuer);
+            let jwks = match jwks::KeyLocation::of(issuer) {
                 Some(location) => {
                     let source = Arc::new(jwks::JwksSource::new(location, min_refresh)?);
                     let first = source.clone();

@@ -29,6 +29,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
 use super::{Env, Status};
+use crate::auth::AccessKind;
 use crate::doctor::docker_config;
 use crate::naming::ProjectName;
 use crate::secret::Secret;
@@ -42,24 +43,6 @@ const MAX_BODY: usize = 64 * 1024;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long `docker version` may take to show the daemon answers.
 const DAEMON_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What the credentials may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Access {
-    /// Push and pull.
-    Push,
-    /// Pull only.
-    Pull,
-}
-
-impl Access {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Push => "push",
-            Self::Pull => "pull",
-        }
-    }
-}
 
 /// How the credentials reach the local tooling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,7 +64,7 @@ pub struct LoginOptions {
     /// The broker's base URL.
     pub server: String,
     pub project: String,
-    pub access: Access,
+    pub access: AccessKind,
     pub token: TokenFlags,
     /// The `aud` asked of GitHub Actions' token endpoint.
     pub audience: String,
@@ -242,7 +225,7 @@ pub fn broker_base(server: &str) -> Result<String> {
 
 /// The credentials request for `project`. Project names are validated
 /// path components, so they need no escaping.
-pub fn credentials_url(base: &str, project: &ProjectName, access: Access) -> String {
+pub fn credentials_url(base: &str, project: &ProjectName, access: AccessKind) -> String {
     format!(
         "{base}/registry/credentials?project={project}&access={}",
         access.as_str()
@@ -317,7 +300,7 @@ pub fn parse_grant(body: &[u8]) -> Result<Grant> {
 pub struct Ask<'a> {
     pub base: &'a str,
     pub project: &'a ProjectName,
-    pub access: Access,
+    pub access: AccessKind,
 }
 
 /// The error for a non-200 answer: what it means and what to change.
@@ -348,8 +331,8 @@ pub fn broker_refusal(
         ),
         StatusCode::NOT_FOUND => {
             let (verb, rules) = match ask.access {
-                Access::Push => ("push to", "`access` rules"),
-                Access::Pull => ("pull from", "`access` or `pull_access` rules"),
+                AccessKind::Push => ("push to", "`access` rules"),
+                AccessKind::Pull => ("pull from", "`access` or `pull_access` rules"),
             };
             anyhow!(
                 "the broker at {base} has no project `{project}` that this token may {verb} ({detail})\n  hint: check the --project name, and that one of the project's {rules} in serve's config matches this token (its identities, or a CI token's issuer and claims)",
@@ -921,7 +904,7 @@ mod tests {
         let options = LoginOptions {
             server: "https://b".into(),
             project: "p".into(),
-            access: Access::Push,
+            access: AccessKind::Push,
             token: TokenFlags {
                 token: Some(secret_arg("caller-secret").unwrap()),
                 ..flags()
@@ -954,11 +937,11 @@ mod tests {
         let base = broker_base("https://rise.example.com/api/").unwrap();
         assert_eq!(base, "https://rise.example.com/api");
         assert_eq!(
-            credentials_url(&base, &project, Access::Push),
+            credentials_url(&base, &project, AccessKind::Push),
             "https://rise.example.com/api/registry/credentials?project=my-app&access=push"
         );
         assert_eq!(
-            credentials_url("http://127.0.0.1:3000", &project, Access::Pull),
+            credentials_url("http://127.0.0.1:3000", &project, AccessKind::Pull),
             "http://127.0.0.1:3000/registry/credentials?project=my-app&access=pull"
         );
         // A bearer token goes over plain HTTP to loopback only.
@@ -1023,7 +1006,7 @@ mod tests {
         };
         let body = br#"{"error":{"code":"project_not_found","message":"no such project, or no access to it"}}"#;
         let push = err_text(broker_refusal(
-            &ask(Access::Push),
+            &ask(AccessKind::Push),
             StatusCode::NOT_FOUND,
             None,
             body,
@@ -1033,7 +1016,7 @@ mod tests {
             "the broker at https://b has no project `my-app` that this token may push to (404 project_not_found: no such project, or no access to it)\n  hint: check the --project name, and that one of the project's `access` rules in serve's config matches this token (its identities, or a CI token's issuer and claims)"
         );
         let pull = err_text(broker_refusal(
-            &ask(Access::Pull),
+            &ask(AccessKind::Pull),
             StatusCode::NOT_FOUND,
             None,
             b"",
@@ -1044,7 +1027,7 @@ mod tests {
             "{pull}"
         );
         let refused = err_text(broker_refusal(
-            &ask(Access::Push),
+            &ask(AccessKind::Push),
             StatusCode::UNAUTHORIZED,
             None,
             br#"{"error":{"code":"invalid_token","message":"the token's audience is not accepted"}}"#,
@@ -1057,7 +1040,7 @@ mod tests {
         );
         assert_eq!(
             err_text(broker_refusal(
-                &ask(Access::Push),
+                &ask(AccessKind::Push),
                 StatusCode::TOO_MANY_REQUESTS,
                 Some("7"),
                 br#"{"error":{"code":"rate_limited","message":"slow down"}}"#,
@@ -1066,7 +1049,7 @@ mod tests {
         );
         assert!(
             err_text(broker_refusal(
-                &ask(Access::Push),
+                &ask(AccessKind::Push),
                 StatusCode::SERVICE_UNAVAILABLE,
                 None,
                 b"",
@@ -1075,7 +1058,7 @@ mod tests {
         );
         assert_eq!(
             err_text(broker_refusal(
-                &ask(Access::Push),
+                &ask(AccessKind::Push),
                 StatusCode::BAD_REQUEST,
                 None,
                 br#"{"error":{"code":"invalid_access","message":"access must be push or pull"}}"#,

@@ -197,18 +197,9 @@ impl AuthConfig {
             .chain(self.issuers.iter().map(IssuerRef::Listed))
     }
 
-    /// Whether an issuer of that name is configured.
-    pub fn has_issuer(&self, name: &str) -> bool {
-        self.issuers().any(|i| i.name() == name)
-    }
-
-    /// Whether the tokens of the issuer named `name` yield `user:`/`group:`
-    /// identities; `None` when no such issuer is configured.
-    pub fn issuer_principals(&self, name: &str) -> Option<bool> {
-        self.issuers().find(|i| i.name() == name).map(|i| match i {
-            IssuerRef::Single(_) => true,
-            IssuerRef::Listed(l) => l.principals,
-        })
+    /// The trusted issuer named `name`, if one is configured.
+    pub fn issuer_named(&self, name: &str) -> Option<IssuerRef<'_>> {
+        self.issuers().find(|i| i.name() == name)
     }
 }
 
@@ -226,6 +217,15 @@ impl<'a> IssuerRef<'a> {
         match self {
             Self::Single(_) => DEFAULT_ISSUER,
             Self::Listed(i) => &i.name,
+        }
+    }
+
+    /// Whether its tokens yield `user:`/`group:` identities: always for the
+    /// single-issuer keys, as `principals` says for a listed issuer.
+    pub fn principals(&self) -> bool {
+        match self {
+            Self::Single(_) => true,
+            Self::Listed(i) => i.principals,
         }
     }
 }

@@ -130,7 +130,7 @@ impl Reader {
     fn rule_issuer_checks(&mut self, auth: &AuthConfig) {
         let known: Vec<&str> = auth.issuers().map(|i| i.name()).collect();
         for (name, origin, path) in std::mem::take(&mut self.rule_issuers) {
-            if auth.has_issuer(&name) {
+            if auth.issuer_named(&name).is_some() {
                 continue;
             }
             let hint = match did_you_mean(&name, &known) {

@@ -899,37 +899,27 @@ async fn run_helper(
 /// secret have nothing to fetch.
 pub async fn issuers(config: &Config) -> Vec<Check> {
     use crate::auth::jwks::{JwksSource, KeyLocation};
-    use crate::config::DEFAULT_ISSUER;
+    use crate::config::IssuerRef;
     const ID: &str = "auth.issuer_keys";
     let mut checks = Checks::default();
-    let single = config.auth.jwks_url.iter().map(|url| {
-        (
-            DEFAULT_ISSUER,
-            KeyLocation::Url(url.clone()),
-            "auth.jwks_url".to_string(),
-        )
-    });
-    let listed = config
-        .auth
-        .issuers
-        .iter()
-        .enumerate()
-        .map(|(at, l)| match &l.jwks_url {
-            Some(url) => (
-                l.name.as_str(),
-                KeyLocation::Url(url.clone()),
-                format!("auth.issuers[{at}].jwks_url"),
-            ),
-            None => (
-                l.name.as_str(),
-                KeyLocation::Discovery {
-                    issuer: l.issuer.clone(),
-                },
-                format!("auth.issuers[{at}].issuer"),
-            ),
-        });
-    for (name, location, key) in single.chain(listed) {
-        let title = format!("issuer `{name}` serves its signing keys");
+    for issuer in config.auth.issuers() {
+        let Some(location) = KeyLocation::of(issuer) else {
+            continue;
+        };
+        // The config key that decides where the keys are, for the fix.
+        let key = match issuer {
+            IssuerRef::Single(_) => "auth.jwks_url".to_string(),
+            IssuerRef::Listed(l) => {
+                let at = config.auth.issuers.iter().position(|x| x.name == l.name);
+                let field = if l.jwks_url.is_some() {
+                    "jwks_url"
+                } else {
+                    "issuer"
+                };
+                format!("auth.issuers[{}].{field}", at.unwrap_or_default())
+            }
+        };
+        let title = format!("issuer `{}` serves its signing keys", issuer.name());
         let fetched = match JwksSource::new(location.clone(), std::time::Duration::ZERO) {
             Ok(source) => source.refresh().await.map(|()| source.keys().len()),
             Err(e) => Err(e),

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use super::app::{App, Body, RequestId, json_response};
 use super::audit::TokenAudit;
 use super::error::ApiError;
-use crate::auth::{Denial, authorize};
+use crate::auth::{Denial, authorize, limit_key};
 use crate::clock::{rfc3339, unix_now};
 use crate::registry::RegistryProvider;
 
@@ -122,7 +122,6 @@ impl App {
         let ticket = realm
             .verify_ticket(&request.ticket, now)
             .map_err(|e| ApiError::InvalidTicket(e.to_string()))?;
-        let mut holder = ticket.holder();
         audit.subject = Some(ticket.sub.clone());
         audit.issuer = ticket.iss.clone();
         audit.project = Some(ticket.project.clone());
@@ -131,20 +130,16 @@ impl App {
         // anyone's text.
         audit.scopes = request.scopes.clone();
         self.token_limiter
-            .check(&holder.limit_key())
+            .check(&limit_key(ticket.issuer(), &ticket.sub))
             .map_err(ApiError::RateLimited)?;
         // The access rule again, under the config this replica runs now:
         // removing a project, or someone's access to it, stops new registry
         // tokens at once, not when the ticket expires.
+        // So does the issuer, as the running config has it (see
+        // `Ticket::holder`).
         let config = self.config();
-        // The issuer as the running config has it: an issuer removed since
-        // the ticket was issued admits no one, and whether its tokens are
-        // persons is the config's word, not the ticket's.
-        let decision = match config.auth.issuer_principals(&holder.issuer) {
-            Some(principals) => {
-                holder.principals = principals;
-                authorize(&config, &holder, &ticket.project, ticket.access)
-            }
+        let decision = match ticket.holder(&config.auth) {
+            Some(holder) => authorize(&config, &holder, &ticket.project, ticket.access),
             None => Err(Denial::NotPermitted),
         };
         if let Err(denial) = decision {

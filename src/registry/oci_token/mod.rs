@@ -146,7 +146,6 @@ impl OciTokenProvider {
             email: holder.email.clone(),
             groups: holder.groups.clone(),
             iss: (*holder.issuer != *DEFAULT_ISSUER).then(|| holder.issuer.to_string()),
-            principals: holder.principals,
             claims: holder.claims.clone(),
             access,
             iat: now,

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::auth::{AccessKind, Caller};
-use crate::config::DEFAULT_ISSUER;
+use crate::config::{AuthConfig, DEFAULT_ISSUER};
 use crate::naming::ProjectName;
 use crate::secret::Secret;
 
@@ -57,10 +57,6 @@ pub struct Ticket {
     /// single-issuer keys'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    /// False when the caller's `user:`/`group:` identities do not count
-    /// (its issuer's `principals: false`: a workload).
-    #[serde(default = "yes", rename = "prn", skip_serializing_if = "is_true")]
-    pub principals: bool,
     /// The token's claims that the project's workload rules look at, and
     /// no others: what the exchange needs to apply them again.
     #[serde(default, rename = "clm", skip_serializing_if = "BTreeMap::is_empty")]
@@ -74,32 +70,33 @@ pub struct Ticket {
     pub jti: String,
 }
 
-fn yes() -> bool {
-    true
-}
-
-fn is_true(b: &bool) -> bool {
-    *b
-}
-
 fn is_push(a: &AccessKind) -> bool {
     a.is_push()
 }
 
 impl Ticket {
-    /// The caller the ticket was issued to, with the identities it carries.
-    pub fn holder(&self) -> Caller {
+    /// The name of the issuer of the caller's token.
+    pub fn issuer(&self) -> &str {
+        self.iss.as_deref().unwrap_or(DEFAULT_ISSUER)
+    }
+
+    /// The caller the ticket was issued to, with the identities it
+    /// carries, as `auth` (the running config) sees its issuer: whether
+    /// its principals count is the config's word now, and an issuer
+    /// removed since the ticket was issued (`None`) admits no one.
+    pub fn holder(&self, auth: &AuthConfig) -> Option<Caller> {
+        let issuer = auth.issuer_named(self.issuer())?;
         let mut claims = self.claims.clone();
         // The subject is carried once, as `sub`; rules may read it as a claim.
         claims.insert("sub".to_string(), self.sub.clone());
-        Caller {
-            issuer: Arc::from(self.iss.as_deref().unwrap_or(DEFAULT_ISSUER)),
+        Some(Caller {
+            issuer: Arc::from(issuer.name()),
             subject: self.sub.clone(),
             email: self.email.clone(),
             groups: self.groups.clone(),
-            principals: self.principals,
+            principals: issuer.principals(),
             claims,
-        }
+        })
     }
 }
 
@@ -185,7 +182,6 @@ mod tests {
             email: None,
             groups: vec!["builders".into()],
             iss: None,
-            principals: true,
             claims: BTreeMap::new(),
             access: AccessKind::Push,
             iat,
