@@ -95,38 +95,18 @@ pub(crate) async fn setup_with(access: &str) -> Setup {
     // The registry's side, as the command prints it.
     let conf = tempfile::tempdir().unwrap();
     std::fs::write(conf.path().join("default.yaml"), &config).unwrap();
-    let bundle = pki.path().join("root.crt");
-    let out = Command::new(BIN)
-        .arg("--config-dir")
-        .arg(conf.path())
-        .args([
-            "--run-mode",
-            "default",
-            "oci-token",
-            "registry-config",
-            "--realm",
-        ])
-        .arg(serve.url("/registry/token"))
-        .arg("--rootcertbundle")
-        .arg(&bundle)
-        .arg("--bundle-out")
-        .arg(&bundle)
-        .env_clear()
-        .output()
-        .unwrap();
+    let registry =
+        DockerRegistry::start_for(registry_addr, conf.path(), &serve.url("/registry/token"));
+    let config_yml = registry.config_yml();
     assert!(
-        out.status.success(),
-        "registry-config: {}",
-        String::from_utf8_lossy(&out.stderr)
+        config_yml.contains(&format!("service: {SERVICE}")),
+        "{config_yml}"
     );
-    let block = String::from_utf8(out.stdout).unwrap();
-    assert!(block.contains(&format!("service: {SERVICE}")), "{block}");
     assert_eq!(
-        std::fs::read(&bundle).unwrap(),
+        std::fs::read(registry.root_bundle()).unwrap(),
         std::fs::read(pki.path().join("ca.crt")).unwrap(),
         "the bundle is the chain's root"
     );
-    let registry = DockerRegistry::start(registry_addr, &block);
     Setup {
         serve,
         registry,

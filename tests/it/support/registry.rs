@@ -14,6 +14,9 @@ pub fn docker_registry_bin() -> PathBuf {
     )
 }
 
+/// Where [`DockerRegistry::start_for`] keeps the token root bundle.
+const ROOT_BUNDLE: &str = "rise-token-root.crt";
+
 pub struct DockerRegistry {
     child: Option<Child>,
     pub addr: SocketAddr,
@@ -34,7 +37,7 @@ impl DockerRegistry {
     /// registry-config` writes for them, as an operator sets one up.
     pub fn start_for(addr: SocketAddr, config_dir: &Path, realm: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let bundle = dir.path().join("rise-token-root.crt");
+        let bundle = dir.path().join(ROOT_BUNDLE);
         let out = Command::new(super::server::BIN)
             .arg("--config-dir")
             .arg(config_dir)
@@ -52,6 +55,16 @@ impl DockerRegistry {
             String::from_utf8_lossy(&out.stderr)
         );
         Self::start_in(dir, addr, &String::from_utf8(out.stdout).unwrap())
+    }
+
+    /// The config.yml it runs with.
+    pub fn config_yml(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("config.yml")).unwrap()
+    }
+
+    /// The root bundle [`Self::start_for`] had `registry-config` write.
+    pub fn root_bundle(&self) -> std::path::PathBuf {
+        self.dir.path().join(ROOT_BUNDLE)
     }
 
     fn start_in(dir: tempfile::TempDir, addr: SocketAddr, auth_block: &str) -> Self {
