@@ -276,7 +276,8 @@ where
 }
 
 /// A policy document as IAM returns it: URL-encoded JSON (or plain JSON).
-pub fn policy_json(document: &str) -> Result<Value> {
+/// `what` names it in the error (`the trust policy of role rise-backend`).
+pub fn policy_json(document: &str, what: &str) -> Result<Value> {
     let text = if document.trim_start().starts_with('{') {
         document.to_string()
     } else {
@@ -285,7 +286,11 @@ pub fn policy_json(document: &str) -> Result<Value> {
             .decode_utf8_lossy()
             .into_owned()
     };
-    serde_json::from_str(&text).context("IAM returned a policy that is not JSON")
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "IAM returned {what} as a document that is not JSON\n  hint: look at it with the AWS console or CLI and write it anew (`rise-registry apply` can, once it reads as JSON)"
+        )
+    })
 }
 
 impl Aws {
@@ -438,7 +443,7 @@ impl Aws {
             .unwrap_or_default();
         let trust = role
             .and_then(|r| r.assume_role_policy_document)
-            .map(|d| policy_json(&d))
+            .map(|d| policy_json(&d, &format!("the trust policy of role {name}")))
             .transpose()?
             .unwrap_or(Value::Null);
         let mut policies = BTreeMap::new();
@@ -460,7 +465,8 @@ impl Aws {
                     .send()
                     .await
                     .map_err(|e| aws_error(&format!("reading policy {policy} of {name}"), e))?;
-                policies.insert(policy, policy_json(&doc.policy_document)?);
+                let what = format!("inline policy {policy} of role {name}");
+                policies.insert(policy, policy_json(&doc.policy_document, &what)?);
             }
         }
         Ok(Some(ObservedRole {
@@ -577,7 +583,9 @@ impl Aws {
                         .lifecycle_policy_text
                         .map(|t| serde_json::from_str(&t))
                         .transpose()
-                        .context("ECR returned a lifecycle policy that is not JSON")?,
+                        .with_context(|| {
+                            format!("ECR returned the lifecycle policy of repository {name} as a document that is not JSON")
+                        })?,
                     Err(e)
                         if e.as_service_error()
                             .is_some_and(|s| s.is_lifecycle_policy_not_found_exception()) =>
@@ -906,12 +914,22 @@ mod tests {
 
     #[test]
     fn iam_documents_decode() {
-        let doc = policy_json("%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D")
-            .unwrap();
+        let what = "the trust policy of role rise-backend";
+        let doc = policy_json(
+            "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D",
+            what,
+        )
+        .unwrap();
         assert_eq!(doc["Version"], "2012-10-17");
-        assert_eq!(policy_json(r#"{"a": 1}"#).unwrap()["a"], 1);
+        assert_eq!(policy_json(r#"{"a": 1}"#, what).unwrap()["a"], 1);
         // Malformed escapes stay as written, `%+7` included.
-        let doc = policy_json("%7B%22a%22%3A%22%2Fb%zz%4%2B7%+7%22%7D").unwrap();
+        let doc = policy_json("%7B%22a%22%3A%22%2Fb%zz%4%2B7%+7%22%7D", what).unwrap();
         assert_eq!(doc["a"], "/b%zz%4+7%+7");
+        // A document that is not JSON (only a broken endpoint hands one
+        // out: IAM refuses to store it) is an error naming the role.
+        for broken in ["%7B%22Statement%22%3A", "not a policy", "", "\u{202e}{"] {
+            let e = format!("{:#}", policy_json(broken, what).unwrap_err());
+            assert!(e.starts_with("IAM returned the trust policy of role rise-backend as a document that is not JSON"), "{e}");
+        }
     }
 }

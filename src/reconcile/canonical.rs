@@ -30,6 +30,8 @@ pub(crate) fn canonical(doc: &Value) -> Value {
                     as_sorted_set(value)
                 } else if key == "Statement" {
                     statements(value)
+                } else if key == "Condition" {
+                    conditions(value)
                 } else {
                     canonical(value)
                 };
@@ -51,6 +53,30 @@ fn as_sorted_set(value: &Value) -> Value {
     items.sort_by_key(|v| v.to_string());
     items.dedup();
     Value::Array(items)
+}
+
+/// A condition block: each operator's keys hold a set of values (IAM
+/// matches any of them, and `"v"` is `["v"]`). A block of another shape
+/// is kept as it is, only canonical inside.
+fn conditions(value: &Value) -> Value {
+    let Value::Object(ops) = value else {
+        return canonical(value);
+    };
+    let ops = ops
+        .iter()
+        .map(|(op, keys)| {
+            let keys = match keys {
+                Value::Object(keys) => Value::Object(
+                    keys.iter()
+                        .map(|(k, v)| (k.clone(), as_sorted_set(v)))
+                        .collect(),
+                ),
+                other => canonical(other),
+            };
+            (op.clone(), keys)
+        })
+        .collect();
+    Value::Object(ops)
 }
 
 /// Statements in a stable order (a single statement object becomes a list).
@@ -83,6 +109,17 @@ mod tests {
             {"Resource": ["r"], "Action": ["ecr:A", "ecr:B", "ecr:A"], "Effect": "Allow"}],
             "Version": "2012-10-17"});
         assert!(same(&a, &b));
+        // Condition values are sets too: one value is a list of one.
+        let cond = |v: Value| {
+            json!({"Statement": [{"Effect": "Allow", "Action": "a",
+            "Condition": {"StringEquals": {"k": v}}}]})
+        };
+        assert!(same(
+            &cond(json!(["y", "x"])),
+            &cond(json!(["x", "y", "x"]))
+        ));
+        assert!(same(&cond(json!("x")), &cond(json!(["x"]))));
+        assert!(!same(&cond(json!("x")), &cond(json!(["x", "y"]))));
     }
 
     #[test]

@@ -81,7 +81,67 @@ fn prefix(key: Option<&str>) -> String {
 }
 
 fn quote(s: &str) -> String {
-    Value::String(s.to_string()).to_string()
+    text(&Value::String(s.to_string()))
+}
+
+/// `v` as JSON, with the characters that would make a line read other
+/// than it is written escaped as `\uXXXX` (still valid JSON, the same
+/// value): bidirectional controls, which reorder what a terminal or a
+/// pull request shows ("Trojan Source"), and other invisible format
+/// characters. JSON already escapes control characters, so no terminal
+/// sequence can come through either.
+pub(crate) fn text(v: &Value) -> String {
+    let raw = v.to_string();
+    if !raw.chars().any(is_deceptive) {
+        return raw;
+    }
+    let mut out = String::with_capacity(raw.len() + 12);
+    for c in raw.chars() {
+        if is_deceptive(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `s` with control characters (a terminal's escape sequences, line
+/// breaks) and [invisible format characters](is_deceptive) written as
+/// `\u{..}`, for prose that quotes values from a document (a plan's
+/// meanings): one line, shown as it reads.
+pub(crate) fn visible(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c.is_control() || is_deceptive(c)) {
+        return s.into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() || is_deceptive(c) {
+                format!("\\u{{{:04x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// Invisible characters that change how text around them is shown:
+/// bidirectional marks, embeddings, overrides and isolates, zero-width
+/// characters and the byte-order mark.
+fn is_deceptive(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+    )
 }
 
 fn comma(trailing: bool) -> &'static str {
@@ -92,28 +152,27 @@ fn is_plain(v: &Value) -> bool {
     !matches!(v, Value::Array(_) | Value::Object(_))
 }
 
-/// A value of plain members on one line, with spaces after `,` and `:`.
+/// `v` on one line: always for a plain value, however long (a line that
+/// is long beats a value that is cut); for a list or map of plain values
+/// with spaces after `,` and `:`, when it is at most [`INLINE_WIDTH`]
+/// long; otherwise `None`, and the caller spreads it over lines.
 fn one_line(v: &Value) -> Option<String> {
-    let text = match v {
+    let line = match v {
         Value::Array(items) if items.iter().all(is_plain) => format!(
             "[{}]",
-            items
-                .iter()
-                .map(Value::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            items.iter().map(text).collect::<Vec<_>>().join(", ")
         ),
         Value::Object(map) if map.values().all(is_plain) => format!(
             "{{{}}}",
             sorted(map)
-                .map(|(k, v)| format!("{}: {v}", quote(k)))
+                .map(|(k, v)| format!("{}: {}", quote(k), text(v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        other if is_plain(other) => other.to_string(),
-        _ => return None,
+        Value::Array(_) | Value::Object(_) => return None,
+        plain => return Some(text(plain)),
     };
-    (text.len() <= INLINE_WIDTH).then_some(text)
+    (line.chars().count() <= INLINE_WIDTH).then_some(line)
 }
 
 fn sorted(map: &Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
@@ -151,7 +210,13 @@ fn whole(
             }
             push(out, mark, depth, format!("}}{}", comma(trailing)));
         }
-        _ => unreachable!("plain values fit on one line"),
+        // `one_line` holds every plain value; kept total all the same.
+        plain => push(
+            out,
+            mark,
+            depth,
+            format!("{p}{}{}", text(plain), comma(trailing)),
+        ),
     }
 }
 
@@ -209,8 +274,16 @@ fn diff_value(
     }
 }
 
-/// Lists of plain values: each element once, in sorted order.
+/// Lists of plain values: each element of either side once. Sets (both
+/// sides sorted without repeats, as [`canonical`] leaves `Action`,
+/// `Resource`, principals and condition values) merge in sorted order;
+/// any other list, where order and repeats may mean something, is a
+/// sequence diff.
 fn diff_set(before: &[Value], after: &[Value], depth: usize, out: &mut Vec<Line>) {
+    if !(is_set(before) && is_set(after)) {
+        diff_sequence(before, after, depth, out);
+        return;
+    }
     let mut all: Vec<&Value> = before.iter().chain(after).collect();
     all.sort_by_key(|v| v.to_string());
     all.dedup();
@@ -220,7 +293,76 @@ fn diff_set(before: &[Value], after: &[Value], depth: usize, out: &mut Vec<Line>
             (true, false) => Mark::Remove,
             _ => Mark::Add,
         };
-        push(out, mark, depth, format!("{v},"));
+        push(out, mark, depth, format!("{},", text(v)));
+    }
+}
+
+/// Sorted by the order [`canonical`] sorts sets in, with no repeats.
+fn is_set(items: &[Value]) -> bool {
+    items
+        .windows(2)
+        .all(|w| w[0].to_string().cmp(&w[1].to_string()).is_lt())
+}
+
+/// Past this many cells (elements before × elements after, once a common
+/// head and tail are set aside) a list is shown as removed and added whole
+/// rather than aligned: the alignment table would cost more than it helps.
+const ALIGN_CELLS: usize = 1 << 20;
+
+/// A longest-common-subsequence diff of two lists of plain values, in
+/// their own order.
+fn diff_sequence(before: &[Value], after: &[Value], depth: usize, out: &mut Vec<Line>) {
+    let line = |v: &Value| format!("{},", text(v));
+    let head = before.iter().zip(after).take_while(|(b, a)| b == a).count();
+    let (b, a) = (&before[head..], &after[head..]);
+    let tail = b
+        .iter()
+        .rev()
+        .zip(a.iter().rev())
+        .take_while(|(b, a)| b == a)
+        .count();
+    let (b, a) = (&b[..b.len() - tail], &a[..a.len() - tail]);
+    for v in &before[..head] {
+        push(out, Mark::Same, depth, line(v));
+    }
+    if b.len().saturating_mul(a.len()) > ALIGN_CELLS {
+        for v in b {
+            push(out, Mark::Remove, depth, line(v));
+        }
+        for v in a {
+            push(out, Mark::Add, depth, line(v));
+        }
+    } else {
+        // lcs[i][j]: the longest common subsequence of b[i..] and a[j..].
+        let width = a.len() + 1;
+        let mut lcs = vec![0u32; (b.len() + 1) * width];
+        for i in (0..b.len()).rev() {
+            for j in (0..a.len()).rev() {
+                lcs[i * width + j] = if b[i] == a[j] {
+                    lcs[(i + 1) * width + j + 1] + 1
+                } else {
+                    lcs[(i + 1) * width + j].max(lcs[i * width + j + 1])
+                };
+            }
+        }
+        let (mut i, mut j) = (0, 0);
+        while i < b.len() || j < a.len() {
+            if i < b.len() && j < a.len() && b[i] == a[j] {
+                push(out, Mark::Same, depth, line(&b[i]));
+                (i, j) = (i + 1, j + 1);
+            } else if j == a.len()
+                || (i < b.len() && lcs[(i + 1) * width + j] >= lcs[i * width + j + 1])
+            {
+                push(out, Mark::Remove, depth, line(&b[i]));
+                i += 1;
+            } else {
+                push(out, Mark::Add, depth, line(&a[j]));
+                j += 1;
+            }
+        }
+    }
+    for v in &before[before.len() - tail..] {
+        push(out, Mark::Same, depth, line(v));
     }
 }
 
@@ -291,6 +433,211 @@ fn pair(st: &Value, candidates: &[&Value]) -> Option<usize> {
         .filter(|(n, _)| *n >= 2)
         .max_by_key(|(n, i)| (*n, std::cmp::Reverse(*i)))
         .map(|(_, i)| i)
+}
+
+/// One side of a diff as text: the lines a reader of `before` (`side` is
+/// [`Mark::Remove`]) or `after` ([`Mark::Add`]) sees, without marks, with
+/// the commas JSON does not allow before a closing bracket dropped, and
+/// the count of statements hidden as unchanged.
+pub fn side(lines: &[Line], side: Mark) -> (String, usize) {
+    let kept: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.mark == Mark::Same || l.mark == side)
+        .map(|l| l.text.as_str())
+        .collect();
+    let mut hidden = 0;
+    let mut body: Vec<&str> = Vec::with_capacity(kept.len());
+    for line in kept {
+        if let Some(n) = line
+            .strip_prefix("# (")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            hidden += n;
+        } else {
+            body.push(line);
+        }
+    }
+    let mut out = String::new();
+    for (i, line) in body.iter().enumerate() {
+        let closes = body
+            .get(i + 1)
+            .is_none_or(|next| next.starts_with(']') || next.starts_with('}'));
+        let line = match line.strip_suffix(',') {
+            Some(trimmed) if closes => trimmed,
+            _ => line,
+        };
+        out.push_str(line);
+        out.push('\n');
+    }
+    (out, hidden)
+}
+
+/// The contract of [`diff`], for any two JSON documents whose only
+/// `Statement` key is at the top: each side of the diff ([`side`]) is
+/// valid JSON with no key twice, equal to that document in canonical form
+/// but for the statements both share, which are hidden and counted; the
+/// diff marks something exactly when the documents differ in meaning; and
+/// no line holds a character that could make it read other than it is
+/// written. Checked by the property tests and the `policy_diff` fuzz
+/// target.
+///
+/// # Errors
+/// The first way the diff breaks its contract, with both documents.
+#[doc(hidden)]
+pub fn check_contract(before: &Value, after: &Value) -> Result<(), String> {
+    let lines = diff(Some(before), Some(after));
+    let (b, a) = (canonical(before), canonical(after));
+    let fail = |what: String| Err(format!("{what}\nbefore: {before}\nafter: {after}"));
+    if changes(&lines) != (b != a) {
+        return fail(format!(
+            "marks changes: {}, differ: {}",
+            changes(&lines),
+            b != a
+        ));
+    }
+    if let Some(l) = lines
+        .iter()
+        .find(|l| l.text.chars().any(|c| c.is_control() || is_deceptive(c)))
+    {
+        return fail(format!("line with a hidden character: {:?}", l.text));
+    }
+    let shared = shared_statements(&b, &a);
+    for (mark, doc) in [(Mark::Remove, &b), (Mark::Add, &a)] {
+        let (text, hidden) = side(&lines, mark);
+        let shown: Value = match serde_json::from_str::<Strict>(&text) {
+            Ok(Strict(v)) => v,
+            Err(e) => return fail(format!("{mark:?} side is not JSON ({e}):\n{text}")),
+        };
+        let expected = reread(&without(doc, &shared));
+        if hidden != shared.len() || sorted_statements(shown) != sorted_statements(expected) {
+            return fail(format!(
+                "{mark:?} side shows (with {hidden} hidden, {} shared):\n{text}",
+                shared.len()
+            ));
+        }
+    }
+    let (all_b, all_a) = (diff(Some(before), None), diff(None, Some(after)));
+    for (lines, mark, doc) in [(all_b, Mark::Remove, &b), (all_a, Mark::Add, &a)] {
+        if lines.iter().any(|l| l.mark != mark) {
+            return fail(format!("a whole document with a line not marked {mark:?}"));
+        }
+        match serde_json::from_str::<Strict>(&side(&lines, mark).0) {
+            Ok(Strict(v)) if v == reread(doc) => {}
+            _ => {
+                return fail(format!(
+                    "the whole document marked {mark:?} is not the document"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The top-level statements of two canonical documents that a diff hides:
+/// those both hold (as many times as both hold them), when their statement
+/// lists differ.
+fn shared_statements(b: &Value, a: &Value) -> Vec<Value> {
+    let (Some(Value::Array(bs)), Some(Value::Array(as_))) =
+        (b.get("Statement"), a.get("Statement"))
+    else {
+        return Vec::new();
+    };
+    if b == a || bs == as_ {
+        return Vec::new();
+    }
+    let mut rest: Vec<&Value> = bs.iter().collect();
+    let mut shared = Vec::new();
+    for st in as_ {
+        if let Some(i) = rest.iter().position(|b| *b == st) {
+            shared.push(rest.remove(i).clone());
+        }
+    }
+    shared
+}
+
+/// `doc` written and read back, as its side of a diff is: serde_json
+/// reads some floats back a last bit off, the same way on both paths.
+fn reread(doc: &Value) -> Value {
+    serde_json::from_str(&doc.to_string()).unwrap_or(Value::Null)
+}
+
+fn without(doc: &Value, shared: &[Value]) -> Value {
+    let mut doc = doc.clone();
+    if let Some(Value::Array(statements)) = doc.get_mut("Statement") {
+        for st in shared {
+            if let Some(i) = statements.iter().position(|s| s == st) {
+                statements.remove(i);
+            }
+        }
+    }
+    doc
+}
+
+/// The diff shows changed statements before removed and added ones: their
+/// order is not part of the contract.
+fn sorted_statements(mut doc: Value) -> Value {
+    if let Some(Value::Array(statements)) = doc.get_mut("Statement") {
+        statements.sort_by_key(Value::to_string);
+    }
+    doc
+}
+
+/// A JSON value read with a key given twice in one object as an error
+/// (`serde_json::Value` keeps the last silently).
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Strict;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+                Ok(Strict(v.into()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+                Ok(Strict(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+                Ok(Strict(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+                Ok(Strict(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+                Ok(Strict(v.into()))
+            }
+            fn visit_unit<E>(self) -> Result<Strict, E> {
+                Ok(Strict(Value::Null))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Strict, A::Error> {
+                let mut items = Vec::new();
+                while let Some(Strict(v)) = seq.next_element()? {
+                    items.push(v);
+                }
+                Ok(Strict(Value::Array(items)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Strict, A::Error> {
+                let mut out = Map::new();
+                while let Some((k, Strict(v))) = map.next_entry::<String, Strict>()? {
+                    if out.insert(k.clone(), v).is_some() {
+                        return Err(serde::de::Error::custom(format!("key {k:?} twice")));
+                    }
+                }
+                Ok(Strict(Value::Object(out)))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[cfg(test)]

@@ -41,9 +41,13 @@ pub struct Meaning {
 }
 
 impl Meaning {
+    /// A meaning quotes values of policies anyone may have written: its
+    /// text is made [visible](super::diff::visible), one line with no
+    /// terminal sequence or reordering character in it.
     fn new(text: impl Into<String>, access: Access) -> Self {
+        let text = text.into();
         Self {
-            text: text.into(),
+            text: super::diff::visible(&text).into_owned(),
             access,
         }
     }

@@ -16,5 +16,7 @@ pub mod desired;
 pub mod diff;
 pub mod meaning;
 pub mod plan;
+#[cfg(test)]
+mod props;
 pub mod render;
 mod tagging;

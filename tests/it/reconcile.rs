@@ -202,6 +202,175 @@ async fn an_empty_account_converges_and_stays_converged() {
     );
 }
 
+/// The operator guide's production path, "With EKS + IRSA": the controller
+/// role trusts one service account of a cluster whose OIDC provider ARN
+/// has the length EKS gives it (well past any one-line width), and the
+/// plan shows that trust in every format before apply makes it.
+#[tokio::test]
+async fn an_irsa_setup_with_a_real_length_provider_plans_applies_and_converges() {
+    let account = Account::new();
+    let issuer = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
+    let provider = format!("arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{issuer}");
+    assert!(provider.len() > 100, "a real EKS provider ARN: {provider}");
+    account
+        .iam()
+        .await
+        .create_open_id_connect_provider()
+        .url(format!("https://{issuer}"))
+        .client_id_list("sts.amazonaws.com")
+        .thumbprint_list("9e99a48a9960b14926bb7f3b02e22da2b0ab7280")
+        .send()
+        .await
+        .unwrap();
+    account.configure(
+        &["my-app"],
+        &format!(
+            "  irsa:\n    oidc_provider_arn: {provider}\n    namespace: rise-system\n    \
+             service_account: rise-backend\n"
+        ),
+    );
+    // Condition values are sets, shown as lists like `Action`.
+    let sub = format!("\"{issuer}:sub\": [\"system:serviceaccount:rise-system:rise-backend\"],");
+    let aud = format!("\"{issuer}:aud\": [\"sts.amazonaws.com\"],");
+
+    let text = account.expect(&["plan", "--detailed-exitcode"], 2);
+    let markdown = account.expect(&["plan", "--markdown"], 0);
+    for (format, plan) in [("text", &text), ("Markdown", &markdown)] {
+        for shown in [&format!("\"{provider}\""), &sub, &aud] {
+            assert!(
+                plan.contains(shown.as_str()),
+                "{format} plan lacks {shown}:\n{plan}"
+            );
+        }
+        assert!(
+            plan.contains(&format!("tokens of {provider} may now assume rise-backend")),
+            "{format} plan lacks the trust's meaning:\n{plan}"
+        );
+    }
+    let json = account.plan_json();
+    let controller = json["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "create_role" && a["role"] == "controller")
+        .unwrap_or_else(|| panic!("no controller role in {json:#}"));
+    let statement = &controller["trust"]["Statement"][0];
+    assert_eq!(statement["Principal"]["Federated"], provider.as_str());
+    assert_eq!(
+        statement["Condition"]["StringEquals"][format!("{issuer}:sub")],
+        "system:serviceaccount:rise-system:rise-backend"
+    );
+    assert_eq!(
+        statement["Condition"]["StringEquals"][format!("{issuer}:aud")],
+        "sts.amazonaws.com"
+    );
+    let meaning = controller["meanings"][0]["text"].as_str().unwrap();
+    assert!(
+        meaning.contains(&format!(
+            "{issuer}:sub = system:serviceaccount:rise-system:rise-backend"
+        )),
+        "{meaning}"
+    );
+
+    let applied = account.expect(&["apply", "--auto-approve"], 0);
+    assert!(applied.contains("Apply complete: "), "{applied}");
+    assert!(applied.contains(" 0 failed."), "{applied}");
+    assert_eq!(
+        account.expect(&["plan", "--detailed-exitcode"], 0),
+        "No changes. AWS matches the configuration.\n"
+    );
+    let role = account
+        .iam()
+        .await
+        .get_role()
+        .role_name("rise-backend")
+        .send()
+        .await
+        .unwrap();
+    let trust = role.role.unwrap().assume_role_policy_document.unwrap();
+    let trust = percent_encoding::percent_decode_str(&trust).decode_utf8_lossy();
+    assert!(trust.contains(&provider), "{trust}");
+}
+
+/// Policies as a hand edit in the console leaves them: a trust policy whose
+/// one statement is an object without `Sid` that trusts anyone under a
+/// condition, and an inline policy with a 2,000-character condition value
+/// and a right-to-left override. plan shows each in full, the override
+/// escaped, in every format, and apply puts the configured ones back.
+#[tokio::test]
+async fn hand_edited_policies_are_shown_whole_and_put_back() {
+    let account = Account::new();
+    account.configure(&["a"], "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    let iam = account.iam().await;
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": {
+        "Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:PrincipalAccount": ACCOUNT_ID}}}});
+    iam.update_assume_role_policy()
+        .role_name("rise-backend")
+        .policy_document(trust.to_string())
+        .send()
+        .await
+        .unwrap();
+    let long = format!("repo:example/{}:ref:refs/heads/main", "x".repeat(2000));
+    let current = iam
+        .get_role_policy()
+        .role_name("rise-backend-ecr-push")
+        .policy_name("rise-push")
+        .send()
+        .await
+        .unwrap();
+    let mut doc =
+        rise_registry::reconcile::aws::policy_json(&current.policy_document, "a policy").unwrap();
+    doc["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+        "Effect": "Allow", "Action": "ecr:BatchGetImage", "Resource": "*",
+        "Condition": {"StringLike": {"aws:PrincipalTag/team": [long, "ci-\u{202e}nimda"]}}}));
+    iam.put_role_policy()
+        .role_name("rise-backend-ecr-push")
+        .policy_name("rise-push")
+        .policy_document(doc.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let text = account.expect(&["plan", "--detailed-exitcode"], 2);
+    let markdown = account.expect(&["plan", "--markdown"], 0);
+    for (format, plan) in [("text", &text), ("Markdown", &markdown)] {
+        assert!(
+            plan.contains(&format!("\"{long}\",")),
+            "{format} plan cuts the long value"
+        );
+        assert!(plan.contains(r#""ci-\u202enimda","#), "{format}:\n{plan}");
+        assert!(
+            !plan.contains('\u{202e}'),
+            "{format} plan holds a raw override"
+        );
+        assert!(plan.contains(r#""Principal": "*","#), "{format}:\n{plan}");
+        assert!(
+            plan.contains("anyone"),
+            "{format} plan says who loses the trust:\n{plan}"
+        );
+    }
+    let json = account.plan_json();
+    let kinds: Vec<&str> = json["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert_eq!(kinds, ["update_trust", "put_role_policy"], "{json:#}");
+    assert_eq!(json["actions"][0]["before"]["Statement"]["Principal"], "*");
+
+    account.expect(&["apply", "--auto-approve"], 0);
+    assert_eq!(
+        account.expect(&["plan", "--detailed-exitcode"], 0),
+        "No changes. AWS matches the configuration.\n"
+    );
+}
+
 #[tokio::test]
 async fn drift_is_shown_exactly_and_repaired() {
     let account = Account::new();
@@ -242,7 +411,7 @@ async fn drift_is_shown_exactly_and_repaired() {
         .await
         .unwrap();
     let mut doc: Value =
-        rise_registry::reconcile::aws::policy_json(&current.policy_document).unwrap();
+        rise_registry::reconcile::aws::policy_json(&current.policy_document, "a policy").unwrap();
     doc["Statement"].as_array_mut().unwrap().push(
         serde_json::json!({"Effect": "Allow", "Action": "ecr:DeleteRepository", "Resource": "*"}),
     );
@@ -509,7 +678,8 @@ async fn the_controller_role_manages_the_repositories_without_any_iam_call() {
         .send()
         .await
         .unwrap();
-    let policy = rise_registry::reconcile::aws::policy_json(&policy.policy_document).unwrap();
+    let policy =
+        rise_registry::reconcile::aws::policy_json(&policy.policy_document, "a policy").unwrap();
     let granted: Vec<String> = policy["Statement"]
         .as_array()
         .unwrap()
