@@ -87,17 +87,19 @@ fn quote(s: &str) -> String {
 /// `v` as JSON, with the characters that would make a line read other
 /// than it is written escaped as `\uXXXX` (still valid JSON, the same
 /// value): bidirectional controls, which reorder what a terminal or a
-/// pull request shows ("Trojan Source"), and other invisible format
-/// characters. JSON already escapes control characters, so no terminal
-/// sequence can come through either.
+/// pull request shows ("Trojan Source"), other invisible format
+/// characters, and the control characters JSON leaves as they are (DEL
+/// and the C1 range, where some terminals read `U+009B` as the start of an
+/// escape sequence).
 pub(crate) fn text(v: &Value) -> String {
     let raw = v.to_string();
-    if !raw.chars().any(is_deceptive) {
+    let hidden = |c: char| c.is_control() || is_deceptive(c);
+    if !raw.chars().any(hidden) {
         return raw;
     }
     let mut out = String::with_capacity(raw.len() + 12);
     for c in raw.chars() {
-        if is_deceptive(c) {
+        if hidden(c) {
             let mut units = [0u16; 2];
             for unit in c.encode_utf16(&mut units) {
                 out.push_str(&format!("\\u{unit:04x}"));
@@ -713,6 +715,38 @@ mod tests {
  }
 "#
         );
+    }
+
+    #[test]
+    fn characters_that_hide_or_reorder_text_are_escaped() {
+        // DEL and C1 controls pass through JSON unescaped (the fuzzer found
+        // DEL in an ARN); U+202E reorders a line.
+        let doc = json!({"Statement": [{"Principal": {"AWS": "arn\u{7f}\u{9b}2J\u{202e}toor"}}]});
+        let lines = diff(None, Some(&doc));
+        let shown: String = lines.iter().map(|l| l.text.as_str()).collect();
+        assert!(
+            shown.contains(r#""arn\u007f\u009b2J\u202etoor""#),
+            "{shown}"
+        );
+        assert!(!shown.chars().any(|c| c.is_control() || is_deceptive(c)));
+        assert_eq!(
+            visible("a\nb\u{1b}[0m\u{2066}"),
+            "a\\u{000a}b\\u{001b}[0m\\u{2066}"
+        );
+        check_contract(&doc, &json!({})).unwrap();
+    }
+
+    #[test]
+    fn a_plain_value_longer_than_a_line_is_one_line() {
+        let provider = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
+        let trust = json!({"Statement": [{"Principal": {"Federated": provider}, "Sid": "Irsa"}]});
+        let text = show(&diff(None, Some(&trust)));
+        assert!(
+            text.contains(&format!("\n+          \"{provider}\",\n")),
+            "{text}"
+        );
+        let longer = json!({"Statement": [{"Principal": {"Federated": [provider, "x".repeat(2000)]}, "Sid": "Irsa"}]});
+        check_contract(&trust, &longer).unwrap();
     }
 
     #[test]

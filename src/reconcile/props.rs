@@ -35,7 +35,7 @@ fn string() -> impl Strategy<Value = String> {
         Just("arn:aws:ecr:us-east-1:123456789012:repository/rise-apps/*".to_string()),
         Just("x".repeat(2000)),
         Just("\u{202e}txet desrever\u{202c} and e\u{301}\u{200b}".to_string()),
-        Just("```\n\"quoted\" back\\slash\t\u{1b}[31m".to_string()),
+        Just("```\n\"quoted\" back\\slash\t\u{1b}[31m\u{7f}\u{9b}2J".to_string()),
         "[a-z:/*.-]{0,12}",
         "\\PC{0,80}",
         any::<String>(),
