@@ -4,6 +4,7 @@
 
 use std::io::{self, BufRead, IsTerminal};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use clap::Parser;
@@ -16,6 +17,7 @@ use crate::config;
 /// Parses the process arguments, runs the command and maps the outcome to
 /// the documented exit codes: 0 success, 1 any error, 2 changes.
 pub fn main() -> ExitCode {
+    install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -46,6 +48,13 @@ pub fn main() -> ExitCode {
         ),
     };
     let log_format = cli.log_format;
+    PANIC_AS_JSON.store(log_format == LogFormat::Json, Ordering::Relaxed);
+    // Debug builds only: lets the tests see what a user sees when a bug
+    // panics, without planting one.
+    #[cfg(debug_assertions)]
+    if std::env::var_os("RISE_REGISTRY_DEBUG_PANIC").is_some() {
+        panic!("RISE_REGISTRY_DEBUG_PANIC is set");
+    }
     match run(cli, &mut env) {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::Changes) => ExitCode::from(2),
@@ -216,6 +225,54 @@ pub fn render_error(e: &anyhow::Error) -> String {
 /// The error as one JSON line, for `--log-format json`: log collectors
 /// then parse errors like every other line. Config problems are listed one
 /// by one with their file, line and key.
+/// Whether a panic is reported as a JSON line (`--log-format json`).
+static PANIC_AS_JSON: AtomicBool = AtomicBool::new(false);
+
+/// A panic is a bug in rise-registry, never the user's doing: it is
+/// reported in one line that says so and where to report it, with no
+/// backtrace unless `RUST_BACKTRACE` asks for one (then Rust's own report
+/// is printed, as usual).
+fn install_panic_hook() {
+    let rust_report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            rust_report(info);
+            return;
+        }
+        let line = panic_line(
+            info.payload(),
+            info.location().map(|l| (l.file(), l.line())),
+        );
+        let line = if PANIC_AS_JSON.load(Ordering::Relaxed) {
+            serde_json::json!({
+                "timestamp": crate::clock::rfc3339(crate::clock::unix_now()),
+                "level": "ERROR",
+                "message": line,
+                "bug": true,
+            })
+            .to_string()
+        } else {
+            line
+        };
+        eprintln!("{line}");
+    }));
+}
+
+/// The one line a panic prints.
+fn panic_line(payload: &(dyn std::any::Any + Send), location: Option<(&str, u32)>) -> String {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    let at = location.map_or_else(String::new, |(file, line)| format!(" at {file}:{line}"));
+    format!(
+        "error: rise-registry {} hit a bug, not a problem with your setup: {}{at}; please report it with this line and the command that caused it (docs/troubleshooting.md#reporting-a-bug; RUST_BACKTRACE=1 adds a backtrace)",
+        env!("CARGO_PKG_VERSION"),
+        message.replace('\n', " "),
+    )
+}
+
 pub fn render_error_json(e: &anyhow::Error) -> String {
     let mut line = serde_json::json!({
         "timestamp": crate::clock::rfc3339(crate::clock::unix_now()),

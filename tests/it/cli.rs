@@ -413,3 +413,45 @@ fn serve_refuses_the_published_secret_outside_development_on_loopback() {
         assert!(!stderr.contains("insecure-development-secret"), "{stderr}");
     }
 }
+
+/// A panic, which can only be a bug, is one line that says so and where
+/// to report it: no backtrace and no Rust note unless `RUST_BACKTRACE`
+/// asks, and with `--log-format json` that line is JSON like every other
+/// error.
+#[test]
+fn a_panic_is_one_line_that_names_a_bug() {
+    let panic = [("RISE_REGISTRY_DEBUG_PANIC", "1")];
+    let out = run(repo(), &["config", "--check"], &panic);
+    assert_eq!(out.status.code(), Some(101));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: rise-registry ")
+            && stderr.contains("hit a bug, not a problem with your setup"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("RISE_REGISTRY_DEBUG_PANIC is set at src/run.rs:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("docs/troubleshooting.md#reporting-a-bug"),
+        "{stderr}"
+    );
+
+    let out = run(repo(), &["--log-format", "json", "config"], &panic);
+    let line: serde_json::Value = serde_json::from_str(text(&out.stderr).trim()).unwrap();
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["bug"], true);
+    assert!(
+        line["message"].as_str().unwrap().contains("hit a bug"),
+        "{line}"
+    );
+
+    let out = run(repo(), &["config"], &[panic[0], ("RUST_BACKTRACE", "1")]);
+    assert!(
+        text(&out.stderr).contains("stack backtrace"),
+        "{}",
+        text(&out.stderr)
+    );
+}
