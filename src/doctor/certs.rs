@@ -38,6 +38,11 @@ fn element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 /// `YYYYMMDDHHMMSSZ`) as Unix seconds.
 fn time(tag: u8, text: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
+    // Digits only from here: the slices below are at byte offsets, which a
+    // multi-byte character of a forged certificate would split.
+    if !text.is_ascii() {
+        return None;
+    }
     let (year, rest) = match tag {
         0x17 if text.len() == 12 => {
             let yy: i32 = text[..2].parse().ok()?;
@@ -212,6 +217,23 @@ mod tests {
         );
         assert_eq!(validity(b"\x30\x03\x02\x01\x00"), None);
         assert_eq!(validity(&[]), None);
+    }
+
+    #[test]
+    fn a_time_with_a_character_across_a_field_is_not_a_time() {
+        // Twelve bytes as a UTCTime must have, `é` across the year's end:
+        // sliced at byte 2 this panicked.
+        assert_eq!(time(0x17, "0\u{e9}101000000Z".as_bytes()), None);
+        assert_eq!(time(0x18, "200\u{e9}101000000Z".as_bytes()), None);
+        assert_eq!(time(0x17, b"500101000000Z"), Some(-631_152_000));
+        // A certificate whose validity holds one: no validity, no panic.
+        let mut der = cert(978_307_200, 2_556_144_000);
+        let i = der
+            .windows(13)
+            .position(|w| w == b"010101000000Z")
+            .expect("not_before as a UTCTime");
+        der[i + 1..i + 3].copy_from_slice("\u{e9}".as_bytes());
+        assert_eq!(validity(&der), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_ecr::config::ProvideCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
@@ -44,6 +44,8 @@ pub(crate) struct TaggingClient {
 /// settings for plan/apply (src/aws.rs).
 const MAX_ATTEMPTS: u32 = 10;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The most one GetResources answer may be (bytes).
+const MAX_PAGE_BYTES: usize = 32 << 20;
 
 impl TaggingClient {
     /// `endpoint_url` as for the other clients (the configured one, then
@@ -85,6 +87,7 @@ impl TaggingClient {
     ) -> Result<std::result::Result<TagsByArn, Unavailable>> {
         let mut found = TagsByArn::new();
         let mut token = String::new();
+        let mut seen = std::collections::HashSet::new();
         loop {
             let mut request = json!({
                 "TagFilters": [{"Key": TAG_MANAGED}],
@@ -117,6 +120,14 @@ impl TaggingClient {
             token = page["PaginationToken"].as_str().unwrap_or_default().into();
             if token.is_empty() {
                 return Ok(Ok(found));
+            }
+            // An endpoint that hands back a token it gave before would
+            // keep the read going forever.
+            if !seen.insert(token.clone()) {
+                bail!(super::aws::Unreachable::new(
+                    "reading repository tags in bulk",
+                    "GetResources returned a pagination token it had returned before"
+                ));
             }
         }
     }
@@ -256,12 +267,13 @@ impl TaggingClient {
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = response
-            .into_body()
+        // A page holds at most 100 repositories of at most 50 tags: far
+        // below this; more is not an answer of the tagging API.
+        let body = http_body_util::Limited::new(response.into_body(), MAX_PAGE_BYTES)
             .collect()
             .await
             .map(|b| b.to_bytes())
-            .context("reading the GetResources answer")?;
+            .map_err(|e| anyhow!("reading the GetResources answer: {e}"))?;
         Ok((status, body, error_type))
     }
 }

@@ -1444,6 +1444,37 @@ async fn a_denied_bulk_tag_read_falls_back_and_says_so() {
     );
 }
 
+/// An endpoint that hands the bulk tag read the same page token again
+/// would keep plan paging forever: it stops at the repeat with an error
+/// that says so.
+#[tokio::test]
+async fn a_tag_read_that_pages_in_a_circle_is_an_error() {
+    use support::throttle::{Latency, Tagging, ThrottlingProxy};
+    let account = Account::new();
+    let proxy = ThrottlingProxy::aws_like(
+        account.emulator.addr,
+        Latency {
+            delay: std::time::Duration::ZERO,
+            rate: None,
+            tagging: Tagging::Loop,
+        },
+    );
+    account.configure_at(&proxy.url(), &["a"], "");
+    let out = account.run(&["plan"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("reading repository tags in bulk")
+            && stderr.contains("GetResources returned a pagination token it had returned before"),
+        "{stderr}"
+    );
+    assert_eq!(
+        proxy.requests_to("tagging"),
+        2,
+        "the first page and its repeat"
+    );
+}
+
 /// Through a proxy that throttles every request above 40 a second, apply
 /// backs its requests in flight off (from 16 to a few) instead of only
 /// retrying, and converges in one run without a failed action.

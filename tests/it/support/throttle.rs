@@ -91,6 +91,10 @@ pub enum Tagging {
     /// Answered with `AccessDeniedException`, as for a role without
     /// `tag:GetResources`.
     Deny,
+    /// Answered, page after page, with no resource and the same
+    /// `PaginationToken`: a broken endpoint that would keep a reader
+    /// paging forever.
+    Loop,
 }
 
 impl Default for Latency {
@@ -254,6 +258,10 @@ impl Shared {
                 Tagging::Forward => {}
                 Tagging::Answer => return self.get_resources(&body).await,
                 Tagging::Deny => return access_denied("tag:GetResources"),
+                Tagging::Loop => {
+                    let body = r#"{"PaginationToken": "again", "ResourceTagMappingList": []}"#;
+                    return Response::new(Full::new(Bytes::from(body)));
+                }
             }
         }
         if let Some((principal, times)) = &self.invalid_principal
