@@ -371,6 +371,39 @@ async fn hand_edited_policies_are_shown_whole_and_put_back() {
     );
 }
 
+/// An inline policy that does not read as JSON (IAM refuses to store one,
+/// so only a broken endpoint hands one out) stops plan and apply with an
+/// error naming the policy and its role, before anything is changed.
+#[tokio::test]
+async fn a_policy_that_is_not_json_is_an_error_naming_its_role() {
+    use support::throttle::ThrottlingProxy;
+    let account = Account::new();
+    account.configure(&["a"], "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    let proxy = ThrottlingProxy::garbling_policies(account.emulator.addr);
+    account.configure_at(&proxy.url(), &["a", "b"], "");
+    for args in [&["plan"][..], &["apply", "--auto-approve"]] {
+        let out = account.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        let named = |policy: &str, role: &str| {
+            stderr.contains(&format!(
+                "IAM returned inline policy {policy} of role {role} as a document that is not JSON"
+            ))
+        };
+        assert!(
+            named("rise-controller", "rise-backend") || named("rise-push", "rise-backend-ecr-push"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert_eq!(
+        account.repository_names().await,
+        ["rise/a"],
+        "nothing was applied"
+    );
+}
+
 #[tokio::test]
 async fn drift_is_shown_exactly_and_repaired() {
     let account = Account::new();

@@ -53,6 +53,9 @@ struct Shared {
     invalid_principal: Option<(String, u64)>,
     /// IAM writes seen that name that principal.
     matched: AtomicU64,
+    /// GetRolePolicy answers have their document cut short, so it is no
+    /// longer JSON ([`ThrottlingProxy::garbling_policies`]).
+    garble_policies: std::sync::atomic::AtomicBool,
     /// Requests seen per signing service (`iam`, `ecr`, `sts`), from the
     /// credential scope of their `Authorization` header.
     services: Mutex<BTreeMap<String, u64>>,
@@ -126,6 +129,15 @@ impl ThrottlingProxy {
         Self::with(upstream, 0, Some((principal.to_string(), times)), None)
     }
 
+    /// A proxy that forwards everything but cuts the document of every
+    /// GetRolePolicy answer short, as a broken endpoint might: IAM itself
+    /// (and the emulator) refuses to store a policy that is not JSON.
+    pub fn garbling_policies(upstream: SocketAddr) -> Self {
+        let proxy = Self::with(upstream, 0, None, None);
+        proxy.shared.garble_policies.store(true, Ordering::Relaxed);
+        proxy
+    }
+
     fn with(
         upstream: SocketAddr,
         percent: u32,
@@ -157,6 +169,7 @@ impl ThrottlingProxy {
             percent: percent.into(),
             invalid_principal,
             matched: AtomicU64::new(0),
+            garble_policies: false.into(),
             services: Mutex::default(),
             ecr_operations: Mutex::default(),
             seed: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
@@ -272,13 +285,41 @@ impl Shared {
             return invalid_principal(principal);
         }
         self.forwarded.fetch_add(1, Ordering::Relaxed);
-        forward(
+        let garble = self.garble_policies.load(Ordering::Relaxed)
+            && String::from_utf8_lossy(&body).contains("Action=GetRolePolicy");
+        let response = forward(
             &self.client,
             self.upstream,
             Request::from_parts(parts, body),
         )
-        .await
+        .await;
+        if garble {
+            garbled(response).await
+        } else {
+            response
+        }
     }
+}
+
+/// `response` (a GetRolePolicy answer) with its `PolicyDocument` cut to
+/// its first 20 characters: URL-encoded JSON that does not end.
+async fn garbled(response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    let (mut parts, body) = response.into_parts();
+    let xml = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let xml = String::from_utf8_lossy(&xml);
+    let cut = match (xml.find("<PolicyDocument>"), xml.find("</PolicyDocument>")) {
+        (Some(start), Some(end)) => {
+            let keep = (start + "<PolicyDocument>".len() + 20).min(end);
+            format!("{}{}", &xml[..keep], &xml[end..])
+        }
+        _ => xml.into_owned(),
+    };
+    parts.headers.remove("content-length");
+    Response::from_parts(parts, Full::new(Bytes::from(cut)))
 }
 
 /// Whether a query-protocol body is an IAM call that writes a policy
