@@ -10,6 +10,7 @@ use clap::{ArgAction, ArgGroup, Parser, Subcommand, ValueEnum};
 
 use crate::auth::AccessKind;
 use crate::commands::login::Method;
+use crate::config::{DEFAULT_CONFIG_DIR, DEFAULT_RUN_MODE};
 use crate::reconcile::plan::Scope;
 use crate::registry::oci_token::keys::Algorithm;
 use crate::secret::Secret;
@@ -17,11 +18,6 @@ use crate::secret::Secret;
 /// `token --ttl` at most: a development token that outlives a year is a
 /// mistake, and the limit keeps `iat + ttl` far from overflow.
 pub(crate) const MAX_TOKEN_TTL_SECONDS: u64 = 366 * 24 * 3600;
-
-/// `--config-dir` when neither the flag nor `RISE_CONFIG_DIR` is given.
-pub const DEFAULT_CONFIG_DIR: &str = "config";
-/// `--run-mode` when neither the flag nor `RISE_CONFIG_RUN_MODE` is given.
-pub const DEFAULT_RUN_MODE: &str = "development";
 
 #[derive(Debug, Parser)]
 #[command(

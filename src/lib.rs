@@ -10,6 +10,7 @@
 //! - [`naming`]: validated names (projects, prefixes, ARNs, principals): the
 //!   security boundary for everything spliced into an ARN or policy.
 //! - [`secret`]: a wrapper that redacts secrets in every rendering.
+//! - [`runtime`]: the one async runtime a command enters.
 //! - [`clock`]: wall-clock seconds and RFC 3339 text, the one time source of
 //!   serve and the registry providers.
 //! - [`policy`]: the per-project session policy and role session name.
@@ -19,6 +20,7 @@
 //! - [`aws`]: SDK settings and error text shared by the AWS-facing modules.
 //! - [`https`]: the HTTP(S) client for everything else that goes out.
 //! - [`serve`]: the HTTP server, request flow, cache, rate limit, metrics.
+//! - [`tags`]: the tags rise-registry manages and AWS's tag limits.
 //! - [`reconcile`]: desired state, canonical policies and the pure planner
 //!   behind `plan`/`apply`.
 //! - [`doctor`]: the troubleshooting checks (a pure model and decisions,
@@ -37,5 +39,7 @@ pub mod policy;
 pub mod reconcile;
 pub mod registry;
 pub mod run;
+pub mod runtime;
 pub mod secret;
 pub mod serve;
+pub mod tags;

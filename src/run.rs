@@ -83,8 +83,8 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
     } = cli;
     // Loaded per command, not before the match: `oci-token dev-ca` makes
     // the key material a configuration will name, so it runs without one.
-    let load = |vars: &dyn Fn(&str) -> Option<String>| config::load(&config_dir, &run_mode, vars);
-    let invocation = commands::reconcile::Invocation::new(&config_dir, &run_mode);
+    let location = config::Location::new(&config_dir, &run_mode);
+    let load = |vars: &dyn Fn(&str) -> Option<String>| location.load(vars);
     match command {
         Command::Config { check } => commands::config::run(&load(env.vars)?, check, env),
         Command::Token {
@@ -110,7 +110,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
         } => commands::reconcile::run_plan(
             &load(env.vars)?.config,
             &commands::reconcile::PlanOptions {
-                invocation: &invocation,
+                location: &location,
                 format: if json {
                     PlanFormat::Json
                 } else if markdown {
@@ -133,7 +133,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
         } => commands::reconcile::run_apply(
             &load(env.vars)?.config,
             &commands::reconcile::ApplyOptions {
-                invocation: &invocation,
+                location: &location,
                 planfile: planfile.as_deref(),
                 auto_approve,
                 json,
@@ -154,7 +154,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
                 json,
                 url: url.as_deref(),
                 token: token.as_deref(),
-                invocation: &invocation,
+                location: &location,
             },
             env,
         ),
@@ -185,7 +185,7 @@ pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
             env,
         ),
         Command::Serve { listen } => {
-            commands::serve::run(load(env.vars)?.config, &config_dir, &run_mode, listen)
+            commands::serve::run(load(env.vars)?.config, &location, listen)
         }
         Command::OciToken {
             command:

@@ -5,7 +5,7 @@
 use anyhow::{Result, bail};
 
 use super::{Env, Status};
-use crate::commands::reconcile::Invocation;
+use crate::config::Location;
 use crate::config::{Config, RegistryConfig};
 use crate::doctor::{Report, live};
 use crate::naming::ProjectName;
@@ -17,7 +17,7 @@ pub struct DoctorOptions<'a> {
     pub json: bool,
     pub url: Option<&'a str>,
     pub token: Option<&'a str>,
-    pub invocation: &'a Invocation,
+    pub location: &'a Location,
 }
 
 /// The projects to check: those named, each of which must be configured,
@@ -60,10 +60,10 @@ pub fn run(config: &Config, options: &DoctorOptions<'_>, env: &mut Env<'_>) -> R
         projects: &projects,
         url: options.url,
         token: options.token,
-        invocation: options.invocation,
+        location: options.location,
         vars: env.vars,
     };
-    let report = super::reconcile::runtime()?.block_on(async {
+    let report = crate::runtime::build()?.block_on(async {
         let mut checks = match &config.registry {
             RegistryConfig::Ecr(ecr) => live::ecr(config, ecr, &live_options).await,
             RegistryConfig::OciToken(oci) => live::oci_token(config, oci, &live_options).await,

@@ -425,7 +425,7 @@ pub fn run(options: &LoginOptions, env: &mut Env<'_>) -> Result<Status> {
         anyhow!("--project {}: {e}{hint}", options.project)
     })?;
     let source = token_source(&options.token, env.vars)?;
-    let runtime = super::reconcile::runtime()?;
+    let runtime = crate::runtime::build()?;
     let token = match source {
         TokenSource::Given { token, from } => checked_token(token.expose().clone(), &from)?,
         TokenSource::File(path) => {

@@ -208,21 +208,6 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// The realm when none is given: serve's own listen address (loopback
-/// for an unspecified one), scheme by `server.tls`.
-pub(crate) fn default_realm(config: &Config) -> String {
-    let scheme = if config.server.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let mut addr = config.server.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    format!("{scheme}://{addr}/registry/token")
-}
-
 /// `registry-config`: prints the block; writes the bundle when asked.
 ///
 /// # Errors
@@ -234,7 +219,7 @@ pub(crate) fn run_registry_config(
     bundle_out: Option<&Path>,
     out: &mut dyn Write,
 ) -> Result<Status> {
-    let default = default_realm(config);
+    let default = config.server.default_realm();
     let realm = realm.unwrap_or(&default);
     let block = registry_auth_block(config, realm, bundle_path)?;
     if let Some(file) = bundle_out {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use super::progress::Progress;
 use super::{Env, Status};
-use crate::config::{Config, EcrConfig, RegistryConfig};
+use crate::config::{Config, EcrConfig, Location, RegistryConfig, shell_word};
 use crate::reconcile::apply::{self, ApplyReport};
 use crate::reconcile::aws::Aws;
 use crate::reconcile::desired::desired_state;
@@ -26,13 +26,6 @@ fn ecr(config: &Config) -> Result<&EcrConfig> {
             other.type_name()
         ),
     }
-}
-
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
 
 /// Observes what `scope` covers and plans it; returns the plan and the
@@ -68,50 +61,11 @@ pub enum PlanFormat {
     Markdown,
 }
 
-/// How this run was invoked, for the commands hints print: a hint must
-/// work when pasted, so it carries the config directory and run mode the
-/// run used (when they are not the defaults).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invocation(String);
-
-impl Invocation {
-    pub fn new(config_dir: &Path, run_mode: &str) -> Self {
-        let mut s = String::from("rise-registry");
-        if config_dir != Path::new(crate::cli::DEFAULT_CONFIG_DIR) {
-            s.push_str(" --config-dir ");
-            s.push_str(&shell_word(&config_dir.display().to_string()));
-        }
-        if run_mode != crate::cli::DEFAULT_RUN_MODE {
-            s.push_str(" --run-mode ");
-            s.push_str(&shell_word(run_mode));
-        }
-        Self(s)
-    }
-
-    /// The command line for `args` (already shell words).
-    pub fn command(&self, args: &str) -> String {
-        format!("{} {args}", self.0)
-    }
-}
-
-/// `word` as one shell word: as is when it is plain, else single-quoted.
-fn shell_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
-}
-
 /// `plan`'s flags.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanOptions<'a> {
     /// How this run was invoked, for the hint after `--out`.
-    pub invocation: &'a Invocation,
+    pub location: &'a Location,
     pub format: PlanFormat,
     pub detailed_exitcode: bool,
     pub out_file: Option<&'a Path>,
@@ -137,7 +91,7 @@ pub(crate) fn run_plan(
     env: &mut Env<'_>,
 ) -> Result<Status> {
     let PlanOptions {
-        invocation,
+        location,
         format,
         detailed_exitcode,
         out_file,
@@ -149,7 +103,7 @@ pub(crate) fn run_plan(
     let scope = scope_of(ecr, scope);
     // With --json a program reads the output; nothing extra anywhere.
     let progress = env.progress && format != PlanFormat::Json;
-    let (plan, observed) = runtime()?.block_on(async {
+    let (plan, observed) = crate::runtime::build()?.block_on(async {
         let aws = Aws::new(ecr).await;
         let result = make_plan(&aws, config, ecr, scope, progress).await;
         log_calls(&aws);
@@ -177,7 +131,7 @@ pub(crate) fn run_plan(
                 out,
                 "\nSaved the plan to {}; `{}` applies exactly it.",
                 path.display(),
-                invocation.command(&format!("apply {file}"))
+                location.command(&format!("apply {file}"))
             )?;
         }
     }
@@ -206,7 +160,7 @@ fn log_calls(aws: &Aws) {
 #[derive(Debug, Clone, Copy)]
 pub struct ApplyOptions<'a> {
     /// How this run was invoked, for the hints on failure.
-    pub invocation: &'a Invocation,
+    pub location: &'a Location,
     pub planfile: Option<&'a Path>,
     pub auto_approve: bool,
     pub json: bool,
@@ -224,7 +178,7 @@ pub(crate) fn run_apply(
     env: &mut Env<'_>,
 ) -> Result<Status> {
     let ApplyOptions {
-        invocation,
+        location,
         planfile,
         auto_approve,
         json,
@@ -232,7 +186,7 @@ pub(crate) fn run_apply(
         scope,
     } = *options;
     let ecr = ecr(config)?;
-    let rt = runtime()?;
+    let rt = crate::runtime::build()?;
     rt.block_on(async {
         let aws = Arc::new(Aws::new(ecr).await);
         let plan = match planfile {
@@ -257,7 +211,7 @@ pub(crate) fn run_apply(
                     bail!(
                         "the account changed since {} was made, so it may no longer be right\n  hint: run `{}` again",
                         path.display(),
-                        invocation.command(&format!(
+                        location.command(&format!(
                             "plan --out {}",
                             shell_word(&path.display().to_string())
                         ))
@@ -289,23 +243,23 @@ pub(crate) fn run_apply(
             ApplyReport::default()
         } else {
             if confirming {
-                confirm(env, invocation, plan.actions.len())?;
+                confirm(env, location, plan.actions.len())?;
             }
             let report = execute(aws.clone(), plan, json, env).await;
             log_calls(&aws);
             report?
         };
-        finish(&report, plan_json, invocation, env)
+        finish(&report, plan_json, location, env)
     })
 }
 
 /// Asks on the terminal (stderr, so stdout stays data) for a literal `yes`.
-fn confirm(env: &mut Env<'_>, invocation: &Invocation, count: usize) -> Result<()> {
+fn confirm(env: &mut Env<'_>, location: &Location, count: usize) -> Result<()> {
     let Some(terminal) = env.terminal.as_mut() else {
         bail!(
             "apply needs confirmation and there is no terminal to ask on; nothing was changed\n  hint: review `{}`, then run `{}`",
-            invocation.command("plan"),
-            invocation.command("apply --auto-approve")
+            location.command("plan"),
+            location.command("apply --auto-approve")
         );
     };
     write!(env.stderr, "\n{}", question(count))?;
@@ -367,7 +321,7 @@ async fn execute(aws: Arc<Aws>, plan: Plan, json: bool, env: &mut Env<'_>) -> Re
 fn finish(
     report: &ApplyReport,
     plan_json: Option<serde_json::Value>,
-    invocation: &Invocation,
+    location: &Location,
     env: &mut Env<'_>,
 ) -> Result<Status> {
     let not_started = report.not_started;
@@ -417,7 +371,7 @@ fn finish(
             } else {
                 String::new()
             },
-            invocation.command("apply")
+            location.command("apply")
         );
     }
     Ok(Status::Success)
@@ -426,22 +380,6 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hints_carry_the_config_dir_and_run_mode_of_the_run() {
-        let default = Invocation::new(Path::new("config"), "development");
-        assert_eq!(default.command("apply"), "rise-registry apply");
-        let prod = Invocation::new(Path::new("/etc/rise"), "production");
-        assert_eq!(
-            prod.command("apply plan.json"),
-            "rise-registry --config-dir /etc/rise --run-mode production apply plan.json"
-        );
-        let spaced = Invocation::new(Path::new("my config/it's"), "development");
-        assert_eq!(
-            spaced.command("plan"),
-            "rise-registry --config-dir 'my config/it'\\''s' plan"
-        );
-    }
 
     #[test]
     fn the_question_counts_in_words_that_read_right() {

@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,32 +13,23 @@ use tokio::sync::watch;
 
 use super::Status;
 use crate::auth::Authenticator;
-use crate::config::{self, Config, Source, check_serve_secret};
+use crate::config::{self, Config, Location, Source, check_serve_secret};
 use crate::registry::create_registry_provider;
 use crate::serve::{self, App, Limits, Surface};
 
 /// Serves until SIGTERM or SIGINT. Before anything starts, refuses a
 /// published example secret unless `run_mode` is development on loopback.
-pub fn run(
-    config: Config,
-    config_dir: &Path,
-    run_mode: &str,
-    listen: Option<SocketAddr>,
-) -> Result<Status> {
+pub fn run(config: Config, location: &Location, listen: Option<SocketAddr>) -> Result<Status> {
     super::config::check_files(&config)?;
     let addr = listen.unwrap_or(config.server.listen);
     let addrs: Vec<SocketAddr> = [addr]
         .into_iter()
         .chain(config.server.metrics_listen)
         .collect();
-    check_serve_secret(&config.auth, run_mode, &addrs)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    check_serve_secret(&config.auth, location.run_mode(), &addrs)?;
+    let runtime = crate::runtime::build()?;
     let source = ConfigSource {
-        dir: config_dir.to_path_buf(),
-        run_mode: run_mode.to_string(),
+        location: location.clone(),
         addrs,
     };
     runtime.block_on(serve(config, addr, source))?;
@@ -48,8 +38,7 @@ pub fn run(
 
 /// Where the running config came from, to load it again.
 struct ConfigSource {
-    dir: PathBuf,
-    run_mode: String,
+    location: Location,
     /// The addresses serve listens on, for the secret check.
     addrs: Vec<SocketAddr>,
 }
@@ -142,7 +131,7 @@ async fn watch_config(app: Arc<App>, source: ConfigSource, mut stopped: watch::R
             None
         }
     };
-    let mut seen = fingerprint(&config::read_layers(&source.dir, &source.run_mode));
+    let mut seen = fingerprint(&source.location.read_layers());
     let mut tick = tokio::time::interval(CONFIG_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -151,7 +140,7 @@ async fn watch_config(app: Arc<App>, source: ConfigSource, mut stopped: watch::R
             _ = tick.tick() => "files",
             _ = stopped.wait_for(|s| *s) => return,
         };
-        let sources = config::read_layers(&source.dir, &source.run_mode);
+        let sources = source.location.read_layers();
         let now = fingerprint(&sources);
         // Files unchanged since the last attempt, applied or refused: a
         // refused config is reported once, not every poll.
@@ -185,13 +174,13 @@ async fn reload(
     sources: Result<Vec<Source>, config::ConfigErrors>,
     trigger: &'static str,
 ) {
-    let dir_label: Arc<str> = Arc::from(source.dir.display().to_string());
+    let dir_label: Arc<str> = Arc::from(source.location.dir().display().to_string());
     let env = |k: &str| std::env::var(k).ok();
     let loaded = sources
         .and_then(|s| config::load_sources(&s, &dir_label, &env))
         .map_err(|e| e.to_string())
         .and_then(|c| {
-            check_serve_secret(&c.auth, &source.run_mode, &source.addrs)
+            check_serve_secret(&c.auth, source.location.run_mode(), &source.addrs)
                 .map(|()| c)
                 .map_err(|e| format!("{e:#}"))
         });

@@ -7,6 +7,7 @@
 
 mod error;
 mod layers;
+mod location;
 mod model;
 mod reader;
 mod safety;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 pub use error::{ConfigError, ConfigErrors, Origin, Problem};
 pub use layers::Source;
+pub use location::{DEFAULT_CONFIG_DIR, DEFAULT_RUN_MODE, Location, shell_word};
 pub use model::*;
 pub use safety::ShippedSecret;
 pub(crate) use safety::{check_serve_secret, recommendations};

@@ -278,6 +278,19 @@ pub struct ServerConfig {
     pub rate_limit: RateLimitConfig,
 }
 
+impl ServerConfig {
+    /// The token realm serve answers on when none is given: its own listen
+    /// address (loopback for an unspecified one), scheme by `tls`.
+    pub fn default_realm(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut addr = self.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("{scheme}://{addr}/registry/token")
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct CacheConfig {
     /// Cached credentials are handed out only while they have at least this

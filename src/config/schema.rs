@@ -26,10 +26,10 @@ use crate::policy::roles::{
     ROLE_INLINE_POLICIES_MAX_CHARS, TRUST_POLICY_MAX_CHARS, TemplateVars, policy_chars,
     role_documents,
 };
-use crate::reconcile::desired::{
+use crate::secret::Secret;
+use crate::tags::{
     MAX_TAG_VALUE_CHARS, MAX_TAGS_PER_RESOURCE, RESERVED_REPOSITORY_TAGS, encode_tag_keys,
 };
-use crate::secret::Secret;
 
 /// Minimum HS256 key length: RFC 7518 §3.2 asks for a key at least as long
 /// as the hash output (256 bits).

@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 
 use super::Check;
-use crate::commands::reconcile::Invocation;
 use crate::config::EcrConfig;
+use crate::config::Location;
 use crate::naming::ProjectName;
 use crate::policy::eval::{allows, any_allows, trusts};
 use crate::policy::{PUSH_ACTIONS, repository_arn, session_policy};
-use crate::reconcile::desired::{TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT};
 use crate::reconcile::plan::{ObservedRepository, ObservedState, Plan};
+use crate::tags::{TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT};
 
 /// Whether `caller` (GetCallerIdentity's ARN) is the controller role: the
 /// role itself, or a session of it (`arn:…:sts::…:assumed-role/NAME/…`,
@@ -36,7 +36,7 @@ pub fn caller_is_controller(caller: &str, ecr: &EcrConfig) -> bool {
 pub fn push_role_refusal_hint(
     ecr: &EcrConfig,
     observed: Option<&ObservedState>,
-    inv: &Invocation,
+    inv: &Location,
 ) -> String {
     let controller = ecr.role_arn.as_str();
     let push = ecr.push_role_arn.as_str();
@@ -76,7 +76,7 @@ pub fn push_permissions(
     ecr: &EcrConfig,
     project: &ProjectName,
     observed: &ObservedState,
-    inv: &Invocation,
+    inv: &Location,
 ) -> Check {
     const ID: &str = "ecr.push_role_permissions";
     let title = "the push role allows push and pull on the repository";
@@ -197,7 +197,7 @@ pub fn repository(
     project: &ProjectName,
     observed: &ObservedState,
     all_names: &[String],
-    inv: &Invocation,
+    inv: &Location,
 ) -> Vec<Check> {
     let name = match ecr.repo_prefix.repository_name(project) {
         Ok(n) => n,
@@ -307,7 +307,7 @@ fn managed_tags(project: &ProjectName, repo: &ObservedRepository, apply: &str) -
 /// The roles part of the plan (`plan --scope roles`): what apply would
 /// change about the two roles, without changing it. With
 /// `registry.manage_roles: false` Terraform owns them, so the fix is there.
-pub fn roles_summary(plan: &Plan, ecr: &EcrConfig, inv: &Invocation) -> Check {
+pub fn roles_summary(plan: &Plan, ecr: &EcrConfig, inv: &Location) -> Check {
     const ID: &str = "ecr.roles_match";
     let title = "the roles in AWS match the configuration";
     // A plan of scope `roles` holds role actions only.
@@ -369,8 +369,8 @@ mod tests {
         }
     }
 
-    fn inv() -> Invocation {
-        Invocation::new(Path::new("config"), "development")
+    fn inv() -> Location {
+        Location::new(Path::new("config"), "development")
     }
 
     fn p(s: &str) -> ProjectName {

@@ -13,7 +13,7 @@ use rustls_pki_types::pem::PemObject;
 
 use super::{Check, Checks, certs, docker_config, ecr as ecr_checks};
 use crate::auth::Caller;
-use crate::commands::reconcile::Invocation;
+use crate::config::Location;
 use crate::config::{Config, EcrConfig, OciClientAuthConfig, OciTokenConfig};
 use crate::naming::ProjectName;
 use crate::registry::ecr::EcrProvider;
@@ -31,7 +31,7 @@ pub struct Options<'a> {
     /// credentials with (`--token`).
     pub url: Option<&'a str>,
     pub token: Option<&'a str>,
-    pub invocation: &'a Invocation,
+    pub location: &'a Location,
     /// The environment, for the Docker config and its helpers.
     pub vars: &'a dyn Fn(&str) -> Option<String>,
 }
@@ -153,7 +153,7 @@ fn registry_down_hint(key: &str) -> String {
 /// controller, what AWS holds, then per project the push role, the login
 /// and the registry endpoint.
 pub async fn ecr(config: &Config, ecr: &EcrConfig, options: &Options<'_>) -> Vec<Check> {
-    let inv = options.invocation;
+    let inv = options.location;
     let mut checks = Checks::default();
     let sdk = crate::aws::sdk_config(ecr, crate::aws::Caller::Serve).await;
     let sts = aws_sdk_sts::Client::new(&sdk);
@@ -389,7 +389,7 @@ async fn push_session(
     provider: Option<&EcrProvider>,
     observed: Option<&crate::reconcile::plan::ObservedState>,
     aws_answered: bool,
-    inv: &Invocation,
+    inv: &Location,
 ) -> Vec<Check> {
     let assume_title = "the controller assumes the push role with the session policy";
     let login_title = "ECR issues a login to the scoped session";
@@ -567,7 +567,7 @@ pub async fn oci_token(config: &Config, oci: &OciTokenConfig, options: &Options<
     let realm_title = "the registry's realm and service are rise-registry's";
     let expected_realm = match options.url {
         Some(url) => format!("{}/registry/token", url.trim_end_matches('/')),
-        None => crate::commands::oci_token::default_realm(config),
+        None => config.server.default_realm(),
     };
     let registry_base = match get_registry(registry, "/v2/", &[]).await {
         Err(e) => {
@@ -589,7 +589,7 @@ pub async fn oci_token(config: &Config, oci: &OciTokenConfig, options: &Options<
             let realm_hint = format!(
                 "the registry's config.yml must have auth.token with realm {expected_realm} and service {}: `{}` prints the block; restart the registry after changing it",
                 oci.service,
-                options.invocation.command(&format!(
+                options.location.command(&format!(
                     "oci-token registry-config --realm {expected_realm}"
                 ))
             );
@@ -695,7 +695,7 @@ pub async fn oci_token(config: &Config, oci: &OciTokenConfig, options: &Options<
                 format!("{repository}: the registry answered {} to a token signed with {key_key}", r.status),
                 format!(
                     "the registry's auth.token.rootcertbundle must hold the root of {chain_key} (`{}` writes it) and its auth.token.issuer must be `{}`; restart the registry after changing them; its log (log.level: info) says which check failed",
-                    options.invocation.command("oci-token registry-config --bundle-out FILE"),
+                    options.location.command("oci-token registry-config --bundle-out FILE"),
                     oci.issuer
                 ),
             ),
@@ -962,7 +962,7 @@ pub async fn serve(url: &str, options: &Options<'_>) -> Vec<Check> {
             e,
             format!(
                 "start serve (`{}`) or correct --url",
-                options.invocation.command("serve")
+                options.location.command("serve")
             ),
         )),
     };

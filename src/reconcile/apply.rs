@@ -13,8 +13,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use super::aws::{Aws, Unreachable};
+use super::aws::Aws;
 use super::plan::Action;
+use super::sdk::Unreachable;
 
 /// Actions of one batch under way at once, at most. With [`Aws`], fewer
 /// send requests at a time: each takes a slot of its adaptive limit

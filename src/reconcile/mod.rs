@@ -19,4 +19,5 @@ pub mod plan;
 #[cfg(test)]
 mod props;
 pub mod render;
+pub mod sdk;
 mod tagging;

@@ -21,11 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::canonical::same;
-use super::desired::{
-    DesiredRole, DesiredState, RepositorySettings, TAG_KEYS, TAG_MANAGED, TAG_ORPHANED,
-    TAG_PROJECT, decode_tag_keys, lifecycle_policy,
-};
+use super::desired::{DesiredRole, DesiredState, RepositorySettings, lifecycle_policy};
 use crate::config::TagMutability;
+use crate::tags::{TAG_KEYS, TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT, decode_tag_keys};
 
 /// A role as read from IAM (trust policy already URL-decoded).
 #[derive(Debug, Clone, PartialEq, Serialize)]

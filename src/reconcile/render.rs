@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::canonical::canonical;
-use super::desired::TAG_PROJECT;
 use super::diff::{self, Mark};
 use super::meaning::{Access, Meaning, meanings};
 use super::plan::{Action, Change, ObservedState, Plan, RoleKind, Scope};
+use crate::tags::TAG_PROJECT;
 
 /// Counts for the summary line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -22,7 +22,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-use super::desired::TAG_MANAGED;
+use crate::tags::TAG_MANAGED;
 
 /// Tags of repositories by ARN.
 pub(crate) type TagsByArn = BTreeMap<String, BTreeMap<String, String>>;
@@ -124,7 +124,7 @@ impl TaggingClient {
             // An endpoint that hands back a token it gave before would
             // keep the read going forever.
             if !seen.insert(token.clone()) {
-                bail!(super::aws::Unreachable::new(
+                bail!(super::sdk::Unreachable::new(
                     "reading repository tags in bulk",
                     "GetResources returned a pagination token it had returned before"
                 ));
@@ -147,7 +147,7 @@ impl TaggingClient {
                 let _slot = self.limit.acquire().await;
                 self.send_once(request).await?
             };
-            if super::aws::is_throttling(status.as_u16(), error_type.as_deref(), &body) {
+            if super::sdk::is_throttling(status.as_u16(), error_type.as_deref(), &body) {
                 self.limit.on_throttled();
             } else {
                 self.limit.on_answer();
@@ -250,13 +250,13 @@ impl TaggingClient {
             tokio::time::timeout(Duration::from_secs(30), self.client.request(http_request))
                 .await
                 .map_err(|_| {
-                    anyhow!(super::aws::Unreachable::new(
+                    anyhow!(super::sdk::Unreachable::new(
                         "reading repository tags in bulk",
                         "timed out"
                     ))
                 })?
                 .map_err(|e| {
-                    anyhow!(super::aws::Unreachable::new(
+                    anyhow!(super::sdk::Unreachable::new(
                         "reading repository tags in bulk",
                         &crate::aws::error_text(&e)
                     ))
