@@ -11,12 +11,10 @@ use super::progress::Progress;
 use super::{Env, Status};
 use crate::config::{Config, EcrConfig, Location, RegistryConfig, shell_word};
 use crate::reconcile::apply::{self, ApplyReport};
-use crate::reconcile::aws::Aws;
-use crate::reconcile::desired::desired_state;
-use crate::reconcile::plan::{ObservedState, Plan, Scope, plan_scope};
-use crate::reconcile::render::{
-    SavedPlan, TextOptions, fingerprint, to_json, to_markdown, to_text,
-};
+use crate::reconcile::pipeline::{Planned, Recheck, Reconciler};
+use crate::reconcile::plan::{Plan, Scope};
+use crate::reconcile::render::{TextOptions, to_json, to_markdown, to_text};
+use crate::reconcile::saved::SavedPlan;
 
 fn ecr(config: &Config) -> Result<&EcrConfig> {
     match &config.registry {
@@ -26,29 +24,6 @@ fn ecr(config: &Config) -> Result<&EcrConfig> {
             other.type_name()
         ),
     }
-}
-
-/// Observes what `scope` covers and plans it; returns the plan and the
-/// observed fingerprint. With `progress`, counts the repositories read on
-/// stderr meanwhile.
-async fn make_plan(
-    aws: &Aws,
-    config: &Config,
-    ecr: &EcrConfig,
-    scope: Scope,
-    progress: bool,
-) -> Result<(Plan, String)> {
-    let desired = desired_state(ecr, &config.projects)?;
-    let observed = observe(aws, scope, progress).await?;
-    Ok((
-        plan_scope(&desired, &observed, scope),
-        fingerprint(&observed),
-    ))
-}
-
-/// `--scope` as given, or the configuration's default.
-fn scope_of(ecr: &EcrConfig, scope: Option<Scope>) -> Scope {
-    scope.unwrap_or_else(|| Scope::default_for(ecr.manage_roles))
 }
 
 /// How `plan` prints the plan.
@@ -75,13 +50,10 @@ pub struct PlanOptions<'a> {
     pub scope: Option<Scope>,
 }
 
-/// Reads the account, with a count of repositories read on stderr when
-/// `progress`; the line is gone when this returns.
-async fn observe(aws: &Aws, scope: Scope, progress: bool) -> Result<ObservedState> {
-    let line = Progress::new(progress, "reading repositories");
-    aws.observe(scope, &|read, total| line.set(read, total))
-        .await
-        .context("reading the current state from AWS")
+/// A progress line counting the repositories read, when `shown`; it is
+/// gone when dropped.
+fn reading(shown: bool) -> Progress {
+    Progress::new(shown, "reading repositories")
 }
 
 /// `plan [--json | --markdown] [--detailed-exitcode] [--out FILE] [--scope S]`.
@@ -100,14 +72,18 @@ pub(crate) fn run_plan(
     } = *options;
     let out = &mut *env.stdout;
     let ecr = ecr(config)?;
-    let scope = scope_of(ecr, scope);
     // With --json a program reads the output; nothing extra anywhere.
     let progress = env.progress && format != PlanFormat::Json;
-    let (plan, observed) = crate::runtime::build()?.block_on(async {
-        let aws = Aws::new(ecr).await;
-        let result = make_plan(&aws, config, ecr, scope, progress).await;
-        log_calls(&aws);
-        result
+    let (scope, Planned { plan, fingerprint }) = crate::runtime::build()?.block_on(async {
+        let reconciler = Reconciler::new(ecr, &config.projects).await;
+        let scope = reconciler.scope(scope);
+        let line = reading(progress);
+        let result = reconciler
+            .plan(scope, &|read, total| line.set(read, total))
+            .await;
+        drop(line);
+        reconciler.log_calls();
+        result.map(|planned| (scope, planned))
     })?;
     let text = TextOptions {
         colour: env.colour,
@@ -122,7 +98,7 @@ pub(crate) fn run_plan(
         PlanFormat::Text => write!(out, "{}", to_text(&plan, text))?,
     }
     if let Some(path) = out_file {
-        let saved = SavedPlan::new(observed, scope, plan.clone());
+        let saved = SavedPlan::new(fingerprint, scope, plan.clone());
         std::fs::write(path, serde_json::to_string_pretty(&saved)?)
             .with_context(|| format!("writing the plan to {}", path.display()))?;
         if format == PlanFormat::Text {
@@ -140,20 +116,6 @@ pub(crate) fn run_plan(
     } else {
         Status::Success
     })
-}
-
-/// The AWS request count, for `-v` and the benchmarks.
-fn log_calls(aws: &Aws) {
-    let (reads, writes) = aws.calls.counts();
-    let (throttled, lowest_limit, limit) = aws.limit.summary();
-    tracing::info!(
-        reads,
-        writes,
-        throttled,
-        lowest_limit,
-        limit,
-        "AWS requests"
-    );
 }
 
 /// `apply`'s flags.
@@ -188,7 +150,9 @@ pub(crate) fn run_apply(
     let ecr = ecr(config)?;
     let rt = crate::runtime::build()?;
     rt.block_on(async {
-        let aws = Arc::new(Aws::new(ecr).await);
+        let reconciler = Reconciler::new(ecr, &config.projects).await;
+        let line = reading(env.progress && !json);
+        let on_read = |read, total| line.set(read, total);
         let plan = match planfile {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -206,26 +170,25 @@ pub(crate) fn run_apply(
                         asked.as_str()
                     );
                 }
-                let observed = observe(&aws, saved.scope, env.progress && !json).await?;
-                if fingerprint(&observed) != saved.observed_fingerprint {
-                    bail!(
+                match reconciler.recheck(saved, &on_read).await {
+                    Ok(plan) => plan,
+                    Err(Recheck::Stale) => bail!(
                         "the account changed since {} was made, so it may no longer be right\n  hint: run `{}` again",
                         path.display(),
                         location.command(&format!(
                             "plan --out {}",
                             shell_word(&path.display().to_string())
                         ))
-                    );
+                    ),
+                    Err(Recheck::Failed(e)) => return Err(e),
                 }
-                saved.plan
             }
             None => {
-                let scope = scope_of(ecr, scope);
-                make_plan(&aws, config, ecr, scope, env.progress && !json)
-                    .await?
-                    .0
+                let scope = reconciler.scope(scope);
+                reconciler.plan(scope, &on_read).await?.plan
             }
         };
+        drop(line);
         // A saved plan was reviewed when it was made; a fresh one is shown
         // and needs a yes. With --json, stdout is for the machine, so the
         // plan to review goes beside the question, on stderr.
@@ -245,8 +208,8 @@ pub(crate) fn run_apply(
             if confirming {
                 confirm(env, location, plan.actions.len())?;
             }
-            let report = execute(aws.clone(), plan, json, env).await;
-            log_calls(&aws);
+            let report = execute(&reconciler, plan, json, env).await;
+            reconciler.log_calls();
             report?
         };
         finish(&report, plan_json, location, env)
@@ -284,7 +247,12 @@ fn question(count: usize) -> String {
 
 /// Runs the plan with Ctrl-C wired to stop new actions, printing one line
 /// per action as it ends (text mode).
-async fn execute(aws: Arc<Aws>, plan: Plan, json: bool, env: &mut Env<'_>) -> Result<ApplyReport> {
+async fn execute(
+    reconciler: &Reconciler<'_>,
+    plan: Plan,
+    json: bool,
+    env: &mut Env<'_>,
+) -> Result<ApplyReport> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     let listener = tokio::spawn(async move {
@@ -295,21 +263,22 @@ async fn execute(aws: Arc<Aws>, plan: Plan, json: bool, env: &mut Env<'_>) -> Re
     let out = &mut *env.stdout;
     let line = Progress::new(env.progress && !json, "applying");
     line.set(0, plan.actions.len());
-    let report = apply::execute(aws, plan.actions, interrupted, |progress| {
-        line.inc();
-        if !json {
-            // Above the progress line, not through it.
-            line.suspend(|| match progress {
-                apply::Progress::Done(action, None) => writeln!(out, "  done   {action}"),
-                apply::Progress::Done(action, Some(note)) => {
-                    writeln!(out, "  done   {action} ({note})")
-                }
-                apply::Progress::Failed(action, e) => writeln!(out, "  FAILED {action}: {e:#}"),
-            })?;
-        }
-        Ok(())
-    })
-    .await;
+    let report = reconciler
+        .execute(plan, interrupted, |progress| {
+            line.inc();
+            if !json {
+                // Above the progress line, not through it.
+                line.suspend(|| match progress {
+                    apply::Progress::Done(action, None) => writeln!(out, "  done   {action}"),
+                    apply::Progress::Done(action, Some(note)) => {
+                        writeln!(out, "  done   {action} ({note})")
+                    }
+                    apply::Progress::Failed(action, e) => writeln!(out, "  FAILED {action}: {e:#}"),
+                })?;
+            }
+            Ok(())
+        })
+        .await;
     drop(line);
     listener.abort();
     report

@@ -264,12 +264,12 @@ pub async fn ecr(config: &Config, ecr: &EcrConfig, options: &Options<'_>) -> Vec
 
     // What AWS holds: both roles and the repositories under the prefix.
     let read_title = "the roles and repositories can be read";
-    let observed = if caller.is_none() {
-        checks.push(Check::skipped("ecr.read_state", read_title, no_aws));
-        None
-    } else {
-        let aws = crate::reconcile::aws::Aws::new(ecr).await;
-        match aws
+    let reconciler = match caller {
+        Some(_) => Some(crate::reconcile::pipeline::Reconciler::new(ecr, &config.projects).await),
+        None => None,
+    };
+    let observed = if let Some(reconciler) = &reconciler {
+        match reconciler
             .observe(crate::reconcile::plan::Scope::All, &|_, _| {})
             .await
         {
@@ -295,6 +295,9 @@ pub async fn ecr(config: &Config, ecr: &EcrConfig, options: &Options<'_>) -> Vec
                 None
             }
         }
+    } else {
+        checks.push(Check::skipped("ecr.read_state", read_title, no_aws));
+        None
     };
     let all_names = match &observed {
         Some(_) => repository_names(&sdk).await,
@@ -303,19 +306,15 @@ pub async fn ecr(config: &Config, ecr: &EcrConfig, options: &Options<'_>) -> Vec
     let not_read = "the roles and repositories could not be read";
 
     let roles_title = "the roles in AWS match the configuration";
-    match (
-        &observed,
-        crate::reconcile::desired::desired_state(ecr, &config.projects),
-    ) {
-        (Some(state), Ok(desired)) => {
-            let plan = crate::reconcile::plan::plan_scope(
-                &desired,
-                state,
-                crate::reconcile::plan::Scope::Roles,
-            );
+    let roles_plan = observed
+        .as_ref()
+        .zip(reconciler.as_ref())
+        .map(|(state, r)| r.plan_observed(state, crate::reconcile::plan::Scope::Roles));
+    match (&observed, roles_plan) {
+        (Some(_), Some(Ok(plan))) => {
             checks.push(ecr_checks::roles_summary(&plan, ecr, inv));
         }
-        (Some(_), Err(e)) => {
+        (Some(_), Some(Err(e))) => {
             checks.push(Check::fail(
                 "ecr.roles_match",
                 roles_title,
@@ -323,7 +322,7 @@ pub async fn ecr(config: &Config, ecr: &EcrConfig, options: &Options<'_>) -> Vec
                 "this build cannot render the role documents; report it",
             ));
         }
-        (None, _) => {
+        _ => {
             checks.push(Check::skipped("ecr.roles_match", roles_title, not_read));
         }
     }
