@@ -1305,6 +1305,11 @@ async fn apply_under_throttling_retries_and_converges() {
 /// `TERM` as given: everything it writes to its terminal, stdout and
 /// stderr together.
 fn on_a_terminal(account: &Account, args: &str, term: &str) -> String {
+    on_a_terminal_with(account, args, term, true)
+}
+
+/// As [`on_a_terminal`]; without `no_color`, `NO_COLOR` is not set.
+fn on_a_terminal_with(account: &Account, args: &str, term: &str, no_color: bool) -> String {
     let cmd = account.command(&[]);
     let mut line = vec![cmd.get_program().to_string_lossy().into_owned()];
     line.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
@@ -1315,6 +1320,7 @@ fn on_a_terminal(account: &Account, args: &str, term: &str) -> String {
         .env_clear()
         .envs(
             cmd.get_envs()
+                .filter(|(k, _)| no_color || *k != "NO_COLOR")
                 .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
         )
         .env("TERM", term)
@@ -1344,8 +1350,22 @@ async fn progress_is_drawn_on_a_terminal_only_and_cleared() {
     let planned = on_a_terminal(&account, "plan", "xterm");
     assert!(planned.contains("reading repositories ["), "{planned:?}");
     assert!(planned.contains("] 3/3"), "{planned:?}");
-    // NO_COLOR is set for every test run: the line has no colour anyway.
+    // The progress line is never coloured, and with NO_COLOR neither is
+    // the plan; without it, the plan on a terminal is.
+    account.configure(&["a", "b", "c", "d"], "");
+    let planned = on_a_terminal(&account, "plan", "xterm");
+    assert!(planned.contains("+ repository rise/d"), "{planned:?}");
     assert!(!planned.contains("\x1b[3"), "{planned:?}");
+    let coloured = on_a_terminal_with(&account, "plan", "xterm", false);
+    assert!(
+        coloured.contains("\x1b[32m+\x1b[0m repository rise/d"),
+        "{coloured:?}"
+    );
+    let line_start = coloured.find("reading repositories [").unwrap();
+    let line = &coloured[line_start..];
+    let line = &line[..line.find('\n').unwrap_or(line.len())];
+    assert!(!line.contains("\x1b[3"), "{line:?}");
+    account.configure(&["a", "b", "c"], "");
 
     // A terminal that cannot redraw, and --json, get nothing extra.
     let dumb = on_a_terminal(&account, "plan", "dumb");
