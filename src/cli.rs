@@ -1,15 +1,15 @@
-//! The command line as typed: clap types only, no I/O.
+//! The command line as typed: clap types only, no I/O, one args struct per
+//! subcommand.
 //!
 //! Names and flags are fixed by the design contract (README "Usage"); the
-//! settings they select are resolved in [`crate::run`].
+//! settings they select are resolved once in [`crate::settings`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{ArgAction, ArgGroup, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::auth::AccessKind;
-use crate::commands::login::Method;
 use crate::config::{DEFAULT_CONFIG_DIR, DEFAULT_RUN_MODE};
 use crate::reconcile::plan::Scope;
 use crate::registry::oci_token::keys::Algorithm;
@@ -63,146 +63,196 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show what apply would change in AWS (reads only)
-    Plan {
-        /// Print the plan as JSON (docs/plan-format.md)
-        #[arg(long)]
-        json: bool,
-        /// Print the plan as Markdown, for a pull-request comment
-        #[arg(long, conflicts_with = "json")]
-        markdown: bool,
-        /// Exit 2 when the plan has changes, 0 when it has none
-        #[arg(long)]
-        detailed_exitcode: bool,
-        /// Save the plan for `apply PLANFILE`
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-        /// What to read and plan: `repositories` makes no IAM call [default: all, or repositories when registry.manage_roles is false]
-        #[arg(long, value_enum)]
-        scope: Option<Scope>,
-    },
+    Plan(PlanArgs),
     /// Change AWS to match the configuration
-    Apply {
-        /// A plan saved by `plan --out`
-        planfile: Option<PathBuf>,
-        /// Apply without asking for confirmation
-        #[arg(long)]
-        auto_approve: bool,
-        /// Report progress and the result as JSON
-        #[arg(long)]
-        json: bool,
-        /// What to read and change: `repositories` makes no IAM call [default: all, or repositories when registry.manage_roles is false]
-        #[arg(long, value_enum)]
-        scope: Option<Scope>,
-    },
+    Apply(ApplyArgs),
     /// Run the credential broker
-    Serve {
-        /// Address to listen on; overrides `server.listen`
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<SocketAddr>,
-    },
+    Serve(ServeArgs),
     /// Print an HS256 token signed with `auth.hs256_secret`, for development
-    Token {
-        /// The token's subject (`user:<sub>`)
-        #[arg(long, default_value = "dev")]
-        sub: String,
-        /// An email claim (`user:<email>`)
-        #[arg(long)]
-        email: Option<String>,
-        /// A group (`group:<name>`); repeat for more
-        #[arg(long = "group", value_name = "GROUP")]
-        groups: Vec<String>,
-        /// Lifetime in seconds (at most a year)
-        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=MAX_TOKEN_TTL_SECONDS))]
-        ttl: u64,
-    },
+    Token(TokenArgs),
     /// The registry side of `registry.type: oci-token`
     OciToken {
         #[command(subcommand)]
         command: OciTokenCommand,
     },
     /// Check the live setup against the troubleshooting list (reads only)
-    Doctor {
-        /// Only this project (repeat for more); all configured by default
-        #[arg(long = "project", value_name = "NAME")]
-        projects: Vec<String>,
-        /// Print the report as JSON (docs/troubleshooting.md)
-        #[arg(long)]
-        json: bool,
-        /// Also check a running serve at this base URL (/healthz, /readyz);
-        /// for oci-token, its realm is URL/registry/token
-        #[arg(long, value_name = "URL")]
-        url: Option<String>,
-        /// With --url: ask serve for each project's credentials with this token
-        #[arg(long, value_name = "TOKEN", requires = "url")]
-        token: Option<String>,
-    },
+    Doctor(DoctorArgs),
     /// Log the local Docker or Podman client in to a project's registry,
     /// with credentials from a broker; prints the image path (docs/ci.md)
-    #[command(group(ArgGroup::new("token_source").args(["token", "token_file", "token_env"])))]
-    Login {
-        /// The broker's base URL (a running serve)
-        #[arg(long, value_name = "URL")]
-        server: String,
-        /// The project whose repository to log in to
-        #[arg(long, value_name = "NAME")]
-        project: String,
-        /// What the credentials may do: push (and pull), or pull only
-        #[arg(long, value_enum, default_value_t = AccessKind::Push)]
-        access: AccessKind,
-        /// The caller token itself (other local users can see it in the
-        /// process list: prefer --token-file or --token-env)
-        #[arg(long, value_name = "TOKEN", value_parser = crate::commands::login::secret_arg)]
-        token: Option<Secret<String>>,
-        /// A file holding the caller token; `-` reads standard input
-        #[arg(long, value_name = "FILE")]
-        token_file: Option<PathBuf>,
-        /// A variable holding the caller token (GitLab CI: the `id_tokens` variable)
-        #[arg(long, value_name = "VAR")]
-        token_env: Option<String>,
-        /// The audience to ask GitHub Actions' OIDC token for
-        #[arg(long, value_name = "AUD", default_value = "rise")]
-        audience: String,
-        /// How to log in: auto is docker when its daemon answers, else
-        /// podman, else the Docker config file
-        #[arg(long, value_enum, default_value_t = Method::Auto)]
-        method: Method,
-    },
+    Login(LoginArgs),
     /// Print the effective configuration, secrets redacted
-    Config {
-        /// Only validate: print each problem and exit 1, or one OK line
-        #[arg(long)]
-        check: bool,
-    },
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Print the plan as JSON (docs/plan-format.md)
+    #[arg(long)]
+    pub json: bool,
+    /// Print the plan as Markdown, for a pull-request comment
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
+    /// Exit 2 when the plan has changes, 0 when it has none
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Save the plan for `apply PLANFILE`
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// What to read and plan: `repositories` makes no IAM call [default: all, or repositories when registry.manage_roles is false]
+    #[arg(long, value_enum)]
+    pub scope: Option<Scope>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved by `plan --out`
+    pub planfile: Option<PathBuf>,
+    /// Apply without asking for confirmation
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Report progress and the result as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// What to read and change: `repositories` makes no IAM call [default: all, or repositories when registry.manage_roles is false]
+    #[arg(long, value_enum)]
+    pub scope: Option<Scope>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; overrides `server.listen`
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The token's subject (`user:<sub>`)
+    #[arg(long, default_value = "dev")]
+    pub sub: String,
+    /// An email claim (`user:<email>`)
+    #[arg(long)]
+    pub email: Option<String>,
+    /// A group (`group:<name>`); repeat for more
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// Lifetime in seconds (at most a year)
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=MAX_TOKEN_TTL_SECONDS))]
+    pub ttl: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Only this project (repeat for more); all configured by default
+    #[arg(long = "project", value_name = "NAME")]
+    pub projects: Vec<String>,
+    /// Print the report as JSON (docs/troubleshooting.md)
+    #[arg(long)]
+    pub json: bool,
+    /// Also check a running serve at this base URL (/healthz, /readyz);
+    /// for oci-token, its realm is URL/registry/token
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// With --url: ask serve for each project's credentials with this token
+    #[arg(long, value_name = "TOKEN", requires = "url")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("token_source").args(["token", "token_file", "token_env"])))]
+pub struct LoginArgs {
+    /// The broker's base URL (a running serve)
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// The project whose repository to log in to
+    #[arg(long, value_name = "NAME")]
+    pub project: String,
+    /// What the credentials may do: push (and pull), or pull only
+    #[arg(long, value_enum, default_value_t = AccessKind::Push)]
+    pub access: AccessKind,
+    /// The caller token itself (other local users can see it in the
+    /// process list: prefer --token-file or --token-env)
+    #[arg(long, value_name = "TOKEN", value_parser = secret_arg)]
+    pub token: Option<Secret<String>>,
+    /// A file holding the caller token; `-` reads standard input
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// A variable holding the caller token (GitLab CI: the `id_tokens` variable)
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+    /// The audience to ask GitHub Actions' OIDC token for
+    #[arg(long, value_name = "AUD", default_value = "rise")]
+    pub audience: String,
+    /// How to log in: auto is docker when its daemon answers, else
+    /// podman, else the Docker config file
+    #[arg(long, value_enum, default_value_t = LoginMethod::Auto)]
+    pub method: LoginMethod,
+}
+
+/// `login --method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoginMethod {
+    /// docker when its daemon answers, else podman, else the config file.
+    Auto,
+    /// `docker login --password-stdin`.
+    Docker,
+    /// `podman login --password-stdin`.
+    Podman,
+    /// The registry's entry in `$DOCKER_CONFIG/config.json`, for builders
+    /// without a daemon.
+    ConfigFile,
+}
+
+/// clap's parser for `--token`: the value is wrapped at once, so even a
+/// `Debug` dump of the parsed command line shows `[REDACTED]`.
+///
+/// # Errors
+/// Never.
+pub fn secret_arg(value: &str) -> Result<Secret<String>, std::convert::Infallible> {
+    Ok(Secret::new(value.to_string()))
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Only validate: print each problem and exit 1, or one OK line
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum OciTokenCommand {
     /// Write a development CA and a token-signing key it certifies (needs no config)
-    DevCa {
-        /// Directory for ca.crt, token.key and token.crt
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// Key type
-        #[arg(long, value_enum, default_value_t = Algorithm::Es256)]
-        algorithm: Algorithm,
-        /// Replace existing files
-        #[arg(long)]
-        force: bool,
-    },
+    DevCa(DevCaArgs),
     /// Print the registry's `auth: token:` block for this configuration
-    RegistryConfig {
-        /// The realm URL the registry sends clients to [default: server.listen + /registry/token]
-        #[arg(long, value_name = "URL")]
-        realm: Option<String>,
-        /// Where the registry will find the root certificate
-        #[arg(
-            long,
-            value_name = "PATH",
-            default_value = "/etc/docker/registry/rise-token-root.crt"
-        )]
-        rootcertbundle: String,
-        /// Also write the root certificate (the chain's last) to this file
-        #[arg(long, value_name = "FILE")]
-        bundle_out: Option<PathBuf>,
-    },
+    RegistryConfig(RegistryConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DevCaArgs {
+    /// Directory for ca.crt, token.key and token.crt
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Key type
+    #[arg(long, value_enum, default_value_t = Algorithm::Es256)]
+    pub algorithm: Algorithm,
+    /// Replace existing files
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryConfigArgs {
+    /// The realm URL the registry sends clients to [default: server.listen + /registry/token]
+    #[arg(long, value_name = "URL")]
+    pub realm: Option<String>,
+    /// Where the registry will find the root certificate
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/docker/registry/rise-token-root.crt"
+    )]
+    pub rootcertbundle: String,
+    /// Also write the root certificate (the chain's last) to this file
+    #[arg(long, value_name = "FILE")]
+    pub bundle_out: Option<PathBuf>,
 }

@@ -3,7 +3,9 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line as typed (clap types only).
-//! - [`run`]: settings, logging, dispatch, exit codes and error reports.
+//! - [`settings`]: the command line resolved once into each command's
+//!   settings (the only module that knows both `cli` and `commands`).
+//! - [`run`]: logging, dispatch, exit codes and error reports.
 //! - [`commands`]: one module per subcommand, writing to a given writer.
 //! - [`config`]: layered YAML → validated [`config::Config`]; pure but for
 //!   reading the files.
@@ -42,4 +44,5 @@ pub mod run;
 pub mod runtime;
 pub mod secret;
 pub mod serve;
+pub mod settings;
 pub mod tags;

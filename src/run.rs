@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Result;
 use clap::Parser;
 
-use crate::cli::{Cli, Command, LogFormat, OciTokenCommand};
-use crate::commands::reconcile::PlanFormat;
+use crate::cli::{Cli, LogFormat};
 use crate::commands::{self, Env, Status, colour_enabled};
 use crate::config;
+use crate::settings::{CommandSettings, Settings};
 
 /// Parses the process arguments, runs the command and maps the outcome to
 /// the documented exit codes: 0 success, 1 any error, 2 changes.
@@ -27,10 +27,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
         }
     };
+    let settings = Settings::from(cli);
     // serve's audit and lifecycle lines are info; the one-shot commands
     // stay quiet unless asked.
-    let quiet = !matches!(cli.command, Command::Serve { .. });
-    init_logging(cli.log_format, cli.verbose, quiet);
+    init_logging(settings.log_format, settings.verbose, settings.quiet());
     let vars = |name: &str| std::env::var(name).ok();
     let stdin = io::stdin();
     let mut terminal = stdin.is_terminal().then(|| stdin.lock());
@@ -47,7 +47,7 @@ pub fn main() -> ExitCode {
             std::env::var_os("TERM").as_deref(),
         ),
     };
-    let log_format = cli.log_format;
+    let log_format = settings.log_format;
     PANIC_AS_JSON.store(log_format == LogFormat::Json, Ordering::Relaxed);
     // Debug builds only: lets the tests see what a user sees when a bug
     // panics, without planting one.
@@ -55,7 +55,7 @@ pub fn main() -> ExitCode {
     if std::env::var_os("RISE_REGISTRY_DEBUG_PANIC").is_some() {
         panic!("RISE_REGISTRY_DEBUG_PANIC is set");
     }
-    match run(cli, &mut env) {
+    match dispatch(settings, &mut env) {
         Ok(Status::Success) => ExitCode::SUCCESS,
         Ok(Status::Changes) => ExitCode::from(2),
         Ok(Status::Failed) => ExitCode::from(1),
@@ -74,138 +74,51 @@ pub fn main() -> ExitCode {
 /// # Errors
 /// Whatever the command reports; the caller prints it and exits 1.
 pub fn run(cli: Cli, env: &mut Env<'_>) -> Result<Status> {
-    let Cli {
-        config_dir,
-        run_mode,
-        log_format: _,
-        verbose,
-        command,
-    } = cli;
+    dispatch(Settings::from(cli), env)
+}
+
+/// Runs the command `settings` describe.
+///
+/// # Errors
+/// As [`run`].
+pub fn dispatch(settings: Settings, env: &mut Env<'_>) -> Result<Status> {
+    let location = &settings.location;
     // Loaded per command, not before the match: `oci-token dev-ca` makes
     // the key material a configuration will name, so it runs without one.
-    let location = config::Location::new(&config_dir, &run_mode);
     let load = |vars: &dyn Fn(&str) -> Option<String>| location.load(vars);
-    match command {
-        Command::Config { check } => commands::config::run(&load(env.vars)?, check, env),
-        Command::Token {
-            sub,
-            email,
-            groups,
-            ttl,
-        } => {
-            let request = commands::token::TokenRequest {
-                subject: sub,
-                email,
-                groups,
-                ttl_seconds: ttl,
-            };
-            commands::token::run(&load(env.vars)?.config, &request, env.stdout)
+    match &settings.command {
+        CommandSettings::Config { check } => commands::config::run(&load(env.vars)?, *check, env),
+        CommandSettings::Token(request) => {
+            commands::token::run(&load(env.vars)?.config, request, env.stdout)
         }
-        Command::Plan {
-            json,
-            markdown,
-            detailed_exitcode,
-            out: out_file,
-            scope,
-        } => commands::reconcile::run_plan(
-            &load(env.vars)?.config,
-            &commands::reconcile::PlanOptions {
-                location: &location,
-                format: if json {
-                    PlanFormat::Json
-                } else if markdown {
-                    PlanFormat::Markdown
-                } else {
-                    PlanFormat::Text
-                },
-                detailed_exitcode,
-                out_file: out_file.as_deref(),
-                verbose: verbose > 0,
-                scope,
-            },
-            env,
-        ),
-        Command::Apply {
-            planfile,
-            auto_approve,
-            json,
-            scope,
-        } => commands::reconcile::run_apply(
-            &load(env.vars)?.config,
-            &commands::reconcile::ApplyOptions {
-                location: &location,
-                planfile: planfile.as_deref(),
-                auto_approve,
-                json,
-                verbose: verbose > 0,
-                scope,
-            },
-            env,
-        ),
-        Command::Doctor {
-            projects,
-            json,
-            url,
-            token,
-        } => commands::doctor::run(
-            &load(env.vars)?.config,
-            &commands::doctor::DoctorOptions {
-                projects: &projects,
-                json,
-                url: url.as_deref(),
-                token: token.as_deref(),
-                location: &location,
-            },
-            env,
-        ),
+        CommandSettings::Plan(plan) => {
+            commands::reconcile::run_plan(&load(env.vars)?.config, location, plan, env)
+        }
+        CommandSettings::Apply(apply) => {
+            commands::reconcile::run_apply(&load(env.vars)?.config, location, apply, env)
+        }
+        CommandSettings::Doctor(doctor) => {
+            commands::doctor::run(&load(env.vars)?.config, location, doctor, env)
+        }
         // No configuration: login runs on CI runners and laptops, which
         // hold none.
-        Command::Login {
-            server,
-            project,
-            access,
-            token,
-            token_file,
-            token_env,
-            audience,
-            method,
-        } => commands::login::run(
-            &commands::login::LoginOptions {
-                server,
-                project,
-                access,
-                token: commands::login::TokenFlags {
-                    token,
-                    file: token_file,
-                    env: token_env,
-                },
-                audience,
-                method,
-            },
-            env,
-        ),
-        Command::Serve { listen } => {
-            commands::serve::run(load(env.vars)?.config, &location, listen)
+        CommandSettings::Login(login) => commands::login::run(login, env),
+        CommandSettings::Serve { listen } => {
+            commands::serve::run(load(env.vars)?.config, location, *listen)
         }
-        Command::OciToken {
-            command:
-                OciTokenCommand::DevCa {
-                    out: dir,
-                    algorithm,
-                    force,
-                },
-        } => commands::oci_token::run_dev_ca(&dir, algorithm, force, env.stdout),
-        Command::OciToken {
-            command:
-                OciTokenCommand::RegistryConfig {
-                    realm,
-                    rootcertbundle,
-                    bundle_out,
-                },
+        CommandSettings::DevCa {
+            out,
+            algorithm,
+            force,
+        } => commands::oci_token::run_dev_ca(out, *algorithm, *force, env.stdout),
+        CommandSettings::RegistryConfig {
+            realm,
+            rootcertbundle,
+            bundle_out,
         } => commands::oci_token::run_registry_config(
             &load(env.vars)?.config,
             realm.as_deref(),
-            &rootcertbundle,
+            rootcertbundle,
             bundle_out.as_deref(),
             env.stdout,
         ),

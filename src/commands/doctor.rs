@@ -10,14 +10,14 @@ use crate::config::{Config, RegistryConfig};
 use crate::doctor::{Report, live};
 use crate::naming::ProjectName;
 
-/// `doctor`'s flags.
-pub struct DoctorOptions<'a> {
+/// `doctor`'s settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoctorSettings {
     /// Only these projects (all configured when empty).
-    pub projects: &'a [String],
+    pub projects: Vec<String>,
     pub json: bool,
-    pub url: Option<&'a str>,
-    pub token: Option<&'a str>,
-    pub location: &'a Location,
+    pub url: Option<String>,
+    pub token: Option<String>,
 }
 
 /// The projects to check: those named, each of which must be configured,
@@ -54,13 +54,18 @@ fn select(config: &Config, names: &[String]) -> Result<Vec<ProjectName>> {
 ///
 /// # Errors
 /// An unknown `--project`, or a failed write.
-pub fn run(config: &Config, options: &DoctorOptions<'_>, env: &mut Env<'_>) -> Result<Status> {
-    let projects = select(config, options.projects)?;
+pub fn run(
+    config: &Config,
+    location: &Location,
+    settings: &DoctorSettings,
+    env: &mut Env<'_>,
+) -> Result<Status> {
+    let projects = select(config, &settings.projects)?;
     let live_options = live::Options {
         projects: &projects,
-        url: options.url,
-        token: options.token,
-        location: options.location,
+        url: settings.url.as_deref(),
+        token: settings.token.as_deref(),
+        location,
         vars: env.vars,
     };
     let report = crate::runtime::build()?.block_on(async {
@@ -70,12 +75,12 @@ pub fn run(config: &Config, options: &DoctorOptions<'_>, env: &mut Env<'_>) -> R
             RegistryConfig::OciClientAuth(oci) => live::oci_client_auth(oci, &live_options).await,
         };
         checks.extend(live::issuers(config).await);
-        if let Some(url) = options.url {
+        if let Some(url) = settings.url.as_deref() {
             checks.extend(live::serve(url, &live_options).await);
         }
         Report::new(config.registry.type_name(), checks)
     });
-    if options.json {
+    if settings.json {
         writeln!(
             env.stdout,
             "{}",

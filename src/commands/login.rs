@@ -22,7 +22,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
-use clap::ValueEnum;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::StatusCode;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -45,7 +44,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 const DAEMON_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the credentials reach the local tooling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     /// docker when its daemon answers, else podman, else the config file.
     Auto,
@@ -80,12 +79,6 @@ pub struct TokenFlags {
     pub file: Option<PathBuf>,
     /// `--token-env`: the name of a variable.
     pub env: Option<String>,
-}
-
-/// clap's parser for `--token`: the value is wrapped at once, so even a
-/// `Debug` dump of the parsed command line shows `[REDACTED]`.
-pub fn secret_arg(value: &str) -> Result<Secret<String>, std::convert::Infallible> {
-    Ok(Secret::new(value.to_string()))
 }
 
 // ------------------------------------------------------ token sources ---
@@ -906,7 +899,7 @@ mod tests {
             project: "p".into(),
             access: AccessKind::Push,
             token: TokenFlags {
-                token: Some(secret_arg("caller-secret").unwrap()),
+                token: Some(Secret::new("caller-secret".to_string())),
                 ..flags()
             },
             audience: "rise".into(),

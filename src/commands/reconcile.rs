@@ -1,7 +1,7 @@
 //! `rise-registry plan` and `apply`: observe AWS, diff against the
 //! configuration, show the plan, and (apply) carry it out.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -36,14 +36,12 @@ pub enum PlanFormat {
     Markdown,
 }
 
-/// `plan`'s flags.
-#[derive(Debug, Clone, Copy)]
-pub struct PlanOptions<'a> {
-    /// How this run was invoked, for the hint after `--out`.
-    pub location: &'a Location,
+/// `plan`'s settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanSettings {
     pub format: PlanFormat,
     pub detailed_exitcode: bool,
-    pub out_file: Option<&'a Path>,
+    pub out_file: Option<PathBuf>,
     /// List every repository of a group (`-v`).
     pub verbose: bool,
     /// `--scope`; `None` takes the configuration's default.
@@ -57,19 +55,21 @@ fn reading(shown: bool) -> Progress {
 }
 
 /// `plan [--json | --markdown] [--detailed-exitcode] [--out FILE] [--scope S]`.
+/// `location`: where the configuration came from, for the hint after
+/// `--out`.
 pub(crate) fn run_plan(
     config: &Config,
-    options: &PlanOptions<'_>,
+    location: &Location,
+    settings: &PlanSettings,
     env: &mut Env<'_>,
 ) -> Result<Status> {
-    let PlanOptions {
-        location,
+    let PlanSettings {
         format,
         detailed_exitcode,
-        out_file,
+        ref out_file,
         verbose,
         scope,
-    } = *options;
+    } = *settings;
     let out = &mut *env.stdout;
     let ecr = ecr(config)?;
     // With --json a program reads the output; nothing extra anywhere.
@@ -118,12 +118,10 @@ pub(crate) fn run_plan(
     })
 }
 
-/// `apply`'s flags.
-#[derive(Debug, Clone, Copy)]
-pub struct ApplyOptions<'a> {
-    /// How this run was invoked, for the hints on failure.
-    pub location: &'a Location,
-    pub planfile: Option<&'a Path>,
+/// `apply`'s settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplySettings {
+    pub planfile: Option<PathBuf>,
     pub auto_approve: bool,
     pub json: bool,
     /// List every repository of a group (`-v`).
@@ -134,19 +132,21 @@ pub struct ApplyOptions<'a> {
 }
 
 /// `apply [PLANFILE] [--auto-approve] [--json] [--scope S]`.
+/// `location`: where the configuration came from, for the hints on
+/// failure.
 pub(crate) fn run_apply(
     config: &Config,
-    options: &ApplyOptions<'_>,
+    location: &Location,
+    settings: &ApplySettings,
     env: &mut Env<'_>,
 ) -> Result<Status> {
-    let ApplyOptions {
-        location,
-        planfile,
+    let ApplySettings {
+        ref planfile,
         auto_approve,
         json,
         verbose,
         scope,
-    } = *options;
+    } = *settings;
     let ecr = ecr(config)?;
     let rt = crate::runtime::build()?;
     rt.block_on(async {
