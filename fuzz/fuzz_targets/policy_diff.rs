@@ -2,15 +2,13 @@
 //! documents (split at the first NUL; a half that is not JSON is taken as
 //! a string). The diff keeps its contract (`diff::check_contract`: each
 //! side is its document, every member once, marked right, no hidden
-//! characters) and the text, Markdown and JSON plans and the meanings of
-//! every policy action return without a panic.
+//! characters) and so does `render::check_policy_rendering` (the meanings,
+//! the text, Markdown and JSON plans of every policy action return, show
+//! every diff line and hold no hidden character).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rise_registry::reconcile::diff;
-use rise_registry::reconcile::meaning::meanings;
-use rise_registry::reconcile::plan::{Action, Plan, RoleKind};
-use rise_registry::reconcile::render::{TextOptions, to_json, to_markdown, to_text};
+use rise_registry::reconcile::{diff, render};
 use serde_json::Value;
 
 fn document(bytes: &[u8]) -> Value {
@@ -36,34 +34,7 @@ fuzz_target!(|data: &[u8]| {
             panic!("{e}");
         }
     }
-    let name = "rise-backend".to_string();
-    let plan = Plan {
-        actions: vec![
-            Action::UpdateTrust {
-                role: RoleKind::Controller,
-                name: name.clone(),
-                before: before.clone(),
-                after: after.clone(),
-            },
-            Action::PutRolePolicy {
-                role: RoleKind::Push,
-                name: name.clone(),
-                policy: "rise-push".into(),
-                before: Some(before.clone()),
-                after: after.clone(),
-            },
-            Action::DeleteRolePolicy {
-                role: RoleKind::Push,
-                name,
-                policy: "rise-old".into(),
-                before,
-            },
-        ],
-        ..Plan::default()
-    };
-    for action in &plan.actions {
-        assert!(!meanings(action).is_empty());
+    if let Err(e) = render::check_policy_rendering(&before, &after) {
+        panic!("{e}\nbefore: {before}\nafter: {after}");
     }
-    let options = TextOptions::default();
-    let _ = (to_text(&plan, options), to_markdown(&plan, options), to_json(&plan));
 });

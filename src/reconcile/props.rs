@@ -5,19 +5,15 @@
 //! that need quoting, numbers, `null`, empty and nested lists and maps).
 //!
 //! For every pair: [`diff::check_contract`] holds (each side of the diff
-//! is its document, every member once, marked right), and [`meanings`],
-//! the text, Markdown and JSON plans return without a panic, show every
-//! diff line, and keep control and bidirectional characters out.
-
-use std::collections::BTreeMap;
+//! is its document, every member once, marked right), and so does
+//! [`render::check_policy_rendering`] (the meanings, the text, Markdown
+//! and JSON plans return, show every diff line, and keep control and
+//! bidirectional characters out).
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use super::diff;
-use super::meaning::meanings;
-use super::plan::{Action, Plan, RoleKind};
-use super::render::{TextOptions, to_json, to_markdown, to_text};
+use super::{diff, render};
 
 /// Strings a policy may hold: ARNs of real length (an EKS OIDC provider),
 /// a 2,000-character condition value, right-to-left and combining
@@ -194,77 +190,19 @@ fn policy_pair() -> impl Strategy<Value = (Value, Value)> {
         )
 }
 
-/// Every renderer over one role with `before` as its trust and a policy
-/// going from `before` to `after`, and one being deleted.
-fn check_renderers(before: &Value, after: &Value) -> Result<(), TestCaseError> {
-    let name = "rise-backend".to_string();
-    let plan = Plan {
-        actions: vec![
-            Action::UpdateTrust {
-                role: RoleKind::Controller,
-                name: name.clone(),
-                before: before.clone(),
-                after: after.clone(),
-            },
-            Action::CreateRole {
-                role: RoleKind::Push,
-                name: name.clone(),
-                trust: after.clone(),
-                tags: BTreeMap::new(),
-            },
-            Action::PutRolePolicy {
-                role: RoleKind::Push,
-                name: name.clone(),
-                policy: "rise-push".into(),
-                before: Some(before.clone()),
-                after: after.clone(),
-            },
-            Action::DeleteRolePolicy {
-                role: RoleKind::Push,
-                name,
-                policy: "rise-old".into(),
-                before: before.clone(),
-            },
-        ],
-        ..Plan::default()
-    };
-    for action in &plan.actions {
-        prop_assert!(!meanings(action).is_empty());
-    }
-    let options = TextOptions::default();
-    let (text, markdown) = (to_text(&plan, options), to_markdown(&plan, options));
-    let json = to_json(&plan);
-    prop_assert_eq!(json["actions"].as_array().map(Vec::len), Some(4));
-    for line in diff::diff(Some(before), Some(after)) {
-        prop_assert!(text.contains(&line.text), "text plan lacks {:?}", line.text);
-        prop_assert!(
-            markdown.contains(&line.text),
-            "Markdown plan lacks {:?}",
-            line.text
-        );
-    }
-    for (format, out) in [("text", &text), ("Markdown", &markdown)] {
-        let bad = out
-            .chars()
-            .find(|c| (c.is_control() && *c != '\n') || matches!(c, '\u{202a}'..='\u{202e}'));
-        prop_assert!(bad.is_none(), "{} plan holds {:?}", format, bad);
-    }
-    Ok(())
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn diffs_of_policies_keep_their_contract((before, after) in policy_pair()) {
         diff::check_contract(&before, &after).map_err(TestCaseError::fail)?;
-        check_renderers(&before, &after)?;
+        render::check_policy_rendering(&before, &after).map_err(TestCaseError::fail)?;
     }
 
     #[test]
     fn diffs_of_any_json_keep_their_contract(before in value(), after in value()) {
         diff::check_contract(&before, &after).map_err(TestCaseError::fail)?;
-        check_renderers(&before, &after)?;
+        render::check_policy_rendering(&before, &after).map_err(TestCaseError::fail)?;
     }
 
     #[test]

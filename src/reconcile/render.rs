@@ -688,3 +688,73 @@ pub fn to_markdown(plan: &Plan, options: TextOptions) -> String {
     }
     out
 }
+
+/// The renderers' contract over the policy actions a change from `before`
+/// to `after` makes (a trust update, a role created with `after`, a
+/// policy put and one deleted): every action has a meaning; the text and
+/// Markdown plans show every line of the diff and hold no control
+/// character but line ends and no bidirectional override; the JSON plan
+/// holds every action. Checked by the property tests and the
+/// `policy_diff` fuzz target.
+///
+/// # Errors
+/// The first way a renderer breaks it.
+#[doc(hidden)]
+pub fn check_policy_rendering(before: &Value, after: &Value) -> Result<(), String> {
+    let name = "rise-backend".to_string();
+    let plan = Plan {
+        actions: vec![
+            Action::UpdateTrust {
+                role: RoleKind::Controller,
+                name: name.clone(),
+                before: before.clone(),
+                after: after.clone(),
+            },
+            Action::CreateRole {
+                role: RoleKind::Push,
+                name: name.clone(),
+                trust: after.clone(),
+                tags: BTreeMap::new(),
+            },
+            Action::PutRolePolicy {
+                role: RoleKind::Push,
+                name: name.clone(),
+                policy: "rise-push".into(),
+                before: Some(before.clone()),
+                after: after.clone(),
+            },
+            Action::DeleteRolePolicy {
+                role: RoleKind::Push,
+                name,
+                policy: "rise-old".into(),
+                before: before.clone(),
+            },
+        ],
+        ..Plan::default()
+    };
+    if let Some(action) = plan.actions.iter().find(|a| meanings(a).is_empty()) {
+        return Err(format!("no meaning for {action}"));
+    }
+    let options = TextOptions::default();
+    let (text, markdown) = (to_text(&plan, options), to_markdown(&plan, options));
+    let actions = to_json(&plan)["actions"].as_array().map(Vec::len);
+    if actions != Some(plan.actions.len()) {
+        return Err(format!("the JSON plan holds {actions:?} actions"));
+    }
+    for line in diff::diff(Some(before), Some(after)) {
+        for (format, out) in [("text", &text), ("Markdown", &markdown)] {
+            if !out.contains(&line.text) {
+                return Err(format!("the {format} plan lacks {:?}", line.text));
+            }
+        }
+    }
+    for (format, out) in [("text", &text), ("Markdown", &markdown)] {
+        let bad = out
+            .chars()
+            .find(|c| (c.is_control() && *c != '\n') || matches!(c, '\u{202a}'..='\u{202e}'));
+        if let Some(c) = bad {
+            return Err(format!("the {format} plan holds {c:?}"));
+        }
+    }
+    Ok(())
+}

@@ -155,6 +155,44 @@ impl Account {
     }
 }
 
+impl Account {
+    /// Replaces the controller role's trust policy by hand, as someone in
+    /// the console would.
+    async fn set_trust_by_hand(&self, trust: &Value) {
+        self.iam()
+            .await
+            .update_assume_role_policy()
+            .role_name("rise-backend")
+            .policy_document(trust.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Adds `statement` to the push role's `rise-push` policy by hand.
+    async fn add_push_statement_by_hand(&self, statement: Value) {
+        let iam = self.iam().await;
+        let current = iam
+            .get_role_policy()
+            .role_name("rise-backend-ecr-push")
+            .policy_name("rise-push")
+            .send()
+            .await
+            .unwrap();
+        let mut doc =
+            rise_registry::reconcile::aws::policy_json(&current.policy_document, "a policy")
+                .unwrap();
+        doc["Statement"].as_array_mut().unwrap().push(statement);
+        iam.put_role_policy()
+            .role_name("rise-backend-ecr-push")
+            .policy_name("rise-push")
+            .policy_document(doc.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
 fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
     items
         .iter()
@@ -302,39 +340,17 @@ async fn hand_edited_policies_are_shown_whole_and_put_back() {
     let account = Account::new();
     account.configure(&["a"], "");
     account.expect(&["apply", "--auto-approve"], 0);
-    let iam = account.iam().await;
-    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": {
-        "Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:PrincipalAccount": ACCOUNT_ID}}}});
-    iam.update_assume_role_policy()
-        .role_name("rise-backend")
-        .policy_document(trust.to_string())
-        .send()
-        .await
-        .unwrap();
+    account
+        .set_trust_by_hand(&serde_json::json!({"Version": "2012-10-17", "Statement": {
+            "Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:PrincipalAccount": ACCOUNT_ID}}}}))
+        .await;
     let long = format!("repo:example/{}:ref:refs/heads/main", "x".repeat(2000));
-    let current = iam
-        .get_role_policy()
-        .role_name("rise-backend-ecr-push")
-        .policy_name("rise-push")
-        .send()
-        .await
-        .unwrap();
-    let mut doc =
-        rise_registry::reconcile::aws::policy_json(&current.policy_document, "a policy").unwrap();
-    doc["Statement"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({
-        "Effect": "Allow", "Action": "ecr:BatchGetImage", "Resource": "*",
-        "Condition": {"StringLike": {"aws:PrincipalTag/team": [long, "ci-\u{202e}nimda"]}}}));
-    iam.put_role_policy()
-        .role_name("rise-backend-ecr-push")
-        .policy_name("rise-push")
-        .policy_document(doc.to_string())
-        .send()
-        .await
-        .unwrap();
+    account
+        .add_push_statement_by_hand(serde_json::json!({
+            "Effect": "Allow", "Action": "ecr:BatchGetImage", "Resource": "*",
+            "Condition": {"StringLike": {"aws:PrincipalTag/team": [long, "ci-\u{202e}nimda"]}}}))
+        .await;
 
     let text = account.expect(&["plan", "--detailed-exitcode"], 2);
     let markdown = account.expect(&["plan", "--markdown"], 0);
@@ -410,7 +426,6 @@ async fn drift_is_shown_exactly_and_repaired() {
     account.configure(&["a", "b"], "");
     account.expect(&["apply", "--auto-approve"], 0);
     let ecr = account.ecr().await;
-    let iam = account.iam().await;
     ecr.untag_resource()
         .resource_arn(Account::arn("rise/a"))
         .tag_keys("team")
@@ -428,33 +443,15 @@ async fn drift_is_shown_exactly_and_repaired() {
         .send()
         .await
         .unwrap();
-    let foreign_trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-        "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "sts:AssumeRole"}]});
-    iam.update_assume_role_policy()
-        .role_name("rise-backend")
-        .policy_document(foreign_trust.to_string())
-        .send()
-        .await
-        .unwrap();
-    let current = iam
-        .get_role_policy()
-        .role_name("rise-backend-ecr-push")
-        .policy_name("rise-push")
-        .send()
-        .await
-        .unwrap();
-    let mut doc: Value =
-        rise_registry::reconcile::aws::policy_json(&current.policy_document, "a policy").unwrap();
-    doc["Statement"].as_array_mut().unwrap().push(
-        serde_json::json!({"Effect": "Allow", "Action": "ecr:DeleteRepository", "Resource": "*"}),
-    );
-    iam.put_role_policy()
-        .role_name("rise-backend-ecr-push")
-        .policy_name("rise-push")
-        .policy_document(doc.to_string())
-        .send()
-        .await
-        .unwrap();
+    account
+        .set_trust_by_hand(&serde_json::json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+            "Action": "sts:AssumeRole"}]}))
+        .await;
+    account
+        .add_push_statement_by_hand(serde_json::json!(
+            {"Effect": "Allow", "Action": "ecr:DeleteRepository", "Resource": "*"}))
+        .await;
 
     let plan = account.expect(&["plan", "--detailed-exitcode"], 2);
     snapshot!("reconcile_drift_plan", plan);
