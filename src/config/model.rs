@@ -274,6 +274,17 @@ pub struct ServerConfig {
     pub header_read_timeout_seconds: u32,
     /// After SIGTERM/SIGINT, in-flight requests get this long to finish.
     pub shutdown_grace_seconds: u32,
+    /// A response whose write makes no progress for this long (a client
+    /// that does not read) closes its connection.
+    pub write_timeout_seconds: u32,
+    /// A kept-alive connection with no request for this long is closed.
+    pub idle_timeout_seconds: u32,
+    /// After this many requests a connection is closed (the last answer
+    /// says `Connection: close`).
+    pub max_requests_per_connection: u32,
+    /// A connection older than this is closed once its request in flight
+    /// is answered.
+    pub max_connection_age_seconds: u32,
     pub credential_cache: CacheConfig,
     pub rate_limit: RateLimitConfig,
 }

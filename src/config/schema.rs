@@ -931,6 +931,26 @@ impl Reader {
                 r.uint(n, p, 0, 3600)
             })
             .unwrap_or(20);
+        let write_timeout_seconds = self
+            .optional(&mut m, "write_timeout_seconds", |r, n, p| {
+                r.uint(n, p, 1, 300)
+            })
+            .unwrap_or(10);
+        let idle_timeout_seconds = self
+            .optional(&mut m, "idle_timeout_seconds", |r, n, p| {
+                r.uint(n, p, 1, 3600)
+            })
+            .unwrap_or(60);
+        let max_requests_per_connection = self
+            .optional(&mut m, "max_requests_per_connection", |r, n, p| {
+                r.uint(n, p, 1, 1_000_000)
+            })
+            .unwrap_or(1000);
+        let max_connection_age_seconds = self
+            .optional(&mut m, "max_connection_age_seconds", |r, n, p| {
+                r.uint(n, p, 1, 86_400)
+            })
+            .unwrap_or(600);
         let cache = self.optional(&mut m, "credential_cache", |r, n, p| {
             let mut c = r.map(n, p)?;
             let v = r.optional(&mut c, "min_remaining_seconds", |r, n, p| {
@@ -957,6 +977,10 @@ impl Reader {
             max_connections,
             header_read_timeout_seconds,
             shutdown_grace_seconds,
+            write_timeout_seconds,
+            idle_timeout_seconds,
+            max_requests_per_connection,
+            max_connection_age_seconds,
             credential_cache: CacheConfig {
                 min_remaining_seconds: cache.flatten().unwrap_or(900),
             },

@@ -9,6 +9,15 @@
 //! - request headers must arrive within `header_read_timeout_seconds` and
 //!   fit in [`MAX_HEADER_BYTES`] (else 431 and the connection closes);
 //! - a TLS handshake must finish within the same timeout;
+//! - every connection is bounded once its headers are in, since hyper's
+//!   header timer only runs while it reads: a response write that makes no
+//!   progress for `write_timeout_seconds` (a client that pipelines requests
+//!   and never reads its answers) closes the connection, so does
+//!   `idle_timeout_seconds` with no request in flight and no bytes moving,
+//!   and a connection is closed after `max_requests_per_connection`
+//!   requests (the last answer says `Connection: close`) or, once its
+//!   request in flight is answered, after `max_connection_age_seconds`
+//!   ([`Watched`] measures the progress);
 //! - on shutdown the listener closes at once, idle connections close, and
 //!   in-flight requests get `shutdown_grace_seconds` to finish.
 
@@ -29,13 +38,16 @@ pub mod token;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -53,15 +65,153 @@ pub struct Limits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// How long a response write may make no progress.
+    pub write_timeout: Duration,
+    /// How long a connection may sit with no request and no bytes moving.
+    pub idle_timeout: Duration,
+    pub max_requests_per_connection: u64,
+    pub max_connection_age: Duration,
 }
 
 impl Limits {
     pub fn from_config(server: &crate::config::ServerConfig) -> Self {
+        let seconds = |s: u32| Duration::from_secs(s.into());
         Self {
             max_connections: server.max_connections as usize,
-            header_read_timeout: Duration::from_secs(server.header_read_timeout_seconds.into()),
-            shutdown_grace: Duration::from_secs(server.shutdown_grace_seconds.into()),
+            header_read_timeout: seconds(server.header_read_timeout_seconds),
+            shutdown_grace: seconds(server.shutdown_grace_seconds),
+            write_timeout: seconds(server.write_timeout_seconds),
+            idle_timeout: seconds(server.idle_timeout_seconds),
+            max_requests_per_connection: server.max_requests_per_connection.into(),
+            max_connection_age: seconds(server.max_connection_age_seconds),
         }
+    }
+}
+
+/// What a connection's I/O has done, for its watchdog: when bytes last
+/// moved, and since when a write has been waiting for the client to read.
+/// Times are milliseconds since the connection started (tokio's clock).
+#[derive(Debug)]
+struct Progress {
+    started: tokio::time::Instant,
+    /// When bytes last moved either way.
+    last_moved_ms: AtomicU64,
+    /// 1 + when a write first found the client's window full; 0 while no
+    /// write waits.
+    write_blocked_ms: AtomicU64,
+    /// Requests being answered now.
+    in_flight: AtomicUsize,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            started: tokio::time::Instant::now(),
+            last_moved_ms: AtomicU64::new(0),
+            write_blocked_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn moved(&self) {
+        self.last_moved_ms.store(self.now_ms(), Ordering::Relaxed);
+        self.write_blocked_ms.store(0, Ordering::Relaxed);
+    }
+
+    fn write_waits(&self) {
+        let now = self.now_ms().saturating_add(1);
+        let _ =
+            self.write_blocked_ms
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Why the connection should be dropped now, if it should.
+    fn verdict(&self, limits: &Limits) -> Option<&'static str> {
+        let now = self.now_ms();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let blocked = self.write_blocked_ms.load(Ordering::Relaxed);
+        if blocked != 0 && now.saturating_sub(blocked - 1) >= ms(limits.write_timeout) {
+            return Some("a write made no progress (the client does not read)");
+        }
+        let idle = now.saturating_sub(self.last_moved_ms.load(Ordering::Relaxed));
+        if blocked == 0
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && idle >= ms(limits.idle_timeout)
+        {
+            return Some("idle");
+        }
+        None
+    }
+}
+
+/// A connection's stream, reporting its progress ([`Progress`]).
+struct Watched<S> {
+    inner: S,
+    progress: Arc<Progress>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.progress.moved();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        match polled {
+            Poll::Ready(Ok(n)) if n > 0 => self.progress.moved(),
+            Poll::Pending => self.progress.write_waits(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        match polled {
+            Poll::Ready(Ok(n)) if n > 0 => self.progress.moved(),
+            Poll::Pending => self.progress.write_waits(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        if polled.is_pending() {
+            self.progress.write_waits();
+        }
+        polled
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -194,27 +344,121 @@ async fn serve_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(app.handle_on(surface, req).await) }
-    });
+    let progress = Arc::new(Progress::new());
+    let served = Arc::new(AtomicU64::new(0));
+    let max_requests = limits.max_requests_per_connection;
+    let service = {
+        let progress = progress.clone();
+        service_fn(move |req| {
+            let (app, progress, served) = (app.clone(), progress.clone(), served.clone());
+            async move {
+                progress.in_flight.fetch_add(1, Ordering::Relaxed);
+                let mut response = app.handle_on(surface, req).await;
+                progress.in_flight.fetch_sub(1, Ordering::Relaxed);
+                // The last request a connection may make: hyper closes it
+                // once this answer is written.
+                if served.fetch_add(1, Ordering::Relaxed) + 1 >= max_requests {
+                    response.headers_mut().insert(
+                        hyper::header::CONNECTION,
+                        hyper::header::HeaderValue::from_static("close"),
+                    );
+                }
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_header_size(MAX_HEADER_BYTES)
         .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let io = Watched {
+        inner: stream,
+        progress: progress.clone(),
+    };
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        _ = async { closing.wait_for(|closing| *closing).await.map(|_| ()) } => {
-            // Finish the request in flight (if any), then close.
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    // Often enough to hold each deadline to within a quarter of itself.
+    let tick = limits
+        .write_timeout
+        .min(limits.idle_timeout)
+        .div_f64(4.0)
+        .clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let too_old = tokio::time::sleep(limits.max_connection_age);
+    tokio::pin!(too_old);
+    let mut winding_down = false;
+    let result = loop {
+        tokio::select! {
+            result = conn.as_mut() => break result,
+            _ = async { closing.wait_for(|closing| *closing).await.map(|_| ()) }, if !winding_down => {
+                // Finish the request in flight (if any), then close.
+                conn.as_mut().graceful_shutdown();
+                winding_down = true;
+            }
+            () = &mut too_old, if !winding_down => {
+                conn.as_mut().graceful_shutdown();
+                winding_down = true;
+            }
+            () = tokio::time::sleep(tick) => {
+                if let Some(why) = progress.verdict(limits) {
+                    tracing::debug!(%peer, why, "closing the connection");
+                    return;
+                }
+            }
         }
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_connections: 8,
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_requests_per_connection: 1000,
+            max_connection_age: Duration::from_secs(600),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_write_and_an_idle_connection_are_dropped_a_busy_one_is_not() {
+        let limits = limits();
+        let p = Progress::new();
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(p.verdict(&limits), None);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(p.verdict(&limits), Some("idle"));
+
+        // A request being answered, however long, is not idle.
+        p.moved();
+        p.in_flight.fetch_add(1, Ordering::Relaxed);
+        tokio::time::advance(Duration::from_secs(120)).await;
+        assert_eq!(p.verdict(&limits), None);
+
+        // Its answer cannot be written: dropped once the write waited
+        // write_timeout, counted from the first wait, not the last.
+        p.in_flight.fetch_sub(1, Ordering::Relaxed);
+        p.write_waits();
+        tokio::time::advance(Duration::from_secs(9)).await;
+        p.write_waits();
+        assert_eq!(p.verdict(&limits), None);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(
+            p.verdict(&limits)
+                .is_some_and(|why| why.contains("does not read"))
+        );
+
+        // Bytes moving again clear it.
+        p.moved();
+        assert_eq!(p.verdict(&limits), None);
     }
 }

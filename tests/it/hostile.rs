@@ -268,3 +268,122 @@ fn health_and_other_callers_survive_hostile_clients() {
     let logs = serve.logs();
     assert!(!logs.contains("panicked"), "{logs}");
 }
+
+/// A connection that pipelines `count` requests for `path` and never reads
+/// an answer, with a 4 KiB receive buffer so the answers back up at once.
+fn never_reading(addr: SocketAddr, path: &str, count: usize) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(addr).await.unwrap().into_std().unwrap()
+    });
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let burst = request.repeat(count);
+    // The server stops reading once its answers cannot be written: the
+    // rest of the burst times out here, which is the point.
+    let _ = (&stream).write_all(burst.as_bytes());
+    stream
+}
+
+/// How long until `GET /healthz` on a fresh connection to `addr` answers
+/// 200, trying for at most `within`; `None` if it never does.
+fn healthz_answers(addr: SocketAddr, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut head = [0u8; 12];
+            if s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200") {
+                return Some(started.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// Clients that pipeline requests and never read the answers used to hold
+/// their connection slots for as long as they liked (hyper's header timer
+/// runs only while it reads), so with every slot of a listener taken that
+/// way its health checks timed out. A write that makes no progress for
+/// `write_timeout_seconds` now closes the connection: the API listener
+/// (8 slots) and the metrics listener the chart's probes use (64 slots)
+/// both answer `/healthz` again within a few seconds of the attack. (The
+/// request cap is set out of reach here, so the write deadline is what is
+/// tested; the cap alone also ends these connections, once the kernel has
+/// taken its answers.)
+#[test]
+fn clients_that_never_read_do_not_keep_their_connections() {
+    let base = format!(
+        r#"
+registry: {{type: oci-client-auth, registry_url: "localhost:5000"}}
+projects: []
+auth: {{hs256_secret: {SECRET}}}
+server:
+  max_connections: 8
+  write_timeout_seconds: 1
+  max_requests_per_connection: 1000000
+"#
+    );
+    let bound = Duration::from_secs(6);
+    // The API listener, serving /metrics itself: 8 clients take every slot.
+    let serve = Serve::start(&base, &[]);
+    let held: Vec<TcpStream> = (0..8)
+        .map(|_| never_reading(serve.addr, "/metrics", 20_000))
+        .collect();
+    let answered = healthz_answers(serve.addr, Duration::from_secs(15));
+    assert!(
+        answered.is_some_and(|t| t < bound),
+        "the API listener answered /healthz after {answered:?} with 8 clients that never read"
+    );
+    drop(held);
+
+    // The metrics listener: 64 such clients take every slot of its own.
+    let ops = SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+    let serve = Serve::start(&format!("{base}  metrics_listen: \"{ops}\"\n"), &[]);
+    let held: Vec<TcpStream> = (0..64)
+        .map(|_| never_reading(ops, "/metrics", 20_000))
+        .collect();
+    let answered = healthz_answers(ops, Duration::from_secs(15));
+    assert!(
+        answered.is_some_and(|t| t < bound),
+        "the metrics listener answered /healthz after {answered:?} with 64 clients that never read"
+    );
+    drop(held);
+    drop(serve);
+}
+
+/// A connection ends after `max_requests_per_connection` requests: the
+/// last answer says `Connection: close`, pipelined requests past it are
+/// not answered, and the server closes its side.
+#[test]
+fn a_connection_ends_after_its_request_cap() {
+    let config = format!(
+        "registry: {{type: oci-client-auth, registry_url: \"localhost:5000\"}}\nprojects: []\n\
+         auth: {{hs256_secret: {SECRET}}}\nserver: {{max_requests_per_connection: 3}}\n"
+    );
+    let serve = Serve::start(&config, &[]);
+    let mut s = TcpStream::connect(serve.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(5))
+        .unwrap();
+    let mut answers = String::new();
+    // Read to the end: the server must close, or the read times out.
+    let read = s.read_to_string(&mut answers);
+    assert!(read.is_ok(), "the connection was not closed: {read:?}");
+    assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 3, "{answers}");
+    let last = answers.rsplit("HTTP/1.1 200 OK").next().unwrap();
+    assert!(
+        last.to_ascii_lowercase().contains("connection: close"),
+        "{answers}"
+    );
+}
