@@ -194,25 +194,35 @@ pub fn github_token_url(request_url: &str, audience: &str) -> String {
 /// Anything else, with an example of the expected form.
 pub fn broker_base(server: &str) -> Result<String> {
     let base = server.trim().trim_end_matches('/');
-    let problem = match base.parse::<hyper::Uri>() {
-        Err(e) => Some(e.to_string()),
-        Ok(uri) if !matches!(uri.scheme_str(), Some("http" | "https")) => {
+    let problem = match (base.parse::<hyper::Uri>(), crate::https::check_url(base)) {
+        (Err(e), _) => Some(e.to_string()),
+        (Ok(uri), _) if !matches!(uri.scheme_str(), Some("http" | "https")) => {
             Some("it needs the scheme, http:// or https://".to_string())
         }
-        Ok(uri) if uri.host().is_none_or(str::is_empty) => Some("it has no host".to_string()),
-        Ok(_) if base.contains(['?', '#']) => Some("it has a query or fragment".to_string()),
-        // The caller token is a bearer credential: it crosses a network
-        // only inside TLS.
-        Ok(uri) if uri.scheme_str() == Some("http") && !crate::config::values::is_loopback(uri.host().unwrap_or("")) => {
-            Some("plain http:// would send the caller token unencrypted; use https:// (http:// is for loopback only)".to_string())
-        }
-        Ok(_) => None,
+        (Ok(uri), _) if uri.host().is_none_or(str::is_empty) => Some("it has no host".to_string()),
+        _ if base.contains(['?', '#']) => Some("it has a query or fragment".to_string()),
+        (_, Err(why)) => Some(url_problem(why)),
+        (_, Ok(_)) => None,
     };
     match problem {
         Some(problem) => bail!(
             "--server {server}: not a broker URL: {problem}\n  hint: give serve's base URL, e.g. `--server https://rise.example.com`"
         ),
         None => Ok(base.to_string()),
+    }
+}
+
+/// What is wrong with a URL the caller's (or the runner's) token would go
+/// to, in the words of login's errors.
+fn url_problem(why: crate::https::UrlProblem) -> String {
+    use crate::https::UrlProblem;
+    match why {
+        UrlProblem::NotHttp => "it is not an http:// or https:// URL with a host".to_string(),
+        // `http://localhost:1@10.0.0.1:2` connects to 10.0.0.1:2.
+        UrlProblem::UserInfo => "it has user info (`…@`) before its host, so the token would go to the host after the `@`".to_string(),
+        // The token is a bearer credential: it crosses a network only
+        // inside TLS.
+        UrlProblem::PlainHttp => "plain http:// would send the caller token unencrypted; use https:// (http:// is for loopback only)".to_string(),
     }
 }
 
@@ -543,8 +553,15 @@ async fn github_token(
     request_token: &Secret<String>,
     audience: &str,
 ) -> Result<Secret<String>> {
-    let url = github_token_url(request_url, audience);
     let endpoint = without_query(request_url);
+    // The runner's request token goes there: the same rule as --server.
+    if let Err(why) = crate::https::check_url(request_url) {
+        bail!(
+            "{GITHUB_URL_VAR} {endpoint}: not a token endpoint login sends the request token to: {}",
+            url_problem(why)
+        );
+    }
+    let url = github_token_url(request_url, audience);
     let answer = get(&url, &format!("bearer {}", request_token.expose()))
         .await
         .map_err(|cause| {
@@ -916,6 +933,33 @@ mod tests {
         assert!(text.contains("[REDACTED]"));
     }
 
+    #[tokio::test]
+    async fn the_runner_token_goes_only_where_a_caller_token_may() {
+        let request = Secret::new("runner-secret".to_string());
+        for (bad, why) in [
+            (
+                "http://[::ffff:10.0.0.1]:1/t?api-version=2.0",
+                "unencrypted",
+            ),
+            ("http://pipelines.example.com/t", "unencrypted"),
+            ("http://localhost:1@127.0.0.1:2/t", "user info"),
+            ("file:///etc/passwd", "not an http:// or https:// URL"),
+        ] {
+            let e = format!(
+                "{:#}",
+                github_token(bad, &request, "rise").await.unwrap_err()
+            );
+            assert!(
+                e.starts_with("ACTIONS_ID_TOKEN_REQUEST_URL ") && e.contains(why),
+                "{bad}: {e}"
+            );
+            assert!(
+                !e.contains("runner-secret") && !e.contains("api-version"),
+                "{e}"
+            );
+        }
+    }
+
     #[test]
     fn urls_are_built_from_checked_parts() {
         assert_eq!(
@@ -947,6 +991,21 @@ mod tests {
         }
         let e = err_text(broker_base("http://rise.example.com").unwrap_err());
         assert!(e.contains("unencrypted; use https://"), "{e}");
+        // IPv4's loopback in IPv6 form is loopback; another address in that
+        // form is not; user info that hides the real host is refused.
+        assert!(broker_base("http://[::ffff:127.0.0.1]:3000").is_ok());
+        let e = err_text(broker_base("http://[::ffff:10.0.0.1]:3000").unwrap_err());
+        assert!(e.contains("unencrypted; use https://"), "{e}");
+        for hidden in [
+            "http://localhost:18090@127.0.0.1:13000",
+            "https://rise.example.com@evil.example.com",
+        ] {
+            let e = err_text(broker_base(hidden).unwrap_err());
+            assert!(
+                e.contains("user info (`…@`) before its host"),
+                "{hidden}: {e}"
+            );
+        }
         for bad in [
             "rise.example.com",
             "ftp://rise.example.com",

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use super::error::Problem;
+use crate::https::UrlProblem;
 
 pub(crate) fn socket_addr(s: &str) -> Result<SocketAddr, Problem> {
     s.parse().map_err(|_| {
@@ -25,35 +26,24 @@ pub(super) fn http_url(s: &str) -> Result<String, Problem> {
     }
 }
 
-/// Keys come from a JWKS URL, so plain HTTP is allowed only when the host
-/// itself is loopback, and a URL with user info (`user@host`, which reads
-/// like one host and fetches from another) is refused.
+/// Keys come from a JWKS URL, so it is held to [`crate::https::check_url`]:
+/// plain HTTP is allowed only when the host itself is loopback, and a URL
+/// with user info (`user@host`, which reads like one host and fetches from
+/// another) is refused.
 pub(crate) fn jwks_url(s: &str) -> Result<String, Problem> {
     let url = http_url(s)?;
-    let not_a_url = || Problem::new(format!("`{s}` is not a URL"));
-    let uri: hyper::Uri = s.parse().map_err(|_| not_a_url())?;
-    let authority = uri.authority().ok_or_else(not_a_url)?;
-    if authority.as_str().contains('@') {
-        return Err(
-            Problem::new(format!("`{s}` has user info (`…@`) before its host"))
-                .hint("write the URL without `user:password@`; keys are fetched from the host after the `@`"),
-        );
+    match crate::https::check_url(s) {
+        Ok(_) => Ok(url),
+        Err(UrlProblem::UserInfo) => Err(Problem::new(format!(
+            "`{s}` has user info (`…@`) before its host"
+        ))
+        .hint(
+            "write the URL without `user:password@`; keys are fetched from the host after the `@`",
+        )),
+        Err(UrlProblem::PlainHttp) => Err(Problem::new(format!("`{s}` must use https://"))
+            .hint("token-verification keys fetched over plain HTTP could be swapped in transit")),
+        Err(UrlProblem::NotHttp) => Err(Problem::new(format!("`{s}` is not a URL"))),
     }
-    if uri.scheme_str() == Some("https") || is_loopback(authority.host()) {
-        Ok(url)
-    } else {
-        Err(Problem::new(format!("`{s}` must use https://"))
-            .hint("token-verification keys fetched over plain HTTP could be swapped in transit"))
-    }
-}
-
-/// `localhost` or a loopback IP address (`127.0.0.0/8`, `[::1]`).
-pub(crate) fn is_loopback(host: &str) -> bool {
-    let ip = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || ip
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The name of an `auth.issuers` entry, as workload rules and logs use
