@@ -187,6 +187,10 @@ pub struct LoginArgs {
     /// podman, else the Docker config file
     #[arg(long, value_enum, default_value_t = LoginMethod::Auto)]
     pub method: LoginMethod,
+    /// The registry host the credentials must be for (the broker's
+    /// `registry_url`); anything else is refused before any login
+    #[arg(long, value_name = "HOST")]
+    pub registry: Option<String>,
 }
 
 /// `login --method`.

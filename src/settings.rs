@@ -172,6 +172,7 @@ fn login(args: LoginArgs) -> LoginOptions {
             LoginMethod::Podman => Method::Podman,
             LoginMethod::ConfigFile => Method::ConfigFile,
         },
+        registry: args.registry,
     }
 }
 

@@ -68,6 +68,8 @@ pub struct LoginOptions {
     /// The `aud` asked of GitHub Actions' token endpoint.
     pub audience: String,
     pub method: Method,
+    /// `--registry`: the registry host the credentials must be for.
+    pub registry: Option<String>,
 }
 
 /// The token flags as given; clap lets at most one through.
@@ -296,7 +298,66 @@ pub fn parse_grant(body: &[u8]) -> Result<Grant> {
     if grant.username.is_empty() != grant.password.expose().is_empty() {
         bail!("the broker's answer has a username or a password, but not both");
     }
+    // The username is printed and becomes `user:password` in the Docker
+    // config: a `:` would make another user of the password, a control
+    // character would rewrite the line it is printed on.
+    if grant.username.contains(':') || grant.username.chars().any(char::is_control) {
+        bail!(
+            "the broker's answer has username `{}`, which holds a `:` or a control character",
+            grant.username.escape_default()
+        );
+    }
+    // The image is what the pipeline pushes to: it must be a repository
+    // on the registry just logged in to, one line, nothing else.
+    if !is_repository_on(&grant.image, &grant.registry) {
+        bail!(
+            "the broker's answer names image `{}`, which is not a repository on {}",
+            grant.image.escape_default(),
+            grant.registry
+        );
+    }
     Ok(grant)
+}
+
+/// Whether `image` is `{registry}/{path}`, `path` a repository name as
+/// the OCI distribution spec writes them: lower-case components of
+/// letters and digits joined by `.`, `_`, `__` or dashes, separated by
+/// `/`; no tag, digest or anything after.
+fn is_repository_on(image: &str, registry: &str) -> bool {
+    let Some(path) = image
+        .strip_prefix(registry)
+        .and_then(|rest| rest.strip_prefix('/'))
+    else {
+        return false;
+    };
+    let component = |c: &str| {
+        let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        let bytes = c.as_bytes();
+        if bytes.first().is_none_or(|b| !alnum(*b)) || bytes.last().is_none_or(|b| !alnum(*b)) {
+            return false;
+        }
+        // Separators between alphanumeric runs: `.`, `_`, `__` or dashes.
+        let mut run = String::new();
+        for &b in bytes {
+            if alnum(b) {
+                if !(run.is_empty()
+                    || run == "."
+                    || run == "_"
+                    || run == "__"
+                    || run.bytes().all(|r| r == b'-'))
+                {
+                    return false;
+                }
+                run.clear();
+            } else if matches!(b, b'.' | b'_' | b'-') {
+                run.push(char::from(b));
+            } else {
+                return false;
+            }
+        }
+        true
+    };
+    path.len() <= 255 && path.split('/').all(component)
 }
 
 /// What was asked, for the messages of a refusal.
@@ -314,8 +375,12 @@ pub fn broker_refusal(
     body: &[u8],
 ) -> anyhow::Error {
     let v: Value = serde_json::from_slice(body).unwrap_or_default();
-    let code = v["error"]["code"].as_str().unwrap_or_default();
-    let message = v["error"]["message"].as_str().unwrap_or_default();
+    // The broker's words are printed: without control characters, so
+    // they cannot rewrite the lines around them.
+    let visible = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).collect() };
+    let code = visible(v["error"]["code"].as_str().unwrap_or_default());
+    let message = visible(v["error"]["message"].as_str().unwrap_or_default());
+    let (code, message) = (code.as_str(), message.as_str());
     let detail = match (code, message) {
         ("", "") => status.as_u16().to_string(),
         ("", m) => format!("{} {m}", status.as_u16()),
@@ -452,6 +517,14 @@ pub fn run(options: &LoginOptions, env: &mut Env<'_>) -> Result<Status> {
         access: options.access,
     };
     let grant = runtime.block_on(ask_broker(&ask, &token))?;
+    if let Some(expected) = &options.registry
+        && grant.registry != *expected
+    {
+        bail!(
+            "the broker handed out credentials for {}, not for --registry {expected}; nothing was logged in\n  hint: check --server, or drop --registry if the broker's registry moved",
+            grant.registry
+        );
+    }
     if grant.is_anonymous() {
         writeln!(
             env.stderr,
@@ -592,12 +665,21 @@ async fn ask_broker(ask: &Ask<'_>, token: &Secret<String>) -> Result<Grant> {
             )
         })?;
     if answer.status != StatusCode::OK {
-        return Err(broker_refusal(
+        let refusal = broker_refusal(
             ask,
             answer.status,
             answer.retry_after.as_deref(),
             &answer.body,
-        ));
+        );
+        // A broker (or a proxy before it) that echoes the request would
+        // put the caller token on stderr, into the CI log.
+        let text = format!("{refusal:#}");
+        let secret = token.expose();
+        return Err(if !secret.is_empty() && text.contains(secret.as_str()) {
+            anyhow!("{}", text.replace(secret.as_str(), "[REDACTED]"))
+        } else {
+            refusal
+        });
     }
     parse_grant(&answer.body).map_err(|e| {
         anyhow!(
@@ -906,6 +988,63 @@ mod tests {
     }
 
     #[test]
+    fn the_brokers_answer_is_checked_before_it_is_printed_or_used() {
+        let answer = |user: &str, image: &str| {
+            let body = serde_json::json!({
+                "credentials": {"registry_url": "registry.example.com:5000",
+                                "username": user, "password": "p"},
+                "image": image});
+            parse_grant(body.to_string().as_bytes())
+        };
+        let on = "registry.example.com:5000/rise-apps/my-app";
+        assert!(answer("AWS", on).is_ok());
+        assert!(answer("AWS", "registry.example.com:5000/a/b__c/d-e.f/g--h").is_ok());
+        for image in [
+            // Another registry: `docker push "$IMAGE"` would go there.
+            "evil.example.com/rise-apps/my-app",
+            "registry.example.com:50001/rise-apps/my-app",
+            "registry.example.com:5000.evil.example.com/x",
+            // A second line, a tag, upper case, an empty component.
+            "registry.example.com:5000/rise-apps/my-app\nevil.example.com/x",
+            "registry.example.com:5000/rise-apps/my-app:latest",
+            "registry.example.com:5000/Rise/my-app",
+            "registry.example.com:5000//my-app",
+            "registry.example.com:5000/my-app/",
+            "registry.example.com:5000/-x",
+            "registry.example.com:5000",
+        ] {
+            let e = err_text(answer("AWS", image).unwrap_err());
+            assert!(
+                e.contains("which is not a repository on registry.example.com:5000"),
+                "{image}: {e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+        }
+        for user in ["a:b", "AWS\u{1b}[2K", "line\nbreak"] {
+            let e = err_text(answer(user, on).unwrap_err());
+            assert!(
+                e.contains("holds a `:` or a control character"),
+                "{user:?}: {e}"
+            );
+            assert!(!e.chars().any(char::is_control), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_prints_the_brokers_words_without_control_characters() {
+        let project = ProjectName::parse("my-app").unwrap();
+        let ask = Ask {
+            base: "https://b",
+            project: &project,
+            access: AccessKind::Push,
+        };
+        let body = br#"{"error":{"code":"denied\u001b[2K","message":"no\rpe\nhidden"}}"#;
+        let e = err_text(broker_refusal(&ask, StatusCode::FORBIDDEN, None, body));
+        assert!(e.contains("403 denied[2K: nopehidden"), "{e:?}");
+        assert!(!e.contains('\u{1b}') && !e.contains('\r'), "{e:?}");
+    }
+
+    #[test]
     fn tokens_never_show_in_debug() {
         let source = TokenSource::GitHubActions {
             request_url: "https://gh".into(),
@@ -921,6 +1060,7 @@ mod tests {
             },
             audience: "rise".into(),
             method: Method::Auto,
+            registry: None,
         };
         let grant = parse_grant(
             br#"{"credentials":{"registry_url":"r:5000","username":"u","password":"registry-secret"},"image":"r:5000/x"}"#,

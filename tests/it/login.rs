@@ -661,7 +661,7 @@ fn the_docs_name_every_login_flag() {
         .map(|(_, rest)| format!("--{}", rest.split([' ', '.']).next().unwrap()))
         .filter(|f| !global.contains(&f.as_str()))
         .collect();
-    assert_eq!(flags.len(), 8, "{flags:?}");
+    assert_eq!(flags.len(), 9, "{flags:?}");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let doc = std::fs::read_to_string(root.join("docs/ci.md")).unwrap();
     let section = doc
@@ -684,4 +684,104 @@ fn the_docs_name_every_login_flag() {
     for flag in &flags {
         assert!(usage.contains(flag.as_str()), "README's usage lacks {flag}");
     }
+}
+
+/// A broker that answers every credential request with `status` and
+/// `body`, where `{auth}` in the body is replaced by the request's
+/// `Authorization` header: a broker (or a proxy before one) that echoes
+/// what it was sent, or hands out what it likes.
+fn hostile_broker(status: u16, body: &'static str) -> support::http::LoopbackServer {
+    support::http::spawn_server(move |req: hyper::Request<_>| {
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = body.replace("{auth}", &auth);
+        async move {
+            hyper::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap()
+        }
+    })
+}
+
+/// login takes nothing from a broker on trust: an answer that echoes the
+/// caller token never puts it on stderr, an image on another registry is
+/// refused and nothing is printed to push to, and `--registry` pins the
+/// registry the credentials must be for.
+#[test]
+fn login_checks_what_the_broker_answers() {
+    let token = "caller-token-that-must-not-leak";
+    let env = [("RISE_ID_TOKEN", token)];
+    let run = |server: &support::http::LoopbackServer, extra: &[&str]| {
+        let url = format!("http://{}", server.addr);
+        let args = [
+            &[
+                "--server",
+                url.as_str(),
+                "--project",
+                "my-app",
+                "--token-env",
+                "RISE_ID_TOKEN",
+            ][..],
+            extra,
+        ]
+        .concat();
+        login(&args, &env, "")
+    };
+
+    let echo = hostile_broker(
+        403,
+        r#"{"error":{"code":"forbidden","message":"you sent {auth}"}}"#,
+    );
+    let out = run(&echo, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        !stderr.contains(token),
+        "the token reached stderr: {stderr}"
+    );
+    assert!(stderr.contains("you sent Bearer [REDACTED]"), "{stderr}");
+
+    let elsewhere = hostile_broker(
+        200,
+        r#"{"credentials":{"registry_url":"localhost:5000","username":"","password":""},"image":"evil.example.com/rise-apps/my-app"}"#,
+    );
+    let out = run(&elsewhere, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "an image was printed: {}",
+        text(&out.stdout)
+    );
+    assert!(
+        stderr.contains("names image `evil.example.com/rise-apps/my-app`, which is not a repository on localhost:5000"),
+        "{stderr}"
+    );
+
+    let other = hostile_broker(
+        200,
+        r#"{"credentials":{"registry_url":"other.example.com:5000","username":"","password":""},"image":"other.example.com:5000/rise-apps/my-app"}"#,
+    );
+    let out = run(&other, &["--registry", "localhost:5000"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr
+            .contains("credentials for other.example.com:5000, not for --registry localhost:5000"),
+        "{stderr}"
+    );
+    // The same answer without the pin is a registry without login.
+    let out = run(&other, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "other.example.com:5000/rise-apps/my-app\n"
+    );
 }
