@@ -131,7 +131,7 @@ async fn watch_config(app: Arc<App>, source: ConfigSource, mut stopped: watch::R
             None
         }
     };
-    let mut seen = fingerprint(&source.location.read_layers());
+    let mut settle = Settle::new(fingerprint(&source.location.read_layers()));
     let mut tick = tokio::time::interval(CONFIG_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -142,13 +142,74 @@ async fn watch_config(app: Arc<App>, source: ConfigSource, mut stopped: watch::R
         };
         let sources = source.location.read_layers();
         let now = fingerprint(&sources);
-        // Files unchanged since the last attempt, applied or refused: a
-        // refused config is reported once, not every poll.
-        if trigger == "files" && now == seen {
-            continue;
+        // SIGHUP is an operator's word: applied at once. A change in the
+        // files waits until they have read the same for CONFIG_SETTLE.
+        let apply = if trigger == "SIGHUP" {
+            settle.applied(now);
+            true
+        } else {
+            settle.read(now, tokio::time::Instant::now())
+        };
+        if apply {
+            reload(&app, &source, sources, trigger).await;
         }
-        seen = now;
-        reload(&app, &source, sources, trigger).await;
+    }
+}
+
+/// How long changed files must read the same before they are applied: a
+/// writer that rewrites a file in place (truncate, then write) may pause
+/// halfway, and a half-written file can read as a valid config that
+/// grants more than either the old or the new one (a rule cut before its
+/// last condition). Two polls at least, so a pause shorter than this is
+/// never applied. A ConfigMap's atomic swap only waits this long.
+const CONFIG_SETTLE: Duration = Duration::from_secs(3);
+
+/// When a change in the config files is applied: once they have read the
+/// same for [`CONFIG_SETTLE`]. Pure: times are given.
+#[derive(Debug)]
+struct Settle<F> {
+    /// The files as last applied or refused (a refused config is reported
+    /// once, not every poll).
+    seen: F,
+    /// Files that differ from `seen`, and since when they read so.
+    pending: Option<(F, tokio::time::Instant)>,
+}
+
+impl<F: PartialEq> Settle<F> {
+    fn new(seen: F) -> Self {
+        Self {
+            seen,
+            pending: None,
+        }
+    }
+
+    /// `now` was applied without waiting (SIGHUP).
+    fn applied(&mut self, now: F) {
+        self.seen = now;
+        self.pending = None;
+    }
+
+    /// The files read `read` at `at`: whether to apply them now.
+    fn read(&mut self, read: F, at: tokio::time::Instant) -> bool {
+        if read == self.seen {
+            // Back to what runs (a writer that put the old text back).
+            self.pending = None;
+            return false;
+        }
+        match &self.pending {
+            Some((files, since)) if *files == read => {
+                if at.duration_since(*since) >= CONFIG_SETTLE {
+                    self.applied(read);
+                    return true;
+                }
+                false
+            }
+            // New, or still moving: the settle window starts again.
+            _ => {
+                self.pending = Some((read, at));
+                false
+            }
+        }
     }
 }
 
@@ -205,6 +266,7 @@ async fn reload(
                 removed = ?change.removed,
                 auth_changed = change.auth_changed,
                 projects = change.config.projects.len(),
+                access = ?change.access,
                 "config reloaded"
             );
             if !change.restart_needed.is_empty() {
@@ -305,5 +367,32 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    #[tokio::test(start_paused = true)]
+    async fn changed_files_apply_once_they_read_the_same_for_the_settle_window() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut settle = Settle::new("a");
+        assert!(!settle.read("a", at(2)), "unchanged");
+        // Half-written at 2 s, whole at 4 s: the half is never applied.
+        assert!(!settle.read("a-half", at(2)));
+        assert!(!settle.read("a-whole", at(4)));
+        assert!(!settle.read("a-whole", at(6)));
+        assert!(settle.read("a-whole", at(8)), "the same for 4 s >= 3 s");
+        assert!(!settle.read("a-whole", at(10)), "applied once");
+        // A change that goes back before it settles applies nothing.
+        assert!(!settle.read("b", at(12)));
+        assert!(!settle.read("a-whole", at(14)));
+        assert!(!settle.read("a-whole", at(20)));
+        // SIGHUP applies at once and the window starts from there.
+        settle.applied("c");
+        assert!(!settle.read("c", at(22)));
     }
 }

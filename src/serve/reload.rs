@@ -38,6 +38,10 @@ pub struct Change {
     pub auth_changed: bool,
     pub added: Vec<String>,
     pub removed: Vec<String>,
+    /// Who may now do what, and who no longer may: one line per list that
+    /// changed (`auth.admins`, and each project's `access` and
+    /// `pull_access`), its entries added (`+`) and removed (`-`).
+    pub access: Vec<String>,
 }
 
 /// Compares `new` with `running`; see the module docs.
@@ -56,13 +60,56 @@ pub fn plan(running: &Config, mut new: Config) -> Change {
             .collect()
     };
     let (before, after) = (names(running), names(&new));
+    let access = access_changes(running, &new);
     Change {
         config: new,
         restart_needed,
         auth_changed,
         added: after.difference(&before).cloned().collect(),
         removed: before.difference(&after).cloned().collect(),
+        access,
     }
+}
+
+/// The access lists of `running` and `new` compared entry by entry: the
+/// admins, and per project its `access` and `pull_access` (a project added
+/// or removed shows all its entries as added or removed).
+fn access_changes(running: &Config, new: &Config) -> Vec<String> {
+    fn entries<T: serde::Serialize>(list: &[T]) -> BTreeSet<String> {
+        list.iter().map(|e| json(e).to_string()).collect()
+    }
+    let mut lists: std::collections::BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> =
+        std::collections::BTreeMap::new();
+    for (side, config) in [(0, running), (1, new)] {
+        let mut put = |key: String, set: BTreeSet<String>| {
+            let slot = lists.entry(key).or_default();
+            if side == 0 {
+                slot.0 = set;
+            } else {
+                slot.1 = set;
+            }
+        };
+        put("auth.admins".into(), entries(&config.auth.admins));
+        for p in &config.projects {
+            put(format!("projects[{}].access", p.name), entries(&p.access));
+            put(
+                format!("projects[{}].pull_access", p.name),
+                entries(&p.pull_access),
+            );
+        }
+    }
+    lists
+        .into_iter()
+        .filter(|(_, (before, after))| before != after)
+        .map(|(key, (before, after))| {
+            let mut parts: Vec<String> = after
+                .difference(&before)
+                .map(|e| format!("+ {e}"))
+                .collect();
+            parts.extend(before.difference(&after).map(|e| format!("- {e}")));
+            format!("{key}: {}", parts.join(", "))
+        })
+        .collect()
 }
 
 fn json(value: &impl serde::Serialize) -> Value {
@@ -175,6 +222,33 @@ mod tests {
     const BASE: &str = "registry: {type: oci-client-auth, registry_url: 'localhost:5000'}\n\
         auth: {hs256_secret: 0123456789abcdef0123456789abcdef}\n\
         server: {listen: '127.0.0.1:3000'}\n";
+
+    #[test]
+    fn each_reload_names_the_access_it_grants_and_takes_away() {
+        const REGISTRY: &str =
+            "registry: {type: oci-client-auth, registry_url: 'localhost:5000'}\n";
+        let with = |rest: &str| config(&[REGISTRY, rest].concat());
+        let running = with(
+            "projects: [{name: a, access: ['user:alice']}, {name: gone, access: ['user:x']}]\n\
+             auth: {hs256_secret: 0123456789abcdef0123456789abcdef, admins: ['group:ops']}\n",
+        );
+        let new = with(
+            "projects: [{name: a, access: ['user:bob'], pull_access: ['group:deploy']}]\n\
+             auth: {hs256_secret: 0123456789abcdef0123456789abcdef, admins: ['group:ops', 'user:eve']}\n",
+        );
+        assert_eq!(
+            plan(&running, new).access,
+            [
+                r#"auth.admins: + "user:eve""#,
+                r#"projects[a].access: + "user:bob", - "user:alice""#,
+                r#"projects[a].pull_access: + "group:deploy""#,
+                r#"projects[gone].access: - "user:x""#,
+            ]
+        );
+        let same = "projects: [{name: a, access: ['user:alice']}]\n\
+                    auth: {hs256_secret: 0123456789abcdef0123456789abcdef}\n";
+        assert!(plan(&with(same), with(same)).access.is_empty());
+    }
 
     #[test]
     fn projects_and_access_apply_live_and_nothing_needs_a_restart() {

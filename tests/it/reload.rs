@@ -235,3 +235,42 @@ async fn a_reload_drops_cached_credentials_of_removed_projects() {
     );
     assert_eq!(get(&url, Some(&t)).await.status, 404);
 }
+
+/// A writer that rewrites `default.yaml` in place and pauses halfway
+/// leaves a file that reads as a valid config of its own (here the first
+/// of the new projects only; in general a rule cut before its last
+/// condition, which grants more). serve applies the files only once they
+/// have read the same for its settle window, so the half is never
+/// applied; the whole file is, once, and the reload names the access it
+/// grants.
+#[test]
+fn a_file_written_in_place_is_applied_only_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("default.yaml");
+    std::fs::write(&file, config(&[("app-a", "alice")], "")).unwrap();
+    let serve = Serve::start_in(dir.path(), "default", &[]);
+    let whole = config(
+        &[("app-a", "alice"), ("app-b", "bob"), ("app-c", "carol")],
+        "",
+    );
+    let half = config(&[("app-a", "alice"), ("app-b", "bob")], "");
+    assert!(whole.starts_with(&half));
+    std::fs::write(&file, &half).unwrap();
+    // Longer than a poll (2 s), shorter than the settle window after it.
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::write(&file, &whole).unwrap();
+    eventually("the reload of the whole file", &serve, || {
+        status(&serve, "app-c", "carol") == 200
+    });
+    let logs = serve.logs();
+    let reloads: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("config reloaded"))
+        .collect();
+    assert_eq!(reloads.len(), 1, "{logs}");
+    assert!(reloads[0].contains("projects=3"), "{logs}");
+    assert!(
+        reloads[0].contains(r#"projects[app-c].access: + \"user:carol\""#),
+        "{logs}"
+    );
+}
