@@ -33,6 +33,21 @@ pub const MAX_CONDITION_BYTES: usize = 512;
 /// no more than none would, so a rule may not rest on them.
 pub const VERIFIED_CLAIMS: [&str; 6] = ["iss", "aud", "exp", "nbf", "iat", "jti"];
 
+/// Claims that name whose pipeline a token is (GitHub Actions:
+/// `repository`, `repository_owner`, `repository_id`; GitLab CI:
+/// `project_path`, `namespace_path`; both spell the repository or project
+/// into `sub`). An issuer that signs for every customer of a CI service
+/// (a public issuer) admits a rule only when it pins one of them
+/// ([`WorkloadRule::pins_tenant`]).
+pub const TENANT_CLAIMS: [&str; 6] = [
+    "repository",
+    "repository_owner",
+    "repository_id",
+    "project_path",
+    "namespace_path",
+    "sub",
+];
+
 /// One `claims_like` pattern: anchored glob with `*` and `?`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimPattern {
@@ -67,6 +82,28 @@ impl ClaimPattern {
 
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The literal text before the first wildcard.
+    fn prefix(&self) -> &str {
+        let end = self.text.find(['*', '?']).unwrap_or(self.text.len());
+        &self.text[..end]
+    }
+
+    /// Whether the pattern fixes an owner: its literal beginning runs to
+    /// a `/` after at least one other character (`acme/*`,
+    /// `repo:acme/app-*`), so no other owner's values match.
+    pub fn pins_owner(&self) -> bool {
+        self.prefix().find('/').is_some_and(|i| i > 0)
+    }
+
+    /// Whether every literal character is a separator (`*/*`, `?*-*`,
+    /// `*:*`): such a pattern tells almost nothing apart.
+    pub fn only_separators(&self) -> bool {
+        self.text
+            .chars()
+            .filter(|c| !matches!(c, '*' | '?'))
+            .all(|c| matches!(c, '/' | '-' | '_' | '.' | ':' | ' '))
     }
 
     /// Whether `value` matches, whole. Greedy with one backtrack point (the
@@ -165,6 +202,17 @@ impl WorkloadRule {
             claims,
             claims_like,
         })
+    }
+
+    /// Whether the rule names whose pipelines it admits: an exact value of
+    /// one of the [`TENANT_CLAIMS`], or a pattern on one that fixes the
+    /// owner ([`ClaimPattern::pins_owner`]).
+    pub fn pins_tenant(&self) -> bool {
+        let tenant = |name: &String| TENANT_CLAIMS.contains(&name.as_str());
+        self.claims.keys().any(tenant)
+            || self.claims_like.iter().any(|(name, patterns)| {
+                tenant(name) && patterns.iter().all(ClaimPattern::pins_owner)
+            })
     }
 
     /// Whether a token verified by issuer `issuer`, whose string claims

@@ -24,7 +24,8 @@ pub use layers::Source;
 pub use location::{DEFAULT_CONFIG_DIR, DEFAULT_RUN_MODE, Location, shell_word};
 pub use model::*;
 pub use safety::ShippedSecret;
-pub(crate) use safety::{check_serve_secret, recommendations};
+pub(crate) use safety::check_serve_secret;
+pub use safety::recommendations;
 pub use substitute::substitute;
 
 /// A loaded configuration and the files it came from.

@@ -228,6 +228,16 @@ impl<'a> IssuerRef<'a> {
             Self::Listed(i) => i.principals,
         }
     }
+
+    /// Whether it signs only for its owner's pipelines: always for the
+    /// single-issuer keys (the platform's own issuer or secret), as
+    /// `private` says for a listed issuer.
+    pub fn private(&self) -> bool {
+        match self {
+            Self::Single(_) => true,
+            Self::Listed(i) => i.private,
+        }
+    }
 }
 
 /// An entry of `auth.issuers`: an OIDC issuer whose tokens serve accepts,
@@ -251,6 +261,12 @@ pub struct IssuerConfig {
     /// default, so only workload rules naming this issuer match its tokens.
     pub principals: bool,
     pub groups_claim: String,
+    /// Whether only its owner's pipelines get its tokens (an IdP or a CI
+    /// server of one's own): then a workload rule need not pin a tenant
+    /// claim. Off by default: GitHub Actions and gitlab.com sign for
+    /// everyone.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
 }
 
 /// A signature algorithm an issuer may use (asymmetric only: a shared

@@ -60,7 +60,7 @@ pub(crate) fn check_serve_secret(
 
 /// Settings that are valid but weaker than they should be, for
 /// `config --check` to recommend (errors are the loader's job).
-pub(crate) fn recommendations(config: &Config) -> Vec<String> {
+pub fn recommendations(config: &Config) -> Vec<String> {
     let auth = &config.auth;
     let mut out = Vec::new();
     if auth.hs256_secret.is_some() {
@@ -72,6 +72,29 @@ pub(crate) fn recommendations(config: &Config) -> Vec<String> {
                 out.push(format!(
                     "auth.{key} is not set, so HS256 tokens for any {key} are accepted; set it to what your tokens carry in `{claim}`"
                 ));
+            }
+        }
+    }
+    // Patterns whose literal part is only separators tell almost nothing
+    // apart, even beside a pinned tenant.
+    for project in &config.projects {
+        let lists = [
+            ("access", &project.access),
+            ("pull_access", &project.pull_access),
+        ];
+        for (list, rules) in lists {
+            for (i, rule) in rules.iter().enumerate() {
+                let crate::auth::AccessRule::Workload(rule) = rule else {
+                    continue;
+                };
+                for (claim, patterns) in &rule.claims_like {
+                    for pattern in patterns.iter().filter(|p| p.only_separators()) {
+                        out.push(format!(
+                            "projects[{}].{list}[{i}].claims_like.{claim}: `{pattern}` has only separators besides its wildcards, so it matches almost any value; name the values it should match",
+                            project.name
+                        ));
+                    }
+                }
             }
         }
     }

@@ -144,6 +144,28 @@ impl Reader {
                 Problem::new(format!("no issuer named `{name}` in `auth`")).hint(hint),
             );
         }
+        // A public issuer signs for every customer of its CI service: a
+        // rule of its must say whose pipelines it admits.
+        for (rule, origin, path) in std::mem::take(&mut self.rules) {
+            let public = auth
+                .issuer_named(&rule.issuer)
+                .is_some_and(|i| !i.private());
+            if public && !rule.pins_tenant() {
+                self.push(
+                    &origin,
+                    &path,
+                    Problem::new(format!(
+                        "this rule does not say whose pipelines it admits: `{}` signs tokens for every customer of its CI service, so it would admit other customers' jobs",
+                        rule.issuer
+                    ))
+                    .hint(format!(
+                        "pin one of {} exactly in `claims` (or in `claims_like` with a pattern that fixes the owner, such as `acme/*`); if `{}` is an issuer of your own, say `private: true` in its `auth.issuers` entry",
+                        crate::auth::claims::TENANT_CLAIMS.join(", "),
+                        rule.issuer
+                    )),
+                );
+            }
+        }
     }
 
     fn registry(&mut self, node: &Node, path: &str) -> Option<RegistryConfig> {
@@ -593,7 +615,10 @@ impl Reader {
             return None;
         }
         match WorkloadRule::new(issuer, claims, claims_like) {
-            Ok(rule) => Some(rule),
+            Ok(rule) => {
+                self.rules.push((rule.clone(), origin, path.to_string()));
+                Some(rule)
+            }
             Err(message) => {
                 self.push(
                     &origin,
@@ -710,6 +735,9 @@ impl Reader {
         let groups_claim = self
             .optional(&mut m, "groups_claim", Self::string)
             .unwrap_or_else(|| "groups".into());
+        let private = self
+            .optional(&mut m, "private", Self::bool)
+            .unwrap_or(false);
         let origin = m.origin_of("name");
         self.finish(m);
         Some((
@@ -722,6 +750,7 @@ impl Reader {
                 leeway_seconds,
                 principals,
                 groups_claim,
+                private,
             },
             origin,
         ))

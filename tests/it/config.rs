@@ -601,3 +601,57 @@ auth:
         "{out}"
     );
 }
+
+/// For an issuer that signs for every customer of a CI service (GitHub
+/// Actions, gitlab.com), a rule must say whose pipelines it admits: a
+/// pattern that admits almost everything, or a rule on `ref` alone, is
+/// refused with the claims to pin; an owner fixed by a pattern (`acme/*`)
+/// is enough; an issuer marked `private: true` may have such rules, and
+/// `config --check` still warns of patterns made only of separators.
+#[test]
+fn rules_of_a_public_issuer_must_pin_whose_pipelines_they_admit() {
+    let with = |private: &str, rules: &str| {
+        format!(
+            "registry: {{type: oci-client-auth, registry_url: \"localhost:5000\"}}\n\
+             projects:\n  - name: my-app\n    access:\n{rules}\
+             auth:\n  issuers:\n    - {{name: gh, issuer: \"https://token.actions.githubusercontent.com\", audience: rise{private}}}\n"
+        )
+    };
+    let loose = "      - {issuer: gh, claims_like: {repository: \"*/*\"}}\n\
+                 \x20     - {issuer: gh, claims_like: {repository: \"?*/*\"}}\n\
+                 \x20     - {issuer: gh, claims_like: {repository_owner: \"*-*\"}}\n\
+                 \x20     - {issuer: gh, claims: {ref: refs/heads/main}}\n";
+    let out = errors(&[("a.yaml", &with("", loose))]);
+    for i in 0..4 {
+        let expected = format!(
+            "a.yaml:{}: projects[0].access[{i}]: this rule does not say whose pipelines it admits: `gh` signs tokens for every customer of its CI service",
+            5 + i
+        );
+        assert!(out.contains(&expected), "missing {expected:?} in:\n{out}");
+    }
+    assert!(
+        out.contains("hint: pin one of repository, repository_owner, repository_id, project_path, namespace_path, sub exactly"),
+        "{out}"
+    );
+    assert!(
+        out.contains("say `private: true` in its `auth.issuers` entry"),
+        "{out}"
+    );
+
+    let pinned = "      - {issuer: gh, claims: {repository: acme/my-app, ref: refs/heads/main}}\n\
+                  \x20     - {issuer: gh, claims_like: {repository: \"acme/*\"}}\n\
+                  \x20     - {issuer: gh, claims: {sub: \"repo:acme/my-app:environment:prod\"}}\n\
+                  \x20     - {issuer: gh, claims: {repository_owner: acme}, claims_like: {job_workflow_ref: \"*/*\"}}\n";
+    let config = load(&[("b.yaml", &with("", pinned))]).unwrap_or_else(|e| panic!("{e}"));
+    let advice = rise_registry::config::recommendations(&config);
+    assert_eq!(
+        advice,
+        [
+            "projects[my-app].access[3].claims_like.job_workflow_ref: `*/*` has only separators besides its wildcards, so it matches almost any value; name the values it should match"
+        ],
+    );
+
+    let own =
+        load(&[("c.yaml", &with(", private: true", loose))]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rise_registry::config::recommendations(&own).len(), 3);
+}
