@@ -132,6 +132,8 @@ pub struct Rules {
     /// The issuer's name in config ([`crate::config::DEFAULT_ISSUER`] for
     /// the single-issuer keys).
     name: Arc<str>,
+    /// [`IssuerRef::key_fingerprint`]: what a ticket of its callers carries.
+    key: Arc<str>,
     hs256: Option<DecodingKey>,
     issuer: Option<String>,
     /// Accepted `aud` values; empty means `aud` is not checked (only the
@@ -178,6 +180,7 @@ impl Rules {
         match issuer {
             IssuerRef::Single(auth) => Self {
                 name: Arc::from(issuer.name()),
+                key: Arc::from(issuer.key_fingerprint()),
                 hs256: auth
                     .hs256_secret
                     .as_ref()
@@ -194,6 +197,7 @@ impl Rules {
             },
             IssuerRef::Listed(i) => Self {
                 name: Arc::from(i.name.as_str()),
+                key: Arc::from(issuer.key_fingerprint()),
                 hs256: None,
                 issuer: Some(i.issuer.clone()),
                 audiences: i.audience.clone(),
@@ -412,6 +416,7 @@ fn check_claims(
             groups,
             principals: rules.principals,
             claims: strings,
+            issuer_key: rules.key.clone(),
         },
         lifetime,
     })

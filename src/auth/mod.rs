@@ -102,6 +102,9 @@ pub struct Caller {
     pub principals: bool,
     /// The token's string claims, for workload rules.
     pub claims: BTreeMap<String, String>,
+    /// The [key fingerprint](crate::config::IssuerRef::key_fingerprint)
+    /// of the issuer entry that verified the token: a ticket carries it.
+    pub issuer_key: Arc<str>,
 }
 
 impl Caller {
@@ -115,7 +118,14 @@ impl Caller {
             groups: Vec::new(),
             principals: true,
             claims: BTreeMap::new(),
+            issuer_key: Arc::from(""),
         }
+    }
+
+    /// The same caller, as verified under the issuer key `key`.
+    pub fn with_issuer_key(mut self, key: &str) -> Self {
+        self.issuer_key = Arc::from(key);
+        self
     }
 
     /// This caller with only the groups and claims `config` looks at for
@@ -167,6 +177,7 @@ impl Caller {
                 .filter(|(k, _)| named_claim(k))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            issuer_key: self.issuer_key.clone(),
         }
     }
 

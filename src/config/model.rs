@@ -229,6 +229,42 @@ impl<'a> IssuerRef<'a> {
         }
     }
 
+    /// What identifies the issuer and its keys: its `iss` and where its
+    /// keys come from (the shared secret itself, a JWKS URL, or discovery
+    /// at the issuer URL), hashed. A ticket carries it from the token it
+    /// was issued for, and is refused once the issuer's entry says
+    /// otherwise: rotating `hs256_secret` or pointing an issuer elsewhere
+    /// ends the tickets minted under the old one.
+    pub fn key_fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut part = |label: &str, value: &[u8]| {
+            // Length-prefixed, so no two parts can run into each other.
+            h.update(label.as_bytes());
+            h.update((value.len() as u64).to_be_bytes());
+            h.update(value);
+        };
+        match self {
+            Self::Single(auth) => {
+                part("single", b"");
+                part("iss", auth.issuer.as_deref().unwrap_or("").as_bytes());
+                let secret = auth.hs256_secret.as_ref();
+                part("hs256", secret.map_or(&b""[..], |s| s.expose().as_bytes()));
+                part("jwks", auth.jwks_url.as_deref().unwrap_or("").as_bytes());
+            }
+            Self::Listed(i) => {
+                part("listed", i.name.as_bytes());
+                part("iss", i.issuer.as_bytes());
+                part(
+                    "jwks",
+                    i.jwks_url.as_deref().unwrap_or("discovery").as_bytes(),
+                );
+            }
+        }
+        let digest = h.finalize();
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Whether it signs only for its owner's pipelines: always for the
     /// single-issuer keys (the platform's own issuer or secret), as
     /// `private` says for a listed issuer.

@@ -655,3 +655,50 @@ fn rules_of_a_public_issuer_must_pin_whose_pipelines_they_admit() {
         load(&[("c.yaml", &with(", private: true", loose))]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(rise_registry::config::recommendations(&own).len(), 3);
 }
+
+/// An issuer's key fingerprint, which tickets carry, changes with what
+/// makes its tokens (the shared secret, the `iss`, the JWKS URL or the
+/// issuer a listed entry discovers keys at) and with nothing else.
+#[test]
+fn an_issuers_key_fingerprint_follows_its_keys_only() {
+    let key = |auth: &str| {
+        let text = format!(
+            "registry: {{type: oci-client-auth, registry_url: \"localhost:5000\"}}\nauth: {auth}\n"
+        );
+        let config = load(&[("a.yaml", &text)]).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<String> = config.auth.issuers().map(|i| i.key_fingerprint()).collect();
+        names
+    };
+    let base = key("{hs256_secret: 0123456789abcdef0123456789abcdef, issuer: rise}");
+    assert_eq!(base.len(), 1);
+    assert_eq!(
+        base,
+        key("{hs256_secret: 0123456789abcdef0123456789abcdef, issuer: rise, admins: ['group:x']}")
+    );
+    assert_ne!(
+        base,
+        key("{hs256_secret: 0123456789abcdef0123456789abcdeF, issuer: rise}")
+    );
+    assert_ne!(
+        base,
+        key("{hs256_secret: 0123456789abcdef0123456789abcdef, issuer: rise2}")
+    );
+    let listed = |issuer: &str, jwks: &str| {
+        key(&format!(
+            "{{issuers: [{{name: gh, issuer: \"{issuer}\", audience: rise{jwks}}}]}}"
+        ))
+    };
+    let gh = listed("https://token.actions.githubusercontent.com", "");
+    assert_eq!(
+        gh,
+        listed("https://token.actions.githubusercontent.com", "")
+    );
+    assert_ne!(gh, listed("https://gitlab.com", ""));
+    assert_ne!(
+        gh,
+        listed(
+            "https://token.actions.githubusercontent.com",
+            ", jwks_url: \"https://keys.example.com/jwks\""
+        )
+    );
+}

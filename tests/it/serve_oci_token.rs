@@ -444,7 +444,16 @@ async fn expired_forged_and_foreign_tickets_are_refused() {
     let s = setup().await;
     let my_app = ProjectName::parse("my-app").unwrap();
     let broker = s.broker(s.pki.path());
-    let alice = Caller::from_subject("alice");
+    // As serve's verifier would: under the running issuer's key.
+    let key = s
+        .serve
+        .app
+        .config()
+        .auth
+        .issuer_named("default")
+        .unwrap()
+        .key_fingerprint();
+    let alice = Caller::from_subject("alice").with_issuer_key(&key);
     let scope = "scope=repository:rise-apps/my-app:pull,push";
     let exchange = |ticket: String| {
         let url = s.realm(scope);
@@ -772,4 +781,36 @@ async fn revoking_access_stops_new_registry_tokens_at_once() {
     assert_eq!(exchange(&new, &alice).await.status, 200);
     // And the old replica, still on the old config, still honours carol's.
     assert_eq!(exchange(&old, &carol).await.status, 200);
+}
+
+/// A ticket is bound to the issuer that verified its holder's token: once
+/// a reload rotates `hs256_secret` (or points the issuer elsewhere), the
+/// tickets minted under the old one stop exchanging at once, like the
+/// tokens themselves, and a ticket minted under the new one works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_secret_ends_the_tickets_minted_under_it() {
+    let s = setup().await;
+    let scope = "scope=repository:rise-apps/my-app:pull,push";
+    let exchange = |login: String| {
+        let url = s.realm(scope);
+        async move { send(Method::GET, &url, &[("authorization", &basic(&login))], "").await }
+    };
+    let (before, _) = s.credentials("alice", "my-app").await;
+    assert_eq!(exchange(before.clone()).await.status, 200);
+
+    let rotated = "rotated-secret-rotated-secret-rotated-0001";
+    let text = format!(
+        "{}{}",
+        registry_block(s.registry.addr, s.pki.path()),
+        access().replace(SECRET, rotated)
+    );
+    let config = support::load_config(&[("default.yaml", &text)], &[]).unwrap();
+    s.serve.app.reload(config).await.unwrap();
+
+    let reply = exchange(before).await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["code"], "invalid_ticket");
+    let token = hs256(rotated, &claims("alice", None, &[]));
+    let (after, _) = s.login(&token, "project=my-app").await;
+    assert_eq!(exchange(after).await.status, 200);
 }

@@ -147,6 +147,7 @@ impl OciTokenProvider {
             groups: holder.groups.clone(),
             iss: (*holder.issuer != *DEFAULT_ISSUER).then(|| holder.issuer.to_string()),
             claims: holder.claims.clone(),
+            issuer_key: holder.issuer_key.to_string(),
             access,
             iat: now,
             exp,

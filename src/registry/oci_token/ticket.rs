@@ -61,6 +61,12 @@ pub struct Ticket {
     /// no others: what the exchange needs to apply them again.
     #[serde(default, rename = "clm", skip_serializing_if = "BTreeMap::is_empty")]
     pub claims: BTreeMap<String, String>,
+    /// The key fingerprint of the issuer entry that verified the caller's
+    /// token ([`crate::config::IssuerRef::key_fingerprint`]): the ticket
+    /// is good only while the running config's entry has the same.
+    /// Tickets without one (minted before it existed) match no issuer.
+    #[serde(default, rename = "ik")]
+    pub issuer_key: String,
     /// `pull` tickets get registry tokens that only pull.
     #[serde(default, rename = "acc", skip_serializing_if = "is_push")]
     pub access: AccessKind,
@@ -83,9 +89,15 @@ impl Ticket {
     /// The caller the ticket was issued to, with the identities it
     /// carries, as `auth` (the running config) sees its issuer: whether
     /// its principals count is the config's word now, and an issuer
-    /// removed since the ticket was issued (`None`) admits no one.
+    /// removed since the ticket was issued, or whose `iss` or key source
+    /// (a rotated `hs256_secret`, another JWKS URL) changed since, admits
+    /// no one (`None`).
     pub fn holder(&self, auth: &AuthConfig) -> Option<Caller> {
         let issuer = auth.issuer_named(self.issuer())?;
+        let key = issuer.key_fingerprint();
+        if key != self.issuer_key {
+            return None;
+        }
         let mut claims = self.claims.clone();
         // The subject is carried once, as `sub`; rules may read it as a claim.
         claims.insert("sub".to_string(), self.sub.clone());
@@ -96,6 +108,7 @@ impl Ticket {
             groups: self.groups.clone(),
             principals: issuer.principals(),
             claims,
+            issuer_key: Arc::from(key),
         })
     }
 }
@@ -183,6 +196,7 @@ mod tests {
             groups: vec!["builders".into()],
             iss: None,
             claims: BTreeMap::new(),
+            issuer_key: "k".into(),
             access: AccessKind::Push,
             iat,
             exp,
