@@ -125,6 +125,11 @@ impl JwksSource {
         &self.location
     }
 
+    /// The shortest time between two fetches.
+    pub fn min_refresh(&self) -> Duration {
+        self.min_refresh
+    }
+
     /// The keys as last fetched.
     pub fn keys(&self) -> Arc<JwksKeys> {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()

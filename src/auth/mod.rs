@@ -370,12 +370,45 @@ impl Authenticator {
     /// once; a failure is logged and retried on demand, so a briefly
     /// unavailable identity provider does not stop serve from starting.
     pub async fn new(auth: &AuthConfig) -> anyhow::Result<Self> {
+        Self::build(auth, None).await
+    }
+
+    /// The authenticator for a reloaded `auth`, keeping the keys (and
+    /// their refresh schedule) of every issuer whose keys are where they
+    /// were: only an issuer whose key location is new, or changed, is
+    /// fetched. A change elsewhere in `auth` (an admin removed, a secret
+    /// rotated, another issuer added) waits on no identity provider.
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub async fn reloaded(&self, auth: &AuthConfig) -> anyhow::Result<Self> {
+        Self::build(auth, Some(self)).await
+    }
+
+    async fn build(auth: &AuthConfig, running: Option<&Self>) -> anyhow::Result<Self> {
         let min_refresh = Duration::from_secs(auth.jwks_min_refresh_seconds.into());
         let mut issuers = Vec::new();
         let mut first_fetches = Vec::new();
         for issuer in auth.issuers() {
             let rules = jwt::Rules::for_issuer(issuer);
-            let jwks = match jwks::KeyLocation::of(issuer) {
+            let location = jwks::KeyLocation::of(issuer);
+            let kept = running.and_then(|r| {
+                r.issuers
+                    .iter()
+                    .filter_map(|v| v.jwks.as_ref())
+                    .find(|j| {
+                        Some(j.location()) == location.as_ref() && j.min_refresh() == min_refresh
+                    })
+                    .cloned()
+            });
+            if let Some(source) = kept {
+                issuers.push(IssuerVerifier {
+                    rules,
+                    jwks: Some(source),
+                });
+                continue;
+            }
+            let jwks = match location {
                 Some(location) => {
                     let source = Arc::new(jwks::JwksSource::new(location, min_refresh)?);
                     let first = source.clone();

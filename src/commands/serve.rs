@@ -132,6 +132,8 @@ async fn watch_config(app: Arc<App>, source: ConfigSource, mut stopped: watch::R
         }
     };
     let mut settle = Settle::new(fingerprint(&source.location.read_layers()));
+    // When to try refused files again, and the wait before that try.
+    let mut retry: Option<(tokio::time::Instant, Duration)> = None;
     let mut tick = tokio::time::interval(CONFIG_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -144,16 +146,46 @@ async fn watch_config(app: Arc<App>, source: ConfigSource, mut stopped: watch::R
         let now = fingerprint(&sources);
         // SIGHUP is an operator's word: applied at once. A change in the
         // files waits until they have read the same for CONFIG_SETTLE.
-        let apply = if trigger == "SIGHUP" {
+        let at = tokio::time::Instant::now();
+        // The files that were refused, still as they were: tried again once
+        // the back-off has passed (a refusal for keys that could not be
+        // fetched may pass by itself). Never files still settling.
+        let retry_due = retry.is_some_and(|(due, _)| at >= due) && settle.is_applied(&now);
+        let trigger = if trigger == "SIGHUP" {
             settle.applied(now);
-            true
+            Some("SIGHUP")
+        } else if settle.read(now, at) {
+            Some("files")
+        } else if retry_due {
+            Some("retry")
         } else {
-            settle.read(now, tokio::time::Instant::now())
+            None
         };
-        if apply {
-            reload(&app, &source, sources, trigger).await;
+        if let Some(trigger) = trigger {
+            retry = match reload(&app, &source, sources, trigger).await {
+                Reloaded::Refused => {
+                    let wait = retry.map_or(RETRY_FIRST, |(_, wait)| (wait * 2).min(RETRY_MAX));
+                    Some((at + wait, wait))
+                }
+                Reloaded::Applied | Reloaded::Invalid => None,
+            };
         }
     }
+}
+
+/// A refused reload is tried again after this, then twice as long each
+/// time, up to [`RETRY_MAX`], while the files stay as they are.
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// What became of a reload.
+enum Reloaded {
+    Applied,
+    /// The files do not load: they must change before another try.
+    Invalid,
+    /// They load, but the new config could not be put in place (keys of an
+    /// issuer that verifies tokens now could not be fetched): may pass.
+    Refused,
 }
 
 /// How long changed files must read the same before they are applied: a
@@ -187,6 +219,11 @@ impl<F: PartialEq> Settle<F> {
     fn applied(&mut self, now: F) {
         self.seen = now;
         self.pending = None;
+    }
+
+    /// Whether `read` is what was last applied (or refused).
+    fn is_applied(&self, read: &F) -> bool {
+        *read == self.seen
     }
 
     /// The files read `read` at `at`: whether to apply them now.
@@ -234,7 +271,7 @@ async fn reload(
     source: &ConfigSource,
     sources: Result<Vec<Source>, config::ConfigErrors>,
     trigger: &'static str,
-) {
+) -> Reloaded {
     let dir_label: Arc<str> = Arc::from(source.location.dir().display().to_string());
     let env = |k: &str| std::env::var(k).ok();
     let loaded = sources
@@ -247,6 +284,7 @@ async fn reload(
         });
     let refused = |reason: String| {
         app.metrics.reload(false);
+        app.metrics.set_config_stale(true);
         tracing::error!(
             trigger,
             "config reload refused; the running config stays:\n{reason}"
@@ -254,12 +292,19 @@ async fn reload(
     };
     let config = match loaded {
         Ok(config) => config,
-        Err(reason) => return refused(reason),
+        Err(reason) => {
+            refused(reason);
+            return Reloaded::Invalid;
+        }
     };
     match app.reload(config).await {
-        Err(e) => refused(e.to_string()),
+        Err(e) => {
+            refused(e.to_string());
+            Reloaded::Refused
+        }
         Ok(change) => {
             app.metrics.reload(true);
+            app.metrics.set_config_stale(false);
             tracing::info!(
                 trigger,
                 added = ?change.added,
@@ -275,6 +320,7 @@ async fn reload(
                     "these settings changed but apply only after a restart; serve keeps running with their old values"
                 );
             }
+            Reloaded::Applied
         }
     }
 }

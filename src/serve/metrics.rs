@@ -67,6 +67,9 @@ pub struct Metrics {
     /// 1 while a reloaded config changes settings that apply only after a
     /// restart.
     restart_required: AtomicI64,
+    /// 1 while the files hold a config that was refused and serve runs an
+    /// older one.
+    config_stale: AtomicI64,
 }
 
 impl Metrics {
@@ -85,6 +88,7 @@ impl Metrics {
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             restart_required: AtomicI64::new(0),
+            config_stale: AtomicI64::new(0),
         }
     }
 
@@ -104,6 +108,12 @@ impl Metrics {
             &self.reloads_failed
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether the running config is older than the files (their config
+    /// was refused).
+    pub fn set_config_stale(&self, stale: bool) {
+        self.config_stale.store(i64::from(stale), Ordering::Relaxed);
     }
 
     pub(crate) fn set_restart_required(&self, required: bool) {
@@ -272,6 +282,12 @@ impl Metrics {
                 "gauge",
                 "1 while the config on disk changes settings that apply only after a restart.",
                 self.restart_required.load(Ordering::Relaxed),
+            ),
+            (
+                "rise_registry_config_stale",
+                "gauge",
+                "1 while the config files hold a config that was refused, so serve runs an older one (a refusal that may pass, such as keys that could not be fetched, is retried).",
+                self.config_stale.load(Ordering::Relaxed),
             ),
         ] {
             family(&mut out, name, kind, help);

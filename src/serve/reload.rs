@@ -23,7 +23,6 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::app::{App, Live};
-use crate::auth::Authenticator;
 use crate::config::Config;
 
 /// What applying a new config means, from [`plan`].
@@ -164,7 +163,9 @@ impl App {
         let running = self.live();
         let change = plan(&running.config, new);
         let auth = if change.auth_changed {
-            let auth = Authenticator::new(&change.config.auth)
+            let auth = running
+                .auth
+                .reloaded(&change.config.auth)
                 .await
                 .map_err(Refused::Auth)?;
             let unready = auth.unready_issuers();

@@ -274,3 +274,78 @@ fn a_file_written_in_place_is_applied_only_whole() {
         "{logs}"
     );
 }
+
+/// serve's config with `admins` and one trusted OIDC issuer `gh` at
+/// `issuer` (its entry ending in `gh_extra`), `user:alice` on `my-app`.
+fn with_issuer(admins: &str, issuer: &str, gh_extra: &str) -> String {
+    format!(
+        "registry: {{type: oci-client-auth, registry_url: \"localhost:5000\"}}\n\
+         projects: [{{name: my-app, access: [\"user:alice\"]}}]\n\
+         auth:\n  issuer: rise\n  audience: rise\n  hs256_secret: {SECRET}\n  admins: [{admins}]\n\
+         \x20 issuers:\n    - {{name: gh, issuer: \"{issuer}\", audience: rise{gh_extra}}}\n"
+    )
+}
+
+/// A change that leaves an issuer's entry alone fetches nothing from it:
+/// with one issuer's identity provider answering HTML, removing an admin
+/// used to be refused ("no keys could be fetched for: gh") and the removed
+/// admin kept getting credentials. Now the revocation applies at once,
+/// with no request to that provider.
+#[tokio::test]
+async fn a_revocation_waits_on_no_unrelated_issuer() {
+    let gh = support::oidc::OidcIssuer::start("gh");
+    let serve = TestServer::start(&with_issuer("\"user:root\"", &gh.url, "")).await;
+    let root = || {
+        let url = serve.url("/registry/credentials?project=my-app");
+        async move { support::http::request(hyper::Method::GET, &url, Some(&token("root"))).await }
+    };
+    assert_eq!(root().await.status, 200, "an admin");
+    gh.break_down();
+    let asked = gh.requests();
+    let text = with_issuer("", &gh.url, "");
+    let config = support::load_config(&[("default.yaml", &text)], &[]).unwrap();
+    let change = serve
+        .app
+        .reload(config)
+        .await
+        .expect("the revocation applies");
+    assert_eq!(change.access, [r#"auth.admins: - "user:root""#]);
+    assert_eq!(gh.requests(), asked, "nothing was asked of gh");
+    assert_eq!(root().await.status, 404, "no longer an admin");
+}
+
+/// A reload refused because an issuer's new key location cannot be read
+/// is tried again with back-off while the files stay as they are, and
+/// `rise_registry_config_stale` says meanwhile that serve runs an older
+/// config than its files hold; once the provider answers, the retry
+/// applies it without SIGHUP.
+#[test]
+fn a_refused_reload_is_retried_and_the_stale_config_is_shown() {
+    let gh = support::oidc::OidcIssuer::start("gh");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("default.yaml");
+    std::fs::write(&file, with_issuer("", &gh.url, "")).unwrap();
+    let serve = Serve::start_in(dir.path(), "default", &[]);
+    let stale = || serve.metric("rise_registry_config_stale");
+    assert_eq!(stale(), 0.0);
+    gh.break_down();
+    // gh's keys move to a URL that answers HTML: the new authenticator
+    // could not verify gh's tokens, which verify now.
+    let moved = format!(", jwks_url: \"{}\"", gh.jwks_url());
+    std::fs::write(&file, with_issuer("\"user:root\"", &gh.url, &moved)).unwrap();
+    eventually("the refusal", &serve, || stale() == 1.0);
+    assert!(
+        serve.logs().contains("no keys could be fetched for: gh"),
+        "{}",
+        serve.logs()
+    );
+    gh.mend();
+    eventually("the retry", &serve, || stale() == 0.0);
+    let logs = serve.logs();
+    assert!(logs.contains("trigger=\"retry\""), "{logs}");
+    assert_eq!(
+        status(&serve, "my-app", "root"),
+        200,
+        "the new admin applies"
+    );
+}

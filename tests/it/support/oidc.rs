@@ -49,6 +49,9 @@ struct State {
     jwks: AtomicUsize,
     /// Requests for any other path.
     other: AtomicUsize,
+    /// While set, every answer is an HTML error page, as a provider behind
+    /// a failing load balancer gives.
+    broken: std::sync::atomic::AtomicBool,
 }
 
 impl OidcIssuer {
@@ -140,6 +143,15 @@ impl OidcIssuer {
     pub fn requests(&self) -> usize {
         self.discovery_fetches() + self.jwks_fetches() + self.state.other.load(Ordering::SeqCst)
     }
+
+    /// From now on (until [`Self::mend`]) every answer is an HTML page.
+    pub fn break_down(&self) {
+        self.state.broken.store(true, Ordering::SeqCst);
+    }
+
+    pub fn mend(&self) {
+        self.state.broken.store(false, Ordering::SeqCst);
+    }
 }
 
 impl State {
@@ -164,6 +176,15 @@ impl State {
                 None
             }
         };
+        if self.broken.load(Ordering::SeqCst) {
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "text/html")
+                .body(Full::new(Bytes::from(
+                    "<html><body>502 Bad Gateway</body></html>",
+                )))
+                .unwrap();
+        }
         let (status, body) = match body {
             Some(body) => (StatusCode::OK, body),
             None => (
