@@ -50,6 +50,8 @@ pub enum TokenError {
     Expired,
     #[error("the token is not valid yet")]
     NotYetValid,
+    #[error("the token lives longer than this broker accepts (auth.max_token_lifetime_seconds)")]
+    TooLong,
     #[error("the token's issuer is not accepted")]
     Issuer,
     #[error("the token's audience is not accepted")]
@@ -142,6 +144,8 @@ pub struct Rules {
     rs256: bool,
     es256: bool,
     leeway: i64,
+    /// `auth.max_token_lifetime_seconds`.
+    max_lifetime: i64,
     principals: bool,
     groups_claim: String,
     /// `auth.allow_unverified_email`: count `email` as an identity without
@@ -172,11 +176,13 @@ impl std::fmt::Debug for Rules {
 impl Rules {
     /// The rules of the single-issuer keys of `auth`.
     pub fn new(auth: &AuthConfig) -> Self {
-        Self::for_issuer(IssuerRef::Single(auth))
+        Self::for_issuer(IssuerRef::Single(auth), auth.max_token_lifetime_seconds)
     }
 
     /// The rules of one trusted issuer.
-    pub fn for_issuer(issuer: IssuerRef<'_>) -> Self {
+    /// The rules of one trusted issuer, refusing tokens that live longer
+    /// than `max_lifetime` seconds (`auth.max_token_lifetime_seconds`).
+    pub fn for_issuer(issuer: IssuerRef<'_>, max_lifetime: u32) -> Self {
         match issuer {
             IssuerRef::Single(auth) => Self {
                 name: Arc::from(issuer.name()),
@@ -191,6 +197,7 @@ impl Rules {
                 rs256: true,
                 es256: true,
                 leeway: LEEWAY_SECONDS,
+                max_lifetime: i64::from(max_lifetime),
                 principals: issuer.principals(),
                 groups_claim: auth.groups_claim.clone(),
                 allow_unverified_email: auth.allow_unverified_email,
@@ -204,6 +211,7 @@ impl Rules {
                 rs256: i.algorithms.contains(&JwtAlgorithm::RS256),
                 es256: i.algorithms.contains(&JwtAlgorithm::ES256),
                 leeway: i64::from(i.leeway_seconds),
+                max_lifetime: i64::from(max_lifetime),
                 principals: issuer.principals(),
                 groups_claim: i.groups_claim.clone(),
                 allow_unverified_email: false,
@@ -361,6 +369,11 @@ fn check_claims(
         return Err(TokenError::Malformed);
     }
     lifetime.check(now)?;
+    // `exp` is a number a signer may set to anything (1e308): past the
+    // ceiling, a leaked token would be good for ever.
+    if lifetime.exp - now as f64 > (rules.max_lifetime + rules.leeway) as f64 {
+        return Err(TokenError::TooLong);
+    }
     if let Some(issuer) = &rules.issuer
         && claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str())
     {
@@ -475,6 +488,7 @@ mod tests {
             groups_claim: "groups".into(),
             admins: vec![],
             jwks_min_refresh_seconds: 30,
+            max_token_lifetime_seconds: 86_400,
             allow_unverified_email: false,
             issuers: vec![],
         })
@@ -515,6 +529,25 @@ mod tests {
         let mut c = base();
         c.as_object_mut().unwrap().remove(key);
         c
+    }
+
+    #[test]
+    fn a_token_may_not_live_longer_than_the_ceiling() {
+        // A day (the default ceiling) and the leeway pass; a second more,
+        // two days, or an `exp` of 1e308 do not.
+        assert!(check(&hs(with("exp", json!(NOW + 86_400)))).is_ok());
+        assert!(check(&hs(with("exp", json!(NOW + 86_400 + LEEWAY_SECONDS)))).is_ok());
+        for exp in [
+            json!(NOW + 86_400 + LEEWAY_SECONDS + 1),
+            json!(NOW + 2 * 86_400),
+            json!(1e308),
+        ] {
+            assert_eq!(
+                check(&hs(with("exp", exp.clone()))).err(),
+                Some(TokenError::TooLong),
+                "{exp}"
+            );
+        }
     }
 
     #[test]

@@ -390,7 +390,7 @@ impl Authenticator {
         let mut issuers = Vec::new();
         let mut first_fetches = Vec::new();
         for issuer in auth.issuers() {
-            let rules = jwt::Rules::for_issuer(issuer);
+            let rules = jwt::Rules::for_issuer(issuer, auth.max_token_lifetime_seconds);
             let location = jwks::KeyLocation::of(issuer);
             let kept = running.and_then(|r| {
                 r.issuers

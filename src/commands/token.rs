@@ -38,6 +38,13 @@ pub fn mint(config: &Config, request: &TokenRequest, now: i64) -> Result<String>
         "`auth.hs256_secret` is not set, so there is no key to sign with; \
          tokens for a JWKS setup come from your identity provider",
     )?;
+    let max = config.auth.max_token_lifetime_seconds;
+    if request.ttl_seconds > u64::from(max) {
+        anyhow::bail!(
+            "--ttl {} is longer than auth.max_token_lifetime_seconds ({max}): serve would refuse the token\n  hint: ask for at most {max} seconds, or raise auth.max_token_lifetime_seconds",
+            request.ttl_seconds
+        );
+    }
     let ttl = i64::try_from(request.ttl_seconds).context("--ttl is too large")?;
     let mut claims = json!({
         "sub": request.subject,

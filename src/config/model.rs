@@ -177,6 +177,9 @@ pub struct AuthConfig {
     /// Count a token's `email` as an identity even without
     /// `email_verified: true` (for identity providers that never send it).
     pub allow_unverified_email: bool,
+    /// A token whose `exp` is further away than this is refused, whatever
+    /// signed it: a leaked token must not live for years.
+    pub max_token_lifetime_seconds: u32,
     /// More trusted issuers, each with its own keys and rules.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub issuers: Vec<IssuerConfig>,

@@ -115,6 +115,7 @@ mod tests {
             groups_claim: "groups".into(),
             admins: vec![],
             jwks_min_refresh_seconds: 30,
+            max_token_lifetime_seconds: 86_400,
             allow_unverified_email: false,
             issuers: vec![],
         }

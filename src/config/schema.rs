@@ -788,6 +788,11 @@ impl Reader {
         let allow_unverified_email = self
             .optional(&mut m, "allow_unverified_email", Self::bool)
             .unwrap_or(false);
+        let max_token_lifetime_seconds = self
+            .optional(&mut m, "max_token_lifetime_seconds", |r, n, p| {
+                r.uint(n, p, 60, 31_622_400)
+            })
+            .unwrap_or(86_400);
         let issuers = self
             .optional(&mut m, "issuers", |r, n, p| {
                 r.list(n, p, Self::issuer_entry)
@@ -855,6 +860,7 @@ impl Reader {
             admins,
             jwks_min_refresh_seconds,
             allow_unverified_email,
+            max_token_lifetime_seconds,
             issuers: issuers.into_iter().map(|(i, _)| i).collect(),
         })
     }
