@@ -532,7 +532,11 @@ pub fn run(options: &LoginOptions, env: &mut Env<'_>) -> Result<Status> {
             grant.registry
         )?;
     } else {
-        let how = log_in(options.method, &grant, env, &runtime)?;
+        // The variables that hold a token never reach the client: it
+        // needs the registry password only, on its stdin.
+        let mut hidden: Vec<&str> = vec![GITHUB_URL_VAR, GITHUB_TOKEN_VAR];
+        hidden.extend(options.token.env.as_deref());
+        let how = log_in(options.method, &grant, &hidden, env, &runtime)?;
         writeln!(
             env.stderr,
             "logged in to {} as {} ({how})",
@@ -693,6 +697,7 @@ async fn ask_broker(ask: &Ask<'_>, token: &Secret<String>) -> Result<Grant> {
 fn log_in(
     method: Method,
     grant: &Grant,
+    hidden: &[&str],
     env: &mut Env<'_>,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<String> {
@@ -717,7 +722,7 @@ fn log_in(
                     "--method {name}: `{name}` is not on PATH\n  hint: install it, or use --method config-file to write the Docker config file for a daemonless builder"
                 )
             })?;
-            runtime.block_on(client_login(&program, name, grant))?;
+            runtime.block_on(client_login(&program, name, grant, hidden))?;
             Ok(format!("{name} login"))
         }
         // `auto` was resolved above; the arm only completes the match.
@@ -767,9 +772,13 @@ async fn docker_answers(docker: &Path) -> bool {
 /// `{name} login --username U --password-stdin REGISTRY`, the password on
 /// its stdin. Its own output is kept off our stdout, which holds only the
 /// image; its stderr explains a failure.
-async fn client_login(program: &Path, name: &str, grant: &Grant) -> Result<()> {
+async fn client_login(program: &Path, name: &str, grant: &Grant, hidden: &[&str]) -> Result<()> {
     let login = async {
-        let mut child = tokio::process::Command::new(program)
+        let mut command = tokio::process::Command::new(program);
+        for var in hidden {
+            command.env_remove(var);
+        }
+        let mut child = command
             .args(["login", "--username", &grant.username, "--password-stdin"])
             .arg(&grant.registry)
             .stdin(std::process::Stdio::piped())

@@ -113,6 +113,14 @@ fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     let mut file = options
         .open(path)
         .with_context(|| format!("writing `{}`", path.display()))?;
+    // `mode` applies only to a file created here: one replaced with
+    // --force keeps its old mode unless set again, before the key is in it.
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making `{}` private", path.display()))?;
+    }
     file.write_all(bytes)
         .with_context(|| format!("writing `{}`", path.display()))
 }
@@ -257,7 +265,24 @@ mod tests {
             }
             let again = dev_ca(dir.path(), alg, false).unwrap_err().to_string();
             assert!(again.contains("--force"), "{again}");
+            // A key file someone left readable is private again once
+            // --force writes the new key into it.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&written.key, std::fs::Permissions::from_mode(0o644))
+                    .unwrap();
+            }
             assert!(dev_ca(dir.path(), alg, true).is_ok());
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&written.key)
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o777, 0o600, "rewritten with --force");
+            }
         }
     }
 

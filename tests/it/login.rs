@@ -785,3 +785,49 @@ fn login_checks_what_the_broker_answers() {
         "other.example.com:5000/rise-apps/my-app\n"
     );
 }
+
+/// The registry client login runs gets the registry password on its
+/// stdin and nothing else of the caller's: the variable holding the caller
+/// token (and GitHub Actions' request token) is not in its environment.
+#[test]
+fn the_client_does_not_inherit_the_token_variables() {
+    let broker = hostile_broker(
+        200,
+        r#"{"credentials":{"registry_url":"localhost:5000","username":"AWS","password":"registry-password"},"image":"localhost:5000/rise-apps/my-app"}"#,
+    );
+    let bin = tempfile::tempdir().unwrap();
+    let seen = bin.path().join("env.txt");
+    let podman = bin.path().join("podman");
+    std::fs::write(
+        &podman,
+        format!("#!/bin/sh\nenv > '{}'\ncat > /dev/null\n", seen.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&podman, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.path().display());
+    let url = format!("http://{}", broker.addr);
+    let out = login(
+        &[
+            "--server",
+            &url,
+            "--project",
+            "my-app",
+            "--token-env",
+            "RISE_ID_TOKEN",
+            "--method",
+            "podman",
+        ],
+        &[
+            ("RISE_ID_TOKEN", "caller-token-in-a-variable"),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "runner-request-token"),
+            ("PATH", &path),
+            ("KEEP_ME", "yes"),
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let env = std::fs::read_to_string(&seen).unwrap();
+    assert!(env.contains("KEEP_ME=yes"), "{env}");
+    assert!(!env.contains("caller-token-in-a-variable"), "{env}");
+    assert!(!env.contains("runner-request-token"), "{env}");
+}
