@@ -142,6 +142,7 @@ pub struct TokenArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("doctor_token").args(["token", "token_file", "token_env"])))]
 pub struct DoctorArgs {
     /// Only this project (repeat for more); all configured by default
     #[arg(long = "project", value_name = "NAME")]
@@ -154,8 +155,16 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// With --url: ask serve for each project's credentials with this token
-    #[arg(long, value_name = "TOKEN", requires = "url")]
-    pub token: Option<String>,
+    /// (other local users can see it in the process list: prefer
+    /// --token-file or --token-env)
+    #[arg(long, value_name = "TOKEN", requires = "url", value_parser = secret_arg)]
+    pub token: Option<Secret<String>>,
+    /// With --url: a file holding that token; `-` reads standard input
+    #[arg(long, value_name = "FILE", requires = "url")]
+    pub token_file: Option<PathBuf>,
+    /// With --url: a variable holding that token
+    #[arg(long, value_name = "VAR", requires = "url")]
+    pub token_env: Option<String>,
 }
 
 #[derive(Debug, Args)]

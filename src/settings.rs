@@ -151,7 +151,11 @@ fn doctor(args: DoctorArgs) -> DoctorSettings {
         projects: args.projects,
         json: args.json,
         url: args.url,
-        token: args.token,
+        token: TokenFlags {
+            token: args.token,
+            file: args.token_file,
+            env: args.token_env,
+        },
     }
 }
 
@@ -251,7 +255,16 @@ mod tests {
         };
         assert_eq!(doctor.projects, ["a", "b"]);
         assert_eq!(doctor.url.as_deref(), Some("http://127.0.0.1:3000"));
-        assert_eq!(doctor.token.as_deref(), Some("t"));
+        assert_eq!(
+            doctor.token.token.map(|t| t.expose().clone()).as_deref(),
+            Some("t")
+        );
+        let CommandSettings::Doctor(doctor) =
+            settings("doctor --url http://127.0.0.1:3000 --token-env RISE_TOKEN").command
+        else {
+            panic!()
+        };
+        assert_eq!(doctor.token.env.as_deref(), Some("RISE_TOKEN"));
 
         let s = settings("serve --listen 127.0.0.1:8080");
         assert!(!s.quiet(), "serve logs at info");

@@ -104,7 +104,13 @@ pub struct JwksSource {
     keys: RwLock<Arc<JwksKeys>>,
     /// When the last fetch was attempted; serialises refreshes too.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
-    min_refresh: Duration,
+    /// The shortest time between two fetches, in milliseconds: a reload
+    /// may change it without refetching the keys.
+    min_refresh_ms: std::sync::atomic::AtomicU64,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl JwksSource {
@@ -116,7 +122,7 @@ impl JwksSource {
             client: crate::https::client().map_err(anyhow::Error::msg)?,
             keys: RwLock::new(Arc::new(JwksKeys::default())),
             last_fetch: tokio::sync::Mutex::new(None),
-            min_refresh,
+            min_refresh_ms: std::sync::atomic::AtomicU64::new(millis(min_refresh)),
         })
     }
 
@@ -127,7 +133,17 @@ impl JwksSource {
 
     /// The shortest time between two fetches.
     pub fn min_refresh(&self) -> Duration {
-        self.min_refresh
+        Duration::from_millis(
+            self.min_refresh_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Sets [`Self::min_refresh`] (a reload that changed
+    /// `auth.jwks_min_refresh_seconds`), keeping the keys.
+    pub fn set_min_refresh(&self, min_refresh: Duration) {
+        self.min_refresh_ms
+            .store(millis(min_refresh), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The keys as last fetched.
@@ -154,7 +170,7 @@ impl JwksSource {
         if !Arc::ptr_eq(&self.keys(), &before) {
             return true;
         }
-        if last.is_some_and(|t| t.elapsed() < self.min_refresh) {
+        if last.is_some_and(|t| t.elapsed() < self.min_refresh()) {
             return false;
         }
         *last = Some(Instant::now());

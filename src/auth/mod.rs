@@ -396,12 +396,11 @@ impl Authenticator {
                 r.issuers
                     .iter()
                     .filter_map(|v| v.jwks.as_ref())
-                    .find(|j| {
-                        Some(j.location()) == location.as_ref() && j.min_refresh() == min_refresh
-                    })
+                    .find(|j| Some(j.location()) == location.as_ref())
                     .cloned()
             });
             if let Some(source) = kept {
+                source.set_min_refresh(min_refresh);
                 issuers.push(IssuerVerifier {
                     rules,
                     jwks: Some(source),

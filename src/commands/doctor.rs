@@ -2,22 +2,60 @@
 //! running serve, with `--url`) and prints them, as text or JSON. Read
 //! only: nothing it calls changes AWS or a registry.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::{Env, Status};
+use crate::commands::login::TokenFlags;
 use crate::config::Location;
 use crate::config::{Config, RegistryConfig};
 use crate::doctor::{Report, live};
 use crate::naming::ProjectName;
+use crate::secret::Secret;
 
 /// `doctor`'s settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct DoctorSettings {
     /// Only these projects (all configured when empty).
     pub projects: Vec<String>,
     pub json: bool,
     pub url: Option<String>,
-    pub token: Option<String>,
+    /// `--token`, `--token-file` or `--token-env` (at most one).
+    pub token: TokenFlags,
+}
+
+/// The token `--url`'s checks ask serve with, from the flag that gives it.
+///
+/// # Errors
+/// A file that cannot be read, a variable that is not set, or an empty
+/// token.
+fn token(flags: &TokenFlags, env: &mut Env<'_>) -> Result<Option<Secret<String>>> {
+    let (text, from) = if let Some(token) = &flags.token {
+        (token.expose().clone(), "--token".to_string())
+    } else if let Some(path) = &flags.file {
+        let text = if path.as_os_str() == "-" {
+            let mut text = String::new();
+            match env.terminal.as_mut() {
+                Some(_) => bail!("--token-file -: standard input is a terminal; pipe the token in"),
+                None => std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?,
+            };
+            text
+        } else {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading --token-file {}", path.display()))?
+        };
+        (text, format!("--token-file {}", path.display()))
+    } else if let Some(var) = &flags.env {
+        let text = (env.vars)(var)
+            .with_context(|| format!("--token-env {var}: the variable is not set"))?;
+        (text, format!("--token-env {var}"))
+    } else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        bail!("{from}: the token is empty");
+    }
+    Ok(Some(Secret::new(text.to_string())))
 }
 
 /// The projects to check: those named, each of which must be configured,
@@ -61,10 +99,11 @@ pub fn run(
     env: &mut Env<'_>,
 ) -> Result<Status> {
     let projects = select(config, &settings.projects)?;
+    let token = token(&settings.token, env)?;
     let live_options = live::Options {
         projects: &projects,
         url: settings.url.as_deref(),
-        token: settings.token.as_deref(),
+        token: token.as_ref().map(|t| t.expose().as_str()),
         location,
         vars: env.vars,
     };

@@ -517,8 +517,9 @@ pub fn run(options: &LoginOptions, env: &mut Env<'_>) -> Result<Status> {
         access: options.access,
     };
     let grant = runtime.block_on(ask_broker(&ask, &token))?;
+    // Host names are case-insensitive.
     if let Some(expected) = &options.registry
-        && grant.registry != *expected
+        && !grant.registry.eq_ignore_ascii_case(expected)
     {
         bail!(
             "the broker handed out credentials for {}, not for --registry {expected}; nothing was logged in\n  hint: check --server, or drop --registry if the broker's registry moved",
@@ -779,7 +780,13 @@ async fn client_login(program: &Path, name: &str, grant: &Grant, hidden: &[&str]
             command.env_remove(var);
         }
         let mut child = command
-            .args(["login", "--username", &grant.username, "--password-stdin"])
+            .args([
+                "login",
+                "--username",
+                &grant.username,
+                "--password-stdin",
+                "--",
+            ])
             .arg(&grant.registry)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())

@@ -164,7 +164,11 @@ async fn watch_config(app: Arc<App>, source: ConfigSource, mut stopped: watch::R
         if let Some(trigger) = trigger {
             retry = match reload(&app, &source, sources, trigger).await {
                 Reloaded::Refused => {
-                    let wait = retry.map_or(RETRY_FIRST, |(_, wait)| (wait * 2).min(RETRY_MAX));
+                    // Files new to this refusal start the back-off afresh.
+                    let wait = match retry {
+                        Some((_, wait)) if trigger == "retry" => (wait * 2).min(RETRY_MAX),
+                        _ => RETRY_FIRST,
+                    };
                     Some((at + wait, wait))
                 }
                 Reloaded::Applied | Reloaded::Invalid => None,

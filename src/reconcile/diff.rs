@@ -132,17 +132,24 @@ pub(crate) fn visible(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Invisible characters that change how text around them is shown:
-/// bidirectional marks, embeddings, overrides and isolates, zero-width
-/// characters and the byte-order mark.
+/// bidirectional marks, embeddings, overrides and isolates, zero-width and
+/// filler characters (the soft hyphen, Hangul fillers), interlinear
+/// annotation marks, the tag block, and the byte-order mark.
 fn is_deceptive(c: char) -> bool {
     matches!(
         c,
-        '\u{061c}'
+        '\u{00ad}'
+            | '\u{034f}'
+            | '\u{061c}'
+            | '\u{115f}'..='\u{1160}'
             | '\u{180e}'
             | '\u{200b}'..='\u{200f}'
             | '\u{2028}'..='\u{202e}'
             | '\u{2060}'..='\u{2069}'
+            | '\u{3164}'
             | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{e0000}'..='\u{e007f}'
     )
 }
 

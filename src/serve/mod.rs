@@ -101,6 +101,8 @@ struct Progress {
     write_blocked_ms: AtomicU64,
     /// Requests being answered now.
     in_flight: AtomicUsize,
+    /// Past its maximum age: its next answer says `Connection: close`.
+    retiring: std::sync::atomic::AtomicBool,
 }
 
 impl Progress {
@@ -110,6 +112,7 @@ impl Progress {
             last_moved_ms: AtomicU64::new(0),
             write_blocked_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            retiring: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -117,9 +120,16 @@ impl Progress {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Bytes went out: the client reads.
     fn moved(&self) {
         self.last_moved_ms.store(self.now_ms(), Ordering::Relaxed);
         self.write_blocked_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// Bytes came in: the connection is not idle, but that says nothing
+    /// of whether the client reads what is written to it.
+    fn received(&self) {
+        self.last_moved_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
     fn write_waits(&self) {
@@ -148,7 +158,10 @@ impl Progress {
     }
 }
 
-/// A connection's stream, reporting its progress ([`Progress`]).
+/// A connection's socket, reporting its progress ([`Progress`]). It wraps
+/// the TCP stream itself, under TLS when there is TLS, so what it measures
+/// is bytes on the wire: rustls takes plaintext into its buffer long before
+/// the client has read the ciphertext.
 struct Watched<S> {
     inner: S,
     progress: Arc<Progress>,
@@ -163,7 +176,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.progress.moved();
+            self.progress.received();
         }
         polled
     }
@@ -282,11 +295,18 @@ pub async fn run_on(
             async move {
                 let _permit = permit;
                 app.metrics.connection_opened();
+                let progress = Arc::new(Progress::new());
+                let stream = Watched {
+                    inner: stream,
+                    progress: progress.clone(),
+                };
                 match tls {
                     None => {
-                        serve_connection(surface, stream, peer, app.clone(), &limits, closing).await
+                        let app = app.clone();
+                        serve_connection(surface, stream, peer, app, &limits, closing, progress)
+                            .await;
                     }
-                    Some(acceptor) => {
+                    Some(ref acceptor) => {
                         match tokio::time::timeout(
                             limits.header_read_timeout,
                             acceptor.accept(stream),
@@ -294,15 +314,11 @@ pub async fn run_on(
                         .await
                         {
                             Ok(Ok(tls_stream)) => {
+                                let app = app.clone();
                                 serve_connection(
-                                    surface,
-                                    tls_stream,
-                                    peer,
-                                    app.clone(),
-                                    &limits,
-                                    closing,
+                                    surface, tls_stream, peer, app, &limits, closing, progress,
                                 )
-                                .await
+                                .await;
                             }
                             Ok(Err(e)) => {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed")
@@ -336,15 +352,15 @@ pub async fn run_on(
 
 async fn serve_connection<S>(
     surface: Surface,
-    stream: S,
+    io: S,
     peer: SocketAddr,
     app: Arc<App>,
     limits: &Limits,
     mut closing: watch::Receiver<bool>,
+    progress: Arc<Progress>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let progress = Arc::new(Progress::new());
     let served = Arc::new(AtomicU64::new(0));
     let max_requests = limits.max_requests_per_connection;
     let service = {
@@ -355,9 +371,10 @@ async fn serve_connection<S>(
                 progress.in_flight.fetch_add(1, Ordering::Relaxed);
                 let mut response = app.handle_on(surface, req).await;
                 progress.in_flight.fetch_sub(1, Ordering::Relaxed);
-                // The last request a connection may make: hyper closes it
-                // once this answer is written.
-                if served.fetch_add(1, Ordering::Relaxed) + 1 >= max_requests {
+                // The last request a connection may make (by count, or by
+                // age): hyper closes it once this answer is written.
+                let last = served.fetch_add(1, Ordering::Relaxed) + 1 >= max_requests;
+                if last || progress.retiring.load(Ordering::Relaxed) {
                     response.headers_mut().insert(
                         hyper::header::CONNECTION,
                         hyper::header::HeaderValue::from_static("close"),
@@ -373,10 +390,6 @@ async fn serve_connection<S>(
         .header_read_timeout(limits.header_read_timeout)
         .max_header_size(MAX_HEADER_BYTES)
         .keep_alive(true);
-    let io = Watched {
-        inner: stream,
-        progress: progress.clone(),
-    };
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     // Often enough to hold each deadline to within a quarter of itself.
@@ -397,7 +410,13 @@ async fn serve_connection<S>(
                 winding_down = true;
             }
             () = &mut too_old, if !winding_down => {
-                conn.as_mut().graceful_shutdown();
+                // The answer in flight (or the next one) says
+                // `Connection: close`; a connection waiting for its next
+                // request is closed now, as an idle one would be.
+                progress.retiring.store(true, Ordering::Relaxed);
+                if progress.in_flight.load(Ordering::Relaxed) == 0 {
+                    conn.as_mut().graceful_shutdown();
+                }
                 winding_down = true;
             }
             () = tokio::time::sleep(tick) => {
@@ -457,7 +476,10 @@ mod tests {
                 .is_some_and(|why| why.contains("does not read"))
         );
 
-        // Bytes moving again clear it.
+        // Bytes coming in say nothing of whether the client reads: the
+        // stall stands; bytes going out clear it.
+        p.received();
+        assert!(p.verdict(&limits).is_some());
         p.moved();
         assert_eq!(p.verdict(&limits), None);
     }

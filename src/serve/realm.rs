@@ -138,7 +138,7 @@ impl App {
         // So does the issuer, as the running config has it (see
         // `Ticket::holder`).
         let config = self.config();
-        let decision = match ticket.holder(&config.auth) {
+        let decision = match ticket.holder(&config.auth, &|key| realm.bind_issuer_key(key)) {
             Some(holder) => authorize(&config, &holder, &ticket.project, ticket.access),
             None => Err(Denial::NotPermitted),
         };

@@ -443,6 +443,11 @@ impl TokenSetup {
     }
 
     fn doctor(&self, extra: &[&str], code: i32) -> Value {
+        self.doctor_env(extra, &[], code)
+    }
+
+    /// As [`Self::doctor`], with `env` as the environment.
+    fn doctor_env(&self, extra: &[&str], env: &[(&str, &str)], code: i32) -> Value {
         let out = Command::new(BIN)
             .arg("--config-dir")
             .arg(self.conf.path())
@@ -456,6 +461,7 @@ impl TokenSetup {
             ])
             .args(extra)
             .env_clear()
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         report(&out, code)
@@ -466,6 +472,25 @@ impl TokenSetup {
 async fn oci_token_all_green() {
     let setup = TokenSetup::start(None, None, None).await;
     let token = support::jwt::hs256(SECRET, &support::jwt::claims("alice", None, &[]));
+    // The token from a file or a variable, as login takes it, does the
+    // same as on the command line (where other users could read it).
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), format!("{token}\n")).unwrap();
+    let path = file.path().to_str().unwrap();
+    for (flags, env) in [
+        (vec!["--token-file", path], vec![]),
+        (
+            vec!["--token-env", "RISE_TOKEN"],
+            vec![("RISE_TOKEN", token.as_str())],
+        ),
+    ] {
+        let report = setup.doctor_env(&flags, &env, 0);
+        assert_eq!(
+            check(&report, "serve.credentials", "my-app")["outcome"],
+            "pass",
+            "{flags:?}"
+        );
+    }
     let report = setup.doctor(&["--token", &token], 0);
     assert_eq!(not_passed(&report), vec![]);
     let ids: Vec<&str> = report["checks"]

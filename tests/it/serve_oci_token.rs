@@ -797,6 +797,20 @@ async fn a_rotated_secret_ends_the_tickets_minted_under_it() {
     };
     let (before, _) = s.credentials("alice", "my-app").await;
     assert_eq!(exchange(before.clone()).await.status, 200);
+    // The ticket carries the issuer's fingerprint keyed with the ticket
+    // key, never the fingerprint itself (a hash of the shared secret).
+    let payload = before.split('.').nth(2).unwrap();
+    let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let fingerprint = s
+        .serve
+        .app
+        .config()
+        .auth
+        .issuer_named("default")
+        .unwrap()
+        .key_fingerprint();
+    assert_eq!(payload["ik"].as_str().map(str::len), Some(32), "{payload}");
+    assert_ne!(payload["ik"], fingerprint.as_str());
 
     let rotated = "rotated-secret-rotated-secret-rotated-0001";
     let text = format!(

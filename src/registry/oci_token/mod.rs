@@ -147,7 +147,7 @@ impl OciTokenProvider {
             groups: holder.groups.clone(),
             iss: (*holder.issuer != *DEFAULT_ISSUER).then(|| holder.issuer.to_string()),
             claims: holder.claims.clone(),
-            issuer_key: holder.issuer_key.to_string(),
+            issuer_key: self.tickets.bind(&holder.issuer_key),
             access,
             iat: now,
             exp,
@@ -171,6 +171,12 @@ impl OciTokenProvider {
         access: AccessKind,
     ) -> RegistryCredentials {
         self.issue_ticket_for(project, holder, access, unix_now())
+    }
+
+    /// [`TicketKey::bind`] with this broker's ticket key: what its tickets
+    /// carry of an issuer's key fingerprint.
+    pub fn bind_issuer_key(&self, fingerprint: &str) -> String {
+        self.tickets.bind(fingerprint)
     }
 
     /// # Errors

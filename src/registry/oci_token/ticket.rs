@@ -62,9 +62,10 @@ pub struct Ticket {
     #[serde(default, rename = "clm", skip_serializing_if = "BTreeMap::is_empty")]
     pub claims: BTreeMap<String, String>,
     /// The key fingerprint of the issuer entry that verified the caller's
-    /// token ([`crate::config::IssuerRef::key_fingerprint`]): the ticket
-    /// is good only while the running config's entry has the same.
-    /// Tickets without one (minted before it existed) match no issuer.
+    /// token ([`crate::config::IssuerRef::key_fingerprint`]), bound to the
+    /// ticket key ([`TicketKey::bind`]): the ticket is good only while the
+    /// running config's entry has the same. Tickets without one (minted
+    /// before it existed) match no issuer.
     #[serde(default, rename = "ik")]
     pub issuer_key: String,
     /// `pull` tickets get registry tokens that only pull.
@@ -92,10 +93,12 @@ impl Ticket {
     /// removed since the ticket was issued, or whose `iss` or key source
     /// (a rotated `hs256_secret`, another JWKS URL) changed since, admits
     /// no one (`None`).
-    pub fn holder(&self, auth: &AuthConfig) -> Option<Caller> {
+    ///
+    /// `bind` is [`TicketKey::bind`] of the key that minted it.
+    pub fn holder(&self, auth: &AuthConfig, bind: &dyn Fn(&str) -> String) -> Option<Caller> {
         let issuer = auth.issuer_named(self.issuer())?;
         let key = issuer.key_fingerprint();
-        if key != self.issuer_key {
+        if bind(&key) != self.issuer_key {
             return None;
         }
         let mut claims = self.claims.clone();
@@ -137,6 +140,20 @@ impl std::fmt::Debug for TicketKey {
 impl TicketKey {
     pub fn new(secret: &[u8]) -> Self {
         Self(hmac::Key::new(hmac::HMAC_SHA256, secret))
+    }
+
+    /// What a ticket carries of an issuer's key fingerprint: keyed with
+    /// the ticket key, so a holder, who can read the ticket, learns
+    /// nothing it could test guesses of a shared secret against; the same
+    /// on every replica with the same signing key.
+    pub fn bind(&self, fingerprint: &str) -> String {
+        let mut input = b"rise-ticket-issuer-key\0".to_vec();
+        input.extend_from_slice(fingerprint.as_bytes());
+        let tag = hmac::sign(&self.0, &input);
+        tag.as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     pub fn mint(&self, ticket: &Ticket) -> Secret<String> {
