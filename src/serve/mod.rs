@@ -132,6 +132,15 @@ impl Progress {
         self.last_moved_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
+    /// What a write to the socket came to.
+    fn wrote(&self, polled: &Poll<std::io::Result<usize>>) {
+        match polled {
+            Poll::Ready(Ok(n)) if *n > 0 => self.moved(),
+            Poll::Pending => self.write_waits(),
+            _ => {}
+        }
+    }
+
     fn write_waits(&self) {
         let now = self.now_ms().saturating_add(1);
         let _ =
@@ -189,11 +198,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, data);
-        match polled {
-            Poll::Ready(Ok(n)) if n > 0 => self.progress.moved(),
-            Poll::Pending => self.progress.write_waits(),
-            _ => {}
-        }
+        self.progress.wrote(&polled);
         polled
     }
 
@@ -203,11 +208,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        match polled {
-            Poll::Ready(Ok(n)) if n > 0 => self.progress.moved(),
-            Poll::Pending => self.progress.write_waits(),
-            _ => {}
-        }
+        self.progress.wrote(&polled);
         polled
     }
 

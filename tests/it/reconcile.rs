@@ -1386,16 +1386,9 @@ async fn progress_is_drawn_on_a_terminal_only_and_cleared() {
 /// on its own, so adoption still sees its tags.
 #[tokio::test]
 async fn bulk_tag_reads_cost_one_request_per_repository_and_still_see_drift() {
-    use support::throttle::{Latency, Tagging, ThrottlingProxy};
+    use support::throttle::{Tagging, ThrottlingProxy};
     let account = Account::new();
-    let proxy = ThrottlingProxy::aws_like(
-        account.emulator.addr,
-        Latency {
-            delay: std::time::Duration::ZERO,
-            rate: None,
-            tagging: Tagging::Answer,
-        },
-    );
+    let proxy = ThrottlingProxy::tagging(account.emulator.addr, Tagging::Answer);
     let names: Vec<String> = (0..5).map(|i| format!("b{i}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     account.configure_at(&proxy.url(), &refs, "");
@@ -1463,16 +1456,9 @@ async fn bulk_tag_reads_cost_one_request_per_repository_and_still_see_drift() {
 /// is the same, and one line says why.
 #[tokio::test]
 async fn a_denied_bulk_tag_read_falls_back_and_says_so() {
-    use support::throttle::{Latency, Tagging, ThrottlingProxy};
+    use support::throttle::{Tagging, ThrottlingProxy};
     let account = Account::new();
-    let proxy = ThrottlingProxy::aws_like(
-        account.emulator.addr,
-        Latency {
-            delay: std::time::Duration::ZERO,
-            rate: None,
-            tagging: Tagging::Deny,
-        },
-    );
+    let proxy = ThrottlingProxy::tagging(account.emulator.addr, Tagging::Deny);
     account.configure_at(&proxy.url(), &["a", "b"], "");
     account.expect(&["apply", "--auto-approve"], 0);
     let plan = account.expect(&["plan", "--detailed-exitcode"], 0);
@@ -1499,16 +1485,9 @@ async fn a_denied_bulk_tag_read_falls_back_and_says_so() {
 /// that says so.
 #[tokio::test]
 async fn a_tag_read_that_pages_in_a_circle_is_an_error() {
-    use support::throttle::{Latency, Tagging, ThrottlingProxy};
+    use support::throttle::{Tagging, ThrottlingProxy};
     let account = Account::new();
-    let proxy = ThrottlingProxy::aws_like(
-        account.emulator.addr,
-        Latency {
-            delay: std::time::Duration::ZERO,
-            rate: None,
-            tagging: Tagging::Loop,
-        },
-    );
+    let proxy = ThrottlingProxy::tagging(account.emulator.addr, Tagging::Loop);
     account.configure_at(&proxy.url(), &["a"], "");
     let out = account.run(&["plan"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -198,6 +198,17 @@ impl Setup {
         }
     }
 
+    /// The key fingerprint of the running config's single-issuer keys,
+    /// which serve's verifier gives the callers it verifies.
+    fn issuer_key(&self) -> String {
+        let config = self.serve.app.config();
+        config
+            .auth
+            .issuer_named("default")
+            .unwrap()
+            .key_fingerprint()
+    }
+
     pub(crate) fn realm(&self, query: &str) -> String {
         self.serve.url(&format!("/registry/token?{query}"))
     }
@@ -445,14 +456,7 @@ async fn expired_forged_and_foreign_tickets_are_refused() {
     let my_app = ProjectName::parse("my-app").unwrap();
     let broker = s.broker(s.pki.path());
     // As serve's verifier would: under the running issuer's key.
-    let key = s
-        .serve
-        .app
-        .config()
-        .auth
-        .issuer_named("default")
-        .unwrap()
-        .key_fingerprint();
+    let key = s.issuer_key();
     let alice = Caller::from_subject("alice").with_issuer_key(&key);
     let scope = "scope=repository:rise-apps/my-app:pull,push";
     let exchange = |ticket: String| {
@@ -801,14 +805,7 @@ async fn a_rotated_secret_ends_the_tickets_minted_under_it() {
     // key, never the fingerprint itself (a hash of the shared secret).
     let payload = before.split('.').nth(2).unwrap();
     let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    let fingerprint = s
-        .serve
-        .app
-        .config()
-        .auth
-        .issuer_named("default")
-        .unwrap()
-        .key_fingerprint();
+    let fingerprint = s.issuer_key();
     assert_eq!(payload["ik"].as_str().map(str::len), Some(32), "{payload}");
     assert_ne!(payload["ik"], fingerprint.as_str());
 

@@ -121,6 +121,19 @@ impl ThrottlingProxy {
         Self::with(upstream, 0, None, Some(latency))
     }
 
+    /// AWS's Resource Groups Tagging API as `tagging` says, with no delay
+    /// or rate limit; everything else forwarded.
+    pub fn tagging(upstream: SocketAddr, tagging: Tagging) -> Self {
+        Self::aws_like(
+            upstream,
+            Latency {
+                delay: Duration::ZERO,
+                rate: None,
+                tagging,
+            },
+        )
+    }
+
     /// A proxy that answers the first `times` IAM CreateRole,
     /// UpdateAssumeRolePolicy and PutRolePolicy calls whose request names
     /// `principal` as IAM does while a new role is not yet known
