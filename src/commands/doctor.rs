@@ -2,10 +2,10 @@
 //! running serve, with `--url`) and prints them, as text or JSON. Read
 //! only: nothing it calls changes AWS or a registry.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use super::{Env, Status};
-use crate::commands::login::TokenFlags;
+use crate::commands::login::{self, TokenFlags};
 use crate::config::Location;
 use crate::config::{Config, RegistryConfig};
 use crate::doctor::{Report, live};
@@ -23,39 +23,18 @@ pub struct DoctorSettings {
     pub token: TokenFlags,
 }
 
-/// The token `--url`'s checks ask serve with, from the flag that gives it.
+/// The token `--url`'s checks ask serve with, from the flag that gives it,
+/// read as `login` reads it; `None` without one (doctor has no CI
+/// fallback).
 ///
 /// # Errors
-/// A file that cannot be read, a variable that is not set, or an empty
-/// token.
+/// As [`login::token_source`] and [`login::read_local`].
 fn token(flags: &TokenFlags, env: &mut Env<'_>) -> Result<Option<Secret<String>>> {
-    let (text, from) = if let Some(token) = &flags.token {
-        (token.expose().clone(), "--token".to_string())
-    } else if let Some(path) = &flags.file {
-        let text = if path.as_os_str() == "-" {
-            let mut text = String::new();
-            match env.terminal.as_mut() {
-                Some(_) => bail!("--token-file -: standard input is a terminal; pipe the token in"),
-                None => std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?,
-            };
-            text
-        } else {
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading --token-file {}", path.display()))?
-        };
-        (text, format!("--token-file {}", path.display()))
-    } else if let Some(var) = &flags.env {
-        let text = (env.vars)(var)
-            .with_context(|| format!("--token-env {var}: the variable is not set"))?;
-        (text, format!("--token-env {var}"))
-    } else {
+    if flags.token.is_none() && flags.file.is_none() && flags.env.is_none() {
         return Ok(None);
-    };
-    let text = text.trim();
-    if text.is_empty() {
-        bail!("{from}: the token is empty");
     }
-    Ok(Some(Secret::new(text.to_string())))
+    let source = login::token_source(flags, env.vars)?;
+    login::read_local(source, env).map(Some)
 }
 
 /// The projects to check: those named, each of which must be configured,

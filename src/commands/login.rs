@@ -495,13 +495,6 @@ pub fn run(options: &LoginOptions, env: &mut Env<'_>) -> Result<Status> {
     let source = token_source(&options.token, env.vars)?;
     let runtime = crate::runtime::build()?;
     let token = match source {
-        TokenSource::Given { token, from } => checked_token(token.expose().clone(), &from)?,
-        TokenSource::File(path) => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading --token-file {}", path.display()))?;
-            checked_token(text, &path.display().to_string())?
-        }
-        TokenSource::Stdin => read_token_stdin(env)?,
         TokenSource::GitHubActions {
             request_url,
             request_token,
@@ -510,6 +503,7 @@ pub fn run(options: &LoginOptions, env: &mut Env<'_>) -> Result<Status> {
             &request_token,
             &options.audience,
         ))?,
+        local => read_local(local, env)?,
     };
     let ask = Ask {
         base: &base,
@@ -546,6 +540,27 @@ pub fn run(options: &LoginOptions, env: &mut Env<'_>) -> Result<Status> {
     }
     writeln!(env.stdout, "{}", grant.image)?;
     Ok(Status::Success)
+}
+
+/// The token of a source read here rather than asked for: a flag's value
+/// or variable, a file, standard input. Also doctor's, for `--url`.
+///
+/// # Errors
+/// An unreadable or empty file or input; GitHub Actions' endpoint, which
+/// is asked ([`run`]), not read.
+pub fn read_local(source: TokenSource, env: &mut Env<'_>) -> Result<Secret<String>> {
+    match source {
+        TokenSource::Given { token, from } => checked_token(token.expose().clone(), &from),
+        TokenSource::File(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading --token-file {}", path.display()))?;
+            checked_token(text, &path.display().to_string())
+        }
+        TokenSource::Stdin => read_token_stdin(env),
+        TokenSource::GitHubActions { .. } => {
+            bail!("GitHub Actions' OIDC token is asked of its endpoint, not read here")
+        }
+    }
 }
 
 /// A token read whole and trimmed; empty is an error naming `from`.

@@ -92,23 +92,13 @@ fn quote(s: &str) -> String {
 /// and the C1 range, where some terminals read `U+009B` as the start of an
 /// escape sequence).
 pub(crate) fn text(v: &Value) -> String {
-    let raw = v.to_string();
-    let hidden = |c: char| c.is_control() || is_deceptive(c);
-    if !raw.chars().any(hidden) {
-        return raw;
-    }
-    let mut out = String::with_capacity(raw.len() + 12);
-    for c in raw.chars() {
-        if hidden(c) {
-            let mut units = [0u16; 2];
-            for unit in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{unit:04x}"));
-            }
-        } else {
-            out.push(c);
+    escape_hidden(&v.to_string(), |c, out| {
+        let mut units = [0u16; 2];
+        for unit in c.encode_utf16(&mut units) {
+            out.push_str(&format!("\\u{unit:04x}"));
         }
-    }
-    out
+    })
+    .into_owned()
 }
 
 /// `s` with control characters (a terminal's escape sequences, line
@@ -116,19 +106,32 @@ pub(crate) fn text(v: &Value) -> String {
 /// `\u{..}`, for prose that quotes values from a document (a plan's
 /// meanings): one line, shown as it reads.
 pub(crate) fn visible(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(|c| c.is_control() || is_deceptive(c)) {
+    escape_hidden(s, |c, out| {
+        out.push_str(&format!("\\u{{{:04x}}}", u32::from(c)))
+    })
+}
+
+/// Whether `c` would make a line read other than it is written: a control
+/// character or an [invisible format character](is_deceptive).
+fn hidden(c: char) -> bool {
+    c.is_control() || is_deceptive(c)
+}
+
+/// `s` with each [hidden] character written out by `escape`; `s` itself
+/// when it holds none.
+fn escape_hidden(s: &str, escape: impl Fn(char, &mut String)) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(hidden) {
         return s.into();
     }
-    s.chars()
-        .map(|c| {
-            if c.is_control() || is_deceptive(c) {
-                format!("\\u{{{:04x}}}", u32::from(c))
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<String>()
-        .into()
+    let mut out = String::with_capacity(s.len() + 12);
+    for c in s.chars() {
+        if hidden(c) {
+            escape(c, &mut out);
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 /// Invisible characters that change how text around them is shown:
@@ -505,10 +508,7 @@ pub fn check_contract(before: &Value, after: &Value) -> Result<(), String> {
             b != a
         ));
     }
-    if let Some(l) = lines
-        .iter()
-        .find(|l| l.text.chars().any(|c| c.is_control() || is_deceptive(c)))
-    {
+    if let Some(l) = lines.iter().find(|l| l.text.chars().any(hidden)) {
         return fail(format!("line with a hidden character: {:?}", l.text));
     }
     let shared = shared_statements(&b, &a);
@@ -735,7 +735,7 @@ mod tests {
             shown.contains(r#""arn\u007f\u009b2J\u202etoor""#),
             "{shown}"
         );
-        assert!(!shown.chars().any(|c| c.is_control() || is_deceptive(c)));
+        assert!(!shown.chars().any(hidden));
         assert_eq!(
             visible("a\nb\u{1b}[0m\u{2066}"),
             "a\\u{000a}b\\u{001b}[0m\\u{2066}"

@@ -40,7 +40,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -102,7 +102,7 @@ struct Progress {
     /// Requests being answered now.
     in_flight: AtomicUsize,
     /// Past its maximum age: its next answer says `Connection: close`.
-    retiring: std::sync::atomic::AtomicBool,
+    retiring: AtomicBool,
 }
 
 impl Progress {
@@ -112,7 +112,7 @@ impl Progress {
             last_moved_ms: AtomicU64::new(0),
             write_blocked_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
-            retiring: std::sync::atomic::AtomicBool::new(false),
+            retiring: AtomicBool::new(false),
         }
     }
 

@@ -77,36 +77,31 @@ fn access_changes(running: &Config, new: &Config) -> Vec<String> {
     fn entries<T: serde::Serialize>(list: &[T]) -> BTreeSet<String> {
         list.iter().map(|e| json(e).to_string()).collect()
     }
-    let mut lists: std::collections::BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> =
-        std::collections::BTreeMap::new();
-    for (side, config) in [(0, running), (1, new)] {
-        let mut put = |key: String, set: BTreeSet<String>| {
-            let slot = lists.entry(key).or_default();
-            if side == 0 {
-                slot.0 = set;
-            } else {
-                slot.1 = set;
-            }
-        };
-        put("auth.admins".into(), entries(&config.auth.admins));
+    // Every access list of a config, by its key path.
+    let lists = |config: &Config| {
+        let mut lists = std::collections::BTreeMap::new();
+        lists.insert("auth.admins".to_string(), entries(&config.auth.admins));
         for p in &config.projects {
-            put(format!("projects[{}].access", p.name), entries(&p.access));
-            put(
+            lists.insert(format!("projects[{}].access", p.name), entries(&p.access));
+            lists.insert(
                 format!("projects[{}].pull_access", p.name),
                 entries(&p.pull_access),
             );
         }
-    }
-    lists
-        .into_iter()
-        .filter(|(_, (before, after))| before != after)
-        .map(|(key, (before, after))| {
-            let mut parts: Vec<String> = after
-                .difference(&before)
-                .map(|e| format!("+ {e}"))
-                .collect();
-            parts.extend(before.difference(&after).map(|e| format!("- {e}")));
-            format!("{key}: {}", parts.join(", "))
+        lists
+    };
+    let (before, after) = (lists(running), lists(new));
+    let none = BTreeSet::new();
+    let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    keys.into_iter()
+        .filter_map(|key| {
+            let (b, a) = (
+                before.get(key).unwrap_or(&none),
+                after.get(key).unwrap_or(&none),
+            );
+            let mut parts: Vec<String> = a.difference(b).map(|e| format!("+ {e}")).collect();
+            parts.extend(b.difference(a).map(|e| format!("- {e}")));
+            (!parts.is_empty()).then(|| format!("{key}: {}", parts.join(", ")))
         })
         .collect()
 }

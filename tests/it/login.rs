@@ -235,6 +235,15 @@ fn config_file_login_lets_skopeo_push_and_keeps_the_rest_of_the_file() {
     assert!(push_with(&file, &format!("{}/rise-apps/other-app", s.registry.addr)).is_err());
 }
 
+/// An answer of the tests' stand-in servers: `status` and a JSON `body`.
+fn json_answer(status: u16, body: String) -> hyper::Response<Full<Bytes>> {
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
 /// A stand-in for GitHub Actions' OIDC token endpoint: it answers a token
 /// only to the runner's request token and for the `rise` audience, and
 /// records each request's query.
@@ -262,13 +271,7 @@ fn github_endpoint(
         } else {
             (403, r#"{"message":"refused"}"#.to_string())
         };
-        async move {
-            hyper::Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body)))
-                .unwrap()
-        }
+        async move { json_answer(status, body) }
     });
     (server, seen)
 }
@@ -699,13 +702,7 @@ fn hostile_broker(status: u16, body: &'static str) -> support::http::LoopbackSer
             .unwrap_or_default()
             .to_string();
         let body = body.replace("{auth}", &auth);
-        async move {
-            hyper::Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body)))
-                .unwrap()
-        }
+        async move { json_answer(status, body) }
     })
 }
 
