@@ -340,6 +340,10 @@ pub struct ServerConfig {
     /// A connection older than this is closed once its request in flight
     /// is answered.
     pub max_connection_age_seconds: u32,
+    /// Whether credential counters in `/metrics` carry the project's name.
+    /// Off by default: whoever can read `/metrics` (no token is asked)
+    /// would otherwise learn which projects exist and how busy each is.
+    pub metrics_project_labels: bool,
     pub credential_cache: CacheConfig,
     pub rate_limit: RateLimitConfig,
 }

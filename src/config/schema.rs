@@ -986,6 +986,9 @@ impl Reader {
                 r.uint(n, p, 1, 86_400)
             })
             .unwrap_or(600);
+        let metrics_project_labels = self
+            .optional(&mut m, "metrics_project_labels", Self::bool)
+            .unwrap_or(false);
         let cache = self.optional(&mut m, "credential_cache", |r, n, p| {
             let mut c = r.map(n, p)?;
             let v = r.optional(&mut c, "min_remaining_seconds", |r, n, p| {
@@ -1016,6 +1019,7 @@ impl Reader {
             idle_timeout_seconds,
             max_requests_per_connection,
             max_connection_age_seconds,
+            metrics_project_labels,
             credential_cache: CacheConfig {
                 min_remaining_seconds: cache.flatten().unwrap_or(900),
             },

@@ -98,6 +98,7 @@ impl App {
         let metrics = Metrics::new(
             config.projects.iter().map(|p| p.name.as_str()),
             provider.kind(),
+            config.server.metrics_project_labels,
         );
         Self {
             metrics_elsewhere: config.server.metrics_listen.is_some(),

@@ -376,9 +376,35 @@ async fn health_readiness_and_metrics() {
     for line in [
         "rise_registry_http_requests_total{route=\"credentials\",status=\"200\"} 1",
         "rise_registry_http_requests_total{route=\"credentials\",status=\"401\"} 1",
+        "rise_registry_credential_requests_total{access=\"push\",provider=\"oci-client-auth\",outcome=\"unauthenticated\"} 1",
+        "rise_registry_credential_requests_total{access=\"push\",provider=\"oci-client-auth\",outcome=\"issued\"} 1",
+        "rise_registry_credential_cache_entries 0",
+    ] {
+        assert!(
+            metrics.body.contains(line),
+            "missing {line}:\n{}",
+            metrics.body
+        );
+    }
+    assert!(
+        !metrics.body.contains("project="),
+        "no project label by default:\n{}",
+        metrics.body
+    );
+}
+
+/// `server.metrics_project_labels: true` counts credential requests per
+/// project, once the caller is authorised for it.
+#[tokio::test]
+async fn project_labels_in_metrics_are_asked_for() {
+    let serve = TestApp::new(&oci_config("server: {metrics_project_labels: true}")).await;
+    let alice = token("u-alice", Some("alice@example.com"), &[]);
+    serve.get(&creds("my-app"), Some(&alice)).await;
+    serve.get(&creds("my-app"), None).await;
+    let metrics = serve.get("/metrics", None).await;
+    for line in [
         "rise_registry_credential_requests_total{project=\"-\",access=\"push\",provider=\"oci-client-auth\",outcome=\"unauthenticated\"} 1",
         "rise_registry_credential_requests_total{project=\"my-app\",access=\"push\",provider=\"oci-client-auth\",outcome=\"issued\"} 1",
-        "rise_registry_credential_cache_entries 0",
     ] {
         assert!(
             metrics.body.contains(line),
@@ -404,10 +430,9 @@ async fn nothing_about_projects_is_learned_without_access() {
         ("other", "nope", Some(alice.as_str())),
     ];
     for (configured, unknown, bearer) in cases {
-        let (a, b) = (
-            TestApp::new(&oci_config("")).await,
-            TestApp::new(&oci_config("")).await,
-        );
+        // With project labels, the form in which metrics could tell most.
+        let labelled = oci_config("server: {metrics_project_labels: true}");
+        let (a, b) = (TestApp::new(&labelled).await, TestApp::new(&labelled).await);
         let known = a.get(&creds(configured), bearer).await;
         let absent = b.get(&creds(unknown), bearer).await;
         assert_ne!(known.status, StatusCode::OK);

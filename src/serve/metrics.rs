@@ -49,6 +49,10 @@ type OutcomeCounters = [[AtomicU64; OUTCOMES.len()]; AccessKind::ALL.len()];
 /// set ([`Metrics::set_projects`]).
 pub struct Metrics {
     provider: &'static str,
+    /// Whether credential counters are kept and shown per project
+    /// (`server.metrics_project_labels`); without, one set of counters
+    /// with no `project` label counts every request.
+    project_labels: bool,
     /// [route][status index, then `other`].
     requests: [[AtomicU64; STATUSES.len() + 1]; ROUTES.len()],
     /// Per configured project, plus `-` for requests not authorised for
@@ -73,10 +77,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new<'a>(projects: impl IntoIterator<Item = &'a str>, provider: &'static str) -> Self {
+    /// Counters for `projects`, labelled by project only with
+    /// `project_labels`.
+    pub fn new<'a>(
+        projects: impl IntoIterator<Item = &'a str>,
+        provider: &'static str,
+        project_labels: bool,
+    ) -> Self {
+        let projects = projects.into_iter().filter(|_| project_labels);
         let credentials = ArcSwap::from_pointee(project_counters(projects, &HashMap::new()));
         Self {
             provider,
+            project_labels,
             requests: Default::default(),
             credentials,
             provider_calls_ok: AtomicU64::new(0),
@@ -95,6 +107,9 @@ impl Metrics {
     /// The configured projects after a reload: counters of projects that
     /// stay keep counting, new ones start at 0, removed ones go.
     pub(crate) fn set_projects<'a>(&self, projects: impl IntoIterator<Item = &'a str>) {
+        if !self.project_labels {
+            return;
+        }
         let old = self.credentials.load();
         self.credentials
             .store(Arc::new(project_counters(projects, &old)));
@@ -197,8 +212,9 @@ impl Metrics {
             &mut out,
             "rise_registry_credential_requests_total",
             "counter",
-            "Credential requests by project, access kind, provider and outcome.",
+            "Credential requests by project (with server.metrics_project_labels), access kind, provider and outcome.",
         );
+        let provider = self.provider;
         let credentials = self.credentials.load_full();
         let mut projects: Vec<_> = credentials.iter().collect();
         projects.sort_by(|a, b| a.0.cmp(b.0));
@@ -206,13 +222,20 @@ impl Metrics {
             for (access, counts) in AccessKind::ALL.iter().zip(by_access.iter()) {
                 for (outcome, count) in OUTCOMES.iter().zip(counts.iter()) {
                     let n = count.load(Ordering::Relaxed);
-                    if n > 0 {
-                        let provider = self.provider;
-                        let _ = writeln!(
+                    if n == 0 {
+                        continue;
+                    }
+                    let _ = if self.project_labels {
+                        writeln!(
                             out,
                             "rise_registry_credential_requests_total{{project=\"{project}\",access=\"{access}\",provider=\"{provider}\",outcome=\"{outcome}\"}} {n}"
-                        );
-                    }
+                        )
+                    } else {
+                        writeln!(
+                            out,
+                            "rise_registry_credential_requests_total{{access=\"{access}\",provider=\"{provider}\",outcome=\"{outcome}\"}} {n}"
+                        )
+                    };
                 }
             }
         }
@@ -333,7 +356,7 @@ mod tests {
 
     #[test]
     fn a_new_project_set_keeps_the_counts_of_projects_that_stay() {
-        let m = Metrics::new(["a", "b"], "ecr");
+        let m = Metrics::new(["a", "b"], "ecr", true);
         m.credential("a", AccessKind::Push, "issued");
         m.credential("b", AccessKind::Push, "issued");
         m.set_projects(["a", "c"]);
@@ -361,8 +384,35 @@ mod tests {
     }
 
     #[test]
+    fn without_project_labels_no_project_name_is_shown_and_every_request_counts() {
+        let m = Metrics::new(["my-app", "secret-launch"], "ecr", false);
+        m.credential("my-app", AccessKind::Push, "issued");
+        m.credential("secret-launch", AccessKind::Push, "issued");
+        m.credential("-", AccessKind::Push, "not_found");
+        m.set_projects(["my-app", "secret-launch", "other"]);
+        m.credential("other", AccessKind::Pull, "cache_hit");
+        let text = m.render(0);
+        let series: Vec<_> = text
+            .lines()
+            .filter(|l| l.starts_with("rise_registry_credential_requests_total{"))
+            .collect();
+        assert_eq!(
+            series,
+            [
+                "rise_registry_credential_requests_total{access=\"push\",provider=\"ecr\",outcome=\"issued\"} 2",
+                "rise_registry_credential_requests_total{access=\"push\",provider=\"ecr\",outcome=\"not_found\"} 1",
+                "rise_registry_credential_requests_total{access=\"pull\",provider=\"ecr\",outcome=\"cache_hit\"} 1",
+            ],
+            "{text}"
+        );
+        for name in ["my-app", "secret-launch", "other", "project="] {
+            assert!(!text.contains(name), "{name} in {text}");
+        }
+    }
+
+    #[test]
     fn renders_counters_in_prometheus_text() {
-        let m = Metrics::new(["my-app"], "ecr");
+        let m = Metrics::new(["my-app"], "ecr", true);
         m.request("credentials", 200);
         m.request("credentials", 200);
         m.request("credentials", 418);

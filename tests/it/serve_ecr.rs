@@ -401,7 +401,8 @@ async fn pull_credentials_are_a_session_of_their_own() {
         2,
         "one AssumeRole per access kind"
     );
-    let series = "rise_registry_credential_requests_total{project=\"my-app\",access=\"pull\",provider=\"ecr\",outcome=";
+    let series =
+        "rise_registry_credential_requests_total{access=\"pull\",provider=\"ecr\",outcome=";
     assert_eq!(metric(&serve, &format!("{series}\"issued\"}}")).await, 1);
     assert_eq!(metric(&serve, &format!("{series}\"cache_hit\"}}")).await, 1);
     let lines = serve.audit(5);
