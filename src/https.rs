@@ -5,6 +5,8 @@
 //! And the one rule for a URL that carries a bearer credential or brings
 //! back keys ([`check_url`]).
 
+use std::net::Ipv6Addr;
+
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
@@ -58,7 +60,25 @@ pub fn check_url(url: &str) -> Result<hyper::Uri, UrlProblem> {
     if authority.as_str().contains('@') {
         return Err(UrlProblem::UserInfo);
     }
-    if authority.host().is_empty() {
+    let host = authority.host();
+    // What hyper takes but a connection would read otherwise: brackets
+    // hold an IPv6 address only (`[127.0.0.1]` is no URL host), and a port
+    // is a number that fits one (`:30t` is not a port).
+    let bracketed = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    let port = authority.as_str().strip_prefix(host);
+    let port_ok = match port.map(|p| p.strip_prefix(':')) {
+        Some(None) => port == Some(""),
+        Some(Some(digits)) => {
+            !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && digits.parse::<u16>().is_ok()
+        }
+        None => false,
+    };
+    if host.is_empty()
+        || !port_ok
+        || (host.starts_with('[') && bracketed.is_none_or(|ip| ip.parse::<Ipv6Addr>().is_err()))
+    {
         return Err(UrlProblem::NotHttp);
     }
     if scheme == Some("http") && !is_loopback(authority.host()) {
@@ -112,6 +132,11 @@ mod tests {
             ("ftp://rise.example.com", UrlProblem::NotHttp),
             ("rise.example.com", UrlProblem::NotHttp),
             ("https://", UrlProblem::NotHttp),
+            // Found by the url_rule fuzz target: hyper takes both.
+            ("http://[127.0.0.1]:3000", UrlProblem::NotHttp),
+            ("http://127.0.0.1:30t", UrlProblem::NotHttp),
+            ("https://rise.example.com:99999", UrlProblem::NotHttp),
+            ("https://rise.example.com:/", UrlProblem::NotHttp),
             ("", UrlProblem::NotHttp),
         ] {
             assert_eq!(check_url(bad).err(), Some(why), "{bad}");

@@ -182,6 +182,8 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 /// GitHub's token request: the runner's URL (which carries its own query)
 /// plus `audience`.
 pub fn github_token_url(request_url: &str, audience: &str) -> String {
+    // As `check_url` reads it.
+    let request_url = request_url.trim();
     let separator = if request_url.contains('?') { '&' } else { '?' };
     format!(
         "{request_url}{separator}audience={}",
