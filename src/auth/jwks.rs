@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 
 use super::jwt::JwksKeys;
@@ -205,26 +204,17 @@ impl JwksSource {
     /// The body of a GET of `url`, within [`FETCH_TIMEOUT`] and
     /// [`MAX_JWKS_BYTES`].
     async fn fetch(&self, url: &str) -> Result<Bytes> {
-        tokio::time::timeout(FETCH_TIMEOUT, self.fetch_unbounded(url))
-            .await
-            .with_context(|| format!("fetching {url} timed out after {FETCH_TIMEOUT:?}"))?
-    }
-
-    async fn fetch_unbounded(&self, url: &str) -> Result<Bytes> {
-        let uri: hyper::Uri = url.parse().with_context(|| format!("parsing `{url}`"))?;
-        let response = self
-            .client
-            .get(uri)
+        let limits = crate::https::Limits {
+            timeout: FETCH_TIMEOUT,
+            max_body: MAX_JWKS_BYTES,
+        };
+        let reply = crate::https::get(&self.client, url, &[], limits)
             .await
             .with_context(|| format!("fetching {url}"))?;
-        if !response.status().is_success() {
-            bail!("{url} answered {}", response.status());
+        if !reply.status.is_success() {
+            bail!("{url} answered {}", reply.status);
         }
-        let body = Limited::new(response.into_body(), MAX_JWKS_BYTES)
-            .collect()
-            .await
-            .map_err(|e| anyhow::anyhow!("reading {url}: {e}"))?;
-        Ok(body.to_bytes())
+        Ok(reply.body)
     }
 }
 

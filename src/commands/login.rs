@@ -21,8 +21,6 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
 use hyper::StatusCode;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
@@ -595,51 +593,28 @@ fn read_token_stdin(env: &mut Env<'_>) -> Result<Secret<String>> {
     checked_token(text, "standard input")
 }
 
-/// An answer: status, `Retry-After`, body.
-struct Answer {
-    status: StatusCode,
-    retry_after: Option<String>,
-    body: Bytes,
-}
-
 /// `GET url` with `Authorization: {authorization}` (marked sensitive, so
 /// hyper never logs it), over http or https with the system's roots.
 /// The error is one line, without the URL.
-async fn get(url: &str, authorization: &str) -> Result<Answer, String> {
+async fn get(url: &str, authorization: &str) -> Result<crate::https::Reply, String> {
     let client = crate::https::client()?;
     let mut value = hyper::header::HeaderValue::from_str(authorization)
         .map_err(|_| "the token holds characters a header cannot carry".to_string())?;
     value.set_sensitive(true);
-    let request = hyper::Request::get(url)
-        .header(hyper::header::AUTHORIZATION, value)
-        .header(hyper::header::ACCEPT, "application/json")
-        .body(Empty::new())
-        .map_err(|e| e.to_string())?;
-    let exchange = async {
-        let response = client
-            .request(request)
-            .await
-            .map_err(|e| crate::aws::error_text(&e))?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(hyper::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = Limited::new(response.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| format!("reading the answer: {e}"))?
-            .to_bytes();
-        Ok(Answer {
-            status,
-            retry_after,
-            body,
-        })
+    let headers = [
+        (hyper::header::AUTHORIZATION, value),
+        (
+            hyper::header::ACCEPT,
+            hyper::header::HeaderValue::from_static("application/json"),
+        ),
+    ];
+    let limits = crate::https::Limits {
+        timeout: HTTP_TIMEOUT,
+        max_body: MAX_BODY,
     };
-    tokio::time::timeout(HTTP_TIMEOUT, exchange)
+    crate::https::get(&client, url, &headers, limits)
         .await
-        .map_err(|_| format!("no answer within {} s", HTTP_TIMEOUT.as_secs()))?
+        .map_err(|e| e.to_string())
 }
 
 /// GitHub Actions' OIDC token for `audience`.
@@ -690,7 +665,7 @@ async fn ask_broker(ask: &Ask<'_>, token: &Secret<String>) -> Result<Grant> {
         let refusal = broker_refusal(
             ask,
             answer.status,
-            answer.retry_after.as_deref(),
+            answer.header(hyper::header::RETRY_AFTER),
             &answer.body,
         );
         // A broker (or a proxy before it) that echoes the request would

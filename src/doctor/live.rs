@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty, Limited};
 use hyper::{HeaderMap, StatusCode};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -43,37 +42,30 @@ struct Reply {
     body: String,
 }
 
-use crate::https::client;
-
-/// `GET url` with `headers`; the error as one line.
+/// `GET url` with `headers`; the error as one line that names the URL.
 async fn get(url: &str, headers: &[(&str, String)]) -> Result<Reply, String> {
-    let client = client()?;
-    let mut request = hyper::Request::get(url);
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    let request = request
-        .body(Empty::new())
+    let client = crate::https::client()?;
+    let headers = headers
+        .iter()
+        .map(|(name, value)| {
+            Ok((
+                hyper::header::HeaderName::from_bytes(name.as_bytes())?,
+                hyper::header::HeaderValue::from_str(value)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, Box<dyn std::error::Error>>>()
         .map_err(|e| format!("{url}: {e}"))?;
-    let response = tokio::time::timeout(HTTP_TIMEOUT, client.request(request))
+    let limits = crate::https::Limits {
+        timeout: HTTP_TIMEOUT,
+        max_body: MAX_BODY,
+    };
+    let reply = crate::https::get(&client, url, &headers, limits)
         .await
-        .map_err(|_| format!("{url}: no answer within {}s", HTTP_TIMEOUT.as_secs()))?
-        .map_err(|e| format!("{url}: {}", crate::aws::error_text(&e)))?;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = tokio::time::timeout(
-        HTTP_TIMEOUT,
-        Limited::new(response.into_body(), MAX_BODY).collect(),
-    )
-    .await
-    .ok()
-    .and_then(Result::ok)
-    .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-    .unwrap_or_default();
+        .map_err(|e| format!("{url}: {e}"))?;
     Ok(Reply {
-        status,
-        headers,
-        body,
+        status: reply.status,
+        body: String::from_utf8_lossy(&reply.body).into_owned(),
+        headers: reply.headers,
     })
 }
 
