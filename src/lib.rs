@@ -34,6 +34,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod docker_config;
 pub mod doctor;
 pub mod https;
 pub mod naming;

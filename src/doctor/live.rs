@@ -1,7 +1,7 @@
 //! The I/O edge of `doctor`: AWS calls, HTTP requests to registries and to
 //! a running serve, the Docker config file and its credential helpers. It
 //! gathers values and hands them to the pure checks ([`super::ecr`],
-//! [`super::certs`], [`super::docker_config`]), and turns what it could not
+//! [`super::certs`], [`crate::docker_config`]), and turns what it could not
 //! reach into failed checks with the setting that chooses it.
 
 use std::time::Duration;
@@ -10,10 +10,11 @@ use hyper::{HeaderMap, StatusCode};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use super::{Check, Checks, certs, docker_config, ecr as ecr_checks};
+use super::{Check, Checks, certs, ecr as ecr_checks};
 use crate::auth::Caller;
 use crate::config::Location;
 use crate::config::{Config, EcrConfig, OciClientAuthConfig, OciTokenConfig};
+use crate::docker_config;
 use crate::naming::ProjectName;
 use crate::registry::ecr::EcrProvider;
 use crate::registry::oci_token::OciTokenProvider;

@@ -4,13 +4,12 @@
 //!
 //! Split like the rest of the crate: this module is the model (a [`Check`]
 //! with an [`Outcome`], a [`Report`]) and its renderers; [`ecr`], [`certs`]
-//! and [`docker_config`] decide outcomes from values (pure, unit-tested);
+//! and [`crate::docker_config`] decide outcomes from values (pure, unit-tested);
 //! only [`live`] talks to AWS and registries, and it decides nothing it
 //! could hand to those. A check that cannot run because one it needs
 //! failed is [`Outcome::Skipped`] with the reason, never passed.
 
 pub mod certs;
-pub mod docker_config;
 pub mod ecr;
 pub mod live;
 
