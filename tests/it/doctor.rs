@@ -88,13 +88,9 @@ impl Account {
     fn configure(&self, projects: &[&str], prefix: &str) {
         let projects: Vec<String> = projects.iter().map(|p| format!("{{name: {p}}}")).collect();
         let text = format!(
-            "registry:\n  type: ecr\n  region: us-east-1\n  account_id: \"{ACCOUNT_ID}\"\n  \
-             repo_prefix: {prefix}\n  \
-             role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend\n  \
-             push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push\n  \
-             endpoint_url: {}\n  trusted_principals: [arn:aws:iam::{ACCOUNT_ID}:root]\n\
+            "{}  repo_prefix: {prefix}\n  trusted_principals: [arn:aws:iam::{ACCOUNT_ID}:root]\n\
              projects: [{}]\nauth: {{hs256_secret: 0123456789abcdef0123456789abcdef}}\n",
-            self.emulator.endpoint_url(),
+            support::ecr_yaml(Some(&self.emulator.endpoint_url())),
             projects.join(", ")
         );
         std::fs::write(self.dir.path().join("default.yaml"), text).unwrap();

@@ -20,10 +20,9 @@ const CI_USER: &str = "arn:aws:iam::123456789012:user/ci";
 fn desired(projects: &[String], registry_extra: &str) -> DesiredState {
     let projects: Vec<String> = projects.iter().map(|p| format!("{{name: {p}}}")).collect();
     let text = format!(
-        "registry:\n  type: ecr\n  region: us-east-1\n  account_id: \"123456789012\"\n  \
-         role_arn: arn:aws:iam::123456789012:role/rise-backend\n  \
-         push_role_arn: arn:aws:iam::123456789012:role/rise-backend-ecr-push\n{registry_extra}\
+        "{}{registry_extra}\
          projects: [{}]\nauth: {{hs256_secret: 0123456789abcdef0123456789abcdef}}\n",
+        support::ecr_yaml(None),
         projects.join(", ")
     );
     let config = support::load_config(&[("default.yaml", &text)], &[]).unwrap();

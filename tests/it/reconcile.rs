@@ -54,11 +54,9 @@ impl Account {
     fn configure_full(&self, endpoint: &str, projects: &[&str], tags: &str, registry_extra: &str) {
         let projects: Vec<String> = projects.iter().map(|p| format!("{{name: {p}}}")).collect();
         let text = format!(
-            "registry:\n  type: ecr\n  region: us-east-1\n  account_id: \"{ACCOUNT_ID}\"\n  \
-             role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend\n  \
-             push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push\n  \
-             endpoint_url: {endpoint}\n  tags: {tags}\n{registry_extra}\
+            "{}  tags: {tags}\n{registry_extra}\
              projects: [{}]\nauth: {{hs256_secret: 0123456789abcdef0123456789abcdef}}\n",
+            support::ecr_yaml(Some(endpoint)),
             projects.join(", ")
         );
         std::fs::write(self.dir.path().join("default.yaml"), text).unwrap();

@@ -17,10 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::Emulator;
 use support::http::Conn;
 use support::jwt::{TestKey, claims, hs256, jwks};
 use support::server::{JwksServer, Serve};
-use support::{ACCOUNT_ID, Emulator};
 
 const SECRET: &str = "soak-test-secret-soak-test-secret-0123456";
 const PROJECTS: usize = 20;
@@ -51,13 +51,10 @@ async fn serve_holds_through_an_aws_outage_and_a_key_rotation() {
         .map(|i| format!("  - {{name: p{i:02}, access: [\"group:team\"]}}"))
         .collect();
     let config = format!(
-        "registry:\n  type: ecr\n  region: us-east-1\n  account_id: \"{ACCOUNT_ID}\"\n  \
-         role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend\n  \
-         push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push\n  \
-         endpoint_url: {}\nprojects:\n{}\n\
+        "{}projects:\n{}\n\
          auth: {{hs256_secret: {SECRET}, jwks_url: \"{}\", issuer: soak, audience: rise, jwks_min_refresh_seconds: 1}}\n\
          server:\n  rate_limit: {{requests_per_minute: 1000000, burst: 1000000}}\n",
-        emulator.endpoint_url(),
+        support::ecr_yaml(Some(&emulator.endpoint_url())),
         projects.join("\n"),
         jwks_server.url,
     );

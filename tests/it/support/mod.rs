@@ -194,19 +194,7 @@ impl Emulator {
     /// with the roles [`provision`] makes and the prefix `rise/`; its keys
     /// end the block, so a caller may add more registry keys after it.
     pub fn registry_block(&self) -> String {
-        format!(
-            r#"
-registry:
-  type: ecr
-  region: us-east-1
-  account_id: "{ACCOUNT_ID}"
-  repo_prefix: rise/
-  role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend
-  push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push
-  endpoint_url: {}
-"#,
-            self.endpoint_url()
-        )
+        format!("\n{}", ecr_yaml(Some(&self.endpoint_url())))
     }
 
     fn wait_ready(&mut self, timeout: Duration) {
@@ -269,6 +257,22 @@ impl Drop for Emulator {
 
 /// The push role and one repository (`rise/my-app`), created as an
 /// administrator would, for tests and benchmarks of the ECR provider.
+/// The `registry:` block of an ECR config for the test account
+/// ([`ACCOUNT_ID`], us-east-1, the default `rise/` prefix, roles named as
+/// the operator guide names them), with `endpoint_url` when given. More
+/// `registry` keys follow as lines indented by two spaces, then the other
+/// top-level keys. The one place the tests write it.
+pub fn ecr_yaml(endpoint: Option<&str>) -> String {
+    let endpoint = endpoint
+        .map(|url| format!("  endpoint_url: {url}\n"))
+        .unwrap_or_default();
+    format!(
+        "registry:\n  type: ecr\n  region: us-east-1\n  account_id: \"{ACCOUNT_ID}\"\n  \
+         role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend\n  \
+         push_role_arn: arn:aws:iam::{ACCOUNT_ID}:role/rise-backend-ecr-push\n{endpoint}"
+    )
+}
+
 pub async fn provision(emulator: &Emulator) {
     let admin = emulator.admin_config().await;
     let iam = aws_sdk_iam::Client::new(&admin);
