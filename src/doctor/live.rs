@@ -148,7 +148,12 @@ fn registry_down_hint(key: &str) -> String {
 pub async fn ecr(config: &Config, ecr: &EcrConfig, options: &Options<'_>) -> Vec<Check> {
     let inv = options.location;
     let mut checks = Checks::default();
-    let sdk = crate::aws::sdk_config(ecr, crate::aws::Caller::Serve).await;
+    let sdk = crate::aws::sdk_config(
+        ecr.region.as_str(),
+        ecr.endpoint_url.as_deref(),
+        crate::aws::Caller::Serve,
+    )
+    .await;
     let sts = aws_sdk_sts::Client::new(&sdk);
 
     // Who am I.

@@ -15,12 +15,12 @@ use tokio::sync::Semaphore;
 
 use super::aws::Aws;
 use super::plan::Action;
-use super::sdk::Unreachable;
+use crate::aws::sdk::Unreachable;
 
 /// Actions of one batch under way at once, at most. With [`Aws`], fewer
 /// send requests at a time: each takes a slot of its adaptive limit
 /// (src/reconcile/adaptive.rs), which follows AWS's throttling.
-pub(crate) const APPLY_CONCURRENCY: usize = super::adaptive::MAX as usize;
+pub(crate) const APPLY_CONCURRENCY: usize = crate::aws::adaptive::MAX as usize;
 
 /// What carries out one action. [`Aws`] in production.
 pub trait Executor: Send + Sync + 'static {

@@ -12,14 +12,14 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::Value;
 
-use super::adaptive::AdaptiveLimit;
 use super::desired::lifecycle_policy;
 use super::plan::{
     Action, Change, ObservedRepository, ObservedRole, ObservedState, RegistryScanning, RoleKind,
     Scope,
 };
-use super::sdk::{CallCounter, ThrottleSignal, aws_error};
 use super::tagging::{TaggingClient, TagsByArn, Unavailable};
+use crate::aws::adaptive::AdaptiveLimit;
+use crate::aws::sdk::{CallCounter, ThrottleSignal, aws_error};
 use crate::config::EcrConfig;
 use crate::naming::RoleArn;
 use crate::tags::{TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT};
@@ -138,7 +138,12 @@ pub fn policy_json(document: &str, what: &str) -> Result<Value> {
 
 impl Aws {
     pub async fn new(config: &EcrConfig) -> Self {
-        let sdk = crate::aws::sdk_config(config, crate::aws::Caller::Reconcile).await;
+        let sdk = crate::aws::sdk_config(
+            config.region.as_str(),
+            config.endpoint_url.as_deref(),
+            crate::aws::Caller::Reconcile,
+        )
+        .await;
         let calls = CallCounter::default();
         let limit = Arc::new(AdaptiveLimit::default());
         let signal = ThrottleSignal(limit.clone());

@@ -5,13 +5,12 @@
 //! batches into a report. [`pipeline`] puts them together once for every
 //! caller (`plan`, `apply`, `doctor`): observe, plan, re-check a
 //! [`saved`] plan, execute. Only [`aws`] (with `tagging`, its bulk tag
-//! read, both over the SDK plumbing of [`sdk`]) talks to AWS: it observes
+//! read, both over the SDK plumbing of [`crate::aws::sdk`]) talks to AWS: it observes
 //! the account and carries out single actions. For the reviewer,
 //! [`render`] draws a plan as text, Markdown or JSON, showing policy
 //! documents through [`diff`] and explaining each action through
 //! [`meaning`].
 
-mod adaptive;
 pub mod apply;
 pub mod aws;
 pub mod canonical;
@@ -24,5 +23,4 @@ pub mod plan;
 mod props;
 pub mod render;
 pub mod saved;
-pub mod sdk;
 mod tagging;

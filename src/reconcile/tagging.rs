@@ -33,7 +33,7 @@ pub(crate) type TagsByArn = BTreeMap<String, BTreeMap<String, String>>;
 pub(crate) struct Unavailable(pub String);
 
 pub(crate) struct TaggingClient {
-    limit: std::sync::Arc<super::adaptive::AdaptiveLimit>,
+    limit: std::sync::Arc<crate::aws::adaptive::AdaptiveLimit>,
     sdk: aws_config::SdkConfig,
     endpoint: String,
     region: String,
@@ -51,7 +51,7 @@ impl TaggingClient {
     /// `endpoint_url` as for the other clients (the configured one, then
     /// `AWS_ENDPOINT_URL`), else the regional endpoint.
     pub(crate) fn new(
-        limit: std::sync::Arc<super::adaptive::AdaptiveLimit>,
+        limit: std::sync::Arc<crate::aws::adaptive::AdaptiveLimit>,
         sdk: &aws_config::SdkConfig,
         endpoint_url: Option<&str>,
         region: &str,
@@ -124,7 +124,7 @@ impl TaggingClient {
             // An endpoint that hands back a token it gave before would
             // keep the read going forever.
             if !seen.insert(token.clone()) {
-                bail!(super::sdk::Unreachable::new(
+                bail!(crate::aws::sdk::Unreachable::new(
                     "reading repository tags in bulk",
                     "GetResources returned a pagination token it had returned before"
                 ));
@@ -147,7 +147,7 @@ impl TaggingClient {
                 let _slot = self.limit.acquire().await;
                 self.send_once(request).await?
             };
-            if super::sdk::is_throttling(status.as_u16(), error_type.as_deref(), &body) {
+            if crate::aws::sdk::is_throttling(status.as_u16(), error_type.as_deref(), &body) {
                 self.limit.on_throttled();
             } else {
                 self.limit.on_answer();
@@ -250,13 +250,13 @@ impl TaggingClient {
             tokio::time::timeout(Duration::from_secs(30), self.client.request(http_request))
                 .await
                 .map_err(|_| {
-                    anyhow!(super::sdk::Unreachable::new(
+                    anyhow!(crate::aws::sdk::Unreachable::new(
                         "reading repository tags in bulk",
                         "timed out"
                     ))
                 })?
                 .map_err(|e| {
-                    anyhow!(super::sdk::Unreachable::new(
+                    anyhow!(crate::aws::sdk::Unreachable::new(
                         "reading repository tags in bulk",
                         &crate::aws::error_text(&e)
                     ))

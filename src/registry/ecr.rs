@@ -46,7 +46,12 @@ impl EcrProvider {
     /// Never today; kept fallible so credential-chain checks can be added
     /// without changing callers.
     pub async fn new(config: &EcrConfig) -> anyhow::Result<Self> {
-        let sdk = crate::aws::sdk_config(config, crate::aws::Caller::Serve).await;
+        let sdk = crate::aws::sdk_config(
+            config.region.as_str(),
+            config.endpoint_url.as_deref(),
+            crate::aws::Caller::Serve,
+        )
+        .await;
         Ok(Self::from_sdk_config(config, &sdk))
     }
 

@@ -183,19 +183,23 @@ impl std::io::Write for Captured {
 async fn provider(config: &Config) -> RegistryProvider {
     match &config.registry {
         RegistryConfig::Ecr(ecr) => {
-            let sdk = rise_registry::aws::sdk_config(ecr, rise_registry::aws::Caller::Serve)
-                .await
-                .to_builder()
-                .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
-                    aws_sdk_sts::config::Credentials::new(
-                        super::ADMIN_KEY,
-                        super::ADMIN_KEY,
-                        None,
-                        None,
-                        "test-admin",
-                    ),
-                ))
-                .build();
+            let sdk = rise_registry::aws::sdk_config(
+                ecr.region.as_str(),
+                ecr.endpoint_url.as_deref(),
+                rise_registry::aws::Caller::Serve,
+            )
+            .await
+            .to_builder()
+            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                aws_sdk_sts::config::Credentials::new(
+                    super::ADMIN_KEY,
+                    super::ADMIN_KEY,
+                    None,
+                    None,
+                    "test-admin",
+                ),
+            ))
+            .build();
             RegistryProvider::Ecr(EcrProvider::from_sdk_config(ecr, &sdk))
         }
         other => RegistryProvider::new(other)

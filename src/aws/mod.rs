@@ -1,5 +1,10 @@
 //! What every module that talks to AWS shares: SDK settings built the same
-//! way, and AWS errors turned into one readable line.
+//! way, AWS errors turned into one readable line, and (in [`sdk`] and
+//! [`adaptive`]) call counting, throttling detection and the concurrency
+//! that follows it. A leaf: it knows the SDK, not the configuration.
+
+pub mod adaptive;
+pub mod sdk;
 
 use std::time::Duration;
 
@@ -7,8 +12,6 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-
-use crate::config::EcrConfig;
 
 /// Who the SDK settings are for: the two differ in how long a call may
 /// keep trying.
@@ -25,10 +28,15 @@ pub enum Caller {
     Reconcile,
 }
 
-/// SDK settings from the default credential chain (environment, profile,
-/// web identity for IRSA, instance metadata), with `endpoint_url` applied
-/// when set (`AWS_ENDPOINT_URL` is read by the SDK itself).
-pub async fn sdk_config(config: &EcrConfig, caller: Caller) -> aws_config::SdkConfig {
+/// SDK settings for `region` from the default credential chain
+/// (environment, profile, web identity for IRSA, instance metadata), with
+/// `endpoint_url` applied when set (`AWS_ENDPOINT_URL` is read by the SDK
+/// itself).
+pub async fn sdk_config(
+    region: &str,
+    endpoint_url: Option<&str>,
+    caller: Caller,
+) -> aws_config::SdkConfig {
     let (retry, operation_timeout) = match caller {
         Caller::Serve => (RetryConfig::standard(), Duration::from_secs(12)),
         Caller::Reconcile => (
@@ -39,7 +47,7 @@ pub async fn sdk_config(config: &EcrConfig, caller: Caller) -> aws_config::SdkCo
         ),
     };
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(config.region.to_string()))
+        .region(aws_config::Region::new(region.to_string()))
         .retry_config(retry)
         .timeout_config(
             TimeoutConfig::builder()
@@ -48,7 +56,7 @@ pub async fn sdk_config(config: &EcrConfig, caller: Caller) -> aws_config::SdkCo
                 .operation_timeout(operation_timeout)
                 .build(),
         );
-    if let Some(url) = &config.endpoint_url {
+    if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }
     loader.load().await
