@@ -19,7 +19,10 @@
 //! - [`auth`]: bearer-token verification (HS256, JWKS) and the access rule.
 //! - [`registry`]: providers that issue credentials (`ecr`, `oci-client-auth`,
 //!   `oci-token` with its tickets, scopes and token signing).
-//! - [`aws`]: SDK settings and error text shared by the AWS-facing modules.
+//! - [`aws`]: SDK settings, error text, call counting and throttling shared
+//!   by the AWS-facing modules.
+//! - [`repository_settings`]: the ECR repository settings rise-registry
+//!   manages, one file each, read by config and carried out by reconcile.
 //! - [`https`]: the HTTP(S) client for everything else that goes out.
 //! - [`serve`]: the HTTP server, request flow, cache, rate limit, metrics.
 //! - [`tags`]: the tags rise-registry manages and AWS's tag limits.
@@ -41,6 +44,7 @@ pub mod naming;
 pub mod policy;
 pub mod reconcile;
 pub mod registry;
+pub mod repository_settings;
 pub mod run;
 pub mod runtime;
 pub mod secret;

@@ -8,13 +8,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use crate::auth::AccessRule;
 use crate::naming::{
     AccountId, K8sName, OidcProviderArn, Principal, PrincipalArn, ProjectName, Region,
     RegistryHost, RepoNamespace, RepoPrefix, RoleArn,
 };
+use crate::repository_settings::Values;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,9 +68,14 @@ pub struct EcrConfig {
     /// Terraform's `modules/rise-aws` owns them): the default `--scope`.
     pub manage_roles: bool,
     pub endpoint_url: Option<String>,
-    pub image_tag_mutability: TagMutability,
-    pub scan_on_push: bool,
-    pub max_image_count: u32,
+    /// The managed repository settings (`image_tag_mutability`,
+    /// `scan_on_push`, `max_image_count`, …), written under their config
+    /// names.
+    #[serde(
+        flatten,
+        serialize_with = "crate::repository_settings::serialize_config"
+    )]
+    pub repository: Values,
     pub tags: BTreeMap<String, String>,
     pub irsa: Option<IrsaConfig>,
     pub trusted_principals: Vec<PrincipalArn>,
@@ -83,23 +89,6 @@ impl EcrConfig {
     /// the region).
     pub fn partition(&self) -> &str {
         self.role_arn.partition()
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TagMutability {
-    #[serde(rename = "MUTABLE")]
-    Mutable,
-    #[serde(rename = "IMMUTABLE")]
-    Immutable,
-}
-
-impl TagMutability {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Mutable => "MUTABLE",
-            Self::Immutable => "IMMUTABLE",
-        }
     }
 }
 

@@ -26,10 +26,12 @@ use crate::policy::roles::{
     ROLE_INLINE_POLICIES_MAX_CHARS, TRUST_POLICY_MAX_CHARS, TemplateVars, policy_chars,
     role_documents,
 };
+use crate::repository_settings::{ConfigKind, Values, either};
 use crate::secret::Secret;
 use crate::tags::{
     MAX_TAG_VALUE_CHARS, MAX_TAGS_PER_RESOURCE, RESERVED_REPOSITORY_TAGS, encode_tag_keys,
 };
+use serde_json::Value;
 
 /// Minimum HS256 key length: RFC 7518 §3.2 asks for a key at least as long
 /// as the hash output (256 bits).
@@ -228,23 +230,7 @@ impl Reader {
             .unwrap_or(true);
         let endpoint_url =
             self.optional(&mut m, "endpoint_url", |r, n, p| r.scalar(n, p, http_url));
-        let image_tag_mutability = self
-            .optional(&mut m, "image_tag_mutability", |r, n, p| {
-                r.scalar(n, p, |s| match s {
-                    "MUTABLE" => Ok(TagMutability::Mutable),
-                    "IMMUTABLE" => Ok(TagMutability::Immutable),
-                    _ => Err(Problem::new(format!(
-                        "expected MUTABLE or IMMUTABLE, found `{s}`"
-                    ))),
-                })
-            })
-            .unwrap_or(TagMutability::Mutable);
-        let scan_on_push = self
-            .optional(&mut m, "scan_on_push", Self::bool)
-            .unwrap_or(true);
-        let max_image_count = self
-            .optional(&mut m, "max_image_count", |r, n, p| r.uint(n, p, 1, 10_000))
-            .unwrap_or(100);
+        let repository = self.repository_settings(&mut m);
         let tags = self
             .optional(&mut m, "tags", Self::tags)
             .unwrap_or_default();
@@ -327,9 +313,7 @@ impl Reader {
                 auto_remove,
                 manage_roles,
                 endpoint_url,
-                image_tag_mutability,
-                scan_on_push,
-                max_image_count,
+                repository,
                 tags,
                 irsa,
                 trusted_principals,
@@ -402,6 +386,35 @@ impl Reader {
                 );
             }
         }
+    }
+
+    /// Each managed repository setting under its config key, checked as
+    /// its [`ConfigKind`] says; a missing or invalid one takes its default
+    /// (an invalid one is reported, so the config is refused anyway).
+    fn repository_settings(&mut self, m: &mut MapReader<'_>) -> Values {
+        Values::from_fn(|setting| {
+            let read = match setting.config_kind() {
+                ConfigKind::Bool => self
+                    .optional(m, setting.names().config, Self::bool)
+                    .map(Value::from),
+                ConfigKind::OneOf(words) => self.optional(m, setting.names().config, |r, n, p| {
+                    r.scalar(n, p, |s| {
+                        if words.contains(&s) {
+                            Ok(Value::from(s))
+                        } else {
+                            Err(Problem::new(format!(
+                                "expected {}, found `{s}`",
+                                either(words)
+                            )))
+                        }
+                    })
+                }),
+                ConfigKind::Count { min, max } => self
+                    .optional(m, setting.names().config, |r, n, p| r.uint(n, p, min, max))
+                    .map(Value::from),
+            };
+            read.unwrap_or_else(|| setting.default())
+        })
     }
 
     fn role_arn(&mut self, node: &Node, path: &str) -> Option<RoleArn> {

@@ -378,12 +378,7 @@ mod tests {
     }
 
     fn repo(tags_: &[(&str, &str)]) -> ObservedRepository {
-        ObservedRepository {
-            tags: tags(tags_),
-            tag_mutability: "MUTABLE".into(),
-            scan_on_push: false,
-            lifecycle_policy: None,
-        }
+        ObservedRepository::made_elsewhere(tags(tags_))
     }
 
     fn observed(repos: &[(&str, ObservedRepository)]) -> ObservedState {

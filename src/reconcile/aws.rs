@@ -7,21 +7,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
+use aws_sdk_ecr::types::Tag;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::Value;
 
-use super::desired::lifecycle_policy;
 use super::plan::{
-    Action, Change, ObservedRepository, ObservedRole, ObservedState, RegistryScanning, RoleKind,
-    Scope,
+    Action, ObservedRepository, ObservedRole, ObservedState, RegistryScanning, RoleKind, Scope,
 };
 use super::tagging::{TaggingClient, TagsByArn, Unavailable};
 use crate::aws::adaptive::AdaptiveLimit;
 use crate::aws::sdk::{CallCounter, ThrottleSignal, aws_error};
 use crate::config::EcrConfig;
 use crate::naming::RoleArn;
+use crate::repository_settings::{self, Context as SettingsContext};
 use crate::tags::{TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT};
 
 /// AWS clients for plan/apply, built once from the default credential chain
@@ -382,28 +381,19 @@ impl Aws {
                 if !name.starts_with(prefix) {
                     continue;
                 }
-                let mutability = repo
-                    .image_tag_mutability
-                    .as_ref()
-                    // Absent only from emulators; MUTABLE is ECR's own default.
-                    .map_or("MUTABLE".to_string(), |m| m.as_str().to_string());
-                let scan = repo
-                    .image_scanning_configuration
-                    .as_ref()
-                    .is_some_and(|s| s.scan_on_push);
                 let arn = repo
                     .repository_arn
                     .clone()
                     .unwrap_or_else(|| self.repository_arn(&name));
                 let tags = bulk.remove(&arn);
-                found.push((name, arn, tags, mutability, scan));
+                found.push((name, arn, tags, repo));
             }
         }
         // Tags and lifecycle policies, as many at a time as AWS allows.
         let total = found.len();
         on_read(0, total);
         let mut tasks = tokio::task::JoinSet::new();
-        for (name, arn, bulk_tags, tag_mutability, scan_on_push) in found {
+        for (name, arn, bulk_tags, listed) in found {
             let (ecr, limit) = (self.ecr.clone(), self.limit.clone());
             tasks.spawn(async move {
                 let _slot = limit.acquire().await;
@@ -421,41 +411,8 @@ impl Aws {
                         .map(|t| (t.key, t.value))
                         .collect(),
                 };
-                let lifecycle_policy = match ecr
-                    .get_lifecycle_policy()
-                    .repository_name(&name)
-                    .send()
-                    .await
-                {
-                    Ok(out) => out
-                        .lifecycle_policy_text
-                        .map(|t| serde_json::from_str(&t))
-                        .transpose()
-                        .with_context(|| {
-                            format!("ECR returned the lifecycle policy of repository {name} as a document that is not JSON")
-                        })?,
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_lifecycle_policy_not_found_exception()) =>
-                    {
-                        None
-                    }
-                    Err(e) => {
-                        return Err(aws_error(
-                            &format!("reading the lifecycle policy of {name}"),
-                            e,
-                        ));
-                    }
-                };
-                Ok::<_, anyhow::Error>((
-                    name,
-                    ObservedRepository {
-                        tags,
-                        tag_mutability,
-                        scan_on_push,
-                        lifecycle_policy,
-                    },
-                ))
+                let settings = repository_settings::observe(&ecr, &listed).await?;
+                Ok::<_, anyhow::Error>((name, ObservedRepository { tags, settings }))
             });
         }
         let mut repositories = BTreeMap::new();
@@ -515,17 +472,6 @@ impl Aws {
             .send()
             .await
             .map_err(|e| aws_error(&format!("untagging {name}"), e))?;
-        Ok(())
-    }
-
-    async fn put_lifecycle(&self, name: &str, max_image_count: u32) -> Result<()> {
-        self.ecr
-            .put_lifecycle_policy()
-            .repository_name(name)
-            .lifecycle_policy_text(lifecycle_policy(max_image_count).to_string())
-            .send()
-            .await
-            .map_err(|e| aws_error(&format!("setting the lifecycle policy of {name}"), e))?;
         Ok(())
     }
 
@@ -635,26 +581,29 @@ impl Aws {
                     .iter()
                     .map(|(k, v)| Self::tag(k, v))
                     .collect::<Result<Vec<_>>>()?;
-                // The repository-level flag is deprecated and does nothing
-                // where the registry's configuration governs scanning.
-                let scanning = (!self.registry_scans.load(Ordering::Relaxed)).then(|| {
-                    ImageScanningConfiguration::builder()
-                        .scan_on_push(settings.scan_on_push)
-                        .build()
-                });
-                self.ecr
+                let context = SettingsContext {
+                    registry_scans: self.registry_scans.load(Ordering::Relaxed),
+                };
+                let mut create = self
+                    .ecr
                     .create_repository()
                     .repository_name(repository)
-                    .image_tag_mutability(ImageTagMutability::from(
-                        settings.tag_mutability.as_str(),
-                    ))
-                    .set_image_scanning_configuration(scanning)
-                    .set_tags(Some(tag_list))
+                    .set_tags(Some(tag_list));
+                let mut after_create = Vec::new();
+                for (setting, want) in settings.iter().filter(|(s, _)| s.applies(&context)) {
+                    let taken;
+                    (create, taken) = setting.on_create(create, want);
+                    if !taken {
+                        after_create.push((setting, want));
+                    }
+                }
+                create
                     .send()
                     .await
                     .map_err(|e| aws_error(&format!("creating repository {repository}"), e))?;
-                self.put_lifecycle(repository, settings.max_image_count)
-                    .await?;
+                for (setting, want) in after_create {
+                    setting.put(&self.ecr, repository, want).await?;
+                }
             }
             Action::Adopt {
                 repository,
@@ -675,37 +624,10 @@ impl Aws {
                 changes,
             } => {
                 for change in changes {
-                    match change {
-                        Change::ImageTagMutability { after, .. } => {
-                            self.ecr
-                                .put_image_tag_mutability()
-                                .repository_name(repository)
-                                .image_tag_mutability(ImageTagMutability::from(after.as_str()))
-                                .send()
-                                .await
-                                .map_err(|e| {
-                                    aws_error(&format!("setting tag mutability of {repository}"), e)
-                                })?;
-                        }
-                        Change::ScanOnPush { after, .. } => {
-                            self.ecr
-                                .put_image_scanning_configuration()
-                                .repository_name(repository)
-                                .image_scanning_configuration(
-                                    ImageScanningConfiguration::builder()
-                                        .scan_on_push(*after)
-                                        .build(),
-                                )
-                                .send()
-                                .await
-                                .map_err(|e| {
-                                    aws_error(&format!("setting scan on push of {repository}"), e)
-                                })?;
-                        }
-                        Change::LifecyclePolicy { after, .. } => {
-                            self.put_lifecycle(repository, *after).await?;
-                        }
-                    }
+                    change
+                        .setting
+                        .put(&self.ecr, repository, &change.after)
+                        .await?;
                 }
             }
             Action::SetTags {

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::config::{EcrConfig, Project, TagMutability};
+use crate::config::{EcrConfig, Project};
 use crate::naming::ProjectName;
 use crate::policy::roles::{RenderError, TemplateVars, role_documents};
+use crate::repository_settings::Values;
 use crate::tags::{TAG_MANAGED, TAG_PROJECT, configured_tags};
 
 /// Names of the inline policies rise-registry (and the Terraform module) puts.
@@ -23,55 +24,12 @@ pub struct DesiredRole {
     pub tags: BTreeMap<String, String>,
 }
 
-/// The settings of a repository that rise-registry sets. In plans (JSON and
-/// saved) the image count is written as the lifecycle policy that keeps
-/// it, which is what AWS is sent and what a reviewer checks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RepositorySettings {
-    pub tag_mutability: TagMutability,
-    pub scan_on_push: bool,
-    /// How many images the lifecycle policy keeps.
-    #[serde(rename = "lifecycle_policy", with = "lifecycle_json")]
-    pub max_image_count: u32,
-}
-
-/// A max image count as the lifecycle policy JSON [`lifecycle_policy`]
-/// makes of it, and back: only a policy exactly of that shape reads back,
-/// so a saved plan cannot smuggle in another policy.
-pub mod lifecycle_json {
-    use serde::de::Error;
-    use serde::{Deserialize, Deserializer, Serializer};
-    use serde_json::Value;
-
-    use super::lifecycle_policy;
-
-    pub(crate) fn serialize<S: Serializer>(count: &u32, s: S) -> Result<S::Ok, S::Error> {
-        serde::Serialize::serialize(&lifecycle_policy(*count), s)
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-        let value = Value::deserialize(d)?;
-        parse(&value).ok_or_else(|| {
-            D::Error::custom(
-                "not a lifecycle policy rise-registry writes (keep the newest N images)",
-            )
-        })
-    }
-
-    /// The count kept by `value`, when it is exactly a policy
-    /// [`lifecycle_policy`] makes.
-    pub fn parse(value: &Value) -> Option<u32> {
-        let count = value["rules"][0]["selection"]["countNumber"].as_u64()?;
-        let count = u32::try_from(count).ok()?;
-        (lifecycle_policy(count) == *value).then_some(count)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DesiredRepository {
     pub project: ProjectName,
     pub tags: BTreeMap<String, String>,
-    pub settings: RepositorySettings,
+    /// Config form; serialized as a plan shows them.
+    pub settings: Values,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -82,16 +40,6 @@ pub struct DesiredState {
     pub push: DesiredRole,
     /// By repository name (`{repo_prefix}{project}`).
     pub repositories: BTreeMap<String, DesiredRepository>,
-}
-
-/// The lifecycle policy that keeps the newest `count` images.
-pub fn lifecycle_policy(count: u32) -> Value {
-    json!({"rules": [{
-        "rulePriority": 1,
-        "description": format!("Keep the newest {count} images"),
-        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": count},
-        "action": {"type": "expire"},
-    }]})
 }
 
 /// # Errors
@@ -105,11 +53,7 @@ pub fn desired_state(ecr: &EcrConfig, projects: &[Project]) -> Result<DesiredSta
         policies: BTreeMap::from([(policy_name.to_string(), policy)]),
         tags: configured_tags(&ecr.tags),
     };
-    let settings = RepositorySettings {
-        tag_mutability: ecr.image_tag_mutability,
-        scan_on_push: ecr.scan_on_push,
-        max_image_count: ecr.max_image_count,
-    };
+    let settings = &ecr.repository;
     let mut repositories = BTreeMap::new();
     for project in projects {
         let name = ecr
@@ -148,32 +92,4 @@ pub fn desired_state(ecr: &EcrConfig, projects: &[Project]) -> Result<DesiredSta
         ),
         repositories,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn settings_write_the_lifecycle_policy_and_read_back_only_that_shape() {
-        let settings = RepositorySettings {
-            tag_mutability: TagMutability::Immutable,
-            scan_on_push: true,
-            max_image_count: 30,
-        };
-        let value = serde_json::to_value(&settings).unwrap();
-        assert_eq!(
-            value,
-            json!({"tag_mutability": "IMMUTABLE", "scan_on_push": true,
-                   "lifecycle_policy": lifecycle_policy(30)})
-        );
-        let back: RepositorySettings = serde_json::from_value(value.clone()).unwrap();
-        assert_eq!(back, settings);
-
-        let mut other = value;
-        other["lifecycle_policy"]["rules"][0]["action"]["type"] = json!("delete-everything");
-        let e = serde_json::from_value::<RepositorySettings>(other).unwrap_err();
-        assert!(e.to_string().contains("not a lifecycle policy"), "{e}");
-        assert_eq!(lifecycle_json::parse(&json!({"rules": []})), None);
-    }
 }

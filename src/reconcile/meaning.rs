@@ -16,9 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::canonical::canonical;
-use super::desired::lifecycle_json;
 use super::plan::{Action, Change};
-use crate::config::TagMutability;
 
 /// What a change does to who may do what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -73,19 +71,13 @@ pub fn meanings(action: &Action) -> Vec<Meaning> {
         Action::DeleteRolePolicy { policy, before, .. } => {
             policy_meanings(policy, Some(before), None)
         }
-        Action::CreateRepository { settings, .. } => vec![Meaning::new(
-            format!(
-                "repository: new, {} tags, {}, keeps the newest {} images",
-                settings.tag_mutability.as_str().to_lowercase(),
-                if settings.scan_on_push {
-                    "scanned on push"
-                } else {
-                    "not scanned on push"
-                },
-                settings.max_image_count
-            ),
-            Unchanged,
-        )],
+        Action::CreateRepository { settings, .. } => {
+            let summary: Vec<String> = settings.iter().map(|(s, v)| s.summary(v)).collect();
+            vec![Meaning::new(
+                format!("repository: new, {}", summary.join(", ")),
+                Unchanged,
+            )]
+        }
         Action::Adopt { project, .. } => vec![Meaning::new(
             format!(
                 "repository: made by hand, now managed for project {project} (its other tags stay)"
@@ -120,49 +112,10 @@ pub fn meanings(action: &Action) -> Vec<Meaning> {
 }
 
 fn change_meaning(change: &Change) -> Meaning {
-    use Access::Unchanged;
-    match change {
-        Change::ImageTagMutability { before, after } => Meaning::new(
-            match after {
-                TagMutability::Immutable => format!(
-                    "tags become immutable (were {}): pushing an existing tag fails",
-                    before.to_lowercase()
-                ),
-                TagMutability::Mutable => format!(
-                    "tags become mutable (were {}): a push may move an existing tag",
-                    before.to_lowercase()
-                ),
-            },
-            Unchanged,
-        ),
-        Change::ScanOnPush { after, .. } => Meaning::new(
-            if *after {
-                "scan on push: images are scanned for vulnerabilities as they are pushed"
-            } else {
-                "scan on push: off; images are no longer scanned as they are pushed"
-            },
-            Unchanged,
-        ),
-        Change::LifecyclePolicy { before, after } => {
-            let was = before.as_ref().map(lifecycle_json::parse);
-            let text = match was {
-                None => format!(
-                    "lifecycle: keep the newest {after} images (no policy before): images beyond the newest {after} will expire"
-                ),
-                Some(None) => format!(
-                    "lifecycle: keep the newest {after} images, replacing a policy rise-registry did not write"
-                ),
-                Some(Some(was)) if was > *after => format!(
-                    "lifecycle: keep the newest {after} images (was {was}): up to {} images per repository will expire",
-                    was - after
-                ),
-                Some(Some(was)) => format!(
-                    "lifecycle: keep the newest {after} images (was {was}): nothing more expires"
-                ),
-            };
-            Meaning::new(text, Unchanged)
-        }
-    }
+    Meaning::new(
+        change.setting.meaning(&change.before, &change.after),
+        Access::Unchanged,
+    )
 }
 
 /// A policy document as a set of grants.
@@ -466,8 +419,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::reconcile::desired::lifecycle_policy;
     use crate::reconcile::plan::RoleKind;
+    use crate::repository_settings::lifecycle_policy;
 
     fn texts(action: &Action) -> Vec<(Access, String)> {
         meanings(action)
@@ -612,7 +565,11 @@ mod tests {
     fn lifecycle_changes_say_what_expires() {
         let update = |before: Option<Value>, after: u32| Action::UpdateRepository {
             repository: "rise/a".into(),
-            changes: vec![Change::LifecyclePolicy { before, after }],
+            changes: vec![Change {
+                setting: crate::repository_settings::by_attribute("lifecycle_policy").unwrap(),
+                before: before.unwrap_or(Value::Null),
+                after: after.into(),
+            }],
         };
         let text = |a: &Action| meanings(a)[0].text.clone();
         assert_eq!(

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::canonical::same;
-use super::desired::{DesiredRole, DesiredState, RepositorySettings, lifecycle_policy};
-use crate::config::TagMutability;
+use super::desired::{DesiredRole, DesiredState};
+use crate::repository_settings::{self, Context, Observed, Setting, Values};
 use crate::tags::{TAG_KEYS, TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT, decode_tag_keys};
 
 /// A role as read from IAM (trust policy already URL-decoded).
@@ -37,9 +37,10 @@ pub struct ObservedRole {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ObservedRepository {
     pub tags: BTreeMap<String, String>,
-    pub tag_mutability: String,
-    pub scan_on_push: bool,
-    pub lifecycle_policy: Option<Value>,
+    /// Each managed setting as ECR reports it (plan form; `null` where the
+    /// repository has none, such as no lifecycle policy).
+    #[serde(flatten)]
+    pub settings: Observed,
 }
 
 /// The registry's scanning configuration (GetRegistryScanningConfiguration).
@@ -73,6 +74,17 @@ impl RegistryScanning {
     }
 }
 
+impl ObservedRepository {
+    /// A repository made without rise-registry (by hand, by another tool):
+    /// ECR's defaults and `tags`.
+    pub fn made_elsewhere(tags: BTreeMap<String, String>) -> Self {
+        Self {
+            tags,
+            settings: Observed(Values::ecr_defaults()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ObservedState {
     pub controller: Option<ObservedRole>,
@@ -84,6 +96,36 @@ pub struct ObservedState {
     /// Set when repository tags could not be read in bulk and were read
     /// one repository at a time: why, for the plan.
     pub tag_reads: Option<String>,
+}
+
+impl ObservedState {
+    /// An account that holds exactly what `desired` says, as `observe`
+    /// would read it back (registry scanning not read): the starting point
+    /// of planner tests and benchmarks, which then change what they test.
+    pub fn converged(desired: &DesiredState) -> Self {
+        let role = |r: &DesiredRole| ObservedRole {
+            trust: r.trust.clone(),
+            policies: r.policies.clone(),
+            tags: r.tags.clone(),
+        };
+        Self {
+            controller: Some(role(&desired.controller)),
+            push: Some(role(&desired.push)),
+            registry_scanning: None,
+            repositories: desired
+                .repositories
+                .iter()
+                .map(|(name, r)| {
+                    let repository = ObservedRepository {
+                        tags: r.tags.clone(),
+                        settings: Observed(r.settings.to_plan()),
+                    };
+                    (name.clone(), repository)
+                })
+                .collect(),
+            tag_reads: None,
+        }
+    }
 }
 
 /// What plan/apply read and change: `--scope`, defaulting to `all`, or to
@@ -138,50 +180,71 @@ pub enum RoleKind {
 }
 
 /// One repository setting that changes, before → after. In JSON each is
-/// `{"attribute": ..., "before": ..., "after": ...}` (docs/plan-format.md).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "attribute", rename_all = "snake_case")]
-pub enum Change {
-    /// `before` is what AWS reported, which may be a value rise-registry
-    /// never sets (such as `IMMUTABLE_WITH_EXCLUSION`).
-    ImageTagMutability {
-        before: String,
-        after: TagMutability,
-    },
-    ScanOnPush {
-        before: bool,
-        after: bool,
-    },
-    /// `before` is `null` when the repository has no lifecycle policy.
-    LifecyclePolicy {
-        before: Option<Value>,
-        #[serde(with = "super::desired::lifecycle_json")]
-        after: u32,
-    },
+/// `{"attribute": ..., "before": ..., "after": ...}` (docs/plan-format.md):
+/// `before` is what AWS reported, which may be a value rise-registry never
+/// sets (such as `IMMUTABLE_WITH_EXCLUSION`) or `null` (no lifecycle
+/// policy); `after` is shown in plan form and read back only as a value
+/// rise-registry writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub setting: &'static dyn Setting,
+    pub before: Value,
+    /// Config form.
+    pub after: Value,
 }
 
 impl Change {
     /// The attribute's name, as in the JSON.
     pub fn attribute(&self) -> &'static str {
-        match self {
-            Self::ImageTagMutability { .. } => "image_tag_mutability",
-            Self::ScanOnPush { .. } => "scan_on_push",
-            Self::LifecyclePolicy { .. } => "lifecycle_policy",
-        }
+        self.setting.names().attribute
     }
 
     /// Before and after as JSON values, for display.
     pub fn values(&self) -> (Value, Value) {
-        match self {
-            Self::ImageTagMutability { before, after } => {
-                (before.as_str().into(), after.as_str().into())
-            }
-            Self::ScanOnPush { before, after } => ((*before).into(), (*after).into()),
-            Self::LifecyclePolicy { before, after } => (
-                before.clone().unwrap_or(Value::Null),
-                lifecycle_policy(*after),
-            ),
+        (self.before.clone(), self.setting.to_plan(&self.after))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ChangeJson {
+    attribute: String,
+    before: Value,
+    after: Value,
+}
+
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (before, after) = self.values();
+        ChangeJson {
+            attribute: self.attribute().to_string(),
+            before,
+            after,
         }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Change {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let json = ChangeJson::deserialize(d)?;
+        let setting = repository_settings::by_attribute(&json.attribute).ok_or_else(|| {
+            let known: Vec<String> = repository_settings::ALL
+                .iter()
+                .map(|s| format!("`{}`", s.names().attribute))
+                .collect();
+            // serde's own wording for an unknown tag.
+            D::Error::custom(format_args!(
+                "unknown variant `{}`, expected one of {}",
+                json.attribute,
+                known.join(", ")
+            ))
+        })?;
+        Ok(Self {
+            setting,
+            after: setting.read_plan(&json.after).map_err(D::Error::custom)?,
+            before: json.before,
+        })
     }
 }
 
@@ -224,7 +287,7 @@ pub enum Action {
     CreateRepository {
         repository: String,
         tags: BTreeMap<String, String>,
-        settings: RepositorySettings,
+        settings: Values,
     },
     /// An unmanaged repository a project claims: it gets the managed tags.
     Adopt {
@@ -395,7 +458,7 @@ fn plan_repositories(
                 repository: name.clone(),
             });
         }
-        let changes = setting_changes(&want.settings, have, registry_scans);
+        let changes = setting_changes(&want.settings, have, &Context { registry_scans });
         if !changes.is_empty() {
             actions.push(Action::UpdateRepository {
                 repository: name.clone(),
@@ -530,33 +593,18 @@ fn tag_changes(
     (set, remove)
 }
 
-fn setting_changes(
-    want: &RepositorySettings,
-    have: &ObservedRepository,
-    registry_scans: bool,
-) -> Vec<Change> {
-    let mut changes = Vec::new();
-    if have.tag_mutability != want.tag_mutability.as_str() {
-        changes.push(Change::ImageTagMutability {
-            before: have.tag_mutability.clone(),
-            after: want.tag_mutability,
-        });
-    }
-    if !registry_scans && want.scan_on_push != have.scan_on_push {
-        changes.push(Change::ScanOnPush {
-            before: have.scan_on_push,
-            after: want.scan_on_push,
-        });
-    }
-    let lifecycle_same = have
-        .lifecycle_policy
-        .as_ref()
-        .is_some_and(|p| *p == lifecycle_policy(want.max_image_count));
-    if !lifecycle_same {
-        changes.push(Change::LifecyclePolicy {
-            before: have.lifecycle_policy.clone(),
-            after: want.max_image_count,
-        });
-    }
-    changes
+/// The settings of `have` that differ from `want`, in the order of
+/// [`repository_settings::ALL`]; a setting that does not apply in
+/// `context` is left as it is.
+fn setting_changes(want: &Values, have: &ObservedRepository, context: &Context) -> Vec<Change> {
+    want.iter()
+        .zip(have.settings.0.iter())
+        .filter(|((setting, _), _)| setting.applies(context))
+        .filter(|((setting, want), (_, have))| setting.to_plan(want) != **have)
+        .map(|((setting, want), (_, have))| Change {
+            setting,
+            before: have.clone(),
+            after: want.clone(),
+        })
+        .collect()
 }

@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 
 use super::diff::{self, Mark};
 use super::meaning::{Access, Meaning, meanings};
-use super::plan::{Action, Change, Plan, RoleKind};
+use super::plan::{Action, Plan, RoleKind};
 use super::saved::FORMAT_VERSION;
+use crate::repository_settings::Context;
 use crate::tags::TAG_PROJECT;
 
 /// Counts for the summary line.
@@ -315,16 +316,13 @@ fn block(actions: &[&Action], registry_scans: bool) -> Block {
             b.sign = Sign::Create;
             b.title = subject;
             b.meanings.clear();
-            let scan = if registry_scans {
-                String::new()
-            } else {
-                format!(", scan_on_push: {}", settings.scan_on_push)
-            };
-            b.details.push(format!(
-                "image_tag_mutability: {}{scan}, keep {} images",
-                settings.tag_mutability.as_str(),
-                settings.max_image_count
-            ));
+            let context = Context { registry_scans };
+            let details: Vec<String> = settings
+                .iter()
+                .filter(|(s, _)| s.applies(&context))
+                .map(|(s, v)| s.detail(v))
+                .collect();
+            b.details.push(details.join(", "));
             let mut tags = tags.clone();
             if let Some(p) = tags.get_mut(TAG_PROJECT) {
                 *p = project(p);
@@ -346,14 +344,13 @@ fn block(actions: &[&Action], registry_scans: bool) -> Block {
         Action::UpdateRepository { changes, .. } => {
             b.title = subject;
             for c in changes {
-                if let Change::LifecyclePolicy { before, .. } = c {
-                    let (_, after) = c.values();
+                let (before, after) = c.values();
+                if c.setting.is_document() {
                     b.docs.push(Doc {
-                        label: Some("lifecycle_policy"),
-                        lines: diff::diff(before.as_ref(), Some(&after)),
+                        label: Some(c.attribute()),
+                        lines: diff::diff((!before.is_null()).then_some(&before), Some(&after)),
                     });
                 } else {
-                    let (before, after) = c.values();
                     b.details.push(format!(
                         "{}: {} -> {}",
                         c.attribute(),

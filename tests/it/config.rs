@@ -46,9 +46,9 @@ fn a_minimal_ecr_config_gets_documented_defaults() {
     let e = ecr(&config);
     assert_eq!(e.repo_prefix.as_str(), "rise/");
     assert!(!e.auto_remove);
-    assert!(e.scan_on_push);
-    assert_eq!(e.max_image_count, 100);
-    assert_eq!(e.image_tag_mutability.as_str(), "MUTABLE");
+    assert_eq!(e.repository.get("scan_on_push"), true);
+    assert_eq!(e.repository.get("lifecycle_policy"), 100);
+    assert_eq!(e.repository.get("tag_mutability"), "MUTABLE");
     assert_eq!(config.auth.groups_claim, "groups");
     assert_eq!(config.server.listen.to_string(), "127.0.0.1:3000"); // loopback unless config says otherwise
 }
@@ -84,8 +84,8 @@ fn substituted_strings_fill_numbers_and_bools() {
         &[("PORT", "4000"), ("SCAN", "false")],
     )
     .unwrap();
-    assert_eq!(ecr(&config).max_image_count, 25);
-    assert!(!ecr(&config).scan_on_push);
+    assert_eq!(ecr(&config).repository.get("lifecycle_policy"), 25);
+    assert_eq!(ecr(&config).repository.get("scan_on_push"), false);
     assert_eq!(config.server.listen.port(), 4000);
 }
 

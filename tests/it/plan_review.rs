@@ -8,9 +8,9 @@ use crate::support;
 
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
 use rise_registry::config::RegistryConfig;
-use rise_registry::reconcile::desired::{DesiredState, desired_state, lifecycle_policy};
+use rise_registry::reconcile::desired::{DesiredState, desired_state};
 use rise_registry::reconcile::meaning::meanings;
-use rise_registry::reconcile::plan::{ObservedRepository, ObservedRole, ObservedState, Plan, plan};
+use rise_registry::reconcile::plan::{ObservedRepository, ObservedState, Plan, plan};
 use rise_registry::reconcile::render::{TextOptions, to_json, to_markdown, to_text};
 use serde_json::{Value, json};
 
@@ -38,32 +38,7 @@ fn names(names: &[&str]) -> Vec<String> {
 
 /// An account as a correct apply of `d` leaves it.
 fn converged(d: &DesiredState) -> ObservedState {
-    let role = |r: &rise_registry::reconcile::desired::DesiredRole| ObservedRole {
-        trust: r.trust.clone(),
-        policies: r.policies.clone(),
-        tags: r.tags.clone(),
-    };
-    ObservedState {
-        controller: Some(role(&d.controller)),
-        push: Some(role(&d.push)),
-        registry_scanning: None,
-        repositories: d
-            .repositories
-            .iter()
-            .map(|(name, r)| {
-                (
-                    name.clone(),
-                    ObservedRepository {
-                        tags: r.tags.clone(),
-                        tag_mutability: r.settings.tag_mutability.as_str().into(),
-                        scan_on_push: r.settings.scan_on_push,
-                        lifecycle_policy: Some(lifecycle_policy(r.settings.max_image_count)),
-                    },
-                )
-            })
-            .collect(),
-        tag_reads: None,
-    }
+    ObservedState::converged(d)
 }
 
 fn text(p: &Plan) -> String {
@@ -249,12 +224,7 @@ fn a_removed_project_is_orphaned_or_deleted() {
     let mut observed = converged(&desired(&names(&["a", "old"]), ""));
     observed.repositories.insert(
         "rise/handmade".into(),
-        ObservedRepository {
-            tags: Default::default(),
-            tag_mutability: "MUTABLE".into(),
-            scan_on_push: false,
-            lifecycle_policy: None,
-        },
+        ObservedRepository::made_elsewhere(Default::default()),
     );
     let p = plan(&d, &observed);
     snapshot!("plan_review_orphan_text", text(&p));

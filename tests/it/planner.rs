@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use crate::support;
 
 use rise_registry::config::{Config, RegistryConfig};
-use rise_registry::reconcile::desired::{DesiredState, desired_state, lifecycle_policy};
+use rise_registry::reconcile::desired::{DesiredState, desired_state};
 use rise_registry::reconcile::plan::{
     Action, ObservedRepository, ObservedRole, ObservedState, RegistryScanning, RoleKind, plan,
 };
+use rise_registry::repository_settings::Observed;
 use serde_json::{Value, json};
 
 fn config(extra: &str) -> Config {
@@ -76,9 +77,7 @@ fn converged(d: &DesiredState) -> ObservedState {
                     name.clone(),
                     ObservedRepository {
                         tags: r.tags.clone(),
-                        tag_mutability: r.settings.tag_mutability.as_str().into(),
-                        scan_on_push: r.settings.scan_on_push,
-                        lifecycle_policy: Some(lifecycle_policy(r.settings.max_image_count)),
+                        settings: Observed(r.settings.to_plan()),
                     },
                 )
             })
@@ -126,7 +125,7 @@ fn an_empty_account_gets_everything_in_dependency_order() {
     assert_eq!(tags["rise:managed"], "true");
     assert_eq!(tags["rise:project"], "a");
     assert_eq!(tags["team"], "platform");
-    assert_eq!(settings.max_image_count, 100);
+    assert_eq!(settings.get("lifecycle_policy"), 100);
     assert_eq!(
         serde_json::to_value(settings).unwrap()["lifecycle_policy"]["rules"][0]["selection"]["countNumber"],
         100
@@ -147,8 +146,8 @@ fn drift_shows_exactly_what_changed() {
     let mut o = converged(&d);
     let a = o.repositories.get_mut("rise/a").unwrap();
     a.tags.remove("team");
-    a.tag_mutability = "IMMUTABLE".into();
-    a.lifecycle_policy = None;
+    a.settings.0.set("tag_mutability", "IMMUTABLE");
+    a.settings.0.set("lifecycle_policy", Value::Null);
     let controller = o.controller.as_mut().unwrap();
     controller.trust["Statement"][0]["Principal"]["AWS"] = json!("arn:aws:iam::999999999999:root");
     let push = o.push.as_mut().unwrap();
@@ -268,12 +267,10 @@ fn a_project_that_comes_back_is_unorphaned() {
 fn unmanaged_repositories_are_reported_or_adopted_never_removed() {
     let d = desired("registry:\n  auto_remove: true\n");
     let mut o = converged(&d);
-    let foreign = ObservedRepository {
-        tags: BTreeMap::from([("owner".to_string(), "someone".to_string())]),
-        tag_mutability: "MUTABLE".into(),
-        scan_on_push: false,
-        lifecycle_policy: None,
-    };
+    let foreign = ObservedRepository::made_elsewhere(BTreeMap::from([(
+        "owner".to_string(),
+        "someone".to_string(),
+    )]));
     o.repositories
         .insert("rise/handmade".into(), foreign.clone());
     o.repositories.insert("other/a".into(), foreign.clone());
@@ -377,7 +374,12 @@ fn role_tags_are_planned_like_repository_tags() {
 fn registry_scanning_makes_the_repository_flag_moot() {
     let d = desired("");
     let mut o = converged(&d);
-    o.repositories.get_mut("rise/a").unwrap().scan_on_push = false;
+    o.repositories
+        .get_mut("rise/a")
+        .unwrap()
+        .settings
+        .0
+        .set("scan_on_push", false);
     let p = plan(&d, &o);
     assert_eq!(kinds(&p.actions), ["update_repository"], "the flag applies");
     assert_eq!(p.registry_scanning, None);
