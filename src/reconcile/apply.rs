@@ -19,7 +19,7 @@ use crate::aws::sdk::Unreachable;
 
 /// Actions of one batch under way at once, at most. With [`Aws`], fewer
 /// send requests at a time: each takes a slot of its adaptive limit
-/// (src/reconcile/adaptive.rs), which follows AWS's throttling.
+/// (src/aws/adaptive.rs), which follows AWS's throttling.
 pub(crate) const APPLY_CONCURRENCY: usize = crate::aws::adaptive::MAX as usize;
 
 /// What carries out one action. [`Aws`] in production.
