@@ -9,9 +9,8 @@ use crate::support;
 use rise_registry::config::{Config, RegistryConfig};
 use rise_registry::reconcile::desired::{DesiredState, desired_state};
 use rise_registry::reconcile::plan::{
-    Action, ObservedRepository, ObservedRole, ObservedState, RegistryScanning, RoleKind, plan,
+    Action, ObservedRepository, ObservedState, RegistryScanning, RoleKind, plan,
 };
-use rise_registry::repository_settings::Observed;
 use serde_json::{Value, json};
 
 fn config(extra: &str) -> Config {
@@ -39,10 +38,9 @@ fn desired(extra: &str) -> DesiredState {
 
 /// What an account looks like after a correct apply of `desired`, with the
 /// policies spelled differently (reordered, single values as lists), as
-/// AWS may hand them back.
+/// AWS may hand them back, and basic registry scanning read.
 fn converged(d: &DesiredState) -> ObservedState {
-    let respell = |v: &Value| -> Value {
-        let mut v = v.clone();
+    let respell = |v: &mut Value| {
         if let Some(statements) = v["Statement"].as_array_mut() {
             statements.reverse();
             for st in statements {
@@ -51,39 +49,20 @@ fn converged(d: &DesiredState) -> ObservedState {
                 }
             }
         }
-        v
     };
-    let role = |r: &rise_registry::reconcile::desired::DesiredRole| ObservedRole {
-        trust: respell(&r.trust),
-        policies: r
-            .policies
-            .iter()
-            .map(|(k, v)| (k.clone(), respell(v)))
-            .collect(),
-        tags: r.tags.clone(),
-    };
-    ObservedState {
-        controller: Some(role(&d.controller)),
-        push: Some(role(&d.push)),
-        registry_scanning: Some(RegistryScanning {
-            scan_type: "BASIC".into(),
-            rules: 0,
-        }),
-        repositories: d
-            .repositories
-            .iter()
-            .map(|(name, r)| {
-                (
-                    name.clone(),
-                    ObservedRepository {
-                        tags: r.tags.clone(),
-                        settings: Observed(r.settings.to_plan()),
-                    },
-                )
-            })
-            .collect(),
-        tag_reads: None,
+    let mut o = ObservedState::converged(d);
+    for role in [o.controller.as_mut(), o.push.as_mut()]
+        .into_iter()
+        .flatten()
+    {
+        respell(&mut role.trust);
+        role.policies.values_mut().for_each(respell);
     }
+    o.registry_scanning = Some(RegistryScanning {
+        scan_type: "BASIC".into(),
+        rules: 0,
+    });
+    o
 }
 
 fn kinds(actions: &[Action]) -> Vec<String> {
