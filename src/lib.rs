@@ -50,4 +50,5 @@ pub mod runtime;
 pub mod secret;
 pub mod serve;
 pub mod settings;
+pub mod store;
 pub mod tags;

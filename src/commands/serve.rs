@@ -54,6 +54,15 @@ async fn serve(config: Config, addr: SocketAddr, source: ConfigSource) -> Result
     let provider = create_registry_provider(&config.registry)
         .await
         .context("setting up the registry provider")?;
+    // Before the port is bound: a store that cannot be opened stops
+    // serve before anything could connect.
+    let store =
+        match &config.store {
+            Some(store) => Some(crate::store::Store::open(&store.url).await.with_context(
+                || format!("opening the project store ({})", store.url.describe()),
+            )?),
+            None => None,
+        };
     let limits = Limits::from_config(&config.server);
     let listener = TcpListener::bind(addr)
         .await
@@ -68,7 +77,22 @@ async fn serve(config: Config, addr: SocketAddr, source: ConfigSource) -> Result
         None => None,
     };
     let (audit, audit_writer) = audit_to_stdout();
-    let app = Arc::new(App::new(config, auth, provider, audit));
+    let mut app = App::new(config, auth, provider, audit);
+    if let Some(store) = store {
+        app = app.with_store(store);
+    }
+    let app = Arc::new(app);
+    // The first read before the listener answers: a project of the store
+    // is never refused for having been read too late.
+    if let Some(link) = app.store_link() {
+        serve::snapshot::full_read(&app, link)
+            .await
+            .context("reading the project store")?;
+        let live = app.live();
+        for name in serve::snapshot::clashes(&live.base, &live.rows) {
+            tracing::warn!(project = %name, "a project of the store has the name of one declared in config: the config's wins, the store's row is ignored");
+        }
+    }
     tracing::info!(
         addr = %local,
         metrics_addr = ?ops_listener.as_ref().and_then(|l| l.local_addr().ok()),
@@ -87,6 +111,7 @@ async fn serve(config: Config, addr: SocketAddr, source: ConfigSource) -> Result
         let _ = rx.wait_for(|stopped| *stopped).await;
     };
     let watcher = tokio::spawn(watch_config(app.clone(), source, stopped.clone()));
+    let follower = tokio::spawn(serve::snapshot::follow(app.clone(), stopped.clone()));
     let ops = ops_listener.map(|l| {
         let limits = Limits {
             max_connections: OPS_MAX_CONNECTIONS,
@@ -108,6 +133,7 @@ async fn serve(config: Config, addr: SocketAddr, source: ConfigSource) -> Result
             .context("the metrics listener stopped abnormally")??;
     }
     watcher.abort();
+    follower.abort();
     audit_writer.finish();
     Ok(())
 }

@@ -26,6 +26,7 @@ pub use model::*;
 pub use safety::ShippedSecret;
 pub(crate) use safety::check_serve_secret;
 pub use safety::recommendations;
+pub use schema::{ProjectSpec, project_spec};
 pub use substitute::substitute;
 
 /// A loaded configuration and the files it came from.

@@ -24,6 +24,10 @@ pub struct Config {
     pub projects: Vec<Project>,
     pub auth: AuthConfig,
     pub server: ServerConfig,
+    /// Where projects created at runtime are kept (`store.url`); `None`:
+    /// the projects of config are all there is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreConfig>,
 }
 
 impl Config {
@@ -161,6 +165,10 @@ pub struct AuthConfig {
     pub jwks_url: Option<String>,
     pub groups_claim: String,
     pub admins: Vec<Principal>,
+    /// Who may call the projects API besides the admins: principals or
+    /// workload rules (the platform backend's own identity).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub project_managers: Vec<AccessRule>,
     /// A token with an unknown key id refreshes the JWKS at most this often.
     pub jwks_min_refresh_seconds: u32,
     /// Count a token's `email` as an identity even without
@@ -439,5 +447,34 @@ impl std::fmt::Display for ConfigPath {
 impl Serialize for ConfigPath {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&self.path.display())
+    }
+}
+
+/// `store`: the database that holds the projects created through the
+/// projects API (docs/projects.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreConfig {
+    pub url: StoreUrl,
+}
+
+/// `store.url`: an embedded SQLite file (one process) or a PostgreSQL
+/// server (several replicas). A PostgreSQL URL carries a password, so it is
+/// a secret: never printed, redacted in `config`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreUrl {
+    /// The file, resolved against the config directory.
+    Sqlite(std::path::PathBuf),
+    Postgres(Secret<String>),
+}
+
+impl StoreUrl {
+    /// What a log line or an error may say of the store: the kind, and
+    /// the file for SQLite; never a PostgreSQL URL.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("SQLite file {}", path.display()),
+            Self::Postgres(_) => "PostgreSQL".to_string(),
+        }
     }
 }

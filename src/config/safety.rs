@@ -114,6 +114,7 @@ mod tests {
             jwks_url: None,
             groups_claim: "groups".into(),
             admins: vec![],
+            project_managers: vec![],
             jwks_min_refresh_seconds: 30,
             max_token_lifetime_seconds: 86_400,
             allow_unverified_email: false,

@@ -94,6 +94,7 @@ impl Reader {
         let auth = self.required(&mut m, "auth", Self::auth);
         let server_node = m.get("server");
         let server = self.server(server_node, dir);
+        let store = self.optional(&mut m, "store", Self::store).flatten();
         self.finish(m);
 
         if let Some(auth) = &auth {
@@ -125,7 +126,56 @@ impl Reader {
             projects: projects.into_iter().map(|(p, _, _)| p).collect(),
             auth: auth?,
             server: server?,
+            store,
         })
+    }
+
+    /// `store: {url}`. An empty URL (`${RISE_STORE_URL:-}` with the
+    /// variable unset) means no store, so one file serves installs with
+    /// and without one.
+    fn store(&mut self, node: &Node, path: &str) -> Option<Option<StoreConfig>> {
+        let mut m = self.map(node, path)?;
+        let url = self.required(&mut m, "url", |r, n, p| {
+            let written = r.string(n, p)?;
+            if written.is_empty() {
+                return Some(None);
+            }
+            if let Some(file) = written.strip_prefix("sqlite:") {
+                let file = file.strip_prefix("//").unwrap_or(file);
+                if file.is_empty() || file.starts_with(':') {
+                    r.push(
+                        &n.origin,
+                        p,
+                        Problem::new("a SQLite store is a file: `sqlite:PATH`").hint(
+                            "an in-memory database would lose every project at the next start",
+                        ),
+                    );
+                    return None;
+                }
+                let path = std::path::Path::new(file);
+                let path = if path.is_relative() {
+                    r.config_dir.join(path)
+                } else {
+                    path.to_path_buf()
+                };
+                return Some(Some(StoreUrl::Sqlite(path)));
+            }
+            if written.starts_with("postgres://") || written.starts_with("postgresql://") {
+                return Some(Some(StoreUrl::Postgres(Secret::new(written))));
+            }
+            // The value may be a URL with a password: the message must not
+            // repeat it.
+            r.push(
+                &n.origin,
+                p,
+                Problem::new("expected `sqlite:PATH` or a `postgres://` URL").hint(
+                    "set RISE_STORE_URL, or leave the URL empty to keep projects in config only",
+                ),
+            );
+            None
+        });
+        self.finish(m);
+        Some(url.flatten().map(|url| StoreConfig { url }))
     }
 
     /// Every workload rule names a configured issuer.
@@ -793,6 +843,9 @@ impl Reader {
         let admins = self
             .optional(&mut m, "admins", Self::principals)
             .unwrap_or_default();
+        let project_managers = self
+            .optional(&mut m, "project_managers", Self::access_rules)
+            .unwrap_or_default();
         let jwks_min_refresh_seconds = self
             .optional(&mut m, "jwks_min_refresh_seconds", |r, n, p| {
                 r.uint(n, p, 1, 86_400)
@@ -871,6 +924,7 @@ impl Reader {
             jwks_url,
             groups_claim,
             admins,
+            project_managers,
             jwks_min_refresh_seconds,
             allow_unverified_email,
             max_token_lifetime_seconds,
@@ -1047,4 +1101,108 @@ impl Reader {
 /// Loopback: listening on all interfaces is something config says.
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 3000))
+}
+
+/// A project's rules as the projects API takes them (`{"access": [...],
+/// "pull_access": [...]}`), read by the same readers as a project of the
+/// config file, so a rule means the same wherever it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectSpec {
+    pub access: Vec<AccessRule>,
+    pub pull_access: Vec<AccessRule>,
+}
+
+impl ProjectSpec {
+    /// The project these rules make.
+    pub fn project(&self, name: ProjectName) -> Project {
+        Project {
+            name,
+            access: self.access.clone(),
+            pull_access: self.pull_access.clone(),
+        }
+    }
+}
+
+/// Reads a request body's project rules. With `auth`, every check of the
+/// config file applies (workload rules name a configured issuer, a public
+/// issuer's rules pin a tenant); without, only the rules' own form is
+/// checked: rows read back from the store were checked when written, and
+/// a rule whose issuer has since gone simply admits nobody.
+///
+/// # Errors
+/// Every problem, each with its path in the body (`access[1].claims`).
+pub fn project_spec(
+    body: &Value,
+    auth: Option<&AuthConfig>,
+) -> Result<ProjectSpec, Vec<ConfigError>> {
+    let origin = Origin {
+        file: Arc::from("request body"),
+        line: None,
+    };
+    let node = json_node(body, &origin, 0);
+    let mut r = Reader::default();
+    let spec = r.map(&node, "").map(|mut m| {
+        let access = r
+            .optional(&mut m, "access", Reader::access_rules)
+            .unwrap_or_default();
+        let pull_access = r
+            .optional(&mut m, "pull_access", Reader::access_rules)
+            .unwrap_or_default();
+        r.finish(m);
+        ProjectSpec {
+            access,
+            pull_access,
+        }
+    });
+    match auth {
+        Some(auth) => r.rule_issuer_checks(auth),
+        None => {
+            r.rule_issuers.clear();
+            r.rules.clear();
+        }
+    }
+    match spec {
+        Some(spec) if r.errors.is_empty() => Ok(spec),
+        _ => Err(r.errors),
+    }
+}
+
+/// Nesting deeper than any valid project body is cut here, so a hostile
+/// body cannot make the reader recurse without bound.
+const MAX_JSON_DEPTH: usize = 16;
+
+/// A JSON value as the reader's tree. Scalars keep their text, as a YAML
+/// scalar would.
+fn json_node(value: &Value, origin: &Origin, depth: usize) -> Node {
+    let kind = match value {
+        _ if depth > MAX_JSON_DEPTH => Kind::Null,
+        Value::Null => Kind::Null,
+        Value::Bool(b) => Kind::Scalar(b.to_string()),
+        Value::Number(n) => Kind::Scalar(n.to_string()),
+        Value::String(s) => Kind::Scalar(s.clone()),
+        Value::Array(items) => Kind::Seq(
+            items
+                .iter()
+                .map(|v| json_node(v, origin, depth + 1))
+                .collect(),
+        ),
+        Value::Object(entries) => Kind::Map(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        super::yaml::Key {
+                            name: k.clone(),
+                            origin: origin.clone(),
+                        },
+                        json_node(v, origin, depth + 1),
+                    )
+                })
+                .collect(),
+        ),
+    };
+    Node {
+        kind,
+        origin: origin.clone(),
+    }
 }

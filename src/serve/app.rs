@@ -8,8 +8,9 @@
 //! (the audit records). Health, readiness and metrics are small enough to
 //! stay here.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -24,9 +25,12 @@ use super::cache::CredentialCache;
 use super::error::ApiError;
 use super::metrics::Metrics;
 use super::ratelimit::RateLimiter;
+use super::snapshot::{Rows, StoreLink, StoredProject, effective};
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::naming::ProjectName;
 use crate::registry::RegistryProvider;
+use crate::store::{Record, Store};
 
 /// Kept at this path for the callers that build an [`App`].
 pub use super::audit::AuditSink;
@@ -38,7 +42,13 @@ pub type Body = Full<Bytes>;
 /// at its start, and keeps it to the end, so it runs wholly on the old
 /// config or wholly on the new.
 pub struct Live {
+    /// The configuration requests run on: the files' with the store's
+    /// projects added ([`super::snapshot::effective`]).
     pub config: Arc<Config>,
+    /// The configuration as the files say.
+    pub base: Arc<Config>,
+    /// The store's rows (empty without a store).
+    pub rows: Arc<Rows>,
     /// Shared with the previous [`Live`] when `auth` did not change, so a
     /// reload neither refetches the JWKS nor forgets verified tokens.
     pub auth: Arc<Authenticator>,
@@ -66,6 +76,11 @@ pub struct App {
     /// without coordination.
     nonce: u32,
     counter: AtomicU64,
+    /// The project store, when `store` is configured.
+    store: Option<StoreLink>,
+    /// Held while a new [`Live`] is made from the current one (a config
+    /// reload, a store change), so neither undoes the other.
+    rebuild: Mutex<()>,
 }
 
 /// Issuing may take this long before the caller gets a 503.
@@ -102,9 +117,14 @@ impl App {
         );
         Self {
             metrics_elsewhere: config.server.metrics_listen.is_some(),
-            live: ArcSwap::from_pointee(Live {
-                config: Arc::new(config),
-                auth: Arc::new(auth),
+            live: ArcSwap::from_pointee({
+                let config = Arc::new(config);
+                Live {
+                    base: config.clone(),
+                    config,
+                    rows: Arc::default(),
+                    auth: Arc::new(auth),
+                }
             }),
             provider,
             cache,
@@ -114,7 +134,74 @@ impl App {
             audit,
             nonce,
             counter: AtomicU64::new(0),
+            store: None,
+            rebuild: Mutex::new(()),
         }
+    }
+
+    /// This app with the project store `store` ([`super::snapshot`] keeps
+    /// its snapshot current once [`super::snapshot::follow`] runs).
+    pub fn with_store(mut self, store: Store) -> Self {
+        self.metrics.set_store_up(true);
+        self.store = Some(StoreLink::new(store));
+        self
+    }
+
+    /// Held while a new [`Live`] is made and installed.
+    pub(super) fn rebuild_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.rebuild.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn store_link(&self) -> Option<&StoreLink> {
+        self.store.as_ref()
+    }
+
+    /// Replaces the store's rows.
+    pub(super) fn set_rows(&self, rows: Rows) {
+        let _guard = self.rebuild_lock();
+        let running = self.live();
+        self.install(running.base.clone(), Arc::new(rows), running.auth.clone());
+    }
+
+    /// Applies changed rows (`None`: the row is gone).
+    pub(super) fn patch_rows(&self, changes: Vec<(ProjectName, Option<Record>)>) {
+        if changes.is_empty() {
+            return;
+        }
+        let _guard = self.rebuild_lock();
+        let running = self.live();
+        let mut rows = (*running.rows).clone();
+        for (name, record) in changes {
+            match record {
+                Some(r) => {
+                    rows.insert(name, Arc::new(StoredProject::new(r)));
+                }
+                None => {
+                    rows.remove(&name);
+                }
+            }
+        }
+        self.install(running.base.clone(), Arc::new(rows), running.auth.clone());
+    }
+
+    /// Makes and swaps in the [`Live`] of `base`, `rows` and `auth`; the
+    /// caller holds `rebuild`. Credentials cached for projects that are
+    /// gone are dropped, and metrics follow the project set.
+    pub(super) fn install(&self, base: Arc<Config>, rows: Arc<Rows>, auth: Arc<Authenticator>) {
+        let config = effective(&base, &rows);
+        let names: BTreeSet<&str> = config.projects.iter().map(|p| p.name.as_str()).collect();
+        // Counters first, so a request on the new config finds its label.
+        self.metrics.set_projects(names.iter().copied());
+        if self.store.is_some() {
+            self.metrics.set_store_projects(rows.len());
+        }
+        self.cache.retain(|(p, _)| names.contains(p.as_str()));
+        self.live.store(Arc::new(Live {
+            config: Arc::new(config),
+            base,
+            rows,
+            auth,
+        }));
     }
 
     /// The configuration in effect now.
@@ -162,6 +249,12 @@ impl App {
                 ("credentials", self.credentials(&req, &request_id).await)
             }
             "/registry/token" if api_here => ("token", self.token(req, &request_id).await),
+            p if api_here
+                && self.store.is_some()
+                && (p == "/registry/projects" || p.starts_with("/registry/projects/")) =>
+            {
+                ("projects", self.projects(req, &request_id).await)
+            }
             "/healthz" => (
                 "healthz",
                 only_get(&req)
@@ -248,14 +341,26 @@ impl App {
         if !self.provider.ready().await {
             problems.push("the registry provider is not reachable");
         }
-        if problems.is_empty() {
-            json_response(StatusCode::OK, &json!({"status": "ready"}))
+        // A store that is down takes nothing from credential requests
+        // (they run on the last snapshot), so it is said, not failed on.
+        let store = self
+            .store
+            .as_ref()
+            .map(|s| if s.up() { "ok" } else { "unavailable" });
+        let mut body = if problems.is_empty() {
+            json!({"status": "ready"})
         } else {
-            json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &json!({"status": "not ready", "problems": problems}),
-            )
+            json!({"status": "not ready", "problems": problems})
+        };
+        if let Some(store) = store {
+            body["store"] = json!(store);
         }
+        let status = if problems.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        json_response(status, &body)
     }
 }
 

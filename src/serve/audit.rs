@@ -120,3 +120,43 @@ fn json_line(record: &impl serde::Serialize) -> String {
     serde_json::to_writer(&mut out, record).expect("plain fields serialize");
     String::from_utf8(out).expect("serde_json writes UTF-8")
 }
+
+/// The facts of one call of the projects API that writes (`PUT`,
+/// `DELETE`): who, what, and the project before and after (its ETag,
+/// state and rules; the rules name principals and claims, never secrets).
+#[derive(Default, serde::Serialize)]
+pub(super) struct ProjectAudit<'a> {
+    time: String,
+    audit: &'static str,
+    pub(super) request_id: &'a str,
+    pub(super) caller_request_id: Option<&'a str>,
+    #[serde(serialize_with = "identities")]
+    pub(super) caller: Option<Arc<Verified>>,
+    /// The HTTP method.
+    pub(super) op: &'a str,
+    pub(super) project: Option<ProjectName>,
+    pub(super) outcome: &'static str,
+    pub(super) before: Option<serde_json::Value>,
+    pub(super) after: Option<serde_json::Value>,
+    /// Whether the caller may use the API at all (not in the line: a
+    /// refused caller's line says `not_permitted`).
+    #[serde(skip)]
+    pub(super) allowed: bool,
+}
+
+impl<'a> ProjectAudit<'a> {
+    pub(super) fn new(request_id: &'a RequestId, op: &'a str) -> Self {
+        Self {
+            request_id: &request_id.ours,
+            caller_request_id: request_id.callers.as_deref(),
+            op,
+            ..Self::default()
+        }
+    }
+
+    pub(super) fn line(&mut self) -> String {
+        self.time = rfc3339(unix_now());
+        self.audit = "project";
+        json_line(self)
+    }
+}

@@ -187,7 +187,7 @@ fn single_param<'q>(query: Option<&'q str>, name: &str) -> Result<Option<&'q str
 }
 
 /// The token of an `Authorization: Bearer …` header.
-fn bearer_token<B>(req: &Request<B>) -> Result<&str, ApiError> {
+pub(super) fn bearer_token<B>(req: &Request<B>) -> Result<&str, ApiError> {
     let value = req
         .headers()
         .get(header::AUTHORIZATION)

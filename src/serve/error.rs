@@ -28,6 +28,20 @@ pub(crate) enum ApiError {
     InvalidTicket(String),
     BadTokenRequest(String),
     TokenMethodNotAllowed,
+    /// Projects API: a method the path does not take (the allowed ones).
+    ProjectsMethodNotAllowed(&'static str),
+    /// Projects API: a body, header or query that cannot be read.
+    BadBody(String),
+    BodyTooLarge(usize),
+    /// Projects API: the body's problems, each as (path, message, hint).
+    InvalidSpec(Vec<(String, String, Option<String>)>),
+    /// Projects API: 409 with a code of its own and what to do.
+    ProjectConflict(&'static str, String),
+    /// Projects API: `If-Match` / `If-None-Match` failed; the current ETag.
+    PreconditionFailed(Option<String>),
+    /// Projects API: no such project (the caller may know which exist).
+    ProjectNotFound,
+    StoreUnavailable,
 }
 
 impl ApiError {
@@ -43,6 +57,12 @@ impl ApiError {
             Self::MissingTicket => "missing_ticket",
             Self::InvalidTicket(_) => "invalid_ticket",
             Self::BadTokenRequest(_) => "bad_request",
+            Self::ProjectsMethodNotAllowed(_) => "method_not_allowed",
+            Self::BadBody(_) | Self::BodyTooLarge(_) | Self::InvalidSpec(_) => "invalid",
+            Self::ProjectConflict(..) => "conflict",
+            Self::PreconditionFailed(_) => "precondition_failed",
+            Self::ProjectNotFound => "not_found",
+            Self::StoreUnavailable => "unavailable",
         }
     }
 
@@ -103,6 +123,41 @@ impl ApiError {
                 "method_not_allowed",
                 "only GET and POST are supported".into(),
             ),
+            Self::ProjectsMethodNotAllowed(allowed) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("this path takes {allowed}"),
+            ),
+            Self::BadBody(m) => (StatusCode::BAD_REQUEST, "invalid_request", m.clone()),
+            Self::BodyTooLarge(max) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("a project body is at most {max} bytes"),
+            ),
+            Self::InvalidSpec(problems) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_project",
+                match problems.as_slice() {
+                    [(path, message, _)] => format!("{path}: {message}"),
+                    _ => format!("{} problems in the body", problems.len()),
+                },
+            ),
+            Self::ProjectConflict(code, m) => (StatusCode::CONFLICT, *code, m.clone()),
+            Self::PreconditionFailed(_) => (
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                "the project is not at the version If-Match / If-None-Match names; GET it and retry".into(),
+            ),
+            Self::ProjectNotFound => (
+                StatusCode::NOT_FOUND,
+                "project_not_found",
+                "no such project".into(),
+            ),
+            Self::StoreUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the project store is unavailable; retry later".into(),
+            ),
         };
         let mut body = json!({"error": {"code": code, "message": message}});
         if matches!(
@@ -117,6 +172,21 @@ impl ApiError {
                 "DENIED"
             };
             body["errors"] = json!([{"code": registry_code, "message": message}]);
+        }
+        if let Self::InvalidSpec(problems) = self {
+            body["error"]["problems"] = problems
+                .iter()
+                .map(|(path, message, hint)| {
+                    let mut p = json!({"path": path, "message": message});
+                    if let Some(hint) = hint {
+                        p["hint"] = json!(hint);
+                    }
+                    p
+                })
+                .collect();
+        }
+        if let Self::PreconditionFailed(Some(etag)) = self {
+            body["error"]["current_etag"] = json!(etag);
         }
         let mut r = json_response(status, &body);
         let headers = r.headers_mut();
@@ -145,6 +215,12 @@ impl ApiError {
             }
             Self::TokenMethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+            }
+            Self::ProjectsMethodNotAllowed(allowed) => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allowed));
+            }
+            Self::StoreUnavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             Self::MissingTicket | Self::InvalidTicket(_) => {
                 headers.insert(

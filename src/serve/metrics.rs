@@ -14,8 +14,9 @@ use crate::auth::AccessKind;
 const LATENCY_BUCKETS: [f64; 9] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// The routes serve answers, as labelled in metrics.
-pub(crate) const ROUTES: [&str; 6] = [
+pub(crate) const ROUTES: [&str; 7] = [
     "credentials",
+    "projects",
     "token",
     "healthz",
     "readyz",
@@ -23,7 +24,9 @@ pub(crate) const ROUTES: [&str; 6] = [
     "other",
 ];
 /// Statuses serve's handlers produce; anything else counts as `other`.
-const STATUSES: [u16; 8] = [200, 400, 401, 404, 405, 429, 500, 503];
+const STATUSES: [u16; 13] = [
+    200, 201, 202, 400, 401, 404, 405, 409, 412, 413, 429, 500, 503,
+];
 /// Outcomes of a credential request as metrics count them: the audit
 /// line's `outcome`, except that its `unknown_project` and `not_permitted`
 /// are one `not_found` here, as in the response.
@@ -38,6 +41,18 @@ pub(crate) const OUTCOMES: [&str; 10] = [
     "unavailable",
     "method_not_allowed",
     "no_route",
+];
+
+/// What a call of the projects API that changes a project came to.
+pub(crate) const CHANGE_OUTCOMES: [&str; 8] = [
+    "created",
+    "updated",
+    "deleting",
+    "invalid",
+    "conflict",
+    "precondition_failed",
+    "not_found",
+    "unavailable",
 ];
 
 /// One counter per access kind (push, pull) and credential outcome.
@@ -74,6 +89,12 @@ pub struct Metrics {
     /// 1 while the files hold a config that was refused and serve runs an
     /// older one.
     config_stale: AtomicI64,
+    /// Project changes through the API: [put, delete][outcome].
+    project_changes: [[AtomicU64; CHANGE_OUTCOMES.len()]; 2],
+    /// -1 without a store; else 1 while its last read succeeded.
+    store_up: AtomicI64,
+    /// Projects held in the store (all states).
+    store_projects: AtomicI64,
 }
 
 impl Metrics {
@@ -101,6 +122,9 @@ impl Metrics {
             reloads_failed: AtomicU64::new(0),
             restart_required: AtomicI64::new(0),
             config_stale: AtomicI64::new(0),
+            project_changes: Default::default(),
+            store_up: AtomicI64::new(-1),
+            store_projects: AtomicI64::new(0),
         }
     }
 
@@ -129,6 +153,24 @@ impl Metrics {
     /// was refused).
     pub fn set_config_stale(&self, stale: bool) {
         self.config_stale.store(i64::from(stale), Ordering::Relaxed);
+    }
+
+    /// Counts one change through the projects API (`put` or `delete`).
+    pub(crate) fn project_change(&self, delete: bool, outcome: &'static str) {
+        if let Some(i) = CHANGE_OUTCOMES.iter().position(|o| *o == outcome) {
+            self.project_changes[usize::from(delete)][i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the store answered its last read.
+    pub(crate) fn set_store_up(&self, up: bool) {
+        self.store_up.store(i64::from(up), Ordering::Relaxed);
+    }
+
+    /// How many projects the store's snapshot holds.
+    pub(crate) fn set_store_projects(&self, n: usize) {
+        self.store_projects
+            .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     pub(crate) fn set_restart_required(&self, required: bool) {
@@ -328,6 +370,41 @@ impl Metrics {
                 out,
                 "rise_registry_config_reloads_total{{result=\"{result}\"}} {n}"
             );
+        }
+        let store_up = self.store_up.load(Ordering::Relaxed);
+        if store_up >= 0 {
+            for (name, help, value) in [
+                (
+                    "rise_registry_store_up",
+                    "1 while the project store answered its last read; credentials keep flowing from the last snapshot while it is 0.",
+                    store_up,
+                ),
+                (
+                    "rise_registry_store_projects",
+                    "Projects in the project store, in every state.",
+                    self.store_projects.load(Ordering::Relaxed),
+                ),
+            ] {
+                family(&mut out, name, "gauge", help);
+                let _ = writeln!(out, "{name} {value}");
+            }
+            family(
+                &mut out,
+                "rise_registry_project_changes_total",
+                "counter",
+                "Calls of the projects API that change a project, by operation and outcome.",
+            );
+            for (op, counts) in ["put", "delete"].iter().zip(&self.project_changes) {
+                for (outcome, count) in CHANGE_OUTCOMES.iter().zip(counts) {
+                    let n = count.load(Ordering::Relaxed);
+                    if n > 0 {
+                        let _ = writeln!(
+                            out,
+                            "rise_registry_project_changes_total{{op=\"{op}\",outcome=\"{outcome}\"}} {n}"
+                        );
+                    }
+                }
+            }
         }
         out
     }

@@ -29,9 +29,11 @@ mod error;
 #[cfg(test)]
 mod handler_tests;
 pub mod metrics;
+mod projects;
 pub mod ratelimit;
 mod realm;
 pub mod reload;
+pub mod snapshot;
 pub mod tls;
 pub mod token;
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::app::{App, Live};
+use super::app::App;
 use crate::config::Config;
 
 /// What applying a new config means, from [`plan`].
@@ -156,7 +156,7 @@ impl App {
     /// the running config then stays.
     pub async fn reload(&self, new: Config) -> Result<Change, Refused> {
         let running = self.live();
-        let change = plan(&running.config, new);
+        let change = plan(&running.base, new);
         let auth = if change.auth_changed {
             let auth = running
                 .auth
@@ -183,19 +183,11 @@ impl App {
         } else {
             running.auth.clone()
         };
-        let projects: BTreeSet<&str> = change
-            .config
-            .projects
-            .iter()
-            .map(|p| p.name.as_str())
-            .collect();
-        // Counters first, so a request on the new config finds its label.
-        self.metrics.set_projects(projects.iter().copied());
-        self.live.store(Arc::new(Live {
-            config: Arc::new(change.config.clone()),
-            auth,
-        }));
-        self.cache.retain(|(p, _)| projects.contains(p.as_str()));
+        {
+            let _guard = self.rebuild_lock();
+            let now = self.live();
+            self.install(Arc::new(change.config.clone()), now.rows.clone(), auth);
+        }
         self.metrics
             .set_restart_required(!change.restart_needed.is_empty());
         Ok(change)

@@ -18,6 +18,7 @@ mod login;
 mod plan_review;
 mod planner;
 mod policies;
+mod projects;
 mod reconcile;
 mod reload;
 mod serve;

@@ -29,6 +29,7 @@ pub mod jwt;
 pub mod kube;
 pub mod oci;
 pub mod oidc;
+pub mod postgres;
 pub mod registry;
 pub mod server;
 pub mod throttle;

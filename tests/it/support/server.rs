@@ -112,6 +112,15 @@ impl Serve {
 
     /// One value from `/metrics`: `series` is the metric name with its
     /// labels, as printed (`rise_registry_connections_open`).
+    /// The audit lines written so far, as JSON.
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     pub fn metric(&self, series: &str) -> f64 {
         let (_, body) = super::http::Conn::new(self.addr).get("/metrics", None);
         body.lines()

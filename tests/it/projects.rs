@@ -1,0 +1,626 @@
+//! The project store and the projects API against the real things: serve
+//! as the built binary on loopback, with an embedded SQLite file or a
+//! PostgreSQL server of the test's own (Debian's `postgresql-15`), and a
+//! real HTTP client. Two replicas on one PostgreSQL see each other's
+//! changes; a PostgreSQL that stops takes nothing from credential requests.
+
+use crate::support;
+
+use std::time::{Duration, Instant};
+
+use hyper::Method;
+use serde_json::{Value, json};
+use support::http::{Reply, send};
+use support::jwt::{claims, hs256};
+use support::postgres::Postgres;
+use support::server::Serve;
+
+const SECRET: &str = "projects-test-secret-projects-test-0123";
+
+/// An oci-client-auth config with one config project, the platform
+/// backend as a project manager, and `store_url`.
+fn config(store_url: &str) -> String {
+    format!(
+        r#"
+registry: {{type: oci-client-auth, registry_url: "localhost:5000", namespace: rise-apps}}
+projects:
+  - {{name: declared, access: ["user:carol"]}}
+auth:
+  issuer: test-issuer
+  audience: rise
+  hs256_secret: {SECRET}
+  admins: ["group:platform"]
+  project_managers: ["user:rise-backend"]
+server: {{rate_limit: {{requests_per_minute: 100000, burst: 1000}}}}
+store:
+  url: "{store_url}"
+"#
+    )
+}
+
+fn token(sub: &str, groups: &[&str]) -> String {
+    let mut c = claims(sub, None, groups);
+    c["iss"] = json!("test-issuer");
+    c["aud"] = json!("rise");
+    hs256(SECRET, &c)
+}
+
+fn manager() -> String {
+    token("rise-backend", &[])
+}
+
+async fn call(
+    serve: &Serve,
+    method: Method,
+    path: &str,
+    bearer: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let auth = format!("Bearer {bearer}");
+    let mut all = vec![("authorization", auth.as_str())];
+    all.extend_from_slice(headers);
+    if !body.is_empty() {
+        all.push(("content-type", "application/json"));
+    }
+    send(method, &serve.url(path), &all, body).await
+}
+
+async fn put(serve: &Serve, name: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
+    call(
+        serve,
+        Method::PUT,
+        &format!("/registry/projects/{name}"),
+        &manager(),
+        headers,
+        &body.to_string(),
+    )
+    .await
+}
+
+async fn credentials(serve: &Serve, project: &str, bearer: &str) -> Reply {
+    call(
+        serve,
+        Method::GET,
+        &format!("/registry/credentials?project={project}"),
+        bearer,
+        &[],
+        "",
+    )
+    .await
+}
+
+/// Polls `f` until it holds or `within` passes; how long it took.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if f().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn sqlite_serve() -> (Serve, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", data.path().join("store.db").display());
+    (Serve::start(&config(&url), &[]), data)
+}
+
+#[tokio::test]
+async fn a_project_made_through_the_api_gets_credentials_and_stops_on_delete() {
+    let (serve, _data) = sqlite_serve();
+    let dave = token("dave", &[]);
+    // Unknown before it is made, like any project.
+    assert_eq!(credentials(&serve, "web-shop", &dave).await.status, 404);
+
+    let created = put(&serve, "web-shop", &json!({"access": ["user:dave"]}), &[]).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let etag = created.header("etag").expect("an ETag").to_string();
+    let body = created.json();
+    assert_eq!(body["name"], "web-shop");
+    assert_eq!(body["source"], "store");
+    assert_eq!(body["access"], json!(["user:dave"]));
+    assert_eq!(body["pull_access"], json!([]));
+    assert_eq!(body["repository"]["name"], "rise-apps/web-shop");
+    assert_eq!(body["repository"]["state"], "pending");
+
+    let reply = credentials(&serve, "web-shop", &dave).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["image"], "localhost:5000/rise-apps/web-shop");
+    assert_eq!(
+        credentials(&serve, "web-shop", &token("eve", &[]))
+            .await
+            .status,
+        404
+    );
+
+    // The same body again is an update, with a new ETag.
+    let updated = put(
+        &serve,
+        "web-shop",
+        &json!({"access": ["user:dave", "user:eve"]}),
+        &[],
+    )
+    .await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    let etag2 = updated.header("etag").unwrap().to_string();
+    assert_ne!(etag, etag2);
+    assert_eq!(
+        credentials(&serve, "web-shop", &token("eve", &[]))
+            .await
+            .status,
+        200
+    );
+
+    // A write on the old version is refused and changes nothing.
+    let stale = put(
+        &serve,
+        "web-shop",
+        &json!({"access": []}),
+        &[("if-match", &etag)],
+    )
+    .await;
+    assert_eq!(stale.status, 412, "{}", stale.body);
+    assert_eq!(stale.json()["error"]["code"], "precondition_failed");
+    assert_eq!(stale.json()["error"]["current_etag"], etag2.as_str());
+    assert_eq!(credentials(&serve, "web-shop", &dave).await.status, 200);
+
+    let got = call(
+        &serve,
+        Method::GET,
+        "/registry/projects/web-shop",
+        &manager(),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("etag"), Some(etag2.as_str()));
+
+    let deleted = call(
+        &serve,
+        Method::DELETE,
+        "/registry/projects/web-shop",
+        &manager(),
+        &[("if-match", &etag2)],
+        "",
+    )
+    .await;
+    assert_eq!(deleted.status, 202, "{}", deleted.body);
+    assert_eq!(deleted.json()["repository"]["state"], "deleting");
+    // Credentials stop at once.
+    assert_eq!(credentials(&serve, "web-shop", &dave).await.status, 404);
+    // And the project cannot change until it is gone.
+    let again = put(&serve, "web-shop", &json!({"access": ["user:dave"]}), &[]).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(again.json()["error"]["code"], "project_deleting");
+
+    // Every write is an audit line: who, what, before and after (written
+    // out in batches, so wait for the last).
+    eventually(
+        Duration::from_secs(5),
+        "five audit lines of changes",
+        || async {
+            serve
+                .audit_lines()
+                .iter()
+                .filter(|l| l["audit"] == "project")
+                .count()
+                == 5
+        },
+    )
+    .await;
+    let audit = serve.audit_lines();
+    let changes: Vec<&Value> = audit.iter().filter(|l| l["audit"] == "project").collect();
+    let outcomes: Vec<&str> = changes
+        .iter()
+        .map(|l| l["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "created",
+            "updated",
+            "precondition_failed",
+            "deleting",
+            "conflict"
+        ]
+    );
+    assert_eq!(changes[1]["caller"], json!(["user:rise-backend"]));
+    assert_eq!(changes[1]["before"]["spec"]["access"], json!(["user:dave"]));
+    assert_eq!(
+        changes[1]["after"]["spec"]["access"],
+        json!(["user:dave", "user:eve"])
+    );
+    assert!(
+        serve
+            .metric("rise_registry_project_changes_total{op=\"put\",outcome=\"created\"}")
+            .eq(&1.0)
+    );
+}
+
+#[tokio::test]
+async fn only_admins_and_project_managers_learn_anything_from_the_api() {
+    let (serve, _data) = sqlite_serve();
+    assert_eq!(
+        put(&serve, "app-one", &json!({"access": ["user:dave"]}), &[])
+            .await
+            .status,
+        201
+    );
+    let nobody_route = call(
+        &serve,
+        Method::GET,
+        "/registry/nothing-here",
+        &manager(),
+        &[],
+        "",
+    )
+    .await;
+    // A member of the project, but no manager: the API is not there.
+    for bearer in [token("dave", &[]), token("carol", &["team-a"])] {
+        for (method, path) in [
+            (Method::GET, "/registry/projects"),
+            (Method::GET, "/registry/projects/app-one"),
+            (Method::GET, "/registry/projects/no-such"),
+            (Method::DELETE, "/registry/projects/app-one"),
+        ] {
+            let reply = call(&serve, method.clone(), path, &bearer, &[], "").await;
+            assert_eq!(reply.status, 404, "{method} {path}");
+            assert_eq!(reply.body, nobody_route.body, "{method} {path}");
+        }
+    }
+    // Without a token: 401, as everywhere.
+    let anonymous = send(Method::GET, &serve.url("/registry/projects"), &[], "").await;
+    assert_eq!(anonymous.status, 401);
+    // The admin group may.
+    let admin = token("root", &["platform"]);
+    let listed = call(&serve, Method::GET, "/registry/projects", &admin, &[], "").await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let listed = listed.json();
+    let names: Vec<&str> = listed["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["app-one", "declared"]);
+    assert!(
+        serve
+            .audit_lines()
+            .iter()
+            .all(|l| l["outcome"] != "deleting")
+    );
+}
+
+#[tokio::test]
+async fn bodies_are_checked_as_config_is_and_config_projects_are_read_only() {
+    let (serve, _data) = sqlite_serve();
+    let reply = put(
+        &serve,
+        "app-one",
+        &json!({"access": ["user:dave", "admin:x", {"issuer": "nowhere", "claims": {"sub": "x"}}],
+                "pull_acess": []}),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let error = &reply.json()["error"];
+    assert_eq!(error["code"], "invalid_project");
+    let paths: Vec<&str> = error["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"access[1]"), "{error}");
+    assert!(paths.contains(&"access[2].issuer"), "{error}");
+    assert!(paths.contains(&"pull_acess"), "{error}");
+    let typo = error["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == "pull_acess")
+        .unwrap();
+    assert_eq!(typo["hint"], "did you mean `pull_access`?");
+
+    for (name, status) in [("My-App", 400), ("a..b", 400), ("x%2Fy", 400)] {
+        let r = put(&serve, name, &json!({"access": []}), &[]).await;
+        assert_eq!(r.status, status, "{name}: {}", r.body);
+    }
+    let not_json = call(
+        &serve,
+        Method::PUT,
+        "/registry/projects/app-two",
+        &manager(),
+        &[],
+        "{\"access\": [",
+    )
+    .await;
+    assert_eq!(not_json.status, 400);
+    assert_eq!(not_json.json()["error"]["code"], "invalid_request");
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let r = call(
+        &serve,
+        Method::PUT,
+        "/registry/projects/app-two",
+        &manager(),
+        &[],
+        &deep,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let huge = format!("{{\"access\": [\"user:{}\"]}}", "a".repeat(1 << 20));
+    let r = call(
+        &serve,
+        Method::PUT,
+        "/registry/projects/app-two",
+        &manager(),
+        &[],
+        &huge,
+    )
+    .await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "body_too_large");
+
+    let declared = put(&serve, "declared", &json!({"access": ["user:dave"]}), &[]).await;
+    assert_eq!(declared.status, 409, "{}", declared.body);
+    assert_eq!(declared.json()["error"]["code"], "declared_in_config");
+    let got = call(
+        &serve,
+        Method::GET,
+        "/registry/projects/declared",
+        &manager(),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(got.json()["source"], "config");
+    assert_eq!(got.json()["access"], json!(["user:carol"]));
+
+    // If-None-Match: * creates only.
+    let first = put(&serve, "app-three", &json!({}), &[("if-none-match", "*")]).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let second = put(&serve, "app-three", &json!({}), &[("if-none-match", "*")]).await;
+    assert_eq!(second.status, 412);
+    let wrong_method = call(
+        &serve,
+        Method::POST,
+        "/registry/projects/app-three",
+        &manager(),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.header("allow"), Some("GET, PUT, DELETE"));
+    // Nothing invalid reached the store.
+    let listed = call(
+        &serve,
+        Method::GET,
+        "/registry/projects?limit=1",
+        &manager(),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(listed.json()["projects"][0]["name"], "app-three");
+    assert_eq!(listed.json()["next_cursor"], "app-three");
+    let next = call(
+        &serve,
+        Method::GET,
+        "/registry/projects?limit=1&cursor=app-three",
+        &manager(),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(next.json()["projects"][0]["name"], "declared");
+    assert_eq!(next.json()["next_cursor"], Value::Null);
+}
+
+#[tokio::test]
+async fn projects_survive_a_restart_of_serve_on_sqlite() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", data.path().join("store.db").display());
+    let mut serve = Serve::start(&config(&url), &[]);
+    assert_eq!(
+        put(&serve, "kept", &json!({"access": ["user:dave"]}), &[])
+            .await
+            .status,
+        201
+    );
+    serve.terminate(Duration::from_secs(10));
+    let serve = Serve::start(&config(&url), &[]);
+    assert_eq!(
+        credentials(&serve, "kept", &token("dave", &[]))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_change_on_one_replica_gives_credentials_on_the_other() {
+    let pg = Postgres::start_new();
+    pg.create_db("rise");
+    let cfg = config(&pg.url("rise"));
+    let (a, b) = (Serve::start(&cfg, &[]), Serve::start(&cfg, &[]));
+    let dave = token("dave", &[]);
+    assert_eq!(credentials(&b, "shared", &dave).await.status, 404);
+    assert_eq!(
+        put(&a, "shared", &json!({"access": ["user:dave"]}), &[])
+            .await
+            .status,
+        201
+    );
+    let took = eventually(
+        Duration::from_secs(2),
+        "credentials on the other replica",
+        || async { credentials(&b, "shared", &dave).await.status == 200 },
+    )
+    .await;
+    eprintln!("PUT on A -> credentials on B: {took:?}");
+    let deleted = call(
+        &b,
+        Method::DELETE,
+        "/registry/projects/shared",
+        &manager(),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(deleted.status, 202);
+    eventually(
+        Duration::from_secs(2),
+        "credentials stop on the first replica",
+        || async { credentials(&a, "shared", &dave).await.status == 404 },
+    )
+    .await;
+    // Both replicas migrated one schema, once.
+    assert_eq!(
+        pg.psql("rise", "SELECT count(*) FROM rise_registry_schema")
+            .trim(),
+        "1"
+    );
+}
+
+#[tokio::test]
+async fn a_store_that_stops_takes_nothing_from_credentials_and_comes_back() {
+    let pg = Postgres::start_new();
+    pg.create_db("rise");
+    let serve = Serve::start(&config(&pg.url("rise")), &[]);
+    let dave = token("dave", &[]);
+    assert_eq!(
+        put(&serve, "known", &json!({"access": ["user:dave"]}), &[])
+            .await
+            .status,
+        201
+    );
+
+    pg.stop();
+    // Credentials keep flowing from the last snapshot; the API says 503.
+    for _ in 0..20 {
+        assert_eq!(credentials(&serve, "known", &dave).await.status, 200);
+    }
+    let refused = put(&serve, "later", &json!({"access": ["user:dave"]}), &[]).await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], "store_unavailable");
+    assert_eq!(refused.header("retry-after"), Some("5"));
+    eventually(
+        Duration::from_secs(15),
+        "readyz names the store",
+        || async {
+            let r = call(&serve, Method::GET, "/readyz", &dave, &[], "").await;
+            r.status == 200 && r.json()["store"] == "unavailable"
+        },
+    )
+    .await;
+    assert_eq!(serve.metric("rise_registry_store_up"), 0.0);
+
+    pg.start();
+    eventually(Duration::from_secs(30), "the API works again", || async {
+        put(&serve, "later", &json!({"access": ["user:dave"]}), &[])
+            .await
+            .status
+            == 201
+    })
+    .await;
+    assert_eq!(credentials(&serve, "later", &dave).await.status, 200);
+    assert_eq!(credentials(&serve, "known", &dave).await.status, 200);
+    eventually(Duration::from_secs(15), "the store is up again", || async {
+        serve.metric("rise_registry_store_up") == 1.0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_conditional_writes_leave_a_consistent_store() {
+    let pg = Postgres::start_new();
+    pg.create_db("rise");
+    let cfg = config(&pg.url("rise"));
+    let (a, b) = (Serve::start(&cfg, &[]), Serve::start(&cfg, &[]));
+    let created = put(&a, "contended", &json!({"access": []}), &[]).await;
+    let etag = created.header("etag").unwrap().to_string();
+    // 40 writers on two replicas, all with the same If-Match: exactly one
+    // may win; every other gets 412.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let serve = if i % 2 == 0 { &a } else { &b };
+        let url = serve.url("/registry/projects/contended");
+        let etag = etag.clone();
+        tasks.push(tokio::spawn(async move {
+            let auth = format!("Bearer {}", manager());
+            let body = json!({"access": [format!("user:writer-{i}")]}).to_string();
+            send(
+                Method::PUT,
+                &url,
+                &[("authorization", &auth), ("if-match", &etag)],
+                &body,
+            )
+            .await
+            .status
+            .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 412).count(),
+        39,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        pg.psql(
+            "rise",
+            "SELECT revision FROM rise_projects WHERE name = 'contended'"
+        )
+        .trim(),
+        "2"
+    );
+}
+
+#[tokio::test]
+async fn a_store_migrated_by_a_newer_release_is_refused() {
+    let pg = Postgres::start_new();
+    pg.create_db("rise");
+    let cfg = config(&pg.url("rise"));
+    drop(Serve::start(&cfg, &[]));
+    pg.psql(
+        "rise",
+        "INSERT INTO rise_registry_schema (version, description, applied_at) VALUES (99, 'from the future', 0)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("default.yaml"), &cfg).unwrap();
+    let out = std::process::Command::new(support::server::BIN)
+        .args([
+            "--config-dir",
+            dir.path().to_str().unwrap(),
+            "--run-mode",
+            "default",
+            "serve",
+        ])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("schema is version 99"), "{stderr}");
+    assert!(
+        !stderr.contains("postgres://"),
+        "the URL is a secret: {stderr}"
+    );
+}
