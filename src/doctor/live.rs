@@ -158,301 +158,147 @@ pub async fn ecr(config: &Config, ecr: &EcrConfig, options: &Options<'_>) -> Vec
 
     // Who am I.
     let caller = match sts.get_caller_identity().send().await {
-        Ok(out) => {
-            let arn = out.arn.unwrap_or_default();
-            checks.push(Check::pass(
-                "ecr.caller_identity",
-                "AWS answers and names the caller",
-                arn.clone(),
-            ));
-            Some(arn)
-        }
-        Err(e) => {
-            let unreachable = matches!(
+        Ok(out) => ecr_checks::CallerIdentity::Answered(out.arn.unwrap_or_default()),
+        Err(e) => ecr_checks::CallerIdentity::Failed {
+            error: crate::aws::sdk_error_text(&e),
+            unreachable: matches!(
                 e,
                 aws_smithy_runtime_api::client::result::SdkError::DispatchFailure(_)
                     | aws_smithy_runtime_api::client::result::SdkError::TimeoutError(_)
-            );
-            let hint = if unreachable {
-                "AWS could not be reached: check registry.region, registry.endpoint_url and AWS_ENDPOINT_URL"
-            } else {
-                "no usable AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run doctor where serve runs (IRSA)"
-            };
-            checks.push(Check::fail(
-                "ecr.caller_identity",
-                "AWS answers and names the caller",
-                format!("GetCallerIdentity: {}", crate::aws::sdk_error_text(&e)),
-                hint,
-            ));
-            None
-        }
-    };
-    let no_aws = "AWS did not answer GetCallerIdentity";
-
-    // The controller: this identity, or one it can become.
-    let controller_title = "the controller role is the caller or can be assumed";
-    let controller_sdk = match &caller {
-        None => {
-            checks.push(Check::skipped(
-                "ecr.controller_role",
-                controller_title,
-                no_aws,
-            ));
-            None
-        }
-        Some(arn) if ecr_checks::caller_is_controller(arn, ecr) => {
-            checks.push(Check::pass(
-                "ecr.controller_role",
-                controller_title,
-                format!("the caller is {}", ecr.role_arn),
-            ));
-            Some(sdk.clone())
-        }
-        Some(arn) => match sts
-            .assume_role()
-            .role_arn(ecr.role_arn.as_str())
-            .role_session_name("rise-doctor")
-            .duration_seconds(900)
-            .send()
-            .await
-        {
-            Ok(out) => match out.credentials {
-                Some(c) => {
-                    checks.push(Check::pass(
-                        "ecr.controller_role",
-                        controller_title,
-                        format!("{arn} assumed {}", ecr.role_arn),
-                    ));
-                    let creds = aws_sdk_sts::config::Credentials::new(
-                        c.access_key_id,
-                        c.secret_access_key,
-                        Some(c.session_token),
-                        None,
-                        "rise-doctor-controller",
-                    );
-                    Some(
-                        sdk.to_builder()
-                            .credentials_provider(
-                                aws_sdk_sts::config::SharedCredentialsProvider::new(creds),
-                            )
-                            .build(),
-                    )
-                }
-                None => {
-                    checks.push(Check::fail(
-                        "ecr.controller_role",
-                        controller_title,
-                        "AssumeRole returned no credentials",
-                        "try again; AWS answered without credentials",
-                    ));
-                    None
-                }
-            },
-            Err(e) => {
-                checks.push(Check::fail(
-                    "ecr.controller_role",
-                    controller_title,
-                    format!("{arn} cannot assume {}: {}", ecr.role_arn, crate::aws::sdk_error_text(&e)),
-                    "run doctor as the controller role, where serve runs (on Kubernetes: `kubectl exec deploy/rise-registry -- rise-registry doctor`), or with credentials that registry.role_arn's trust policy accepts (registry.trusted_principals)",
-                ));
-                None
-            }
+            ),
         },
     };
+    checks.push(ecr_checks::caller_identity(&caller));
+    let caller = caller.arn();
+
+    // The controller: this identity, or one it can become.
+    let (controller, controller_sdk) = controller_session(&sts, &sdk, caller, ecr).await;
+    checks.push(ecr_checks::controller_role(&controller, ecr));
 
     // What AWS holds: both roles and the repositories under the prefix.
-    let read_title = "the roles and repositories can be read";
     let reconciler = match caller {
         Some(_) => Some(crate::reconcile::pipeline::Reconciler::new(ecr, &config.projects).await),
         None => None,
     };
-    let observed = if let Some(reconciler) = &reconciler {
-        match reconciler
-            .observe(crate::reconcile::plan::Scope::All, &|_, _| {})
-            .await
-        {
-            Ok(state) => {
-                checks.push(Check::pass(
-                    "ecr.read_state",
-                    read_title,
-                    format!(
-                        "{} repositories under `{}`",
-                        state.repositories.len(),
-                        ecr.repo_prefix
-                    ),
-                ));
-                Some(state)
-            }
-            Err(e) => {
-                let text = e.to_string();
-                let (detail, hint) = text.split_once("\n  hint: ").unwrap_or((
-                    &text,
-                    "doctor reads both roles (iam:GetRole, iam:ListRolePolicies, iam:GetRolePolicy) and the repositories (ecr:DescribeRepositories, ecr:ListTagsForResource, ecr:GetLifecyclePolicy): run it with credentials that may",
-                ));
-                checks.push(Check::fail("ecr.read_state", read_title, detail, hint));
-                None
-            }
-        }
-    } else {
-        checks.push(Check::skipped("ecr.read_state", read_title, no_aws));
-        None
+    let read = match &reconciler {
+        Some(reconciler) => Some(
+            reconciler
+                .observe(crate::reconcile::plan::Scope::All, &|_, _| {})
+                .await
+                .map_err(|e| e.to_string()),
+        ),
+        None => None,
     };
-    let all_names = match &observed {
+    checks.push(ecr_checks::read_state(read.as_ref(), ecr));
+    let observed = read.as_ref().and_then(|r| r.as_ref().ok());
+    let all_names = match observed {
         Some(_) => repository_names(&sdk).await,
         None => Vec::new(),
     };
-    let not_read = "the roles and repositories could not be read";
+    let roles_plan = observed.zip(reconciler.as_ref()).map(|(state, r)| {
+        r.plan_observed(state, crate::reconcile::plan::Scope::Roles)
+            .map_err(|e| e.to_string())
+    });
+    checks.push(ecr_checks::roles_match(roles_plan.as_ref(), ecr, inv));
 
-    let roles_title = "the roles in AWS match the configuration";
-    let roles_plan = observed
-        .as_ref()
-        .zip(reconciler.as_ref())
-        .map(|(state, r)| r.plan_observed(state, crate::reconcile::plan::Scope::Roles));
-    match (&observed, roles_plan) {
-        (Some(_), Some(Ok(plan))) => {
-            checks.push(ecr_checks::roles_summary(&plan, ecr, inv));
-        }
-        (Some(_), Some(Err(e))) => {
-            checks.push(Check::fail(
-                "ecr.roles_match",
-                roles_title,
-                e.to_string(),
-                "this build cannot render the role documents; report it",
-            ));
-        }
-        _ => {
-            checks.push(Check::skipped("ecr.roles_match", roles_title, not_read));
-        }
-    }
-
-    if options.projects.is_empty() {
-        checks.push(Check::warn(
-            "ecr.projects",
-            "projects are configured",
-            "no project to check",
-            "add projects under `projects:` in the config (docs/configuration.md)",
-        ));
-    }
+    checks.extend(ecr_checks::projects_configured(options.projects));
     let provider = controller_sdk
         .as_ref()
         .map(|s| EcrProvider::from_sdk_config(ecr, s));
+    let config_projects: Vec<ProjectName> =
+        config.projects.iter().map(|p| p.name.clone()).collect();
     for project in options.projects {
-        let name = project.as_str();
-        let mut project_checks = Vec::new();
-        match &observed {
-            Some(state) => {
-                project_checks.extend(ecr_checks::repository(ecr, project, state, &all_names, inv));
-                project_checks.push(ecr_checks::push_permissions(ecr, project, state, inv));
-            }
-            None => {
-                for (id, title) in [
-                    ("ecr.repository", "the repository exists"),
-                    ("ecr.repository_tags", "it carries the managed tags"),
-                    ("ecr.repository_not_orphaned", "it is not orphaned"),
-                    (
-                        "ecr.push_role_permissions",
-                        "the push role allows push and pull on the repository",
-                    ),
-                ] {
-                    project_checks.push(Check::skipped(id, title, not_read));
-                }
-            }
-        }
-        let config_projects: Vec<ProjectName> =
-            config.projects.iter().map(|p| p.name.clone()).collect();
+        let mut project_checks = ecr_checks::project_state(ecr, project, observed, &all_names, inv);
         project_checks.push(ecr_checks::session_scope(ecr, project, &config_projects));
-        project_checks.extend(
-            push_session(
-                ecr,
-                project,
-                provider.as_ref(),
-                observed.as_ref(),
-                caller.is_some(),
-                inv,
-            )
-            .await,
+        let session = push_session(project, provider.as_ref(), caller.is_some()).await;
+        project_checks.extend(ecr_checks::push_session(
+            &session, ecr, project, observed, inv,
+        ));
+        checks.extend(
+            project_checks
+                .into_iter()
+                .map(|c| c.for_project(project.as_str())),
         );
-        checks.extend(project_checks.into_iter().map(|c| c.for_project(name)));
     }
     checks.into_vec()
 }
 
+/// The controller role's session: the caller's own when it is the
+/// controller, else one assumed from it; the SDK config that uses it.
+async fn controller_session(
+    sts: &aws_sdk_sts::Client,
+    sdk: &aws_config::SdkConfig,
+    caller: Option<&str>,
+    ecr: &EcrConfig,
+) -> (ecr_checks::ControllerRole, Option<aws_config::SdkConfig>) {
+    use ecr_checks::ControllerRole;
+    let Some(arn) = caller else {
+        return (ControllerRole::NoCaller, None);
+    };
+    if ecr_checks::caller_is_controller(arn, ecr) {
+        return (ControllerRole::IsCaller, Some(sdk.clone()));
+    }
+    let assumed = sts
+        .assume_role()
+        .role_arn(ecr.role_arn.as_str())
+        .role_session_name("rise-doctor")
+        .duration_seconds(900)
+        .send()
+        .await;
+    match assumed {
+        Ok(out) => match out.credentials {
+            Some(c) => {
+                let creds = aws_sdk_sts::config::Credentials::new(
+                    c.access_key_id,
+                    c.secret_access_key,
+                    Some(c.session_token),
+                    None,
+                    "rise-doctor-controller",
+                );
+                let sdk = sdk
+                    .to_builder()
+                    .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                        creds,
+                    ))
+                    .build();
+                let caller = arn.to_string();
+                (ControllerRole::Assumed { caller }, Some(sdk))
+            }
+            None => (ControllerRole::NoCredentials, None),
+        },
+        Err(e) => (
+            ControllerRole::Refused {
+                caller: arn.to_string(),
+                error: crate::aws::sdk_error_text(&e),
+            },
+            None,
+        ),
+    }
+}
+
 /// The push role assumed with the project's session policy, the ECR login
 /// with those credentials, and the registry's `/v2/` with that login: what
-/// serve does for a credentials request.
+/// serve does for a credentials request, as far as it gets.
 async fn push_session(
-    ecr: &EcrConfig,
     project: &ProjectName,
     provider: Option<&EcrProvider>,
-    observed: Option<&crate::reconcile::plan::ObservedState>,
     aws_answered: bool,
-    inv: &Location,
-) -> Vec<Check> {
-    let assume_title = "the controller assumes the push role with the session policy";
-    let login_title = "ECR issues a login to the scoped session";
-    let v2_title = "the registry endpoint accepts the login at /v2/";
+) -> ecr_checks::PushSession {
+    use ecr_checks::PushSession;
     let Some(provider) = provider else {
-        let reason = if aws_answered {
-            "the controller role could not be assumed"
-        } else {
-            "AWS did not answer GetCallerIdentity"
-        };
-        return vec![
-            Check::skipped("ecr.push_role", assume_title, reason),
-            Check::skipped("ecr.registry_login", login_title, reason),
-            Check::skipped("ecr.registry_v2", v2_title, reason),
-        ];
+        return PushSession::NoController { aws_answered };
     };
     let session = match provider
         .assume_push_role(project, crate::auth::AccessKind::Push)
         .await
     {
         Ok(s) => s,
-        Err(e) => {
-            let reason = "the push role could not be assumed";
-            return vec![
-                Check::fail(
-                    "ecr.push_role",
-                    assume_title,
-                    e.to_string(),
-                    ecr_checks::push_role_refusal_hint(ecr, observed, inv),
-                ),
-                Check::skipped("ecr.registry_login", login_title, reason),
-                Check::skipped("ecr.registry_v2", v2_title, reason),
-            ];
-        }
+        Err(e) => return PushSession::AssumeRefused(e.to_string()),
     };
-    let mut checks = vec![Check::pass(
-        "ecr.push_role",
-        assume_title,
-        format!(
-            "{} assumed as {}",
-            ecr.push_role_arn,
-            crate::policy::role_session_name(project)
-        ),
-    )];
     let (credentials, endpoint) = match provider.login(project, session).await {
         Ok(l) => l,
-        Err(e) => {
-            checks.push(Check::fail(
-                "ecr.registry_login",
-                login_title,
-                e.to_string(),
-                format!("the push role's policy must allow ecr:GetAuthorizationToken on `*`: `{}` restores it", inv.command("apply")),
-            ));
-            checks.push(Check::skipped(
-                "ecr.registry_v2",
-                v2_title,
-                "ECR issued no login",
-            ));
-            return checks;
-        }
+        Err(e) => return PushSession::LoginRefused(e.to_string()),
     };
-    checks.push(Check::pass(
-        "ecr.registry_login",
-        login_title,
-        format!("a login for {}", credentials.registry_url),
-    ));
     let basic = {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(format!(
@@ -466,18 +312,13 @@ async fn push_session(
         "/v2/",
         &[("authorization", format!("Basic {basic}"))],
     )
-    .await;
-    checks.push(match v2 {
-        Ok((_, reply)) if reply.status == StatusCode::OK => Check::pass("ecr.registry_v2", v2_title, format!("{endpoint}/v2/ answered 200")),
-        Ok((_, reply)) => Check::fail(
-            "ecr.registry_v2",
-            v2_title,
-            format!("{endpoint}/v2/ answered {}", reply.status),
-            "the login was refused: check that registry.region and registry.account_id name the registry the repositories live in",
-        ),
-        Err(e) => Check::fail("ecr.registry_v2", v2_title, e, "the registry endpoint could not be reached from here: check registry.endpoint_url, DNS and any proxy"),
-    });
-    checks
+    .await
+    .map(|(_, reply)| reply.status);
+    PushSession::LoggedIn {
+        registry_url: credentials.registry_url.to_string(),
+        endpoint,
+        v2,
+    }
 }
 
 /// Every repository name in the registry, any prefix (to spot a prefix
