@@ -7,10 +7,8 @@
 use std::time::Duration;
 
 use hyper::{HeaderMap, StatusCode};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 
-use super::{Check, Checks, certs, ecr as ecr_checks};
+use super::{Check, Checks, ecr as ecr_checks, oci as oci_checks};
 use crate::auth::Caller;
 use crate::config::Location;
 use crate::config::{Config, EcrConfig, OciClientAuthConfig, OciTokenConfig};
@@ -98,46 +96,6 @@ async fn get_registry(
 
 fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
     reply.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// `Bearer realm="…",service="…",scope="…"` → the value of `key`.
-pub(crate) fn challenge_param(challenge: &str, key: &str) -> Option<String> {
-    let rest = challenge.trim().strip_prefix("Bearer ")?;
-    let mut chars = rest.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
-        }
-        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if name.is_empty() {
-            return None;
-        }
-        let value: String = if chars.peek() == Some(&'"') {
-            chars.next();
-            let mut v = String::new();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => v.extend(chars.next()),
-                    '"' => break,
-                    c => v.push(c),
-                }
-            }
-            v
-        } else {
-            chars.by_ref().take_while(|c| *c != ',').collect()
-        };
-        if name.trim().eq_ignore_ascii_case(key) {
-            return Some(value);
-        }
-    }
-}
-
-/// "Connection refused" and its kind: the registry's own section of the
-/// operator guide.
-fn registry_down_hint(key: &str) -> String {
-    format!(
-        "start the registry and check {key}; with the compose setup: `docker compose ps registry`, `docker compose logs registry`, `docker compose restart registry`"
-    )
 }
 
 // ---------------------------------------------------------------- ecr ---
@@ -345,225 +303,100 @@ async fn repository_names(sdk: &aws_config::SdkConfig) -> Vec<String> {
 /// another.
 pub async fn oci_token(config: &Config, oci: &OciTokenConfig, options: &Options<'_>) -> Vec<Check> {
     let mut checks = Checks::default();
-    let key_key = &oci.signing_key_file.key;
-    let chain_key = &oci.certificate_chain_file.key;
-    let key_key = if key_key.is_empty() {
-        "registry.signing_key_file"
-    } else {
-        key_key
-    };
-    let chain_key = if chain_key.is_empty() {
-        "registry.certificate_chain_file"
-    } else {
-        chain_key
-    };
-    let files = (
-        oci.signing_key_file.read(),
-        oci.certificate_chain_file.read(),
-    );
-    let key_title = "the signing key matches the chain's leaf";
-    let date_title = "the certificate chain is in date";
-    let mut usable: Option<(Vec<u8>, Vec<u8>)> = None;
-    let mut in_date = false;
-    match files {
-        (Ok(key_pem), Ok(chain_pem)) => {
-            let (check, key) = certs::key_matches_chain(&key_pem, &chain_pem, key_key, chain_key);
-            checks.push(check);
-            let ders: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&chain_pem)
-                .filter_map(Result::ok)
-                .map(|c| c.as_ref().to_vec())
-                .collect();
-            let date = certs::chain_in_date(&ders, crate::clock::unix_now(), chain_key);
-            in_date = checks.push(date);
-            if key.is_some() {
-                usable = Some((key_pem, chain_pem));
-            }
-        }
-        (k, c) => {
-            let problems: Vec<String> = [k.err(), c.err()]
-                .into_iter()
-                .flatten()
-                .map(|e| e.to_string())
-                .collect();
-            checks.push(Check::fail(
-                "oci_token.key_matches_chain",
-                key_title,
-                problems.join("; "),
-                format!("{key_key} and {chain_key} must name readable files (`rise-registry oci-token dev-ca --out DIR` writes a development pair)"),
-            ));
-            checks.push(Check::skipped(
-                "oci_token.chain_in_date",
-                date_title,
-                "the chain could not be read",
-            ));
-        }
-    }
+    let key_pem = oci.signing_key_file.read().map_err(|e| e.to_string());
+    let chain_pem = oci.certificate_chain_file.read().map_err(|e| e.to_string());
+    let key_and_chain =
+        oci_checks::key_and_chain(&key_pem, &chain_pem, crate::clock::unix_now(), oci);
+    let key_usable = checks.push(key_and_chain.key);
+    let in_date = checks.push(key_and_chain.date);
 
     // The registry's challenge.
-    let registry = oci.registry_url.as_str();
-    let answers_title = "the registry answers /v2/ and asks for a token";
-    let realm_title = "the registry's realm and service are rise-registry's";
     let expected_realm = match options.url {
         Some(url) => format!("{}/registry/token", url.trim_end_matches('/')),
         None => config.server.default_realm(),
     };
-    let registry_base = match get_registry(registry, "/v2/", &[]).await {
-        Err(e) => {
-            checks.push(Check::fail(
-                "oci_token.registry_answers",
-                answers_title,
-                e,
-                registry_down_hint("registry.registry_url"),
-            ));
-            checks.push(Check::skipped(
-                "oci_token.realm",
-                realm_title,
-                "the registry did not answer",
-            ));
-            None
-        }
-        Ok((base, reply)) => {
-            let challenge = header(&reply, "www-authenticate").unwrap_or("").to_string();
-            let realm_hint = format!(
-                "the registry's config.yml must have auth.token with realm {expected_realm} and service {}: `{}` prints the block; restart the registry after changing it",
-                oci.service,
-                options.location.command(&format!(
-                    "oci-token registry-config --realm {expected_realm}"
-                ))
-            );
-            if reply.status != StatusCode::UNAUTHORIZED || !challenge.starts_with("Bearer ") {
-                checks.push(Check::fail(
-                    "oci_token.registry_answers",
-                    answers_title,
-                    format!(
-                        "{base}/v2/ answered {} without a Bearer challenge ({:?})",
-                        reply.status, challenge
-                    ),
-                    realm_hint,
-                ));
-                checks.push(Check::skipped(
-                    "oci_token.realm",
-                    realm_title,
-                    "the registry asks for no token",
-                ));
-            } else {
-                checks.push(Check::pass(
-                    "oci_token.registry_answers",
-                    answers_title,
-                    format!("{base}/v2/ answered 401 with a Bearer challenge"),
-                ));
-                let realm = challenge_param(&challenge, "realm").unwrap_or_default();
-                let service = challenge_param(&challenge, "service").unwrap_or_default();
-                let mut wrong = Vec::new();
-                if realm != expected_realm {
-                    wrong.push(format!(
-                        "realm is {realm}, rise-registry's is {expected_realm}"
-                    ));
-                }
-                if service != oci.service {
-                    wrong.push(format!(
-                        "service is `{service}`, registry.service is `{}`",
-                        oci.service
-                    ));
-                }
-                checks.push(if wrong.is_empty() {
-                    Check::pass(
-                        "oci_token.realm",
-                        realm_title,
-                        format!("realm {realm}, service {service}"),
-                    )
-                } else {
-                    Check::fail("oci_token.realm", realm_title, wrong.join("; "), realm_hint)
-                });
-            }
-            Some(base)
-        }
-    };
+    let answer = v2_answer(oci.registry_url.as_str()).await;
+    checks.extend(oci_checks::registry_challenge(
+        &answer,
+        &expected_realm,
+        oci,
+        options.location,
+    ));
+    let registry_base = answer.ok().map(|a| a.base);
 
-    let accept_title = "the registry accepts a token for the project's repository";
-    let refuse_title = "the registry refuses that token for another repository";
-    let blocked = if usable.is_none() {
-        Some("no usable signing key")
-    } else if !in_date {
-        Some("the certificate chain is not in date")
-    } else if registry_base.is_none() {
-        Some("the registry did not answer")
-    } else {
-        None
+    let provider = match (key_usable, key_pem, chain_pem) {
+        (true, Ok(k), Ok(c)) => OciTokenProvider::from_pem(oci.clone(), &k, &c).ok(),
+        _ => None,
     };
-    let provider = usable.and_then(|(k, c)| OciTokenProvider::from_pem(oci.clone(), &k, &c).ok());
+    let blocked = oci_checks::token_blocked(
+        key_usable,
+        in_date,
+        registry_base.is_some(),
+        provider.is_some(),
+    );
     for project in options.projects {
-        let name = project.as_str();
-        let (Some(provider), Some(base), None) = (&provider, &registry_base, blocked) else {
-            let reason = blocked.unwrap_or("no usable signing key");
-            checks.push(
-                Check::skipped("oci_token.token_accepted", accept_title, reason).for_project(name),
-            );
-            checks.push(
-                Check::skipped("oci_token.token_refused_elsewhere", refuse_title, reason)
-                    .for_project(name),
-            );
-            continue;
+        let probe = match (blocked, &provider, &registry_base) {
+            (None, Some(provider), Some(base)) => probe_token(provider, base, project).await,
+            // token_blocked names a reason whenever either is missing.
+            (reason, _, _) => oci_checks::TokenProbe::Blocked(reason.unwrap_or_default()),
         };
-        let now = crate::clock::unix_now();
-        let repository = provider.repository(project);
-        let ticket_text = provider.issue_ticket(project, &Caller::from_subject("rise-doctor"), now);
-        let Ok(ticket) = provider.verify_ticket(ticket_text.password.expose(), now) else {
-            checks.push(
-                Check::fail(
-                    "oci_token.token_accepted",
-                    accept_title,
-                    "a ticket just issued does not verify",
-                    "report it: this build's tickets are broken",
-                )
-                .for_project(name),
-            );
-            continue;
-        };
-        let scope = format!("repository:{repository}:pull");
-        let token = provider.registry_token(&ticket, [scope.as_str()], now);
-        let bearer = [("authorization", format!("Bearer {}", token.token))];
-        let own = get(&format!("{base}/v2/{repository}/tags/list"), &bearer).await;
-        let accepted = matches!(&own, Ok(r) if r.status == StatusCode::OK || r.status == StatusCode::NOT_FOUND);
-        checks.push(match &own {
-            Ok(_) if accepted => Check::pass("oci_token.token_accepted", accept_title, format!("{repository}: {}", own.as_ref().map(|r| r.status.to_string()).unwrap_or_default())),
-            Ok(r) => Check::fail(
-                "oci_token.token_accepted",
-                accept_title,
-                format!("{repository}: the registry answered {} to a token signed with {key_key}", r.status),
-                format!(
-                    "the registry's auth.token.rootcertbundle must hold the root of {chain_key} (`{}` writes it) and its auth.token.issuer must be `{}`; restart the registry after changing them; its log (log.level: info) says which check failed",
-                    options.location.command("oci-token registry-config --bundle-out FILE"),
-                    oci.issuer
-                ),
-            ),
-            Err(e) => Check::fail("oci_token.token_accepted", accept_title, e.clone(), registry_down_hint("registry.registry_url")),
-        }.for_project(name));
-        if !accepted {
-            checks.push(
-                Check::skipped(
-                    "oci_token.token_refused_elsewhere",
-                    refuse_title,
-                    "the token was not accepted for its own repository",
-                )
-                .for_project(name),
-            );
-            continue;
-        }
-        let other = format!("{repository}-rise-doctor-probe");
-        let elsewhere = get(&format!("{base}/v2/{other}/tags/list"), &bearer).await;
-        checks.push(match elsewhere {
-            Ok(r) if r.status == StatusCode::UNAUTHORIZED || r.status == StatusCode::FORBIDDEN => Check::pass("oci_token.token_refused_elsewhere", refuse_title, format!("{other}: {}", r.status)),
-            Ok(r) => Check::fail(
-                "oci_token.token_refused_elsewhere",
-                refuse_title,
-                format!("{other}: the registry answered {} to a token for {repository}", r.status),
-                "the registry does not check the token's access claim: configure token authentication (auth.token in its config.yml) and nothing else in front of it",
-            ),
-            Err(e) => Check::fail("oci_token.token_refused_elsewhere", refuse_title, e, registry_down_hint("registry.registry_url")),
-        }.for_project(name));
+        checks.extend(
+            oci_checks::token_checks(&probe, oci, options.location)
+                .into_iter()
+                .map(|c| c.for_project(project.as_str())),
+        );
     }
     checks.into_vec()
+}
+
+/// A registry's anonymous answer to `/v2/`.
+async fn v2_answer(registry: &str) -> Result<oci_checks::V2Answer, String> {
+    let (base, reply) = get_registry(registry, "/v2/", &[]).await?;
+    Ok(oci_checks::V2Answer {
+        base,
+        status: reply.status,
+        challenge: header(&reply, "www-authenticate").map(String::from),
+    })
+}
+
+/// A pull token for the project's repository, as serve would issue it,
+/// sent to the registry for that repository and, when accepted there, for
+/// one next to it.
+async fn probe_token(
+    provider: &OciTokenProvider,
+    base: &str,
+    project: &ProjectName,
+) -> oci_checks::TokenProbe {
+    use oci_checks::{TokenProbe, TokenRequest};
+    let now = crate::clock::unix_now();
+    let repository = provider.repository(project);
+    let ticket_text = provider.issue_ticket(project, &Caller::from_subject("rise-doctor"), now);
+    let Ok(ticket) = provider.verify_ticket(ticket_text.password.expose(), now) else {
+        return TokenProbe::TicketBroken;
+    };
+    let scope = format!("repository:{repository}:pull");
+    let token = provider.registry_token(&ticket, [scope.as_str()], now);
+    let bearer = [("authorization", format!("Bearer {}", token.token))];
+    let tags_list = |repository: &str| {
+        let url = format!("{base}/v2/{repository}/tags/list");
+        let bearer = &bearer;
+        async move { get(&url, bearer).await.map(|r| r.status) }
+    };
+    let own = TokenRequest {
+        answer: tags_list(&repository).await,
+        repository: repository.to_string(),
+    };
+    let elsewhere = match own.answer {
+        Ok(status) if oci_checks::token_accepted(status) => {
+            let other = format!("{repository}-rise-doctor-probe");
+            Some(TokenRequest {
+                answer: tags_list(&other).await,
+                repository: other,
+            })
+        }
+        _ => None,
+    };
+    TokenProbe::Sent { own, elsewhere }
 }
 
 // ---------------------------------------------------- oci-client-auth ---
@@ -571,121 +404,42 @@ pub async fn oci_token(config: &Config, oci: &OciTokenConfig, options: &Options<
 /// The `oci-client-auth` checks: the registry answers `/v2/`, and the
 /// Docker config here holds credentials for it when it asks for them.
 pub async fn oci_client_auth(oci: &OciClientAuthConfig, options: &Options<'_>) -> Vec<Check> {
-    let mut checks = Checks::default();
     let host = oci.registry_url.as_str();
-    let title = "the registry answers /v2/";
-    let asks = match get_registry(host, "/v2/", &[]).await {
-        Err(e) => {
-            checks.push(Check::fail(
-                "oci_client_auth.registry_answers",
-                title,
-                e,
-                registry_down_hint("registry.registry_url"),
-            ));
-            None
-        }
-        Ok((base, reply)) if reply.status == StatusCode::OK => {
-            checks.push(Check::pass(
-                "oci_client_auth.registry_answers",
-                title,
-                format!("{base}/v2/ answered 200: it asks for no credentials"),
-            ));
-            Some(false)
-        }
-        Ok((base, reply)) if reply.status == StatusCode::UNAUTHORIZED => {
-            let challenge = header(&reply, "www-authenticate").unwrap_or("no challenge");
-            checks.push(Check::pass(
-                "oci_client_auth.registry_answers",
-                title,
-                format!("{base}/v2/ answered 401: it asks for credentials ({challenge})"),
-            ));
-            Some(true)
-        }
-        Ok((base, reply)) => {
-            checks.push(Check::fail(
-                "oci_client_auth.registry_answers",
-                title,
-                format!(
-                    "{base}/v2/ answered {}, not the Docker registry API",
-                    reply.status
-                ),
-                "registry.registry_url must name a Docker registry (host and port only)",
-            ));
-            None
-        }
-    };
-    checks.push(docker_credentials(host, asks, options.vars).await);
-    checks.into_vec()
+    let answer = v2_answer(host).await;
+    let docker = docker_credentials(host, options.vars).await;
+    oci_checks::client_auth(host, &answer, &docker)
 }
 
+/// What the Docker config holds for `host`, asking the credential helper
+/// it names.
 async fn docker_credentials(
     host: &str,
-    asks: Option<bool>,
     vars: &dyn Fn(&str) -> Option<String>,
-) -> Check {
-    const ID: &str = "oci_client_auth.docker_credentials";
-    let title = format!("the Docker config holds credentials for {host}");
-    let login = format!("`docker login {host}`");
-    let absent = |detail: String| match asks {
-        Some(false) => Check::pass(
-            ID,
-            title.clone(),
-            format!("{detail}; none needed: the registry asks for none"),
-        ),
-        Some(true) => Check::fail(ID, title.clone(), detail, login.clone()),
-        None => Check::warn(
-            ID,
-            title.clone(),
-            format!("{detail}; needed if the registry asks for credentials"),
-            login.clone(),
-        ),
-    };
+) -> oci_checks::DockerCredentials {
+    use oci_checks::DockerCredentials;
     let Some(path) = docker_config::config_path(vars) else {
-        return absent("neither DOCKER_CONFIG nor HOME is set".into());
+        return DockerCredentials::NoConfig;
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) => return absent(format!("{}: {e}", path.display())),
+        Err(e) => {
+            let error = e.to_string();
+            return DockerCredentials::Unreadable { path, error };
+        }
     };
     let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return Check::fail(
-            ID,
-            title,
-            format!("{} is not JSON", path.display()),
-            format!("fix or remove {}, then {login}", path.display()),
-        );
+        return DockerCredentials::NotJson { path };
     };
     match docker_config::credentials_for(&json, host) {
-        docker_config::Source::Auths(key) => {
-            Check::pass(ID, title, format!("{}: auths[{key:?}]", path.display()))
-        }
-        docker_config::Source::Nothing => {
-            absent(format!("{} has no entry for {host}", path.display()))
-        }
+        docker_config::Source::Auths(key) => DockerCredentials::Auths { path, key },
+        docker_config::Source::Nothing => DockerCredentials::Nothing { path },
         docker_config::Source::Helper { name, key } => {
-            let helper = format!("docker-credential-{name}");
-            match run_helper(&helper, host, vars).await {
-                Ok(true) => Check::pass(
-                    ID,
-                    title,
-                    format!(
-                        "{}: {key} names {helper}, which holds credentials for {host}",
-                        path.display()
-                    ),
-                ),
-                Ok(false) => absent(format!(
-                    "{}: {key} names {helper}, which holds no credentials for {host}",
-                    path.display()
-                )),
-                Err(e) => Check::fail(
-                    ID,
-                    title,
-                    format!("{}: {key} names {helper}: {e}", path.display()),
-                    format!(
-                        "install {helper} on PATH, or change `{key}` in {}",
-                        path.display()
-                    ),
-                ),
+            let holds = run_helper(&format!("docker-credential-{name}"), host, vars).await;
+            DockerCredentials::Helper {
+                path,
+                name,
+                key,
+                holds,
             }
         }
     }
@@ -854,32 +608,4 @@ pub async fn serve(url: &str, options: &Options<'_>) -> Vec<Check> {
         }.for_project(name));
     }
     checks.into_vec()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn challenge_parameters_are_read_quoted_or_not() {
-        let c = r#"Bearer realm="http://127.0.0.1:3000/registry/token",service="rise-registry",scope=registry:catalog:*"#;
-        assert_eq!(
-            challenge_param(c, "realm").as_deref(),
-            Some("http://127.0.0.1:3000/registry/token")
-        );
-        assert_eq!(
-            challenge_param(c, "service").as_deref(),
-            Some("rise-registry")
-        );
-        assert_eq!(
-            challenge_param(c, "scope").as_deref(),
-            Some("registry:catalog:*")
-        );
-        assert_eq!(challenge_param(c, "issuer"), None);
-        assert_eq!(challenge_param(r#"Basic realm="x""#, "realm"), None);
-        assert_eq!(
-            challenge_param(r#"Bearer realm="a\"b""#, "realm").as_deref(),
-            Some("a\"b")
-        );
-    }
 }

@@ -3,8 +3,9 @@
 //! check).
 //!
 //! Split like the rest of the crate: this module is the model (a [`Check`]
-//! with an [`Outcome`], a [`Report`]) and its renderers; [`ecr`], [`certs`]
-//! and [`crate::docker_config`] decide outcomes from values (pure, unit-tested);
+//! with an [`Outcome`], a [`Report`]) and its renderers; [`ecr`], [`oci`],
+//! [`certs`] and [`crate::docker_config`] decide outcomes from values (pure,
+//! unit-tested);
 //! only [`live`] talks to AWS and registries, and it decides nothing it
 //! could hand to those. A check that cannot run because one it needs
 //! failed is [`Outcome::Skipped`] with the reason, never passed.
@@ -12,6 +13,7 @@
 pub mod certs;
 pub mod ecr;
 pub mod live;
+pub mod oci;
 
 use serde::Serialize;
 
