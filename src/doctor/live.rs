@@ -1,14 +1,16 @@
 //! The I/O edge of `doctor`: AWS calls, HTTP requests to registries and to
 //! a running serve, the Docker config file and its credential helpers. It
-//! gathers values and hands them to the pure checks ([`super::ecr`],
-//! [`super::certs`], [`crate::docker_config`]), and turns what it could not
-//! reach into failed checks with the setting that chooses it.
+//! records what it saw (answers, statuses, error texts, file contents) as
+//! plain values and hands them to the pure checks ([`super::ecr`],
+//! [`super::oci`], [`super::serve`]), which decide every outcome, the
+//! failures to reach something included. What it decides itself is only
+//! which request comes next: a step whose prerequisite failed is not tried.
 
 use std::time::Duration;
 
 use hyper::{HeaderMap, StatusCode};
 
-use super::{Check, Checks, ecr as ecr_checks, oci as oci_checks};
+use super::{Check, Checks, ecr as ecr_checks, oci as oci_checks, serve as serve_checks};
 use crate::auth::Caller;
 use crate::config::Location;
 use crate::config::{Config, EcrConfig, OciClientAuthConfig, OciTokenConfig};
@@ -491,40 +493,21 @@ async fn run_helper(
 /// secret have nothing to fetch.
 pub async fn issuers(config: &Config) -> Vec<Check> {
     use crate::auth::jwks::{JwksSource, KeyLocation};
-    use crate::config::IssuerRef;
-    const ID: &str = "auth.issuer_keys";
     let mut checks = Checks::default();
     for issuer in config.auth.issuers() {
         let Some(location) = KeyLocation::of(issuer) else {
             continue;
         };
-        // The config key that decides where the keys are, for the fix.
-        let key = match issuer {
-            IssuerRef::Single(_) => "auth.jwks_url".to_string(),
-            IssuerRef::Listed(l) => {
-                let at = config.auth.issuers.iter().position(|x| x.name == l.name);
-                let field = if l.jwks_url.is_some() {
-                    "jwks_url"
-                } else {
-                    "issuer"
-                };
-                format!("auth.issuers[{}].{field}", at.unwrap_or_default())
-            }
-        };
-        let title = format!("issuer `{}` serves its signing keys", issuer.name());
         let fetched = match JwksSource::new(location.clone(), std::time::Duration::ZERO) {
             Ok(source) => source.refresh().await.map(|()| source.keys().len()),
             Err(e) => Err(e),
         };
-        checks.push(match fetched {
-            Ok(n) => Check::pass(ID, title, format!("{n} RS256/ES256 key(s) from {location}")),
-            Err(e) => Check::fail(
-                ID,
-                title,
-                format!("{e:#}"),
-                format!("check `{key}` and that serve can reach it; until it answers, serve refuses this issuer's tokens (401)"),
-            ),
-        });
+        checks.push(serve_checks::issuer_keys(&serve_checks::IssuerKeys {
+            name: issuer.name().to_string(),
+            setting: serve_checks::issuer_key_setting(&config.auth, issuer),
+            location: location.to_string(),
+            fetched: fetched.map_err(|e| format!("{e:#}")),
+        }));
     }
     checks.into_vec()
 }
@@ -534,78 +517,30 @@ pub async fn issuers(config: &Config) -> Vec<Check> {
 pub async fn serve(url: &str, options: &Options<'_>) -> Vec<Check> {
     let base = url.trim_end_matches('/');
     let mut checks = Checks::default();
-    let health_title = "serve answers /healthz";
-    let ready_title = "serve is ready (/readyz)";
-    let alive = match get(&format!("{base}/healthz"), &[]).await {
-        Ok(r) if r.status == StatusCode::OK => checks.push(Check::pass(
-            "serve.healthz",
-            health_title,
-            format!("{base}/healthz answered 200"),
-        )),
-        Ok(r) => checks.push(Check::fail(
-            "serve.healthz",
-            health_title,
-            format!("{base}/healthz answered {}", r.status),
-            "--url must be serve's base URL (server.listen, or server.metrics_listen)",
-        )),
-        Err(e) => checks.push(Check::fail(
-            "serve.healthz",
-            health_title,
-            e,
-            format!(
-                "start serve (`{}`) or correct --url",
-                options.location.command("serve")
-            ),
-        )),
+    let health = get(&format!("{base}/healthz"), &[]).await.map(|r| r.status);
+    let alive = checks.push(serve_checks::healthz(base, &health, options.location));
+    let answer = |r: Reply| serve_checks::Answer {
+        status: r.status,
+        body: r.body,
     };
-    if !alive {
-        checks.push(Check::skipped(
-            "serve.readyz",
-            ready_title,
-            "serve did not answer /healthz",
-        ));
+    let ready = if alive {
+        Some(get(&format!("{base}/readyz"), &[]).await.map(answer))
     } else {
-        checks.push(match get(&format!("{base}/readyz"), &[]).await {
-            Ok(r) if r.status == StatusCode::OK => Check::pass("serve.readyz", ready_title, "200"),
-            Ok(r) => Check::fail("serve.readyz", ready_title, format!("{} {}", r.status, r.body.trim()), "serve cannot reach its registry provider: its log says why; doctor without --url checks the registry side"),
-            Err(e) => Check::fail("serve.readyz", ready_title, e, "serve stopped answering: check its log"),
-        });
-    }
+        None
+    };
+    checks.push(serve_checks::readyz(ready.as_ref()));
     let Some(token) = options.token else {
         return checks.into_vec();
     };
-    let title = "serve issues credentials for the project";
     for project in options.projects {
-        let name = project.as_str();
-        if !alive {
-            checks.push(
-                Check::skipped("serve.credentials", title, "serve did not answer /healthz")
-                    .for_project(name),
-            );
-            continue;
-        }
-        let url = format!("{base}/registry/credentials?project={project}");
-        let reply = get(&url, &[("authorization", format!("Bearer {token}"))]).await;
-        checks.push(match reply {
-            Ok(r) if r.status == StatusCode::OK => {
-                let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-                Check::pass("serve.credentials", title, format!("image {}", body["image"].as_str().unwrap_or("?")))
-            }
-            Ok(r) => {
-                let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-                let code = body["error"]["code"].as_str().unwrap_or("").to_string();
-                let message = body["error"]["message"].as_str().unwrap_or("").to_string();
-                let hint = match code.as_str() {
-                    "invalid_token" | "missing_token" => "the token was refused: the message says which rule failed (expiry, issuer, audience, key); see auth.* in the config".to_string(),
-                    "project_not_found" => format!("no rule of projects[{project}].access admits the token (its identities, or a CI token's issuer and claims), and it is not in auth.admins"),
-                    "registry_unavailable" => "serve could not issue credentials: its audit line's `reason` says why; doctor without --url checks the registry side".to_string(),
-                    "rate_limited" => "wait for Retry-After, or raise server.rate_limit".to_string(),
-                    _ => "see serve's log and audit line".to_string(),
-                };
-                Check::fail("serve.credentials", title, format!("{} {code}: {message}", r.status), hint)
-            }
-            Err(e) => Check::fail("serve.credentials", title, e, "serve stopped answering: check its log"),
-        }.for_project(name));
+        let reply = if alive {
+            let url = format!("{base}/registry/credentials?project={project}");
+            let bearer = [("authorization", format!("Bearer {token}"))];
+            Some(get(&url, &bearer).await.map(answer))
+        } else {
+            None
+        };
+        checks.push(serve_checks::credentials(project, reply.as_ref()));
     }
     checks.into_vec()
 }
