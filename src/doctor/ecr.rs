@@ -1,8 +1,11 @@
-//! The `ecr` checks' decisions, from values the live side gathered: who the
-//! caller is, the observed roles and repositories, the plan. Pure; each
-//! function returns the [`Check`]s it decides.
+//! The `ecr` checks' decisions, from values the live side gathered: what
+//! GetCallerIdentity and AssumeRole answered, the observed roles and
+//! repositories, the plan, how far a project's push session got. Pure;
+//! each function returns the [`Check`]s it decides.
 
 use std::collections::BTreeMap;
+
+use hyper::StatusCode;
 
 use super::Check;
 use crate::config::EcrConfig;
@@ -28,6 +31,302 @@ pub fn caller_is_controller(caller: &str, ecr: &EcrConfig) -> bool {
         role.name()
     );
     caller.starts_with(&session)
+}
+
+/// What GetCallerIdentity answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerIdentity {
+    /// The caller's ARN.
+    Answered(String),
+    /// AWS's error; `unreachable` when no answer came at all (dispatch
+    /// failure or timeout) rather than a refusal.
+    Failed { error: String, unreachable: bool },
+}
+
+impl CallerIdentity {
+    pub fn arn(&self) -> Option<&str> {
+        match self {
+            Self::Answered(arn) => Some(arn),
+            Self::Failed { .. } => None,
+        }
+    }
+}
+
+/// Why the checks that need AWS did not run.
+const NO_AWS: &str = "AWS did not answer GetCallerIdentity";
+
+/// AWS answers and names the caller.
+pub fn caller_identity(seen: &CallerIdentity) -> Check {
+    const ID: &str = "ecr.caller_identity";
+    let title = "AWS answers and names the caller";
+    match seen {
+        CallerIdentity::Answered(arn) => Check::pass(ID, title, arn.clone()),
+        CallerIdentity::Failed { error, unreachable } => {
+            let hint = if *unreachable {
+                "AWS could not be reached: check registry.region, registry.endpoint_url and AWS_ENDPOINT_URL"
+            } else {
+                "no usable AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run doctor where serve runs (IRSA)"
+            };
+            Check::fail(ID, title, format!("GetCallerIdentity: {error}"), hint)
+        }
+    }
+}
+
+/// How the controller role's session was had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControllerRole {
+    /// Not tried: GetCallerIdentity did not answer.
+    NoCaller,
+    /// The caller is the controller role ([`caller_is_controller`]).
+    IsCaller,
+    /// The caller assumed it.
+    Assumed { caller: String },
+    /// AssumeRole answered without credentials.
+    NoCredentials,
+    /// AssumeRole refused, with AWS's words.
+    Refused { caller: String, error: String },
+}
+
+/// The controller role is this identity, or one it can become.
+pub fn controller_role(seen: &ControllerRole, ecr: &EcrConfig) -> Check {
+    const ID: &str = "ecr.controller_role";
+    let title = "the controller role is the caller or can be assumed";
+    let role = &ecr.role_arn;
+    match seen {
+        ControllerRole::NoCaller => Check::skipped(ID, title, NO_AWS),
+        ControllerRole::IsCaller => Check::pass(ID, title, format!("the caller is {role}")),
+        ControllerRole::Assumed { caller } => {
+            Check::pass(ID, title, format!("{caller} assumed {role}"))
+        }
+        ControllerRole::NoCredentials => Check::fail(
+            ID,
+            title,
+            "AssumeRole returned no credentials",
+            "try again; AWS answered without credentials",
+        ),
+        ControllerRole::Refused { caller, error } => Check::fail(
+            ID,
+            title,
+            format!("{caller} cannot assume {role}: {error}"),
+            "run doctor as the controller role, where serve runs (on Kubernetes: `kubectl exec deploy/rise-registry -- rise-registry doctor`), or with credentials that registry.role_arn's trust policy accepts (registry.trusted_principals)",
+        ),
+    }
+}
+
+/// Both roles and the repositories under the prefix could be read. `read`
+/// is `None` when AWS did not answer GetCallerIdentity (nothing was
+/// tried), else the observed state or the reconcile error's text (whose
+/// `\n  hint: ` part, when there is one, becomes the fix).
+pub fn read_state(read: Option<&Result<ObservedState, String>>, ecr: &EcrConfig) -> Check {
+    const ID: &str = "ecr.read_state";
+    let title = "the roles and repositories can be read";
+    match read {
+        None => Check::skipped(ID, title, NO_AWS),
+        Some(Ok(state)) => Check::pass(
+            ID,
+            title,
+            format!(
+                "{} repositories under `{}`",
+                state.repositories.len(),
+                ecr.repo_prefix
+            ),
+        ),
+        Some(Err(text)) => {
+            let (detail, hint) = text.split_once("\n  hint: ").unwrap_or((
+                text,
+                "doctor reads both roles (iam:GetRole, iam:ListRolePolicies, iam:GetRolePolicy) and the repositories (ecr:DescribeRepositories, ecr:ListTagsForResource, ecr:GetLifecyclePolicy): run it with credentials that may",
+            ));
+            Check::fail(ID, title, detail, hint)
+        }
+    }
+}
+
+/// Why the checks that need the observed state did not run.
+const NOT_READ: &str = "the roles and repositories could not be read";
+
+/// The roles match the configuration: `plan` is `None` when the state could
+/// not be read, else the roles' plan or the error rendering it.
+pub fn roles_match(plan: Option<&Result<Plan, String>>, ecr: &EcrConfig, inv: &Location) -> Check {
+    const ID: &str = "ecr.roles_match";
+    let title = "the roles in AWS match the configuration";
+    match plan {
+        None => Check::skipped(ID, title, NOT_READ),
+        Some(Ok(plan)) => roles_summary(plan, ecr, inv),
+        Some(Err(e)) => Check::fail(
+            ID,
+            title,
+            e.clone(),
+            "this build cannot render the role documents; report it",
+        ),
+    }
+}
+
+/// A warning when there is no project to check.
+pub fn projects_configured(projects: &[ProjectName]) -> Option<Check> {
+    projects.is_empty().then(|| {
+        Check::warn(
+            "ecr.projects",
+            "projects are configured",
+            "no project to check",
+            "add projects under `projects:` in the config (docs/configuration.md)",
+        )
+    })
+}
+
+/// The project's repository and the push role's permissions on it, from
+/// the observed state; skipped when it could not be read.
+pub fn project_state(
+    ecr: &EcrConfig,
+    project: &ProjectName,
+    observed: Option<&ObservedState>,
+    all_names: &[String],
+    inv: &Location,
+) -> Vec<Check> {
+    match observed {
+        Some(state) => {
+            let mut checks = repository(ecr, project, state, all_names, inv);
+            checks.push(push_permissions(ecr, project, state, inv));
+            checks
+        }
+        None => [
+            ("ecr.repository", "the repository exists"),
+            ("ecr.repository_tags", "it carries the managed tags"),
+            ("ecr.repository_not_orphaned", "it is not orphaned"),
+            (
+                "ecr.push_role_permissions",
+                "the push role allows push and pull on the repository",
+            ),
+        ]
+        .into_iter()
+        .map(|(id, title)| Check::skipped(id, title, NOT_READ))
+        .collect(),
+    }
+}
+
+/// How far a project's push session got: what serve does for a
+/// credentials request, step by step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushSession {
+    /// Not tried: there is no controller session; `aws_answered` tells
+    /// whether GetCallerIdentity answered.
+    NoController { aws_answered: bool },
+    /// AssumeRole of the push role with the session policy refused.
+    AssumeRefused(String),
+    /// The push role was assumed; the ECR login was refused.
+    LoginRefused(String),
+    /// A login for `registry_url`, and what `{endpoint}/v2/` answered to it
+    /// (the status, or why no answer came).
+    LoggedIn {
+        registry_url: String,
+        endpoint: String,
+        v2: Result<StatusCode, String>,
+    },
+}
+
+/// The push role assumed with the project's session policy, the ECR login
+/// with those credentials, and the registry's `/v2/` with that login; a
+/// refused AssumeRole is explained from the observed roles when there are
+/// some.
+pub fn push_session(
+    seen: &PushSession,
+    ecr: &EcrConfig,
+    project: &ProjectName,
+    observed: Option<&ObservedState>,
+    inv: &Location,
+) -> Vec<Check> {
+    let assume = |outcome: Result<(), String>| {
+        let title = "the controller assumes the push role with the session policy";
+        match outcome {
+            Ok(()) => Check::pass(
+                "ecr.push_role",
+                title,
+                format!(
+                    "{} assumed as {}",
+                    ecr.push_role_arn,
+                    crate::policy::role_session_name(project)
+                ),
+            ),
+            Err(e) => Check::fail(
+                "ecr.push_role",
+                title,
+                e,
+                push_role_refusal_hint(ecr, observed, inv),
+            ),
+        }
+    };
+    let login_title = "ECR issues a login to the scoped session";
+    let v2_title = "the registry endpoint accepts the login at /v2/";
+    let skipped = |reason: &str| {
+        [
+            Check::skipped("ecr.registry_login", login_title, reason),
+            Check::skipped("ecr.registry_v2", v2_title, reason),
+        ]
+    };
+    match seen {
+        PushSession::NoController { aws_answered } => {
+            let reason = if *aws_answered {
+                "the controller role could not be assumed"
+            } else {
+                NO_AWS
+            };
+            let mut checks = vec![Check::skipped(
+                "ecr.push_role",
+                "the controller assumes the push role with the session policy",
+                reason,
+            )];
+            checks.extend(skipped(reason));
+            checks
+        }
+        PushSession::AssumeRefused(e) => {
+            let mut checks = vec![assume(Err(e.clone()))];
+            checks.extend(skipped("the push role could not be assumed"));
+            checks
+        }
+        PushSession::LoginRefused(e) => vec![
+            assume(Ok(())),
+            Check::fail(
+                "ecr.registry_login",
+                login_title,
+                e.clone(),
+                format!(
+                    "the push role's policy must allow ecr:GetAuthorizationToken on `*`: `{}` restores it",
+                    inv.command("apply")
+                ),
+            ),
+            Check::skipped("ecr.registry_v2", v2_title, "ECR issued no login"),
+        ],
+        PushSession::LoggedIn {
+            registry_url,
+            endpoint,
+            v2,
+        } => vec![
+            assume(Ok(())),
+            Check::pass(
+                "ecr.registry_login",
+                login_title,
+                format!("a login for {registry_url}"),
+            ),
+            match v2 {
+                Ok(status) if *status == StatusCode::OK => Check::pass(
+                    "ecr.registry_v2",
+                    v2_title,
+                    format!("{endpoint}/v2/ answered 200"),
+                ),
+                Ok(status) => Check::fail(
+                    "ecr.registry_v2",
+                    v2_title,
+                    format!("{endpoint}/v2/ answered {status}"),
+                    "the login was refused: check that registry.region and registry.account_id name the registry the repositories live in",
+                ),
+                Err(e) => Check::fail(
+                    "ecr.registry_v2",
+                    v2_title,
+                    e.clone(),
+                    "the registry endpoint could not be reached from here: check registry.endpoint_url, DNS and any proxy",
+                ),
+            },
+        ],
+    }
 }
 
 /// Why AssumeRole of the push role was refused, from the observed roles:
@@ -563,6 +862,344 @@ mod tests {
             Some(
                 "`rise-registry plan --scope roles` shows the change, `rise-registry apply --scope roles` makes it"
             )
+        );
+    }
+
+    use super::super::Outcome;
+
+    /// Each check's id and outcome, in order.
+    fn outcomes(checks: &[Check]) -> Vec<(&'static str, Outcome)> {
+        checks.iter().map(|c| (c.id, c.outcome)).collect()
+    }
+
+    #[test]
+    fn the_caller_identity_fix_tells_unreachable_from_refused() {
+        let arn = "arn:aws:iam::123456789012:user/me";
+        let check = caller_identity(&CallerIdentity::Answered(arn.into()));
+        assert_eq!(
+            (check.id, check.outcome),
+            ("ecr.caller_identity", Outcome::Pass)
+        );
+        assert_eq!(check.detail, arn);
+
+        let down = caller_identity(&CallerIdentity::Failed {
+            error: "dispatch failure: connection refused".into(),
+            unreachable: true,
+        });
+        assert_eq!(down.outcome, Outcome::Fail);
+        assert_eq!(
+            down.detail,
+            "GetCallerIdentity: dispatch failure: connection refused"
+        );
+        assert!(
+            down.hint.as_deref().unwrap().starts_with(
+                "AWS could not be reached: check registry.region, registry.endpoint_url"
+            )
+        );
+
+        let refused = caller_identity(&CallerIdentity::Failed {
+            error: "InvalidClientTokenId".into(),
+            unreachable: false,
+        });
+        assert_eq!(refused.outcome, Outcome::Fail);
+        assert!(
+            refused
+                .hint
+                .as_deref()
+                .unwrap()
+                .starts_with("no usable AWS credentials: set AWS_PROFILE")
+        );
+    }
+
+    #[test]
+    fn the_controller_role_is_the_caller_assumed_or_explained() {
+        let e = ecr();
+        let check = |seen| controller_role(&seen, &e);
+
+        let skipped = check(ControllerRole::NoCaller);
+        assert_eq!(
+            (skipped.id, skipped.outcome),
+            ("ecr.controller_role", Outcome::Skipped)
+        );
+        assert_eq!(skipped.detail, "AWS did not answer GetCallerIdentity");
+
+        let itself = check(ControllerRole::IsCaller);
+        assert_eq!(itself.outcome, Outcome::Pass);
+        assert_eq!(
+            itself.detail,
+            "the caller is arn:aws:iam::123456789012:role/ctl"
+        );
+
+        let assumed = check(ControllerRole::Assumed {
+            caller: "arn:aws:iam::123456789012:user/me".into(),
+        });
+        assert_eq!(assumed.outcome, Outcome::Pass);
+        assert_eq!(
+            assumed.detail,
+            "arn:aws:iam::123456789012:user/me assumed arn:aws:iam::123456789012:role/ctl"
+        );
+
+        let empty = check(ControllerRole::NoCredentials);
+        assert_eq!(empty.outcome, Outcome::Fail);
+        assert_eq!(empty.detail, "AssumeRole returned no credentials");
+
+        let refused = check(ControllerRole::Refused {
+            caller: "arn:aws:iam::123456789012:user/me".into(),
+            error: "AccessDenied".into(),
+        });
+        assert_eq!(refused.outcome, Outcome::Fail);
+        assert_eq!(
+            refused.detail,
+            "arn:aws:iam::123456789012:user/me cannot assume arn:aws:iam::123456789012:role/ctl: AccessDenied"
+        );
+        assert!(
+            refused
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("registry.trusted_principals")
+        );
+    }
+
+    #[test]
+    fn reading_the_state_counts_repositories_or_splits_the_hint_off_the_error() {
+        let e = ecr();
+        let skipped = read_state(None, &e);
+        assert_eq!(
+            (skipped.id, skipped.outcome),
+            ("ecr.read_state", Outcome::Skipped)
+        );
+        assert_eq!(skipped.detail, "AWS did not answer GetCallerIdentity");
+
+        let read = Ok(observed(&[("rise/a", repo(&[])), ("rise/b", repo(&[]))]));
+        let pass = read_state(Some(&read), &e);
+        assert_eq!(pass.outcome, Outcome::Pass);
+        assert_eq!(pass.detail, "2 repositories under `rise/`");
+
+        let with_hint = Err("iam:GetRole denied\n  hint: allow iam:GetRole".to_string());
+        let fail = read_state(Some(&with_hint), &e);
+        assert_eq!(fail.outcome, Outcome::Fail);
+        assert_eq!(fail.detail, "iam:GetRole denied");
+        assert_eq!(fail.hint.as_deref(), Some("allow iam:GetRole"));
+
+        let bare = Err("throttled".to_string());
+        let fail = read_state(Some(&bare), &e);
+        assert_eq!(fail.detail, "throttled");
+        assert!(
+            fail.hint
+                .as_deref()
+                .unwrap()
+                .starts_with("doctor reads both roles (iam:GetRole, ")
+        );
+    }
+
+    #[test]
+    fn the_roles_check_needs_the_state_and_a_plan() {
+        let e = ecr();
+        let skipped = roles_match(None, &e, &inv());
+        assert_eq!(
+            (skipped.id, skipped.outcome),
+            ("ecr.roles_match", Outcome::Skipped)
+        );
+        assert_eq!(
+            skipped.detail,
+            "the roles and repositories could not be read"
+        );
+        let broken = roles_match(Some(&Err("bad template".into())), &e, &inv());
+        assert_eq!(broken.outcome, Outcome::Fail);
+        assert_eq!(broken.detail, "bad template");
+        assert_eq!(
+            broken.hint.as_deref(),
+            Some("this build cannot render the role documents; report it")
+        );
+        let same = roles_match(Some(&Ok(Plan::default())), &e, &inv());
+        assert_eq!(same, roles_summary(&Plan::default(), &e, &inv()));
+    }
+
+    #[test]
+    fn no_projects_warns() {
+        let check = projects_configured(&[]).unwrap();
+        assert_eq!((check.id, check.outcome), ("ecr.projects", Outcome::Warn));
+        assert_eq!(check.detail, "no project to check");
+        assert!(projects_configured(&[p("my-app")]).is_none());
+    }
+
+    #[test]
+    fn an_unread_state_skips_the_project_s_repository_checks() {
+        let checks = project_state(&ecr(), &p("my-app"), None, &[], &inv());
+        assert_eq!(
+            outcomes(&checks),
+            [
+                ("ecr.repository", Outcome::Skipped),
+                ("ecr.repository_tags", Outcome::Skipped),
+                ("ecr.repository_not_orphaned", Outcome::Skipped),
+                ("ecr.push_role_permissions", Outcome::Skipped),
+            ]
+        );
+        assert!(
+            checks
+                .iter()
+                .all(|c| c.detail == "the roles and repositories could not be read")
+        );
+        let state = observed(&[]);
+        let read = project_state(&ecr(), &p("my-app"), Some(&state), &[], &inv());
+        assert_eq!(read.len(), 4);
+        assert_eq!(read[0].outcome, Outcome::Fail, "no repository: {read:?}");
+        assert_eq!(read[3].id, "ecr.push_role_permissions");
+    }
+
+    #[test]
+    fn a_push_session_without_a_controller_skips_all_three_steps() {
+        let e = ecr();
+        for (aws_answered, reason) in [
+            (false, "AWS did not answer GetCallerIdentity"),
+            (true, "the controller role could not be assumed"),
+        ] {
+            let checks = push_session(
+                &PushSession::NoController { aws_answered },
+                &e,
+                &p("my-app"),
+                None,
+                &inv(),
+            );
+            assert_eq!(
+                outcomes(&checks),
+                [
+                    ("ecr.push_role", Outcome::Skipped),
+                    ("ecr.registry_login", Outcome::Skipped),
+                    ("ecr.registry_v2", Outcome::Skipped),
+                ]
+            );
+            assert!(checks.iter().all(|c| c.detail == reason), "{checks:?}");
+        }
+    }
+
+    #[test]
+    fn a_refused_push_role_is_explained_and_the_rest_skipped() {
+        let e = ecr();
+        let checks = push_session(
+            &PushSession::AssumeRefused("AccessDenied: not trusted".into()),
+            &e,
+            &p("my-app"),
+            None,
+            &inv(),
+        );
+        assert_eq!(
+            outcomes(&checks),
+            [
+                ("ecr.push_role", Outcome::Fail),
+                ("ecr.registry_login", Outcome::Skipped),
+                ("ecr.registry_v2", Outcome::Skipped),
+            ]
+        );
+        assert_eq!(checks[0].detail, "AccessDenied: not trusted");
+        assert_eq!(
+            checks[0].hint,
+            Some(push_role_refusal_hint(&e, None, &inv()))
+        );
+        assert_eq!(checks[1].detail, "the push role could not be assumed");
+        // With the roles read, the fix names the document that is wrong.
+        let state = observed(&[]);
+        let checks = push_session(
+            &PushSession::AssumeRefused("AccessDenied".into()),
+            &e,
+            &p("my-app"),
+            Some(&state),
+            &inv(),
+        );
+        assert!(
+            checks[0]
+                .hint
+                .as_deref()
+                .unwrap()
+                .starts_with("the push role arn:aws:iam::123456789012:role/push does not exist")
+        );
+    }
+
+    #[test]
+    fn a_refused_login_fails_and_skips_the_endpoint() {
+        let checks = push_session(
+            &PushSession::LoginRefused("AccessDeniedException".into()),
+            &ecr(),
+            &p("my-app"),
+            None,
+            &inv(),
+        );
+        assert_eq!(
+            outcomes(&checks),
+            [
+                ("ecr.push_role", Outcome::Pass),
+                ("ecr.registry_login", Outcome::Fail),
+                ("ecr.registry_v2", Outcome::Skipped),
+            ]
+        );
+        assert_eq!(
+            checks[0].detail,
+            format!(
+                "arn:aws:iam::123456789012:role/push assumed as {}",
+                crate::policy::role_session_name(&p("my-app"))
+            )
+        );
+        assert_eq!(checks[1].detail, "AccessDeniedException");
+        assert_eq!(
+            checks[1].hint.as_deref(),
+            Some(
+                "the push role's policy must allow ecr:GetAuthorizationToken on `*`: `rise-registry apply` restores it"
+            )
+        );
+        assert_eq!(checks[2].detail, "ECR issued no login");
+    }
+
+    #[test]
+    fn the_endpoint_accepts_the_login_or_says_what_it_answered() {
+        let session = |v2| PushSession::LoggedIn {
+            registry_url: "123456789012.dkr.ecr.us-east-1.amazonaws.com".into(),
+            endpoint: "https://ecr.example".into(),
+            v2,
+        };
+        let run = |v2| push_session(&session(v2), &ecr(), &p("my-app"), None, &inv());
+
+        let ok = run(Ok(StatusCode::OK));
+        assert_eq!(
+            outcomes(&ok),
+            [
+                ("ecr.push_role", Outcome::Pass),
+                ("ecr.registry_login", Outcome::Pass),
+                ("ecr.registry_v2", Outcome::Pass),
+            ]
+        );
+        assert_eq!(
+            ok[1].detail,
+            "a login for 123456789012.dkr.ecr.us-east-1.amazonaws.com"
+        );
+        assert_eq!(ok[2].detail, "https://ecr.example/v2/ answered 200");
+
+        let refused = run(Ok(StatusCode::UNAUTHORIZED));
+        assert_eq!(refused[2].outcome, Outcome::Fail);
+        assert_eq!(
+            refused[2].detail,
+            "https://ecr.example/v2/ answered 401 Unauthorized"
+        );
+        assert!(
+            refused[2]
+                .hint
+                .as_deref()
+                .unwrap()
+                .starts_with("the login was refused: check that registry.region")
+        );
+
+        let down = run(Err("https://ecr.example/v2/: connection refused".into()));
+        assert_eq!(down[2].outcome, Outcome::Fail);
+        assert_eq!(
+            down[2].detail,
+            "https://ecr.example/v2/: connection refused"
+        );
+        assert!(
+            down[2]
+                .hint
+                .as_deref()
+                .unwrap()
+                .starts_with("the registry endpoint could not be reached from here")
         );
     }
 }

@@ -1,16 +1,16 @@
 //! The I/O edge of `doctor`: AWS calls, HTTP requests to registries and to
 //! a running serve, the Docker config file and its credential helpers. It
-//! gathers values and hands them to the pure checks ([`super::ecr`],
-//! [`super::certs`], [`crate::docker_config`]), and turns what it could not
-//! reach into failed checks with the setting that chooses it.
+//! records what it saw (answers, statuses, error texts, file contents) as
+//! plain values and hands them to the pure checks ([`super::ecr`],
+//! [`super::oci`], [`super::serve`]), which decide every outcome, the
+//! failures to reach something included. What it decides itself is only
+//! which request comes next: a step whose prerequisite failed is not tried.
 
 use std::time::Duration;
 
 use hyper::{HeaderMap, StatusCode};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 
-use super::{Check, Checks, certs, ecr as ecr_checks};
+use super::{Check, Checks, ecr as ecr_checks, oci as oci_checks, serve as serve_checks};
 use crate::auth::Caller;
 use crate::config::Location;
 use crate::config::{Config, EcrConfig, OciClientAuthConfig, OciTokenConfig};
@@ -100,46 +100,6 @@ fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
     reply.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `Bearer realm="…",service="…",scope="…"` → the value of `key`.
-pub(crate) fn challenge_param(challenge: &str, key: &str) -> Option<String> {
-    let rest = challenge.trim().strip_prefix("Bearer ")?;
-    let mut chars = rest.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
-            chars.next();
-        }
-        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if name.is_empty() {
-            return None;
-        }
-        let value: String = if chars.peek() == Some(&'"') {
-            chars.next();
-            let mut v = String::new();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => v.extend(chars.next()),
-                    '"' => break,
-                    c => v.push(c),
-                }
-            }
-            v
-        } else {
-            chars.by_ref().take_while(|c| *c != ',').collect()
-        };
-        if name.trim().eq_ignore_ascii_case(key) {
-            return Some(value);
-        }
-    }
-}
-
-/// "Connection refused" and its kind: the registry's own section of the
-/// operator guide.
-fn registry_down_hint(key: &str) -> String {
-    format!(
-        "start the registry and check {key}; with the compose setup: `docker compose ps registry`, `docker compose logs registry`, `docker compose restart registry`"
-    )
-}
-
 // ---------------------------------------------------------------- ecr ---
 
 /// The `ecr` checks, in the order an AWS session flows: who runs this, the
@@ -158,301 +118,147 @@ pub async fn ecr(config: &Config, ecr: &EcrConfig, options: &Options<'_>) -> Vec
 
     // Who am I.
     let caller = match sts.get_caller_identity().send().await {
-        Ok(out) => {
-            let arn = out.arn.unwrap_or_default();
-            checks.push(Check::pass(
-                "ecr.caller_identity",
-                "AWS answers and names the caller",
-                arn.clone(),
-            ));
-            Some(arn)
-        }
-        Err(e) => {
-            let unreachable = matches!(
+        Ok(out) => ecr_checks::CallerIdentity::Answered(out.arn.unwrap_or_default()),
+        Err(e) => ecr_checks::CallerIdentity::Failed {
+            error: crate::aws::sdk_error_text(&e),
+            unreachable: matches!(
                 e,
                 aws_smithy_runtime_api::client::result::SdkError::DispatchFailure(_)
                     | aws_smithy_runtime_api::client::result::SdkError::TimeoutError(_)
-            );
-            let hint = if unreachable {
-                "AWS could not be reached: check registry.region, registry.endpoint_url and AWS_ENDPOINT_URL"
-            } else {
-                "no usable AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run doctor where serve runs (IRSA)"
-            };
-            checks.push(Check::fail(
-                "ecr.caller_identity",
-                "AWS answers and names the caller",
-                format!("GetCallerIdentity: {}", crate::aws::sdk_error_text(&e)),
-                hint,
-            ));
-            None
-        }
-    };
-    let no_aws = "AWS did not answer GetCallerIdentity";
-
-    // The controller: this identity, or one it can become.
-    let controller_title = "the controller role is the caller or can be assumed";
-    let controller_sdk = match &caller {
-        None => {
-            checks.push(Check::skipped(
-                "ecr.controller_role",
-                controller_title,
-                no_aws,
-            ));
-            None
-        }
-        Some(arn) if ecr_checks::caller_is_controller(arn, ecr) => {
-            checks.push(Check::pass(
-                "ecr.controller_role",
-                controller_title,
-                format!("the caller is {}", ecr.role_arn),
-            ));
-            Some(sdk.clone())
-        }
-        Some(arn) => match sts
-            .assume_role()
-            .role_arn(ecr.role_arn.as_str())
-            .role_session_name("rise-doctor")
-            .duration_seconds(900)
-            .send()
-            .await
-        {
-            Ok(out) => match out.credentials {
-                Some(c) => {
-                    checks.push(Check::pass(
-                        "ecr.controller_role",
-                        controller_title,
-                        format!("{arn} assumed {}", ecr.role_arn),
-                    ));
-                    let creds = aws_sdk_sts::config::Credentials::new(
-                        c.access_key_id,
-                        c.secret_access_key,
-                        Some(c.session_token),
-                        None,
-                        "rise-doctor-controller",
-                    );
-                    Some(
-                        sdk.to_builder()
-                            .credentials_provider(
-                                aws_sdk_sts::config::SharedCredentialsProvider::new(creds),
-                            )
-                            .build(),
-                    )
-                }
-                None => {
-                    checks.push(Check::fail(
-                        "ecr.controller_role",
-                        controller_title,
-                        "AssumeRole returned no credentials",
-                        "try again; AWS answered without credentials",
-                    ));
-                    None
-                }
-            },
-            Err(e) => {
-                checks.push(Check::fail(
-                    "ecr.controller_role",
-                    controller_title,
-                    format!("{arn} cannot assume {}: {}", ecr.role_arn, crate::aws::sdk_error_text(&e)),
-                    "run doctor as the controller role, where serve runs (on Kubernetes: `kubectl exec deploy/rise-registry -- rise-registry doctor`), or with credentials that registry.role_arn's trust policy accepts (registry.trusted_principals)",
-                ));
-                None
-            }
+            ),
         },
     };
+    checks.push(ecr_checks::caller_identity(&caller));
+    let caller = caller.arn();
+
+    // The controller: this identity, or one it can become.
+    let (controller, controller_sdk) = controller_session(&sts, &sdk, caller, ecr).await;
+    checks.push(ecr_checks::controller_role(&controller, ecr));
 
     // What AWS holds: both roles and the repositories under the prefix.
-    let read_title = "the roles and repositories can be read";
     let reconciler = match caller {
         Some(_) => Some(crate::reconcile::pipeline::Reconciler::new(ecr, &config.projects).await),
         None => None,
     };
-    let observed = if let Some(reconciler) = &reconciler {
-        match reconciler
-            .observe(crate::reconcile::plan::Scope::All, &|_, _| {})
-            .await
-        {
-            Ok(state) => {
-                checks.push(Check::pass(
-                    "ecr.read_state",
-                    read_title,
-                    format!(
-                        "{} repositories under `{}`",
-                        state.repositories.len(),
-                        ecr.repo_prefix
-                    ),
-                ));
-                Some(state)
-            }
-            Err(e) => {
-                let text = e.to_string();
-                let (detail, hint) = text.split_once("\n  hint: ").unwrap_or((
-                    &text,
-                    "doctor reads both roles (iam:GetRole, iam:ListRolePolicies, iam:GetRolePolicy) and the repositories (ecr:DescribeRepositories, ecr:ListTagsForResource, ecr:GetLifecyclePolicy): run it with credentials that may",
-                ));
-                checks.push(Check::fail("ecr.read_state", read_title, detail, hint));
-                None
-            }
-        }
-    } else {
-        checks.push(Check::skipped("ecr.read_state", read_title, no_aws));
-        None
+    let read = match &reconciler {
+        Some(reconciler) => Some(
+            reconciler
+                .observe(crate::reconcile::plan::Scope::All, &|_, _| {})
+                .await
+                .map_err(|e| e.to_string()),
+        ),
+        None => None,
     };
-    let all_names = match &observed {
+    checks.push(ecr_checks::read_state(read.as_ref(), ecr));
+    let observed = read.as_ref().and_then(|r| r.as_ref().ok());
+    let all_names = match observed {
         Some(_) => repository_names(&sdk).await,
         None => Vec::new(),
     };
-    let not_read = "the roles and repositories could not be read";
+    let roles_plan = observed.zip(reconciler.as_ref()).map(|(state, r)| {
+        r.plan_observed(state, crate::reconcile::plan::Scope::Roles)
+            .map_err(|e| e.to_string())
+    });
+    checks.push(ecr_checks::roles_match(roles_plan.as_ref(), ecr, inv));
 
-    let roles_title = "the roles in AWS match the configuration";
-    let roles_plan = observed
-        .as_ref()
-        .zip(reconciler.as_ref())
-        .map(|(state, r)| r.plan_observed(state, crate::reconcile::plan::Scope::Roles));
-    match (&observed, roles_plan) {
-        (Some(_), Some(Ok(plan))) => {
-            checks.push(ecr_checks::roles_summary(&plan, ecr, inv));
-        }
-        (Some(_), Some(Err(e))) => {
-            checks.push(Check::fail(
-                "ecr.roles_match",
-                roles_title,
-                e.to_string(),
-                "this build cannot render the role documents; report it",
-            ));
-        }
-        _ => {
-            checks.push(Check::skipped("ecr.roles_match", roles_title, not_read));
-        }
-    }
-
-    if options.projects.is_empty() {
-        checks.push(Check::warn(
-            "ecr.projects",
-            "projects are configured",
-            "no project to check",
-            "add projects under `projects:` in the config (docs/configuration.md)",
-        ));
-    }
+    checks.extend(ecr_checks::projects_configured(options.projects));
     let provider = controller_sdk
         .as_ref()
         .map(|s| EcrProvider::from_sdk_config(ecr, s));
+    let config_projects: Vec<ProjectName> =
+        config.projects.iter().map(|p| p.name.clone()).collect();
     for project in options.projects {
-        let name = project.as_str();
-        let mut project_checks = Vec::new();
-        match &observed {
-            Some(state) => {
-                project_checks.extend(ecr_checks::repository(ecr, project, state, &all_names, inv));
-                project_checks.push(ecr_checks::push_permissions(ecr, project, state, inv));
-            }
-            None => {
-                for (id, title) in [
-                    ("ecr.repository", "the repository exists"),
-                    ("ecr.repository_tags", "it carries the managed tags"),
-                    ("ecr.repository_not_orphaned", "it is not orphaned"),
-                    (
-                        "ecr.push_role_permissions",
-                        "the push role allows push and pull on the repository",
-                    ),
-                ] {
-                    project_checks.push(Check::skipped(id, title, not_read));
-                }
-            }
-        }
-        let config_projects: Vec<ProjectName> =
-            config.projects.iter().map(|p| p.name.clone()).collect();
+        let mut project_checks = ecr_checks::project_state(ecr, project, observed, &all_names, inv);
         project_checks.push(ecr_checks::session_scope(ecr, project, &config_projects));
-        project_checks.extend(
-            push_session(
-                ecr,
-                project,
-                provider.as_ref(),
-                observed.as_ref(),
-                caller.is_some(),
-                inv,
-            )
-            .await,
+        let session = push_session(project, provider.as_ref(), caller.is_some()).await;
+        project_checks.extend(ecr_checks::push_session(
+            &session, ecr, project, observed, inv,
+        ));
+        checks.extend(
+            project_checks
+                .into_iter()
+                .map(|c| c.for_project(project.as_str())),
         );
-        checks.extend(project_checks.into_iter().map(|c| c.for_project(name)));
     }
     checks.into_vec()
 }
 
+/// The controller role's session: the caller's own when it is the
+/// controller, else one assumed from it; the SDK config that uses it.
+async fn controller_session(
+    sts: &aws_sdk_sts::Client,
+    sdk: &aws_config::SdkConfig,
+    caller: Option<&str>,
+    ecr: &EcrConfig,
+) -> (ecr_checks::ControllerRole, Option<aws_config::SdkConfig>) {
+    use ecr_checks::ControllerRole;
+    let Some(arn) = caller else {
+        return (ControllerRole::NoCaller, None);
+    };
+    if ecr_checks::caller_is_controller(arn, ecr) {
+        return (ControllerRole::IsCaller, Some(sdk.clone()));
+    }
+    let assumed = sts
+        .assume_role()
+        .role_arn(ecr.role_arn.as_str())
+        .role_session_name("rise-doctor")
+        .duration_seconds(900)
+        .send()
+        .await;
+    match assumed {
+        Ok(out) => match out.credentials {
+            Some(c) => {
+                let creds = aws_sdk_sts::config::Credentials::new(
+                    c.access_key_id,
+                    c.secret_access_key,
+                    Some(c.session_token),
+                    None,
+                    "rise-doctor-controller",
+                );
+                let sdk = sdk
+                    .to_builder()
+                    .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                        creds,
+                    ))
+                    .build();
+                let caller = arn.to_string();
+                (ControllerRole::Assumed { caller }, Some(sdk))
+            }
+            None => (ControllerRole::NoCredentials, None),
+        },
+        Err(e) => (
+            ControllerRole::Refused {
+                caller: arn.to_string(),
+                error: crate::aws::sdk_error_text(&e),
+            },
+            None,
+        ),
+    }
+}
+
 /// The push role assumed with the project's session policy, the ECR login
 /// with those credentials, and the registry's `/v2/` with that login: what
-/// serve does for a credentials request.
+/// serve does for a credentials request, as far as it gets.
 async fn push_session(
-    ecr: &EcrConfig,
     project: &ProjectName,
     provider: Option<&EcrProvider>,
-    observed: Option<&crate::reconcile::plan::ObservedState>,
     aws_answered: bool,
-    inv: &Location,
-) -> Vec<Check> {
-    let assume_title = "the controller assumes the push role with the session policy";
-    let login_title = "ECR issues a login to the scoped session";
-    let v2_title = "the registry endpoint accepts the login at /v2/";
+) -> ecr_checks::PushSession {
+    use ecr_checks::PushSession;
     let Some(provider) = provider else {
-        let reason = if aws_answered {
-            "the controller role could not be assumed"
-        } else {
-            "AWS did not answer GetCallerIdentity"
-        };
-        return vec![
-            Check::skipped("ecr.push_role", assume_title, reason),
-            Check::skipped("ecr.registry_login", login_title, reason),
-            Check::skipped("ecr.registry_v2", v2_title, reason),
-        ];
+        return PushSession::NoController { aws_answered };
     };
     let session = match provider
         .assume_push_role(project, crate::auth::AccessKind::Push)
         .await
     {
         Ok(s) => s,
-        Err(e) => {
-            let reason = "the push role could not be assumed";
-            return vec![
-                Check::fail(
-                    "ecr.push_role",
-                    assume_title,
-                    e.to_string(),
-                    ecr_checks::push_role_refusal_hint(ecr, observed, inv),
-                ),
-                Check::skipped("ecr.registry_login", login_title, reason),
-                Check::skipped("ecr.registry_v2", v2_title, reason),
-            ];
-        }
+        Err(e) => return PushSession::AssumeRefused(e.to_string()),
     };
-    let mut checks = vec![Check::pass(
-        "ecr.push_role",
-        assume_title,
-        format!(
-            "{} assumed as {}",
-            ecr.push_role_arn,
-            crate::policy::role_session_name(project)
-        ),
-    )];
     let (credentials, endpoint) = match provider.login(project, session).await {
         Ok(l) => l,
-        Err(e) => {
-            checks.push(Check::fail(
-                "ecr.registry_login",
-                login_title,
-                e.to_string(),
-                format!("the push role's policy must allow ecr:GetAuthorizationToken on `*`: `{}` restores it", inv.command("apply")),
-            ));
-            checks.push(Check::skipped(
-                "ecr.registry_v2",
-                v2_title,
-                "ECR issued no login",
-            ));
-            return checks;
-        }
+        Err(e) => return PushSession::LoginRefused(e.to_string()),
     };
-    checks.push(Check::pass(
-        "ecr.registry_login",
-        login_title,
-        format!("a login for {}", credentials.registry_url),
-    ));
     let basic = {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(format!(
@@ -466,18 +272,13 @@ async fn push_session(
         "/v2/",
         &[("authorization", format!("Basic {basic}"))],
     )
-    .await;
-    checks.push(match v2 {
-        Ok((_, reply)) if reply.status == StatusCode::OK => Check::pass("ecr.registry_v2", v2_title, format!("{endpoint}/v2/ answered 200")),
-        Ok((_, reply)) => Check::fail(
-            "ecr.registry_v2",
-            v2_title,
-            format!("{endpoint}/v2/ answered {}", reply.status),
-            "the login was refused: check that registry.region and registry.account_id name the registry the repositories live in",
-        ),
-        Err(e) => Check::fail("ecr.registry_v2", v2_title, e, "the registry endpoint could not be reached from here: check registry.endpoint_url, DNS and any proxy"),
-    });
-    checks
+    .await
+    .map(|(_, reply)| reply.status);
+    PushSession::LoggedIn {
+        registry_url: credentials.registry_url.to_string(),
+        endpoint,
+        v2,
+    }
 }
 
 /// Every repository name in the registry, any prefix (to spot a prefix
@@ -504,225 +305,100 @@ async fn repository_names(sdk: &aws_config::SdkConfig) -> Vec<String> {
 /// another.
 pub async fn oci_token(config: &Config, oci: &OciTokenConfig, options: &Options<'_>) -> Vec<Check> {
     let mut checks = Checks::default();
-    let key_key = &oci.signing_key_file.key;
-    let chain_key = &oci.certificate_chain_file.key;
-    let key_key = if key_key.is_empty() {
-        "registry.signing_key_file"
-    } else {
-        key_key
-    };
-    let chain_key = if chain_key.is_empty() {
-        "registry.certificate_chain_file"
-    } else {
-        chain_key
-    };
-    let files = (
-        oci.signing_key_file.read(),
-        oci.certificate_chain_file.read(),
-    );
-    let key_title = "the signing key matches the chain's leaf";
-    let date_title = "the certificate chain is in date";
-    let mut usable: Option<(Vec<u8>, Vec<u8>)> = None;
-    let mut in_date = false;
-    match files {
-        (Ok(key_pem), Ok(chain_pem)) => {
-            let (check, key) = certs::key_matches_chain(&key_pem, &chain_pem, key_key, chain_key);
-            checks.push(check);
-            let ders: Vec<Vec<u8>> = CertificateDer::pem_slice_iter(&chain_pem)
-                .filter_map(Result::ok)
-                .map(|c| c.as_ref().to_vec())
-                .collect();
-            let date = certs::chain_in_date(&ders, crate::clock::unix_now(), chain_key);
-            in_date = checks.push(date);
-            if key.is_some() {
-                usable = Some((key_pem, chain_pem));
-            }
-        }
-        (k, c) => {
-            let problems: Vec<String> = [k.err(), c.err()]
-                .into_iter()
-                .flatten()
-                .map(|e| e.to_string())
-                .collect();
-            checks.push(Check::fail(
-                "oci_token.key_matches_chain",
-                key_title,
-                problems.join("; "),
-                format!("{key_key} and {chain_key} must name readable files (`rise-registry oci-token dev-ca --out DIR` writes a development pair)"),
-            ));
-            checks.push(Check::skipped(
-                "oci_token.chain_in_date",
-                date_title,
-                "the chain could not be read",
-            ));
-        }
-    }
+    let key_pem = oci.signing_key_file.read().map_err(|e| e.to_string());
+    let chain_pem = oci.certificate_chain_file.read().map_err(|e| e.to_string());
+    let key_and_chain =
+        oci_checks::key_and_chain(&key_pem, &chain_pem, crate::clock::unix_now(), oci);
+    let key_usable = checks.push(key_and_chain.key);
+    let in_date = checks.push(key_and_chain.date);
 
     // The registry's challenge.
-    let registry = oci.registry_url.as_str();
-    let answers_title = "the registry answers /v2/ and asks for a token";
-    let realm_title = "the registry's realm and service are rise-registry's";
     let expected_realm = match options.url {
         Some(url) => format!("{}/registry/token", url.trim_end_matches('/')),
         None => config.server.default_realm(),
     };
-    let registry_base = match get_registry(registry, "/v2/", &[]).await {
-        Err(e) => {
-            checks.push(Check::fail(
-                "oci_token.registry_answers",
-                answers_title,
-                e,
-                registry_down_hint("registry.registry_url"),
-            ));
-            checks.push(Check::skipped(
-                "oci_token.realm",
-                realm_title,
-                "the registry did not answer",
-            ));
-            None
-        }
-        Ok((base, reply)) => {
-            let challenge = header(&reply, "www-authenticate").unwrap_or("").to_string();
-            let realm_hint = format!(
-                "the registry's config.yml must have auth.token with realm {expected_realm} and service {}: `{}` prints the block; restart the registry after changing it",
-                oci.service,
-                options.location.command(&format!(
-                    "oci-token registry-config --realm {expected_realm}"
-                ))
-            );
-            if reply.status != StatusCode::UNAUTHORIZED || !challenge.starts_with("Bearer ") {
-                checks.push(Check::fail(
-                    "oci_token.registry_answers",
-                    answers_title,
-                    format!(
-                        "{base}/v2/ answered {} without a Bearer challenge ({:?})",
-                        reply.status, challenge
-                    ),
-                    realm_hint,
-                ));
-                checks.push(Check::skipped(
-                    "oci_token.realm",
-                    realm_title,
-                    "the registry asks for no token",
-                ));
-            } else {
-                checks.push(Check::pass(
-                    "oci_token.registry_answers",
-                    answers_title,
-                    format!("{base}/v2/ answered 401 with a Bearer challenge"),
-                ));
-                let realm = challenge_param(&challenge, "realm").unwrap_or_default();
-                let service = challenge_param(&challenge, "service").unwrap_or_default();
-                let mut wrong = Vec::new();
-                if realm != expected_realm {
-                    wrong.push(format!(
-                        "realm is {realm}, rise-registry's is {expected_realm}"
-                    ));
-                }
-                if service != oci.service {
-                    wrong.push(format!(
-                        "service is `{service}`, registry.service is `{}`",
-                        oci.service
-                    ));
-                }
-                checks.push(if wrong.is_empty() {
-                    Check::pass(
-                        "oci_token.realm",
-                        realm_title,
-                        format!("realm {realm}, service {service}"),
-                    )
-                } else {
-                    Check::fail("oci_token.realm", realm_title, wrong.join("; "), realm_hint)
-                });
-            }
-            Some(base)
-        }
-    };
+    let answer = v2_answer(oci.registry_url.as_str()).await;
+    checks.extend(oci_checks::registry_challenge(
+        &answer,
+        &expected_realm,
+        oci,
+        options.location,
+    ));
+    let registry_base = answer.ok().map(|a| a.base);
 
-    let accept_title = "the registry accepts a token for the project's repository";
-    let refuse_title = "the registry refuses that token for another repository";
-    let blocked = if usable.is_none() {
-        Some("no usable signing key")
-    } else if !in_date {
-        Some("the certificate chain is not in date")
-    } else if registry_base.is_none() {
-        Some("the registry did not answer")
-    } else {
-        None
+    let provider = match (key_usable, key_pem, chain_pem) {
+        (true, Ok(k), Ok(c)) => OciTokenProvider::from_pem(oci.clone(), &k, &c).ok(),
+        _ => None,
     };
-    let provider = usable.and_then(|(k, c)| OciTokenProvider::from_pem(oci.clone(), &k, &c).ok());
+    let blocked = oci_checks::token_blocked(
+        key_usable,
+        in_date,
+        registry_base.is_some(),
+        provider.is_some(),
+    );
     for project in options.projects {
-        let name = project.as_str();
-        let (Some(provider), Some(base), None) = (&provider, &registry_base, blocked) else {
-            let reason = blocked.unwrap_or("no usable signing key");
-            checks.push(
-                Check::skipped("oci_token.token_accepted", accept_title, reason).for_project(name),
-            );
-            checks.push(
-                Check::skipped("oci_token.token_refused_elsewhere", refuse_title, reason)
-                    .for_project(name),
-            );
-            continue;
+        let probe = match (blocked, &provider, &registry_base) {
+            (None, Some(provider), Some(base)) => probe_token(provider, base, project).await,
+            // token_blocked names a reason whenever either is missing.
+            (reason, _, _) => oci_checks::TokenProbe::Blocked(reason.unwrap_or_default()),
         };
-        let now = crate::clock::unix_now();
-        let repository = provider.repository(project);
-        let ticket_text = provider.issue_ticket(project, &Caller::from_subject("rise-doctor"), now);
-        let Ok(ticket) = provider.verify_ticket(ticket_text.password.expose(), now) else {
-            checks.push(
-                Check::fail(
-                    "oci_token.token_accepted",
-                    accept_title,
-                    "a ticket just issued does not verify",
-                    "report it: this build's tickets are broken",
-                )
-                .for_project(name),
-            );
-            continue;
-        };
-        let scope = format!("repository:{repository}:pull");
-        let token = provider.registry_token(&ticket, [scope.as_str()], now);
-        let bearer = [("authorization", format!("Bearer {}", token.token))];
-        let own = get(&format!("{base}/v2/{repository}/tags/list"), &bearer).await;
-        let accepted = matches!(&own, Ok(r) if r.status == StatusCode::OK || r.status == StatusCode::NOT_FOUND);
-        checks.push(match &own {
-            Ok(_) if accepted => Check::pass("oci_token.token_accepted", accept_title, format!("{repository}: {}", own.as_ref().map(|r| r.status.to_string()).unwrap_or_default())),
-            Ok(r) => Check::fail(
-                "oci_token.token_accepted",
-                accept_title,
-                format!("{repository}: the registry answered {} to a token signed with {key_key}", r.status),
-                format!(
-                    "the registry's auth.token.rootcertbundle must hold the root of {chain_key} (`{}` writes it) and its auth.token.issuer must be `{}`; restart the registry after changing them; its log (log.level: info) says which check failed",
-                    options.location.command("oci-token registry-config --bundle-out FILE"),
-                    oci.issuer
-                ),
-            ),
-            Err(e) => Check::fail("oci_token.token_accepted", accept_title, e.clone(), registry_down_hint("registry.registry_url")),
-        }.for_project(name));
-        if !accepted {
-            checks.push(
-                Check::skipped(
-                    "oci_token.token_refused_elsewhere",
-                    refuse_title,
-                    "the token was not accepted for its own repository",
-                )
-                .for_project(name),
-            );
-            continue;
-        }
-        let other = format!("{repository}-rise-doctor-probe");
-        let elsewhere = get(&format!("{base}/v2/{other}/tags/list"), &bearer).await;
-        checks.push(match elsewhere {
-            Ok(r) if r.status == StatusCode::UNAUTHORIZED || r.status == StatusCode::FORBIDDEN => Check::pass("oci_token.token_refused_elsewhere", refuse_title, format!("{other}: {}", r.status)),
-            Ok(r) => Check::fail(
-                "oci_token.token_refused_elsewhere",
-                refuse_title,
-                format!("{other}: the registry answered {} to a token for {repository}", r.status),
-                "the registry does not check the token's access claim: configure token authentication (auth.token in its config.yml) and nothing else in front of it",
-            ),
-            Err(e) => Check::fail("oci_token.token_refused_elsewhere", refuse_title, e, registry_down_hint("registry.registry_url")),
-        }.for_project(name));
+        checks.extend(
+            oci_checks::token_checks(&probe, oci, options.location)
+                .into_iter()
+                .map(|c| c.for_project(project.as_str())),
+        );
     }
     checks.into_vec()
+}
+
+/// A registry's anonymous answer to `/v2/`.
+async fn v2_answer(registry: &str) -> Result<oci_checks::V2Answer, String> {
+    let (base, reply) = get_registry(registry, "/v2/", &[]).await?;
+    Ok(oci_checks::V2Answer {
+        base,
+        status: reply.status,
+        challenge: header(&reply, "www-authenticate").map(String::from),
+    })
+}
+
+/// A pull token for the project's repository, as serve would issue it,
+/// sent to the registry for that repository and, when accepted there, for
+/// one next to it.
+async fn probe_token(
+    provider: &OciTokenProvider,
+    base: &str,
+    project: &ProjectName,
+) -> oci_checks::TokenProbe {
+    use oci_checks::{TokenProbe, TokenRequest};
+    let now = crate::clock::unix_now();
+    let repository = provider.repository(project);
+    let ticket_text = provider.issue_ticket(project, &Caller::from_subject("rise-doctor"), now);
+    let Ok(ticket) = provider.verify_ticket(ticket_text.password.expose(), now) else {
+        return TokenProbe::TicketBroken;
+    };
+    let scope = format!("repository:{repository}:pull");
+    let token = provider.registry_token(&ticket, [scope.as_str()], now);
+    let bearer = [("authorization", format!("Bearer {}", token.token))];
+    let tags_list = |repository: &str| {
+        let url = format!("{base}/v2/{repository}/tags/list");
+        let bearer = &bearer;
+        async move { get(&url, bearer).await.map(|r| r.status) }
+    };
+    let own = TokenRequest {
+        answer: tags_list(&repository).await,
+        repository: repository.to_string(),
+    };
+    let elsewhere = match own.answer {
+        Ok(status) if oci_checks::token_accepted(status) => {
+            let other = format!("{repository}-rise-doctor-probe");
+            Some(TokenRequest {
+                answer: tags_list(&other).await,
+                repository: other,
+            })
+        }
+        _ => None,
+    };
+    TokenProbe::Sent { own, elsewhere }
 }
 
 // ---------------------------------------------------- oci-client-auth ---
@@ -730,121 +406,42 @@ pub async fn oci_token(config: &Config, oci: &OciTokenConfig, options: &Options<
 /// The `oci-client-auth` checks: the registry answers `/v2/`, and the
 /// Docker config here holds credentials for it when it asks for them.
 pub async fn oci_client_auth(oci: &OciClientAuthConfig, options: &Options<'_>) -> Vec<Check> {
-    let mut checks = Checks::default();
     let host = oci.registry_url.as_str();
-    let title = "the registry answers /v2/";
-    let asks = match get_registry(host, "/v2/", &[]).await {
-        Err(e) => {
-            checks.push(Check::fail(
-                "oci_client_auth.registry_answers",
-                title,
-                e,
-                registry_down_hint("registry.registry_url"),
-            ));
-            None
-        }
-        Ok((base, reply)) if reply.status == StatusCode::OK => {
-            checks.push(Check::pass(
-                "oci_client_auth.registry_answers",
-                title,
-                format!("{base}/v2/ answered 200: it asks for no credentials"),
-            ));
-            Some(false)
-        }
-        Ok((base, reply)) if reply.status == StatusCode::UNAUTHORIZED => {
-            let challenge = header(&reply, "www-authenticate").unwrap_or("no challenge");
-            checks.push(Check::pass(
-                "oci_client_auth.registry_answers",
-                title,
-                format!("{base}/v2/ answered 401: it asks for credentials ({challenge})"),
-            ));
-            Some(true)
-        }
-        Ok((base, reply)) => {
-            checks.push(Check::fail(
-                "oci_client_auth.registry_answers",
-                title,
-                format!(
-                    "{base}/v2/ answered {}, not the Docker registry API",
-                    reply.status
-                ),
-                "registry.registry_url must name a Docker registry (host and port only)",
-            ));
-            None
-        }
-    };
-    checks.push(docker_credentials(host, asks, options.vars).await);
-    checks.into_vec()
+    let answer = v2_answer(host).await;
+    let docker = docker_credentials(host, options.vars).await;
+    oci_checks::client_auth(host, &answer, &docker)
 }
 
+/// What the Docker config holds for `host`, asking the credential helper
+/// it names.
 async fn docker_credentials(
     host: &str,
-    asks: Option<bool>,
     vars: &dyn Fn(&str) -> Option<String>,
-) -> Check {
-    const ID: &str = "oci_client_auth.docker_credentials";
-    let title = format!("the Docker config holds credentials for {host}");
-    let login = format!("`docker login {host}`");
-    let absent = |detail: String| match asks {
-        Some(false) => Check::pass(
-            ID,
-            title.clone(),
-            format!("{detail}; none needed: the registry asks for none"),
-        ),
-        Some(true) => Check::fail(ID, title.clone(), detail, login.clone()),
-        None => Check::warn(
-            ID,
-            title.clone(),
-            format!("{detail}; needed if the registry asks for credentials"),
-            login.clone(),
-        ),
-    };
+) -> oci_checks::DockerCredentials {
+    use oci_checks::DockerCredentials;
     let Some(path) = docker_config::config_path(vars) else {
-        return absent("neither DOCKER_CONFIG nor HOME is set".into());
+        return DockerCredentials::NoConfig;
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) => return absent(format!("{}: {e}", path.display())),
+        Err(e) => {
+            let error = e.to_string();
+            return DockerCredentials::Unreadable { path, error };
+        }
     };
     let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return Check::fail(
-            ID,
-            title,
-            format!("{} is not JSON", path.display()),
-            format!("fix or remove {}, then {login}", path.display()),
-        );
+        return DockerCredentials::NotJson { path };
     };
     match docker_config::credentials_for(&json, host) {
-        docker_config::Source::Auths(key) => {
-            Check::pass(ID, title, format!("{}: auths[{key:?}]", path.display()))
-        }
-        docker_config::Source::Nothing => {
-            absent(format!("{} has no entry for {host}", path.display()))
-        }
+        docker_config::Source::Auths(key) => DockerCredentials::Auths { path, key },
+        docker_config::Source::Nothing => DockerCredentials::Nothing { path },
         docker_config::Source::Helper { name, key } => {
-            let helper = format!("docker-credential-{name}");
-            match run_helper(&helper, host, vars).await {
-                Ok(true) => Check::pass(
-                    ID,
-                    title,
-                    format!(
-                        "{}: {key} names {helper}, which holds credentials for {host}",
-                        path.display()
-                    ),
-                ),
-                Ok(false) => absent(format!(
-                    "{}: {key} names {helper}, which holds no credentials for {host}",
-                    path.display()
-                )),
-                Err(e) => Check::fail(
-                    ID,
-                    title,
-                    format!("{}: {key} names {helper}: {e}", path.display()),
-                    format!(
-                        "install {helper} on PATH, or change `{key}` in {}",
-                        path.display()
-                    ),
-                ),
+            let holds = run_helper(&format!("docker-credential-{name}"), host, vars).await;
+            DockerCredentials::Helper {
+                path,
+                name,
+                key,
+                holds,
             }
         }
     }
@@ -896,40 +493,21 @@ async fn run_helper(
 /// secret have nothing to fetch.
 pub async fn issuers(config: &Config) -> Vec<Check> {
     use crate::auth::jwks::{JwksSource, KeyLocation};
-    use crate::config::IssuerRef;
-    const ID: &str = "auth.issuer_keys";
     let mut checks = Checks::default();
     for issuer in config.auth.issuers() {
         let Some(location) = KeyLocation::of(issuer) else {
             continue;
         };
-        // The config key that decides where the keys are, for the fix.
-        let key = match issuer {
-            IssuerRef::Single(_) => "auth.jwks_url".to_string(),
-            IssuerRef::Listed(l) => {
-                let at = config.auth.issuers.iter().position(|x| x.name == l.name);
-                let field = if l.jwks_url.is_some() {
-                    "jwks_url"
-                } else {
-                    "issuer"
-                };
-                format!("auth.issuers[{}].{field}", at.unwrap_or_default())
-            }
-        };
-        let title = format!("issuer `{}` serves its signing keys", issuer.name());
         let fetched = match JwksSource::new(location.clone(), std::time::Duration::ZERO) {
             Ok(source) => source.refresh().await.map(|()| source.keys().len()),
             Err(e) => Err(e),
         };
-        checks.push(match fetched {
-            Ok(n) => Check::pass(ID, title, format!("{n} RS256/ES256 key(s) from {location}")),
-            Err(e) => Check::fail(
-                ID,
-                title,
-                format!("{e:#}"),
-                format!("check `{key}` and that serve can reach it; until it answers, serve refuses this issuer's tokens (401)"),
-            ),
-        });
+        checks.push(serve_checks::issuer_keys(&serve_checks::IssuerKeys {
+            name: issuer.name().to_string(),
+            setting: serve_checks::issuer_key_setting(&config.auth, issuer),
+            location: location.to_string(),
+            fetched: fetched.map_err(|e| format!("{e:#}")),
+        }));
     }
     checks.into_vec()
 }
@@ -939,106 +517,30 @@ pub async fn issuers(config: &Config) -> Vec<Check> {
 pub async fn serve(url: &str, options: &Options<'_>) -> Vec<Check> {
     let base = url.trim_end_matches('/');
     let mut checks = Checks::default();
-    let health_title = "serve answers /healthz";
-    let ready_title = "serve is ready (/readyz)";
-    let alive = match get(&format!("{base}/healthz"), &[]).await {
-        Ok(r) if r.status == StatusCode::OK => checks.push(Check::pass(
-            "serve.healthz",
-            health_title,
-            format!("{base}/healthz answered 200"),
-        )),
-        Ok(r) => checks.push(Check::fail(
-            "serve.healthz",
-            health_title,
-            format!("{base}/healthz answered {}", r.status),
-            "--url must be serve's base URL (server.listen, or server.metrics_listen)",
-        )),
-        Err(e) => checks.push(Check::fail(
-            "serve.healthz",
-            health_title,
-            e,
-            format!(
-                "start serve (`{}`) or correct --url",
-                options.location.command("serve")
-            ),
-        )),
+    let health = get(&format!("{base}/healthz"), &[]).await.map(|r| r.status);
+    let alive = checks.push(serve_checks::healthz(base, &health, options.location));
+    let answer = |r: Reply| serve_checks::Answer {
+        status: r.status,
+        body: r.body,
     };
-    if !alive {
-        checks.push(Check::skipped(
-            "serve.readyz",
-            ready_title,
-            "serve did not answer /healthz",
-        ));
+    let ready = if alive {
+        Some(get(&format!("{base}/readyz"), &[]).await.map(answer))
     } else {
-        checks.push(match get(&format!("{base}/readyz"), &[]).await {
-            Ok(r) if r.status == StatusCode::OK => Check::pass("serve.readyz", ready_title, "200"),
-            Ok(r) => Check::fail("serve.readyz", ready_title, format!("{} {}", r.status, r.body.trim()), "serve cannot reach its registry provider: its log says why; doctor without --url checks the registry side"),
-            Err(e) => Check::fail("serve.readyz", ready_title, e, "serve stopped answering: check its log"),
-        });
-    }
+        None
+    };
+    checks.push(serve_checks::readyz(ready.as_ref()));
     let Some(token) = options.token else {
         return checks.into_vec();
     };
-    let title = "serve issues credentials for the project";
     for project in options.projects {
-        let name = project.as_str();
-        if !alive {
-            checks.push(
-                Check::skipped("serve.credentials", title, "serve did not answer /healthz")
-                    .for_project(name),
-            );
-            continue;
-        }
-        let url = format!("{base}/registry/credentials?project={project}");
-        let reply = get(&url, &[("authorization", format!("Bearer {token}"))]).await;
-        checks.push(match reply {
-            Ok(r) if r.status == StatusCode::OK => {
-                let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-                Check::pass("serve.credentials", title, format!("image {}", body["image"].as_str().unwrap_or("?")))
-            }
-            Ok(r) => {
-                let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-                let code = body["error"]["code"].as_str().unwrap_or("").to_string();
-                let message = body["error"]["message"].as_str().unwrap_or("").to_string();
-                let hint = match code.as_str() {
-                    "invalid_token" | "missing_token" => "the token was refused: the message says which rule failed (expiry, issuer, audience, key); see auth.* in the config".to_string(),
-                    "project_not_found" => format!("no rule of projects[{project}].access admits the token (its identities, or a CI token's issuer and claims), and it is not in auth.admins"),
-                    "registry_unavailable" => "serve could not issue credentials: its audit line's `reason` says why; doctor without --url checks the registry side".to_string(),
-                    "rate_limited" => "wait for Retry-After, or raise server.rate_limit".to_string(),
-                    _ => "see serve's log and audit line".to_string(),
-                };
-                Check::fail("serve.credentials", title, format!("{} {code}: {message}", r.status), hint)
-            }
-            Err(e) => Check::fail("serve.credentials", title, e, "serve stopped answering: check its log"),
-        }.for_project(name));
+        let reply = if alive {
+            let url = format!("{base}/registry/credentials?project={project}");
+            let bearer = [("authorization", format!("Bearer {token}"))];
+            Some(get(&url, &bearer).await.map(answer))
+        } else {
+            None
+        };
+        checks.push(serve_checks::credentials(project, reply.as_ref()));
     }
     checks.into_vec()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn challenge_parameters_are_read_quoted_or_not() {
-        let c = r#"Bearer realm="http://127.0.0.1:3000/registry/token",service="rise-registry",scope=registry:catalog:*"#;
-        assert_eq!(
-            challenge_param(c, "realm").as_deref(),
-            Some("http://127.0.0.1:3000/registry/token")
-        );
-        assert_eq!(
-            challenge_param(c, "service").as_deref(),
-            Some("rise-registry")
-        );
-        assert_eq!(
-            challenge_param(c, "scope").as_deref(),
-            Some("registry:catalog:*")
-        );
-        assert_eq!(challenge_param(c, "issuer"), None);
-        assert_eq!(challenge_param(r#"Basic realm="x""#, "realm"), None);
-        assert_eq!(
-            challenge_param(r#"Bearer realm="a\"b""#, "realm").as_deref(),
-            Some("a\"b")
-        );
-    }
 }

@@ -3,15 +3,18 @@
 //! check).
 //!
 //! Split like the rest of the crate: this module is the model (a [`Check`]
-//! with an [`Outcome`], a [`Report`]) and its renderers; [`ecr`], [`certs`]
-//! and [`crate::docker_config`] decide outcomes from values (pure, unit-tested);
-//! only [`live`] talks to AWS and registries, and it decides nothing it
-//! could hand to those. A check that cannot run because one it needs
-//! failed is [`Outcome::Skipped`] with the reason, never passed.
+//! with an [`Outcome`], a [`Report`]) and its renderers; [`ecr`], [`oci`],
+//! [`serve`], [`certs`] and [`crate::docker_config`] decide outcomes from
+//! values (pure, unit-tested); only [`live`] talks to AWS, registries and
+//! serve, and it hands what it saw to those to decide. A check that cannot
+//! run because one it needs failed is [`Outcome::Skipped`] with the
+//! reason, never passed.
 
 pub mod certs;
 pub mod ecr;
 pub mod live;
+pub mod oci;
+pub mod serve;
 
 use serde::Serialize;
 
