@@ -112,6 +112,7 @@ async fn serve(config: Config, addr: SocketAddr, source: ConfigSource) -> Result
     };
     let watcher = tokio::spawn(watch_config(app.clone(), source, stopped.clone()));
     let follower = tokio::spawn(serve::snapshot::follow(app.clone(), stopped.clone()));
+    let controller = tokio::spawn(serve::controller::run(app.clone(), stopped.clone()));
     let ops = ops_listener.map(|l| {
         let limits = Limits {
             max_connections: OPS_MAX_CONNECTIONS,
@@ -134,6 +135,9 @@ async fn serve(config: Config, addr: SocketAddr, source: ConfigSource) -> Result
     }
     watcher.abort();
     follower.abort();
+    // The controller gives its lease up on the way out, so another replica
+    // leads at once rather than when the lease runs out.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), controller).await;
     audit_writer.finish();
     Ok(())
 }

@@ -28,6 +28,8 @@ pub struct Config {
     /// the projects of config are all there is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreConfig>,
+    /// The controller inside serve (docs/projects.md).
+    pub controller: ControllerConfig,
 }
 
 impl Config {
@@ -475,6 +477,29 @@ impl StoreUrl {
         match self {
             Self::Sqlite(path) => format!("SQLite file {}", path.display()),
             Self::Postgres(_) => "PostgreSQL".to_string(),
+        }
+    }
+}
+
+/// `controller`: serve reconciles the repositories of every project itself,
+/// on one leader among its replicas (docs/projects.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct ControllerConfig {
+    pub enabled: bool,
+    /// A full pass (AWS read again, drift repaired) at least this often;
+    /// changes are reconciled as they come.
+    pub interval_seconds: u32,
+    /// How long the leader's lease lasts without renewal: a leader that
+    /// dies is replaced within this.
+    pub lease_seconds: u32,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interval_seconds: 60,
+            lease_seconds: 15,
         }
     }
 }

@@ -95,6 +95,18 @@ impl Reader {
         let server_node = m.get("server");
         let server = self.server(server_node, dir);
         let store = self.optional(&mut m, "store", Self::store).flatten();
+        let controller = self
+            .optional(&mut m, "controller", Self::controller)
+            .unwrap_or_default();
+        if controller.enabled && store.is_none() {
+            let origin = m.origin_of("controller");
+            self.push(
+                &origin,
+                "controller.enabled",
+                Problem::new("the controller needs `store`: the lease that picks one leader among replicas lives there")
+                    .hint("set `store.url` (`sqlite:PATH` for one process), or run `apply` instead"),
+            );
+        }
         self.finish(m);
 
         if let Some(auth) = &auth {
@@ -127,6 +139,30 @@ impl Reader {
             auth: auth?,
             server: server?,
             store,
+            controller,
+        })
+    }
+
+    /// `controller: {enabled, interval_seconds, lease_seconds}`.
+    fn controller(&mut self, node: &Node, path: &str) -> Option<ControllerConfig> {
+        let mut m = self.map(node, path)?;
+        let d = ControllerConfig::default();
+        let enabled = self
+            .optional(&mut m, "enabled", Self::bool)
+            .unwrap_or(d.enabled);
+        let interval_seconds = self
+            .optional(&mut m, "interval_seconds", |r, n, p| {
+                r.uint(n, p, 10, 86_400)
+            })
+            .unwrap_or(d.interval_seconds);
+        let lease_seconds = self
+            .optional(&mut m, "lease_seconds", |r, n, p| r.uint(n, p, 5, 600))
+            .unwrap_or(d.lease_seconds);
+        self.finish(m);
+        Some(ControllerConfig {
+            enabled,
+            interval_seconds,
+            lease_seconds,
         })
     }
 
@@ -136,7 +172,7 @@ impl Reader {
     fn store(&mut self, node: &Node, path: &str) -> Option<Option<StoreConfig>> {
         let mut m = self.map(node, path)?;
         let url = self.required(&mut m, "url", |r, n, p| {
-            let written = r.string(n, p)?;
+            let written = r.scalar(n, p, |s| Ok::<_, Problem>(s.trim().to_string()))?;
             if written.is_empty() {
                 return Some(None);
             }

@@ -193,7 +193,7 @@ impl Aws {
     pub(crate) async fn observe(
         &self,
         scope: Scope,
-        on_read: &dyn Fn(usize, usize),
+        on_read: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<ObservedState> {
         let mut observed = ObservedState::default();
         if scope.roles() {
@@ -346,7 +346,7 @@ impl Aws {
     /// `GetLifecyclePolicy` each.
     async fn observe_repositories(
         &self,
-        on_read: &dyn Fn(usize, usize),
+        on_read: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<(BTreeMap<String, ObservedRepository>, Option<String>)> {
         let prefix = self.ecr_config.repo_prefix.as_str();
         let mut found = Vec::new();

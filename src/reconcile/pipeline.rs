@@ -49,6 +49,12 @@ impl<'a> Reconciler<'a> {
         }
     }
 
+    /// The pipeline on AWS clients made before (a controller keeps one set
+    /// for all its passes).
+    pub fn with_aws(aws: Arc<Aws>, ecr: &'a EcrConfig, projects: &'a [Project]) -> Self {
+        Self { aws, ecr, projects }
+    }
+
     /// `--scope` as given, or the configuration's default.
     pub fn scope(&self, asked: Option<Scope>) -> Scope {
         asked.unwrap_or_else(|| Scope::default_for(self.ecr.manage_roles))
@@ -65,7 +71,7 @@ impl<'a> Reconciler<'a> {
     pub async fn observe(
         &self,
         scope: Scope,
-        on_read: &dyn Fn(usize, usize),
+        on_read: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<ObservedState> {
         self.aws.observe(scope, on_read).await
     }
@@ -73,7 +79,7 @@ impl<'a> Reconciler<'a> {
     async fn read_account(
         &self,
         scope: Scope,
-        on_read: &dyn Fn(usize, usize),
+        on_read: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<ObservedState> {
         self.observe(scope, on_read)
             .await
@@ -94,7 +100,11 @@ impl<'a> Reconciler<'a> {
     ///
     /// # Errors
     /// As [`Self::observe`] and [`Self::plan_observed`].
-    pub async fn plan(&self, scope: Scope, on_read: &dyn Fn(usize, usize)) -> Result<Planned> {
+    pub async fn plan(
+        &self,
+        scope: Scope,
+        on_read: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<Planned> {
         // Rendered first: a configuration this build cannot render costs
         // no AWS call.
         let desired = desired_state(self.ecr, self.projects)?;
@@ -114,7 +124,7 @@ impl<'a> Reconciler<'a> {
     pub async fn recheck(
         &self,
         saved: SavedPlan,
-        on_read: &dyn Fn(usize, usize),
+        on_read: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<Plan, Recheck> {
         let observed = self.read_account(saved.scope, on_read).await?;
         if fingerprint(&observed) != saved.observed_fingerprint {

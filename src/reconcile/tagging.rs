@@ -83,7 +83,7 @@ impl TaggingClient {
     /// per repository instead. Any other failure is an error.
     pub(crate) async fn managed_repositories(
         &self,
-        on_page: &dyn Fn(),
+        on_page: &(dyn Fn() + Sync),
     ) -> Result<std::result::Result<TagsByArn, Unavailable>> {
         let mut found = TagsByArn::new();
         let mut token = String::new();
@@ -137,7 +137,7 @@ impl TaggingClient {
     async fn send(
         &self,
         request: &Value,
-        on_page: &dyn Fn(),
+        on_page: &(dyn Fn() + Sync),
     ) -> Result<std::result::Result<Value, Unavailable>> {
         let mut delay = Duration::from_millis(100);
         let mut attempt = 1;

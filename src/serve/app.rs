@@ -81,6 +81,8 @@ pub struct App {
     /// Held while a new [`Live`] is made from the current one (a config
     /// reload, a store change), so neither undoes the other.
     rebuild: Mutex<()>,
+    /// Told of every new [`Live`]: the controller's cue to look again.
+    pub(super) changed: tokio::sync::Notify,
 }
 
 /// Issuing may take this long before the caller gets a 503.
@@ -136,6 +138,7 @@ impl App {
             counter: AtomicU64::new(0),
             store: None,
             rebuild: Mutex::new(()),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -202,6 +205,7 @@ impl App {
             rows,
             auth,
         }));
+        self.changed.notify_one();
     }
 
     /// The configuration in effect now.

@@ -124,6 +124,19 @@ impl App {
             }
             return Ok((project, Served::issued(credentials)));
         }
+        // With the controller, a project of the store gets ECR credentials
+        // once its repository exists: a push before that would fail, and
+        // a CI job told "not yet" waits instead (told only to callers the
+        // project admits, after the access rule).
+        if live.config.controller.enabled
+            && matches!(self.provider, RegistryProvider::Ecr(_))
+            && let Some(row) = live.rows.get(&project)
+            && row.record.state != crate::store::RepoState::Ready
+            && live.base.project(&project).is_none()
+        {
+            audit.reason = Some(format!("repository {}", row.record.state.as_str()));
+            return Err(ApiError::RepositoryNotReady(row.record.state.as_str()));
+        }
         let key = (project, access);
         let (project, _) = &key;
         let served = self

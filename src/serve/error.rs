@@ -42,6 +42,8 @@ pub(crate) enum ApiError {
     /// Projects API: no such project (the caller may know which exist).
     ProjectNotFound,
     StoreUnavailable,
+    /// Credentials: the project's repository is not made yet (its state).
+    RepositoryNotReady(&'static str),
 }
 
 impl ApiError {
@@ -63,6 +65,7 @@ impl ApiError {
             Self::PreconditionFailed(_) => "precondition_failed",
             Self::ProjectNotFound => "not_found",
             Self::StoreUnavailable => "unavailable",
+            Self::RepositoryNotReady(_) => "not_ready",
         }
     }
 
@@ -158,6 +161,11 @@ impl ApiError {
                 "store_unavailable",
                 "the project store is unavailable; retry later".into(),
             ),
+            Self::RepositoryNotReady(state) => (
+                StatusCode::CONFLICT,
+                "repository_not_ready",
+                format!("the project's repository is {state}: it is being made; retry shortly"),
+            ),
         };
         let mut body = json!({"error": {"code": code, "message": message}});
         if matches!(
@@ -184,6 +192,9 @@ impl ApiError {
                     p
                 })
                 .collect();
+        }
+        if let Self::RepositoryNotReady(state) = self {
+            body["error"]["state"] = json!(state);
         }
         if let Self::PreconditionFailed(Some(etag)) = self {
             body["error"]["current_etag"] = json!(etag);
@@ -221,6 +232,9 @@ impl ApiError {
             }
             Self::StoreUnavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Self::RepositoryNotReady(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
             }
             Self::MissingTicket | Self::InvalidTicket(_) => {
                 headers.insert(

@@ -30,8 +30,9 @@ const STATUSES: [u16; 13] = [
 /// Outcomes of a credential request as metrics count them: the audit
 /// line's `outcome`, except that its `unknown_project` and `not_permitted`
 /// are one `not_found` here, as in the response.
-pub(crate) const OUTCOMES: [&str; 10] = [
+pub(crate) const OUTCOMES: [&str; 11] = [
     "issued",
+    "not_ready",
     "cache_hit",
     "stale",
     "bad_request",
@@ -95,6 +96,14 @@ pub struct Metrics {
     store_up: AtomicI64,
     /// Projects held in the store (all states).
     store_projects: AtomicI64,
+    /// -1 without the controller; else 1 on the leader, 0 elsewhere.
+    controller_leader: AtomicI64,
+    /// Controller passes that ended [ok, failed].
+    controller_passes: [AtomicU64; 2],
+    /// The last pass's duration, in milliseconds.
+    controller_last_pass_ms: AtomicU64,
+    /// Store projects whose repository is not in its final state yet.
+    controller_pending: AtomicI64,
 }
 
 impl Metrics {
@@ -125,6 +134,10 @@ impl Metrics {
             project_changes: Default::default(),
             store_up: AtomicI64::new(-1),
             store_projects: AtomicI64::new(0),
+            controller_leader: AtomicI64::new(-1),
+            controller_passes: Default::default(),
+            controller_last_pass_ms: AtomicU64::new(0),
+            controller_pending: AtomicI64::new(0),
         }
     }
 
@@ -160,6 +173,26 @@ impl Metrics {
         if let Some(i) = CHANGE_OUTCOMES.iter().position(|o| *o == outcome) {
             self.project_changes[usize::from(delete)][i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Whether this replica leads the controller.
+    pub(crate) fn set_controller_leader(&self, leader: bool) {
+        self.controller_leader
+            .store(i64::from(leader), Ordering::Relaxed);
+    }
+
+    /// Counts one controller pass, how long it took, and what it left
+    /// pending.
+    pub(crate) fn controller_pass(&self, ok: bool, took: std::time::Duration, pending: usize) {
+        self.controller_passes[usize::from(!ok)].fetch_add(1, Ordering::Relaxed);
+        self.controller_last_pass_ms.store(
+            u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.controller_pending.store(
+            i64::try_from(pending).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// Whether the store answered its last read.
@@ -370,6 +403,48 @@ impl Metrics {
                 out,
                 "rise_registry_config_reloads_total{{result=\"{result}\"}} {n}"
             );
+        }
+        let leader = self.controller_leader.load(Ordering::Relaxed);
+        if leader >= 0 {
+            for (name, help, value) in [
+                (
+                    "rise_registry_controller_leader",
+                    "1 on the replica whose controller leads (holds the lease), 0 elsewhere.",
+                    leader,
+                ),
+                (
+                    "rise_registry_controller_pending",
+                    "Projects of the store whose repository the controller has not brought to its final state (after the last pass).",
+                    self.controller_pending.load(Ordering::Relaxed),
+                ),
+            ] {
+                family(&mut out, name, "gauge", help);
+                let _ = writeln!(out, "{name} {value}");
+            }
+            family(
+                &mut out,
+                "rise_registry_controller_last_pass_seconds",
+                "gauge",
+                "How long the controller's last pass took (AWS read, plan, changes, states written).",
+            );
+            let _ = writeln!(
+                out,
+                "rise_registry_controller_last_pass_seconds {}",
+                self.controller_last_pass_ms.load(Ordering::Relaxed) as f64 / 1000.0
+            );
+            family(
+                &mut out,
+                "rise_registry_controller_passes_total",
+                "counter",
+                "Controller passes, by result (`failed`: AWS could not be read or an action failed).",
+            );
+            for (result, counter) in ["ok", "failed"].iter().zip(&self.controller_passes) {
+                let _ = writeln!(
+                    out,
+                    "rise_registry_controller_passes_total{{result=\"{result}\"}} {}",
+                    counter.load(Ordering::Relaxed)
+                );
+            }
         }
         let store_up = self.store_up.load(Ordering::Relaxed);
         if store_up >= 0 {

@@ -24,6 +24,7 @@
 pub mod app;
 pub mod audit;
 pub mod cache;
+pub mod controller;
 pub mod credentials;
 mod error;
 #[cfg(test)]

@@ -522,6 +522,119 @@ impl Store {
         ))
     }
 
+    /// Takes or renews the lease `name` for `holder` until `now_ms +
+    /// ttl_ms`, unless another holder's lease is still running. One
+    /// statement, so two replicas asking at once cannot both win.
+    ///
+    /// # Errors
+    /// The store is unavailable.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = "INSERT INTO rise_leases (name, holder, expires_ms) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms WHERE rise_leases.holder = excluded.holder OR rise_leases.expires_ms < $4";
+        let changed = on_db!(&self.db, pool => {
+            sqlx::query(sql)
+                .bind(name)
+                .bind(holder)
+                .bind(now_ms.saturating_add(ttl_ms))
+                .bind(now_ms)
+                .execute(pool)
+                .await
+                .map_err(unavailable)?
+                .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
+    /// Gives the lease up, if `holder` has it, so another replica need not
+    /// wait for it to run out.
+    ///
+    /// # Errors
+    /// The store is unavailable.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        on_db!(&self.db, pool => {
+            sqlx::query("DELETE FROM rise_leases WHERE name = $1 AND holder = $2")
+                .bind(name)
+                .bind(holder)
+                .execute(pool)
+                .await
+                .map_err(unavailable)?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Who holds lease `name`, and until when (unix milliseconds).
+    ///
+    /// # Errors
+    /// The store is unavailable.
+    pub async fn lease(&self, name: &str) -> Result<Option<(String, i64)>, StoreError> {
+        on_db!(&self.db, pool => {
+            sqlx::query_as::<_, (String, i64)>(
+                "SELECT holder, expires_ms FROM rise_leases WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(pool)
+            .await
+            .map_err(unavailable)
+        })
+    }
+
+    /// Records what the controller found for `record`'s repository, if
+    /// the row is still the one it read (same revision): a row changed
+    /// since is left for the next pass. The revision stays: it versions
+    /// the rules, which this does not touch.
+    ///
+    /// # Errors
+    /// The store is unavailable.
+    pub async fn set_state(
+        &self,
+        record: &Record,
+        state: RepoState,
+        message: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE rise_projects SET state = $1, message = $2, reconciled_at = $3 WHERE name = $4 AND revision = $5 AND created_ms = $6";
+        let changed = on_db!(&self.db, pool => {
+            sqlx::query(sql)
+                .bind(state.as_str())
+                .bind(message)
+                .bind(now)
+                .bind(record.name.as_str())
+                .bind(record.revision)
+                .bind(record.created_ms)
+                .execute(pool)
+                .await
+                .map_err(unavailable)?
+                .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
+    /// Removes a row whose deletion is done, if it is still the one the
+    /// controller read.
+    ///
+    /// # Errors
+    /// The store is unavailable.
+    pub async fn remove_deleted(&self, record: &Record) -> Result<bool, StoreError> {
+        let sql = "DELETE FROM rise_projects WHERE name = $1 AND revision = $2 AND created_ms = $3 AND state = 'deleting'";
+        let changed = on_db!(&self.db, pool => {
+            sqlx::query(sql)
+                .bind(record.name.as_str())
+                .bind(record.revision)
+                .bind(record.created_ms)
+                .execute(pool)
+                .await
+                .map_err(unavailable)?
+                .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
     /// A connection that receives a notification for every changed row
     /// (PostgreSQL only; `None` for SQLite, where this process is the only
     /// writer).

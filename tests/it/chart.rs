@@ -555,6 +555,56 @@ configLayers:
     assert_eq!(effective["projects"][0]["name"], "from-layer");
 }
 
+/// With the controller, serve reconciles and the chart renders no hook Job
+/// or CronJob (one mechanism, never two); the store URL comes from its
+/// Secret as an environment variable, never from the ConfigMap.
+#[test]
+fn chart_controller_values_run_the_controller_instead_of_the_jobs() {
+    let r = render(
+        r#"
+secrets: {hs256: true, existingSecret: rise-registry-auth}
+config:
+  auth: {issuer: rise, audience: rise, jwks_url: null, project_managers: ["user:rise-backend"]}
+store: {existingSecret: rise-store}
+controller: {enabled: true, intervalSeconds: 120}
+"#,
+    );
+    let kinds = r.kinds();
+    assert!(!kinds.contains(&"Job".to_string()), "{kinds:?}");
+    assert!(!kinds.contains(&"CronJob".to_string()), "{kinds:?}");
+    let env = r.pod("Deployment")["containers"][0]["env"]
+        .as_sequence()
+        .unwrap()
+        .clone();
+    let store = env
+        .iter()
+        .find(|e| e["name"] == "RISE_STORE_URL")
+        .expect("RISE_STORE_URL");
+    assert_eq!(store["valueFrom"]["secretKeyRef"]["name"], "rise-store");
+    assert_eq!(store["valueFrom"]["secretKeyRef"]["key"], "url");
+    let url = "postgres://rise:pg-password-in-a-secret@db.internal:5432/rise";
+    let existing: BTreeMap<String, Vec<u8>> = [
+        (
+            "hs256-secret".to_string(),
+            b"existing-secret-existing-secret-0123456789".to_vec(),
+        ),
+        ("url".to_string(), url.as_bytes().to_vec()),
+    ]
+    .into();
+    assert!(!r.config_map_text().contains("pg-password"));
+    let effective = r.effective_config("Deployment", &existing);
+    assert_eq!(effective["controller"]["enabled"], true);
+    assert_eq!(effective["controller"]["interval_seconds"], 120);
+    let printed = serde_yaml::to_string(&effective["store"]).unwrap();
+    assert!(!printed.contains("pg-password"), "{printed}");
+    assert!(printed.contains("[REDACTED]"), "{printed}");
+
+    let err = try_render("controller: {enabled: true}\n")
+        .err()
+        .expect("the controller needs a store");
+    assert!(err.contains("store.existingSecret"), "{err}");
+}
+
 /// A secret written into `config` would land in the ConfigMap: the chart
 /// refuses to render, saying where it belongs.
 #[test]

@@ -702,3 +702,68 @@ fn an_issuers_key_fingerprint_follows_its_keys_only() {
         )
     );
 }
+
+/// `store` and `controller`: the URL's forms, an empty URL as no store,
+/// the URL never repeated in an error, and the controller only with a
+/// store.
+#[test]
+fn store_and_controller_settings() {
+    let with = |extra: &str| vec![("default.yaml", ECR_BASE.to_string() + extra)];
+    let load_extra = |extra: &str| {
+        let layers = with(extra);
+        let layers: Vec<(&str, &str)> = layers.iter().map(|(f, t)| (*f, t.as_str())).collect();
+        load(&layers)
+    };
+    let config = load_extra("store: {url: 'sqlite:data/projects.db'}\n").unwrap();
+    let Some(rise_registry::config::StoreConfig {
+        url: rise_registry::config::StoreUrl::Sqlite(path),
+    }) = &config.store
+    else {
+        panic!("{:?}", config.store)
+    };
+    // support::load_config names the config directory `config`.
+    assert_eq!(
+        path,
+        std::path::Path::new("config/data/projects.db"),
+        "relative to the config dir"
+    );
+    assert!(!config.controller.enabled);
+
+    let empty = load_with(
+        &[(
+            "default.yaml",
+            &(ECR_BASE.to_string() + "store: {url: '${RISE_STORE_URL:-}'}\n"),
+        )],
+        &[],
+    )
+    .unwrap();
+    assert!(empty.store.is_none(), "an empty URL is no store");
+
+    let secret = "postgres-password-never-printed";
+    let pg = load_extra(&format!(
+        "store: {{url: 'postgres://rise:{secret}@db:5432/rise'}}\ncontroller: {{enabled: true, interval_seconds: 30}}\n"
+    ))
+    .unwrap();
+    assert!(pg.controller.enabled);
+    assert_eq!(pg.controller.interval_seconds, 30);
+    assert!(!format!("{pg:?}").contains(secret));
+    assert!(!serde_yaml::to_string(&pg).unwrap().contains(secret));
+
+    let layers = with(&format!(
+        "store: {{url: 'mysql://root:{secret}@db/rise'}}\n"
+    ));
+    let err = errors(&[(layers[0].0, &layers[0].1)]);
+    assert!(
+        err.contains("store.url") && err.contains("postgres://"),
+        "{err}"
+    );
+    assert!(!err.contains(secret), "{err}");
+    let layers = with("store: {url: 'sqlite::memory:'}\n");
+    assert!(errors(&[(layers[0].0, &layers[0].1)]).contains("a SQLite store is a file"));
+    let layers = with("controller: {enabled: true}\n");
+    let err = errors(&[(layers[0].0, &layers[0].1)]);
+    assert!(
+        err.contains("controller.enabled") && err.contains("needs `store`"),
+        "{err}"
+    );
+}

@@ -396,9 +396,13 @@ async fn the_metrics_table_is_what_metrics_prints() {
     let documented: Vec<(String, String)> = doc
         .lines()
         .filter_map(|l| l.strip_prefix("| `rise_registry_"))
-        // Series of the project store are printed only with a store,
-        // which this server has not (tests/it/projects.rs reads them).
-        .filter(|rest| !rest.contains("with a `store` only"))
+        // Series of the project store and the controller are printed only
+        // with them, which this server has not (tests/it/projects.rs reads
+        // them).
+        .filter(|rest| {
+            !rest.contains("with a `store` only")
+                && !rest.contains("with `controller.enabled` only")
+        })
         .map(|rest| {
             let mut cells = rest.split('|').map(str::trim);
             let name = format!(

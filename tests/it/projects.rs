@@ -624,3 +624,256 @@ async fn a_store_migrated_by_a_newer_release_is_refused() {
         "the URL is a secret: {stderr}"
     );
 }
+
+/// An ECR config against `emulator` with the controller on, on `store_url`.
+fn ecr_controller_config(emulator: &support::Emulator, store_url: &str) -> String {
+    format!(
+        r#"{}
+projects:
+  - {{name: my-app, access: ["user:carol"]}}
+auth:
+  hs256_secret: {SECRET}
+  issuer: test-issuer
+  audience: rise
+  admins: ["group:platform"]
+  project_managers: ["user:rise-backend"]
+store:
+  url: "{store_url}"
+controller:
+  enabled: true
+  lease_seconds: 5
+"#,
+        emulator.registry_block()
+    )
+}
+
+fn aws_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", support::ADMIN_KEY),
+        ("AWS_SECRET_ACCESS_KEY", support::ADMIN_KEY),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+}
+
+async fn state_of(serve: &Serve, name: &str) -> (u16, Value) {
+    let r = call(
+        serve,
+        Method::GET,
+        &format!("/registry/projects/{name}"),
+        &manager(),
+        &[],
+        "",
+    )
+    .await;
+    (
+        r.status.as_u16(),
+        if r.body.is_empty() {
+            Value::Null
+        } else {
+            r.json()
+        },
+    )
+}
+
+async fn repository_tags(
+    emulator: &support::Emulator,
+    repo: &str,
+) -> Option<Vec<(String, String)>> {
+    let ecr = aws_sdk_ecr::Client::new(&emulator.admin_config().await);
+    let described = ecr
+        .describe_repositories()
+        .repository_names(repo)
+        .send()
+        .await
+        .ok()?;
+    let arn = described.repositories()[0]
+        .repository_arn()
+        .unwrap()
+        .to_string();
+    let tags = ecr
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    Some(
+        tags.tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn one_leader_makes_and_orphans_repositories_and_another_takes_over_when_it_is_killed() {
+    let emulator = support::Emulator::start();
+    support::provision(&emulator).await;
+    let pg = Postgres::start_new();
+    pg.create_db("rise");
+    let cfg = ecr_controller_config(&emulator, &pg.url("rise"));
+    let env = aws_env();
+    let mut replicas = vec![Serve::start(&cfg, &env), Serve::start(&cfg, &env)];
+    let leaders = || async {
+        replicas
+            .iter()
+            .map(|r| r.metric("rise_registry_controller_leader"))
+            .collect::<Vec<f64>>()
+    };
+    eventually(Duration::from_secs(10), "one leader", || async {
+        let l = leaders().await;
+        l.iter().filter(|v| **v == 1.0).count() == 1 && l.iter().sum::<f64>() == 1.0
+    })
+    .await;
+
+    // PUT on one replica: the repository is made and the project `ready`.
+    let dave = token("dave", &[]);
+    let created = put(
+        &replicas[1],
+        "web-shop",
+        &json!({"access": ["user:dave"]}),
+        &[],
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let took = eventually(Duration::from_secs(5), "web-shop ready", || async {
+        state_of(&replicas[0], "web-shop").await.1["repository"]["state"] == "ready"
+    })
+    .await;
+    eprintln!("PUT -> ready: {took:?}");
+    let tags = repository_tags(&emulator, "rise/web-shop")
+        .await
+        .expect("the repository exists");
+    assert!(
+        tags.contains(&("rise:managed".into(), "true".into())),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&("rise:project".into(), "web-shop".into())),
+        "{tags:?}"
+    );
+    let (_, view) = state_of(&replicas[1], "web-shop").await;
+    assert!(view["repository"]["reconciled_at"].is_string(), "{view}");
+    eventually(
+        Duration::from_secs(2),
+        "credentials on both replicas",
+        || async {
+            credentials(&replicas[0], "web-shop", &dave).await.status == 200
+                && credentials(&replicas[1], "web-shop", &dave).await.status == 200
+        },
+    )
+    .await;
+
+    // DELETE: the repository is orphaned, not deleted, and the row goes.
+    let deleted = call(
+        &replicas[0],
+        Method::DELETE,
+        "/registry/projects/web-shop",
+        &manager(),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(deleted.status, 202);
+    let took = eventually(Duration::from_secs(5), "web-shop gone", || async {
+        state_of(&replicas[1], "web-shop").await.0 == 404
+    })
+    .await;
+    eprintln!("DELETE -> orphaned and gone: {took:?}");
+    let tags = repository_tags(&emulator, "rise/web-shop")
+        .await
+        .expect("orphaned, not deleted");
+    assert!(
+        tags.contains(&("rise:orphaned".into(), "true".into())),
+        "{tags:?}"
+    );
+    // The config's project was left alone.
+    let tags = repository_tags(&emulator, "rise/my-app").await.unwrap();
+    assert!(!tags.iter().any(|(k, _)| k == "rise:orphaned"), "{tags:?}");
+
+    // The leader is killed: the other takes over within the lease.
+    let l = leaders().await;
+    let leader = l.iter().position(|v| *v == 1.0).unwrap();
+    replicas[leader].signal("KILL");
+    let survivor = replicas.remove(1 - leader);
+    let took = eventually(Duration::from_secs(5 + 5), "the survivor leads", || async {
+        survivor.metric("rise_registry_controller_leader") == 1.0
+    })
+    .await;
+    eprintln!("leader killed -> survivor leads: {took:?}");
+    assert_eq!(
+        put(
+            &survivor,
+            "after-failover",
+            &json!({"access": ["user:dave"]}),
+            &[]
+        )
+        .await
+        .status,
+        201
+    );
+    eventually(Duration::from_secs(5), "after-failover ready", || async {
+        state_of(&survivor, "after-failover").await.1["repository"]["state"] == "ready"
+    })
+    .await;
+    assert!(
+        repository_tags(&emulator, "rise/after-failover")
+            .await
+            .is_some()
+    );
+    assert!(survivor.metric("rise_registry_controller_passes_total{result=\"ok\"}") >= 1.0);
+}
+
+#[tokio::test]
+async fn an_ecr_project_gets_credentials_only_once_its_repository_is_ready() {
+    let emulator = support::Emulator::start();
+    support::provision(&emulator).await;
+    let pg = Postgres::start_new();
+    pg.create_db("rise");
+    let cfg = ecr_controller_config(&emulator, &pg.url("rise"));
+    let serve = Serve::start(&cfg, &aws_env());
+    eventually(Duration::from_secs(10), "it leads at first", || async {
+        serve.metric("rise_registry_controller_leader") == 1.0
+    })
+    .await;
+    // Another holder takes the lease for an hour: no pass runs here.
+    serve.signal("STOP");
+    let far = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        + Duration::from_secs(3600))
+    .as_millis();
+    pg.psql(
+        "rise",
+        &format!("UPDATE rise_leases SET holder = 'elsewhere', expires_ms = {far}"),
+    );
+    serve.signal("CONT");
+    eventually(Duration::from_secs(10), "no longer the leader", || async {
+        serve.metric("rise_registry_controller_leader") == 0.0
+    })
+    .await;
+    assert_eq!(
+        put(&serve, "waiting", &json!({"access": ["user:dave"]}), &[])
+            .await
+            .status,
+        201
+    );
+    let reply = credentials(&serve, "waiting", &token("dave", &[])).await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["code"], "repository_not_ready");
+    assert_eq!(reply.json()["error"]["state"], "pending");
+    assert_eq!(reply.header("retry-after"), Some("2"));
+    // Only to those the project admits: anyone else learns nothing.
+    assert_eq!(
+        credentials(&serve, "waiting", &token("eve", &[]))
+            .await
+            .status,
+        404
+    );
+    // Config projects are not held back.
+    assert_eq!(
+        credentials(&serve, "my-app", &token("carol", &[]))
+            .await
+            .status,
+        200
+    );
+}

@@ -122,6 +122,18 @@ lower one whole: do the same with what came from the defaults.
 {{- $_ := set $registry "signing_key_file" "${RISE_SECRETS_DIR}/oci-token-key.pem" }}
 {{- $_ := set $registry "certificate_chain_file" "${RISE_SECRETS_DIR}/oci-token-chain.pem" }}
 {{- end }}
+{{- if or (hasKey $cfg "store") (hasKey $cfg "controller") }}
+{{- fail "config.store and config.controller are set by the chart: use the values store.existingSecret and controller.enabled (docs/kubernetes.md)" }}
+{{- end }}
+{{- if .Values.store.existingSecret }}
+{{- $_ := set $cfg "store" (dict "url" "${RISE_STORE_URL}") }}
+{{- end }}
+{{- if .Values.controller.enabled }}
+{{- if not .Values.store.existingSecret }}
+{{- fail "controller.enabled needs store.existingSecret: the controller's lease lives in the project store (docs/kubernetes.md)" }}
+{{- end }}
+{{- $_ := set $cfg "controller" (dict "enabled" true "interval_seconds" (int .Values.controller.intervalSeconds) "lease_seconds" (int .Values.controller.leaseSeconds)) }}
+{{- end }}
 {{- $_ := set $cfg "auth" $auth }}
 {{- $_ := set $cfg "server" $server }}
 {{- $_ := set $cfg "registry" $registry }}
@@ -152,6 +164,13 @@ rules are not in it: serve reloads them from the mounted ConfigMap.
     secretKeyRef:
       name: {{ include "rise-registry.secretName" . }}
       key: hs256-secret
+{{- end }}
+{{- if .Values.store.existingSecret }}
+- name: RISE_STORE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.store.existingSecret | quote }}
+      key: {{ .Values.store.key | quote }}
 {{- end }}
 {{- with .Values.env }}
 {{ toYaml . }}

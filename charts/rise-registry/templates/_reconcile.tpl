@@ -49,5 +49,6 @@ spec:
 {{- end }}
 
 {{- define "rise-registry.reconcileEnabled" -}}
-{{- if and .Values.reconcile.enabled (eq (toString (dig "registry" "type" "" .Values.config)) "ecr") }}true{{ end }}
+{{- /* One mechanism, never two: with the controller, serve reconciles. */}}
+{{- if and .Values.reconcile.enabled (not .Values.controller.enabled) (eq (toString (dig "registry" "type" "" .Values.config)) "ecr") }}true{{ end }}
 {{- end }}
