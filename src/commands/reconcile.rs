@@ -75,6 +75,7 @@ pub(crate) fn run_plan(
     // With --json a program reads the output; nothing extra anywhere.
     let progress = env.progress && format != PlanFormat::Json;
     let (scope, Planned { plan, fingerprint }) = crate::runtime::build()?.block_on(async {
+        let config = store_projects(config).await?;
         let reconciler = Reconciler::new(ecr, &config.projects).await;
         let scope = reconciler.scope(scope);
         let line = reading(progress);
@@ -150,6 +151,7 @@ pub(crate) fn run_apply(
     let ecr = ecr(config)?;
     let rt = crate::runtime::build()?;
     rt.block_on(async {
+        let config = store_projects(config).await?;
         let reconciler = Reconciler::new(ecr, &config.projects).await;
         let line = reading(env.progress && !json);
         let on_read = |read, total| line.set(read, total);
@@ -358,4 +360,11 @@ mod tests {
             "Apply these 5 actions? Only `yes` is accepted: "
         );
     }
+}
+
+/// The config's projects and, with a `store`, the store's (read only).
+async fn store_projects(config: &Config) -> Result<Config> {
+    crate::store::view::with_store_projects(config)
+        .await
+        .context("reading the projects of the project store (store.url)")
 }

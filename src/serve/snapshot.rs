@@ -13,7 +13,6 @@
 //! down, the last snapshot stays in use (credentials for known projects
 //! keep flowing) and reads are retried with back-off.
 
-use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -21,9 +20,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::app::App;
-use crate::config::{Config, ProjectSpec, project_spec};
 use crate::naming::ProjectName;
-use crate::store::{Record, RepoState, Store, StoreError};
+pub use crate::store::view::{Rows, StoredProject, clashes, effective};
+use crate::store::{Store, StoreError};
 
 /// A full read also runs this often, in case a notification was lost.
 pub const FULL_READ_EVERY: Duration = Duration::from_secs(30);
@@ -31,67 +30,6 @@ pub const FULL_READ_EVERY: Duration = Duration::from_secs(30);
 /// [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(10);
-
-/// One row and what its rules mean.
-#[derive(Debug, Clone)]
-pub struct StoredProject {
-    pub record: Record,
-    /// The rules; an error when the row's spec cannot be read (such a
-    /// project admits nobody).
-    pub spec: Result<ProjectSpec, String>,
-}
-
-impl StoredProject {
-    pub fn new(record: Record) -> Self {
-        let spec = serde_json::from_str(&record.spec)
-            .map_err(|e| e.to_string())
-            .and_then(|v| {
-                project_spec(&v, None).map_err(|errors| {
-                    errors
-                        .iter()
-                        .map(|e| format!("{}: {}", e.path, e.message))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-            });
-        if let Err(e) = &spec {
-            tracing::error!(project = %record.name, error = %e, "a stored project's rules cannot be read; it admits nobody");
-        }
-        Self { record, spec }
-    }
-}
-
-/// Every row of the store, by name.
-pub type Rows = BTreeMap<ProjectName, Arc<StoredProject>>;
-
-/// The configuration requests run on: `base` (the files) with the store's
-/// projects added, except those the files declare too (config wins), those
-/// being deleted, and those whose rules cannot be read.
-pub fn effective(base: &Config, rows: &Rows) -> Config {
-    let mut config = base.clone();
-    if rows.is_empty() {
-        return config;
-    }
-    let declared: HashSet<&ProjectName> = base.projects.iter().map(|p| &p.name).collect();
-    config.projects.extend(rows.values().filter_map(|row| {
-        let usable =
-            row.record.state != RepoState::Deleting && !declared.contains(&row.record.name);
-        match (&row.spec, usable) {
-            (Ok(spec), true) => Some(spec.project(row.record.name.clone())),
-            _ => None,
-        }
-    }));
-    config
-}
-
-/// Names the config and the store both hold: the store's row is ignored.
-pub fn clashes<'a>(base: &'a Config, rows: &Rows) -> Vec<&'a ProjectName> {
-    base.projects
-        .iter()
-        .map(|p| &p.name)
-        .filter(|n| rows.contains_key(*n))
-        .collect()
-}
 
 /// The store as serve uses it.
 pub struct StoreLink {

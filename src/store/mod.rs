@@ -15,6 +15,7 @@
 //! ([`migrations`]).
 
 pub mod migrations;
+pub mod view;
 
 use std::fmt;
 use std::str::FromStr;
@@ -317,6 +318,74 @@ impl Store {
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Connects without changing anything: for `plan`, `apply` and doctor,
+    /// which read the store but leave its schema to serve. `None` when a
+    /// SQLite file does not exist yet (no project was ever made).
+    ///
+    /// # Errors
+    /// The database cannot be reached, has no schema yet, or has a schema
+    /// other than this binary's.
+    pub async fn open_existing(url: &StoreUrl) -> Result<Option<Self>, StoreError> {
+        let store = match url {
+            StoreUrl::Sqlite(path) => {
+                if !path.exists() {
+                    return Ok(None);
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .read_only(true)
+                    .busy_timeout(Duration::from_secs(5));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| {
+                        StoreError::Unavailable(format!(
+                            "opening SQLite file {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                Self {
+                    db: Db::Sqlite(pool),
+                    describe: url.describe(),
+                }
+            }
+            StoreUrl::Postgres(url) => {
+                let options = PgConnectOptions::from_str(url.expose()).map_err(|_| {
+                    StoreError::Unavailable(
+                        "store.url is not a PostgreSQL URL that can be used (its text is a secret and is not repeated here)"
+                            .into(),
+                    )
+                })?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(2)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(unavailable)?;
+                Self {
+                    db: Db::Postgres(pool),
+                    describe: "PostgreSQL".into(),
+                }
+            }
+        };
+        let version = store.schema_version().await.map_err(|e| {
+            StoreError::Unavailable(format!(
+                "{e} (a store serve has never opened has no schema: serve applies it at start)"
+            ))
+        })?;
+        let known = migrations::latest();
+        match version {
+            Some(v) if v > known => Err(StoreError::SchemaTooNew { found: v, known }),
+            Some(v) if v == known => Ok(Some(store)),
+            found => Err(StoreError::Unavailable(format!(
+                "the project store's schema is version {}, older than this rise-registry's ({known}): start this release's serve once (it migrates the store), or use the release that matches it",
+                found.unwrap_or(0)
+            ))),
+        }
     }
 
     /// What logs may say of this store.

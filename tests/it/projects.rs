@@ -877,3 +877,76 @@ async fn an_ecr_project_gets_credentials_only_once_its_repository_is_ready() {
         200
     );
 }
+
+/// `plan` and `apply` read the store too: a reviewed plan makes the
+/// repositories of its projects, orphans those being deleted, and never
+/// orphans a repository a project of the store still has.
+#[tokio::test]
+async fn plan_and_apply_see_the_projects_of_the_store() {
+    let emulator = support::Emulator::start();
+    support::provision(&emulator).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("projects.db");
+    let cfg = ecr_controller_config(&emulator, "sqlite:projects.db")
+        .replace("controller:\n  enabled: true\n  lease_seconds: 5\n", "");
+    std::fs::write(dir.path().join("default.yaml"), &cfg).unwrap();
+    let serve = Serve::start_in(dir.path(), "default", &aws_env());
+    for name in ["kept", "going"] {
+        assert_eq!(
+            put(&serve, name, &json!({"access": ["user:dave"]}), &[])
+                .await
+                .status,
+            201
+        );
+    }
+    let plan = |args: &[&str]| {
+        let out = support::rise_registry_as_admin(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, text, err) = plan(&["plan", "--scope", "repositories", "--detailed-exitcode"]);
+    assert_eq!(code, Some(2), "{text}{err}");
+    assert!(
+        text.contains("rise/kept") && text.contains("rise/going"),
+        "{text}"
+    );
+    let (code, text, err) = plan(&["apply", "--auto-approve", "--scope", "repositories"]);
+    assert_eq!(code, Some(0), "{text}{err}");
+    assert!(repository_tags(&emulator, "rise/kept").await.is_some());
+
+    // One is deleted through the API: the next plan orphans its
+    // repository, and only that one.
+    let deleted = call(
+        &serve,
+        Method::DELETE,
+        "/registry/projects/going",
+        &manager(),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(deleted.status, 202);
+    let (code, text, err) = plan(&["plan", "--scope", "repositories", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let json: Value = serde_json::from_str(&text).unwrap();
+    let actions: Vec<String> = json["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {}",
+                a["action"].as_str().unwrap_or("?"),
+                a["repository"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert_eq!(actions, ["orphan rise/going"], "{text}");
+    assert!(db.exists());
+}
