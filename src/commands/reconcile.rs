@@ -348,6 +348,13 @@ fn finish(
     Ok(Status::Success)
 }
 
+/// The config's projects and, with a `store`, the store's (read only).
+async fn store_projects(config: &Config) -> Result<Config> {
+    crate::store::view::with_store_projects(config)
+        .await
+        .context("reading the projects of the project store (store.url)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,11 +367,4 @@ mod tests {
             "Apply these 5 actions? Only `yes` is accepted: "
         );
     }
-}
-
-/// The config's projects and, with a `store`, the store's (read only).
-async fn store_projects(config: &Config) -> Result<Config> {
-    crate::store::view::with_store_projects(config)
-        .await
-        .context("reading the projects of the project store (store.url)")
 }
