@@ -77,6 +77,17 @@ pub fn run(
     settings: &DoctorSettings,
     env: &mut Env<'_>,
 ) -> Result<Status> {
+    let runtime = crate::runtime::build()?;
+    // The store's projects are checked like the config's; a store that
+    // cannot be read is its own failed check.
+    let (store_seen, merged) = runtime.block_on(async {
+        let seen = crate::doctor::store::gather(config).await;
+        let merged = crate::store::view::with_store_projects(config)
+            .await
+            .unwrap_or_else(|_| config.clone());
+        (seen, merged)
+    });
+    let config = &merged;
     let projects = select(config, &settings.projects)?;
     let token = token(&settings.token, env)?;
     let live_options = live::Options {
@@ -86,13 +97,20 @@ pub fn run(
         location,
         vars: env.vars,
     };
-    let report = crate::runtime::build()?.block_on(async {
+    let report = runtime.block_on(async {
         let mut checks = match &config.registry {
             RegistryConfig::Ecr(ecr) => live::ecr(config, ecr, &live_options).await,
             RegistryConfig::OciToken(oci) => live::oci_token(config, oci, &live_options).await,
             RegistryConfig::OciClientAuth(oci) => live::oci_client_auth(oci, &live_options).await,
         };
         checks.extend(live::issuers(config).await);
+        if let Some(seen) = &store_seen {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                .unwrap_or_default();
+            checks.extend(crate::doctor::store::checks(seen, now_ms));
+        }
         if let Some(url) = settings.url.as_deref() {
             checks.extend(live::serve(url, &live_options).await);
         }

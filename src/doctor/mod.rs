@@ -15,6 +15,7 @@ pub mod ecr;
 pub mod live;
 pub mod oci;
 pub mod serve;
+pub mod store;
 
 use serde::Serialize;
 

@@ -949,4 +949,19 @@ async fn plan_and_apply_see_the_projects_of_the_store() {
         .collect();
     assert_eq!(actions, ["orphan rise/going"], "{text}");
     assert!(db.exists());
+
+    // doctor reads the store too: it is reachable, and its projects get
+    // the per-project checks.
+    let (_, text, err) = plan(&["doctor", "--json"]);
+    let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}{err}"));
+    let checks = report["checks"].as_array().unwrap();
+    let reachable = checks
+        .iter()
+        .find(|c| c["id"] == "store.reachable")
+        .expect("store.reachable");
+    assert_eq!(reachable["outcome"], "pass", "{reachable}");
+    assert!(
+        checks.iter().any(|c| c["project"] == "kept"),
+        "per-project checks for the store's project: {text}"
+    );
 }
