@@ -30,11 +30,36 @@ pub struct Config {
     pub store: Option<StoreConfig>,
     /// The controller inside serve (docs/projects.md).
     pub controller: ControllerConfig,
+    /// Where each project is in `projects`, for [`Config::project`]: with
+    /// thousands of projects from the store, every credential request
+    /// looks one up. Rebuilt by [`Config::index_projects`].
+    #[serde(skip)]
+    pub(crate) project_index: std::collections::HashMap<ProjectName, usize>,
 }
 
 impl Config {
     pub fn project(&self, name: &ProjectName) -> Option<&Project> {
+        // The index is whole only when made after the last change to
+        // `projects`; otherwise (a `Config` changed by hand) it is read
+        // through as a hint and the list is scanned.
+        if self.project_index.len() == self.projects.len() {
+            let found = self
+                .project_index
+                .get(name)
+                .and_then(|&i| self.projects.get(i));
+            return found.filter(|p| &p.name == name);
+        }
         self.projects.iter().find(|p| &p.name == name)
+    }
+
+    /// Builds the index of `projects` again, after changing them.
+    pub fn index_projects(&mut self) {
+        self.project_index = self
+            .projects
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.clone(), i))
+            .collect();
     }
 }
 

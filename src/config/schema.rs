@@ -133,14 +133,17 @@ impl Reader {
                 }
             }
         }
-        Some(Config {
+        let mut config = Config {
             registry,
             projects: projects.into_iter().map(|(p, _, _)| p).collect(),
             auth: auth?,
             server: server?,
             store,
             controller,
-        })
+            project_index: Default::default(),
+        };
+        config.index_projects();
+        Some(config)
     }
 
     /// `controller: {enabled, interval_seconds, lease_seconds}`.

@@ -59,6 +59,7 @@ pub fn effective(base: &Config, rows: &Rows) -> Config {
             _ => None,
         }
     }));
+    config.index_projects();
     config
 }
 
@@ -102,4 +103,81 @@ pub async fn with_store_projects(config: &Config) -> Result<Config, super::Store
         "projects"
     );
     Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let yaml = "registry: {type: oci-client-auth, registry_url: \"localhost:5000\"}\nprojects: [{name: declared, access: [\"user:carol\"]}]\nauth: {hs256_secret: view-test-secret-view-test-secret-012345}\n";
+        let sources = [crate::config::Source {
+            file: Arc::from("default.yaml"),
+            text: yaml.into(),
+        }];
+        crate::config::load_sources(&sources, &Arc::from("config"), &|_| None).unwrap()
+    }
+
+    fn row(name: &str, state: RepoState, spec: &str) -> (ProjectName, Arc<StoredProject>) {
+        let name = ProjectName::parse(name).unwrap();
+        let record = Record {
+            name: name.clone(),
+            spec: spec.into(),
+            revision: 1,
+            created_ms: 1,
+            updated_at: 0,
+            state,
+            message: None,
+            reconciled_at: None,
+        };
+        (name, Arc::new(StoredProject::new(record)))
+    }
+
+    #[test]
+    fn config_wins_deleting_and_unreadable_rows_admit_nobody() {
+        let base = config();
+        let rows: Rows = [
+            row(
+                "declared",
+                RepoState::Ready,
+                r#"{"access": ["user:mallory"]}"#,
+            ),
+            row("live", RepoState::Pending, r#"{"access": ["user:dave"]}"#),
+            row("going", RepoState::Deleting, r#"{"access": ["user:dave"]}"#),
+            row("garbled", RepoState::Ready, r#"{"access": "not a list"}"#),
+            row("broken-json", RepoState::Ready, "{"),
+        ]
+        .into_iter()
+        .collect();
+        let merged = effective(&base, &rows);
+        let names: Vec<&str> = merged.projects.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["declared", "live"]);
+        let p = |n: &str| merged.project(&ProjectName::parse(n).unwrap());
+        assert_eq!(p("declared").unwrap().access[0].to_string(), "user:carol");
+        assert_eq!(p("live").unwrap().access[0].to_string(), "user:dave");
+        assert!(p("going").is_none() && p("garbled").is_none() && p("nope").is_none());
+        assert_eq!(
+            clashes(&base, &rows),
+            [&ProjectName::parse("declared").unwrap()]
+        );
+        assert!(
+            rows[&ProjectName::parse("broken-json").unwrap()]
+                .spec
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn thousands_of_projects_are_found_by_name() {
+        let base = config();
+        let rows: Rows = (0..10_000)
+            .map(|i| row(&format!("p{i}"), RepoState::Ready, r#"{"access": []}"#))
+            .collect();
+        let merged = effective(&base, &rows);
+        assert_eq!(merged.projects.len(), 10_001);
+        for i in [0, 4_999, 9_999] {
+            let name = ProjectName::parse(&format!("p{i}")).unwrap();
+            assert_eq!(merged.project(&name).map(|p| &p.name), Some(&name));
+        }
+    }
 }
