@@ -33,6 +33,7 @@ pub mod postgres;
 pub mod registry;
 pub mod server;
 pub mod throttle;
+pub mod wrk;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
