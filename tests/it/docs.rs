@@ -481,3 +481,69 @@ fn the_workload_identity_examples_load() {
     }
     assert!(checked >= 4, "found only {checked} examples");
 }
+
+/// docs/projects.md's `curl` example, sent as written to serve with a
+/// SQLite store, makes the project, and `GET` answers in the shape the doc
+/// shows (the same keys, the rules as sent).
+#[tokio::test]
+async fn the_projects_api_example_answers_as_documented() {
+    use crate::support::server::Serve;
+    use serde_json::Value;
+    let doc = read_doc("docs/projects.md");
+    let curl = blocks(&doc, "sh")
+        .into_iter()
+        .find(|b| b.contains("curl") && b.contains("-X PUT"))
+        .expect("a curl PUT example");
+    let path = curl
+        .split('"')
+        .find_map(|s| s.strip_prefix("$RISE"))
+        .expect("a \"$RISE/...\" URL");
+    let body = curl
+        .split("-d '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a -d '...' body");
+    let shown: Value = blocks(&doc, "json")
+        .iter()
+        .find(|b| b.contains("\"source\": \"store\""))
+        .map(|b| serde_json::from_str(b).unwrap())
+        .expect("the GET example");
+
+    let secret = "docs-test-secret-docs-test-secret-0123456";
+    let data = tempfile::tempdir().unwrap();
+    let serve = Serve::start(
+        &format!(
+            "registry: {{type: ecr, region: us-east-1, account_id: \"123456789012\", role_arn: \"arn:aws:iam::123456789012:role/rise-backend\", push_role_arn: \"arn:aws:iam::123456789012:role/rise-backend-ecr-push\"}}\n\
+             auth: {{hs256_secret: {secret}, project_managers: [\"user:rise-backend\"]}}\n\
+             store: {{url: \"sqlite:{}\"}}\n",
+            data.path().join("p.db").display()
+        ),
+        &[("AWS_EC2_METADATA_DISABLED", "true")],
+    );
+    let token = crate::support::jwt::hs256(
+        secret,
+        &crate::support::jwt::claims("rise-backend", None, &[]),
+    );
+    let auth = format!("Bearer {token}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let put =
+        crate::support::http::send(hyper::Method::PUT, &serve.url(path), &headers, body).await;
+    assert_eq!(put.status, 201, "{}", put.body);
+    let got = crate::support::http::send(hyper::Method::GET, &serve.url(path), &headers, "").await;
+    let got = got.json();
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&got), keys(&shown), "{got}");
+    assert_eq!(
+        keys(&got["repository"]),
+        keys(&shown["repository"]),
+        "{got}"
+    );
+    for field in ["name", "source", "access", "pull_access"] {
+        assert_eq!(got[field], shown[field], "{field}");
+    }
+    assert_eq!(got["repository"]["name"], shown["repository"]["name"]);
+    assert_eq!(got["repository"]["state"], shown["repository"]["state"]);
+}
