@@ -965,3 +965,100 @@ async fn plan_and_apply_see_the_projects_of_the_store() {
         "per-project checks for the store's project: {text}"
     );
 }
+
+/// A thousand conditional writes at once, on two replicas and fifty
+/// projects: every write that succeeded made exactly one new version, the
+/// store's revisions count them, and nothing else answered but 2xx, 409
+/// and 412.
+#[tokio::test]
+async fn a_thousand_concurrent_conditional_writes_lose_nothing() {
+    let pg = Postgres::start_new();
+    pg.create_db("rise");
+    let cfg = config(&pg.url("rise"));
+    let replicas = std::sync::Arc::new([Serve::start(&cfg, &[]), Serve::start(&cfg, &[])]);
+    let projects = 50;
+    for p in 0..projects {
+        let created = put(
+            &replicas[p % 2],
+            &format!("c-{p}"),
+            &json!({"access": []}),
+            &[],
+        )
+        .await;
+        assert_eq!(created.status, 201);
+    }
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(100));
+    let mut tasks = Vec::new();
+    for op in 0..1000usize {
+        let replicas = replicas.clone();
+        let in_flight = in_flight.clone();
+        tasks.push(tokio::spawn(async move {
+            let _slot = in_flight.acquire().await.unwrap();
+            let serve = &replicas[op % 2];
+            let name = format!("c-{}", op % projects);
+            let path = format!("/registry/projects/{name}");
+            let current = call(serve, Method::GET, &path, &manager(), &[], "").await;
+            let etag = current.header("etag").unwrap_or("\"0-0\"").to_string();
+            let reply = if op % 10 == 9 {
+                call(
+                    serve,
+                    Method::DELETE,
+                    &path,
+                    &manager(),
+                    &[("if-match", &etag)],
+                    "",
+                )
+                .await
+            } else {
+                let body = json!({"access": [format!("user:writer-{op}")]}).to_string();
+                call(
+                    serve,
+                    Method::PUT,
+                    &path,
+                    &manager(),
+                    &[("if-match", &etag)],
+                    &body,
+                )
+                .await
+            };
+            (
+                name,
+                reply.status.as_u16(),
+                reply.header("etag").map(str::to_string),
+            )
+        }));
+    }
+    let mut versions: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    let mut statuses: std::collections::BTreeMap<u16, usize> = Default::default();
+    for t in tasks {
+        let (name, status, etag) = t.await.unwrap();
+        *statuses.entry(status).or_default() += 1;
+        assert!([200, 202, 409, 412].contains(&status), "{name}: {status}");
+        if status == 200 || status == 202 {
+            versions.entry(name).or_default().insert(etag.unwrap());
+        }
+    }
+    eprintln!("statuses: {statuses:?}");
+    assert!(
+        statuses.get(&200).copied().unwrap_or(0) >= projects,
+        "{statuses:?}"
+    );
+    for p in 0..projects {
+        let name = format!("c-{p}");
+        let revision: usize = pg
+            .psql(
+                "rise",
+                &format!("SELECT revision FROM rise_projects WHERE name = '{name}'"),
+            )
+            .trim()
+            .parse()
+            .unwrap();
+        let made = versions.get(&name).map_or(0, |v| v.len());
+        assert_eq!(
+            revision,
+            1 + made,
+            "{name}: every successful write is one version"
+        );
+    }
+}
