@@ -25,9 +25,31 @@ pub fn run(loaded: &Loaded, check: bool, env: &mut Env<'_>) -> Result<Status> {
             writeln!(env.stderr, "warning: {advice}")?;
         }
         let n = config.projects.len();
+        let from_store = match &config.store {
+            Some(store) => match crate::runtime::build()?.block_on(store_projects(config)) {
+                Ok((rows, clashes)) => {
+                    for name in clashes {
+                        writeln!(
+                            env.stderr,
+                            "warning: project `{name}` is declared in config and held in the store: config's wins, the store's row is ignored"
+                        )?;
+                    }
+                    format!(", {rows} in the store")
+                }
+                Err(e) => {
+                    writeln!(
+                        env.stderr,
+                        "warning: the project store ({}) could not be read: {e}",
+                        store.url.describe()
+                    )?;
+                    String::new()
+                }
+            },
+            None => String::new(),
+        };
         writeln!(
             out,
-            "OK: configuration is valid ({files}; registry {}, {n} project{})",
+            "OK: configuration is valid ({files}; registry {}, {n} project{}{from_store})",
             config.registry.type_name(),
             if n == 1 { "" } else { "s" }
         )?;
@@ -36,6 +58,29 @@ pub fn run(loaded: &Loaded, check: bool, env: &mut Env<'_>) -> Result<Status> {
         write!(out, "# effective configuration from {files}\n{yaml}")?;
     }
     Ok(Status::Success)
+}
+
+/// How many rows the store holds, and the names it shares with config.
+async fn store_projects(config: &Config) -> Result<(usize, Vec<String>)> {
+    let Some(store) = &config.store else {
+        return Ok((0, Vec::new()));
+    };
+    let read = async {
+        let Some(opened) = crate::store::Store::open_existing(&store.url).await? else {
+            return Ok::<_, crate::store::StoreError>((0, Vec::new()));
+        };
+        let rows = opened.list().await?;
+        let clashes = rows
+            .iter()
+            .filter(|r| config.project(&r.name).is_some())
+            .map(|r| r.name.to_string())
+            .collect();
+        Ok((rows.len(), clashes))
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .context("no answer within 10 s")?
+        .map_err(Into::into)
 }
 
 /// Reads and checks every file config names the way serve will use it: the

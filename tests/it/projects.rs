@@ -1062,3 +1062,51 @@ async fn a_thousand_concurrent_conditional_writes_lose_nothing() {
         );
     }
 }
+
+/// `config --check` reads the store: how many projects it holds, and a
+/// warning for each name the config declares too (config wins).
+#[tokio::test]
+async fn config_check_names_the_projects_config_and_store_both_hold() {
+    use rise_registry::config::StoreUrl;
+    use rise_registry::store::{Precondition, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&StoreUrl::Sqlite(dir.path().join("p.db")))
+        .await
+        .unwrap();
+    for name in ["declared", "extra"] {
+        let name = rise_registry::naming::ProjectName::parse(name).unwrap();
+        store
+            .put(
+                &name,
+                r#"{"access": [], "pull_access": []}"#,
+                &Precondition::Any,
+                1,
+            )
+            .await
+            .unwrap();
+    }
+    drop(store);
+    std::fs::write(dir.path().join("default.yaml"), config("sqlite:p.db")).unwrap();
+    let out = std::process::Command::new(support::server::BIN)
+        .args([
+            "--config-dir",
+            dir.path().to_str().unwrap(),
+            "--run-mode",
+            "default",
+        ])
+        .args(["config", "--check"])
+        .env_clear()
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("1 project, 2 in the store"), "{stdout}");
+    assert!(
+        stderr.contains("project `declared` is declared in config and held in the store"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("`extra`"), "{stderr}");
+}
