@@ -337,16 +337,22 @@ fn callers_request_id<B>(req: &Request<B>) -> Option<String> {
 }
 
 impl App {
+    /// Ready means "can answer credential requests": config loaded and
+    /// keys to verify tokens with. Upstream health (AWS, the project
+    /// store) is said in the body, not failed on: while AWS is down, cached
+    /// credentials keep flowing and a cold project gets 503 with
+    /// `Retry-After`, and taking every replica out of service at once would
+    /// turn that into no answer at all. Doctor and the metrics watch AWS.
     async fn readyz(&self) -> Response<Body> {
         let mut problems = Vec::new();
         if !self.live.load().auth.ready() {
             problems.push("no keys to verify tokens with (JWKS not loaded)");
         }
-        if !self.provider.ready().await {
-            problems.push("the registry provider is not reachable");
-        }
-        // A store that is down takes nothing from credential requests
-        // (they run on the last snapshot), so it is said, not failed on.
+        let provider = if self.provider.ready().await {
+            "ok"
+        } else {
+            "unreachable"
+        };
         let store = self
             .store
             .as_ref()
@@ -356,6 +362,7 @@ impl App {
         } else {
             json!({"status": "not ready", "problems": problems})
         };
+        body["provider"] = json!(provider);
         if let Some(store) = store {
             body["store"] = json!(store);
         }

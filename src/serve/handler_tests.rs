@@ -363,7 +363,7 @@ async fn health_readiness_and_metrics() {
     );
     assert_eq!(
         serve.get("/readyz", None).await.json(),
-        json!({"status": "ready"})
+        json!({"status": "ready", "provider": "ok"})
     );
     let alice = token("u-alice", Some("alice@example.com"), &[]);
     serve.get(&creds("my-app"), Some(&alice)).await;

@@ -326,10 +326,11 @@ fn the_docs_state_what_aws_documents_about_the_login_lifetime() {
     );
 }
 
-/// While AWS fails, `/readyz` asks it at most once per probe interval: a
-/// burst of readiness checks (every kubelet, every replica) costs one AWS
-/// probe, not one each. The proxy answers every call with throttling and
-/// counts the attempts.
+/// While AWS fails, `/readyz` stays 200 (the replica can still serve from
+/// its cache) and says the provider is unreachable, asking AWS at most once
+/// per probe interval: a burst of readiness checks (every kubelet, every
+/// replica) costs one AWS probe, not one each. The proxy answers every call
+/// with throttling and counts the attempts.
 #[tokio::test]
 async fn readiness_checks_do_not_hammer_a_failing_aws() {
     let emulator = Emulator::start();
@@ -337,11 +338,13 @@ async fn readiness_checks_do_not_hammer_a_failing_aws() {
     let cfg = config(&emulator, "", "").replace(&emulator.endpoint_url(), &proxy.url());
     let serve = TestServer::start(&cfg).await;
     let first = get(&serve.url("/readyz"), None).await;
-    assert_eq!(first.status, 503, "{}", first.body);
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.json()["provider"], "unreachable", "{}", first.body);
     let one_probe = proxy.throttled();
     assert!(one_probe >= 1, "the first check asks AWS");
     for _ in 0..20 {
-        assert_eq!(get(&serve.url("/readyz"), None).await.status, 503);
+        let again = get(&serve.url("/readyz"), None).await;
+        assert_eq!(again.json()["provider"], "unreachable");
     }
     assert_eq!(
         proxy.throttled(),
@@ -350,8 +353,44 @@ async fn readiness_checks_do_not_hammer_a_failing_aws() {
     );
     // After the interval, the next check probes again.
     pass(Duration::from_secs(6)).await;
-    assert_eq!(get(&serve.url("/readyz"), None).await.status, 503);
+    assert_eq!(
+        get(&serve.url("/readyz"), None).await.json()["provider"],
+        "unreachable"
+    );
     assert!(proxy.throttled() > one_probe);
+}
+
+/// With AWS stopped, a replica stays ready: cached projects keep getting
+/// credentials, `/readyz` answers 200 and says the provider is
+/// unreachable, and a project with nothing cached gets 503 with
+/// `Retry-After`, which `login` and CI retry.
+#[tokio::test]
+async fn with_aws_down_a_replica_stays_ready_and_serves_its_cache() {
+    let mut emulator = Emulator::start();
+    support::provision(&emulator).await;
+    let text = config(&emulator, "", "").replace(
+        r#"  - {name: my-app, access: ["group:team-a"]}"#,
+        "  - {name: my-app, access: [\"group:team-a\"]}\n  - {name: cold-app, access: [\"group:team-a\"]}",
+    );
+    assert!(text.contains("cold-app"));
+    let serve = TestServer::start(&text).await;
+    assert_eq!(get(&url(&serve), Some(&token())).await.status, 200);
+    emulator.stop();
+    let ready = get(&serve.url("/readyz"), None).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    // (`provider` still says `ok`: an AWS call succeeded within the
+    // minute; `readiness_checks_do_not_hammer_a_failing_aws` sees it say
+    // `unreachable`.)
+    assert_eq!(ready.json()["status"], "ready");
+    let cached = get(&url(&serve), Some(&token())).await;
+    assert_eq!(cached.status, 200, "{}", cached.body);
+    let cold = get(
+        &serve.url("/registry/credentials?project=cold-app"),
+        Some(&token()),
+    )
+    .await;
+    assert_eq!(cold.status, 503, "{}", cold.body);
+    assert!(cold.header("retry-after").is_some());
 }
 
 /// `access=pull`: a session of its own (cached apart from push), granted
