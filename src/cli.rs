@@ -110,6 +110,9 @@ pub struct ApplyArgs {
     /// Apply without asking for confirmation
     #[arg(long)]
     pub auto_approve: bool,
+    /// Let an unattended apply delete more repositories than registry.max_deletions
+    #[arg(long)]
+    pub allow_destroy: bool,
     /// Report progress and the result as JSON
     #[arg(long)]
     pub json: bool,

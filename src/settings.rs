@@ -140,6 +140,7 @@ fn apply(args: ApplyArgs, verbose: bool) -> ApplySettings {
     ApplySettings {
         planfile: args.planfile,
         auto_approve: args.auto_approve,
+        allow_destroy: args.allow_destroy,
         json: args.json,
         verbose,
         scope: args.scope,

@@ -124,6 +124,8 @@ pub(crate) fn run_plan(
 pub struct ApplySettings {
     pub planfile: Option<PathBuf>,
     pub auto_approve: bool,
+    /// `--allow-destroy`: lift `registry.max_deletions`.
+    pub allow_destroy: bool,
     pub json: bool,
     /// List every repository of a group (`-v`).
     pub verbose: bool,
@@ -144,6 +146,7 @@ pub(crate) fn run_apply(
     let ApplySettings {
         ref planfile,
         auto_approve,
+        allow_destroy,
         json,
         verbose,
         scope,
@@ -195,6 +198,22 @@ pub(crate) fn run_apply(
         // and needs a yes. With --json, stdout is for the machine, so the
         // plan to review goes beside the question, on stderr.
         let confirming = planfile.is_none() && !auto_approve && !plan.is_empty();
+        // Nobody reviews an --auto-approve run: it may delete only so much.
+        if auto_approve
+            && planfile.is_none()
+            && !allow_destroy
+            && let Err(refusal) = crate::reconcile::plan::check_deletions(&plan, ecr.max_deletions)
+        {
+            if !json {
+                let options = TextOptions { colour: env.colour, verbose };
+                write!(env.stdout, "{}", to_text(&plan, options))?;
+            }
+            bail!(
+                "{refusal}; nothing was changed\n  hint: review `{}`, then run `{}` (or raise registry.max_deletions)",
+                location.command("plan"),
+                location.command("apply --auto-approve --allow-destroy")
+            );
+        }
         if !json {
             let options = TextOptions { colour: env.colour, verbose };
             write!(env.stdout, "{}", to_text(&plan, options))?;

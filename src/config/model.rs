@@ -95,6 +95,11 @@ pub struct EcrConfig {
     /// The push role: assumed with a per-project session policy.
     pub push_role_arn: RoleArn,
     pub auto_remove: bool,
+    /// Repositories an unattended run (`apply --auto-approve`, the
+    /// controller) may delete at once; more is refused whole, since a
+    /// values mistake that empties the project list would otherwise delete
+    /// every repository and its images. `apply --allow-destroy` lifts it.
+    pub max_deletions: u32,
     /// Whether plan/apply manage the two roles by default (`false` when
     /// Terraform's `modules/rise-aws` owns them): the default `--scope`.
     pub manage_roles: bool,

@@ -173,6 +173,14 @@ mod tests {
         let mut found = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
+            // Layer files only: a development store (`.dev-store.sqlite`)
+            // may sit beside them.
+            if !path
+                .extension()
+                .is_some_and(|e| e == "yaml" || e == "yml")
+            {
+                continue;
+            }
             let text = std::fs::read_to_string(&path).unwrap();
             for line in text.lines() {
                 let Some((_, value)) = line.split_once("hs256_secret:") else {

@@ -317,6 +317,11 @@ impl Reader {
         let manage_roles = self
             .optional(&mut m, "manage_roles", Self::bool)
             .unwrap_or(true);
+        let max_deletions = self
+            .optional(&mut m, "max_deletions", |r, n, p| {
+                r.uint(n, p, 0, 1_000_000)
+            })
+            .unwrap_or(5);
         let endpoint_url =
             self.optional(&mut m, "endpoint_url", |r, n, p| r.scalar(n, p, http_url));
         let repository = self.repository_settings(&mut m);
@@ -400,6 +405,7 @@ impl Reader {
                 role_arn: role_arn?,
                 push_role_arn: push_role_arn?,
                 auto_remove,
+                max_deletions,
                 manage_roles,
                 endpoint_url,
                 repository,

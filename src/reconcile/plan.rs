@@ -385,6 +385,41 @@ impl Plan {
     }
 }
 
+/// The repositories `plan` deletes (with `auto_remove`), images and all.
+pub fn deletions(plan: &Plan) -> Vec<&str> {
+    plan.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DeleteRepository { repository } => Some(repository.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether an unattended run may carry out `plan`: at most `max`
+/// repository deletions.
+///
+/// # Errors
+/// The refusal, naming how many and the first few.
+pub fn check_deletions(plan: &Plan, max: u32) -> Result<(), String> {
+    let doomed = deletions(plan);
+    if doomed.len() <= max as usize {
+        return Ok(());
+    }
+    let shown: Vec<&str> = doomed.iter().take(5).copied().collect();
+    let more = doomed.len() - shown.len();
+    Err(format!(
+        "this plan deletes {} repositories and their images ({}{}), more than registry.max_deletions ({max}) allows without review",
+        doomed.len(),
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    ))
+}
+
 /// Computes the plan of everything.
 pub fn plan(desired: &DesiredState, observed: &ObservedState) -> Plan {
     plan_scope(desired, observed, Scope::All)
@@ -607,4 +642,38 @@ fn setting_changes(want: &Values, have: &ObservedRepository, context: &Context) 
             after: want.clone(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_deleting(n: usize) -> Plan {
+        let mut actions: Vec<Action> = (0..n)
+            .map(|i| Action::DeleteRepository {
+                repository: format!("rise/p{i}"),
+            })
+            .collect();
+        actions.push(Action::Orphan {
+            repository: "rise/kept".into(),
+        });
+        Plan {
+            actions,
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn deletions_beyond_the_limit_are_refused_and_named() {
+        assert!(check_deletions(&plan_deleting(5), 5).is_ok());
+        assert!(
+            check_deletions(&plan_deleting(0), 0).is_ok(),
+            "orphaning loses nothing"
+        );
+        let refusal = check_deletions(&plan_deleting(7), 5).unwrap_err();
+        assert_eq!(
+            refusal,
+            "this plan deletes 7 repositories and their images (rise/p0, rise/p1, rise/p2, rise/p3, rise/p4 and 2 more), more than registry.max_deletions (5) allows without review"
+        );
+    }
 }

@@ -259,13 +259,34 @@ async fn reconcile_ecr(
     for action in &plan.actions {
         tracing::info!(action = %action, "controller");
     }
-    let report = if plan.is_empty() {
+    // Nobody reviews a controller's pass: beyond `max_deletions`, the
+    // deletions are held back (their projects stay `deleting`, saying why)
+    // and everything else goes ahead.
+    let held = crate::reconcile::plan::check_deletions(&plan, ecr.max_deletions).err();
+    let mut runnable = plan.clone();
+    if let Some(why) = &held {
+        tracing::error!(refusal = %why, "controller: deletions held back; raise registry.max_deletions or run `apply --allow-destroy` after review");
+        runnable
+            .actions
+            .retain(|a| !matches!(a, Action::DeleteRepository { .. }));
+    }
+    let mut report = if runnable.is_empty() {
         ApplyReport::default()
     } else {
         reconciler
-            .execute(plan.clone(), Arc::new(AtomicBool::new(false)), |_| Ok(()))
+            .execute(runnable, Arc::new(AtomicBool::new(false)), |_| Ok(()))
             .await?
     };
+    if let Some(why) = held {
+        for action in &plan.actions {
+            if matches!(action, Action::DeleteRepository { .. }) {
+                report.failed.push(crate::reconcile::apply::Failure {
+                    action: action.to_string(),
+                    error: format!("held back: {why}"),
+                });
+            }
+        }
+    }
     for failure in &report.failed {
         tracing::warn!(action = %failure.action, error = %failure.error, "controller action failed");
     }

@@ -1538,3 +1538,30 @@ async fn apply_backs_off_its_concurrency_under_a_rate_limit() {
     assert!(lowest < 16, "backed off to {lowest}:\n{log}");
     account.expect(&["plan", "--detailed-exitcode"], 0);
 }
+
+/// With `auto_remove: true`, a config that loses its projects (a values
+/// mistake) would delete every repository and its images: an unattended
+/// `apply --auto-approve` deletes at most `registry.max_deletions` and
+/// refuses more whole, changing nothing, until `--allow-destroy` says so.
+#[tokio::test]
+async fn an_unattended_apply_deletes_no_more_than_max_deletions() {
+    let account = Account::new();
+    let six = ["p1", "p2", "p3", "p4", "p5", "p6"];
+    account.configure(&six, "  auto_remove: true\n  max_deletions: 5\n");
+    account.expect(&["apply", "--auto-approve"], 0);
+    account.configure(&[], "  auto_remove: true\n  max_deletions: 5\n");
+    let out = account.run(&["apply", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("this plan deletes 6 repositories and their images")
+            && stderr.contains("more than registry.max_deletions (5)")
+            && stderr.contains("nothing was changed")
+            && stderr.contains("apply --auto-approve --allow-destroy"),
+        "{stderr}"
+    );
+    assert_eq!(all_repositories(&account).await.len(), 6, "nothing deleted");
+    // Reviewed (at a terminal, or told so), it goes ahead.
+    account.expect(&["apply", "--auto-approve", "--allow-destroy"], 0);
+    assert!(all_repositories(&account).await.is_empty());
+}
