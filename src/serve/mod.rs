@@ -29,6 +29,7 @@ pub mod credentials;
 mod error;
 #[cfg(test)]
 mod handler_tests;
+mod http;
 pub mod metrics;
 mod projects;
 pub mod ratelimit;
