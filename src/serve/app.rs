@@ -143,7 +143,7 @@ impl App {
     }
 
     /// This app with the project store `store` ([`super::snapshot`] keeps
-    /// its snapshot current once [`super::snapshot::follow`] runs).
+    /// its snapshot current once [`super::follow::follow`] runs).
     pub fn with_store(mut self, store: Store) -> Self {
         self.metrics.set_store_up(true);
         self.store = Some(StoreLink::new(store));

@@ -27,6 +27,7 @@ pub mod cache;
 pub mod controller;
 pub mod credentials;
 mod error;
+pub mod follow;
 #[cfg(test)]
 mod handler_tests;
 mod http;
