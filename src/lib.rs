@@ -16,6 +16,10 @@
 //! - [`clock`]: wall-clock seconds and RFC 3339 text, the one time source of
 //!   serve and the registry providers.
 //! - [`policy`]: the per-project session policy and role session name.
+//! - [`roles`]: the two roles' documents, rendered from the Terraform
+//!   module's templates, and IAM's size quotas on them.
+//! - [`access`]: access kinds and rules (principals, workload rules on
+//!   claims) as plain values, read by config and applied by auth.
 //! - [`auth`]: bearer-token verification (HS256, JWKS) and the access rule.
 //! - [`registry`]: providers that issue credentials (`ecr`, `oci-client-auth`,
 //!   `oci-token` with its tickets, scopes and token signing).
@@ -31,6 +35,7 @@
 //! - [`doctor`]: the troubleshooting checks (a pure model and decisions,
 //!   with the AWS and HTTP calls at one edge).
 
+pub mod access;
 pub mod auth;
 pub mod aws;
 pub mod cli;
@@ -45,6 +50,7 @@ pub mod policy;
 pub mod reconcile;
 pub mod registry;
 pub mod repository_settings;
+pub mod roles;
 pub mod run;
 pub mod runtime;
 pub mod secret;

@@ -3,10 +3,12 @@
 //! - [`jwt`]: token verification (pure, `now` passed in).
 //! - [`jwks`]: fetching and refreshing an issuer's JWKS (at its `jwks_url`
 //!   or found by OIDC discovery).
-//! - [`claims`]: workload rules on a token's claims.
 //! - [`authorize`]: the access rule, deny by default.
+//!
+//! The rules themselves ([`AccessRule`], [`claims`]'s workload rules) and
+//! [`AccessKind`] are plain values in [`crate::access`], which config reads
+//! them into; they are re-exported here, where callers look for them.
 
-pub mod claims;
 pub mod jwks;
 pub mod jwt;
 
@@ -15,77 +17,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::config::{AuthConfig, Config, DEFAULT_ISSUER};
 use crate::naming::{Principal, ProjectName};
 
-pub use claims::WorkloadRule;
+pub use crate::access::claims::{self, WorkloadRule};
+pub use crate::access::{AccessKind, AccessRule};
 pub use jwt::TokenError;
-
-/// What credentials are asked for: `push` (which includes pull) or `pull`
-/// only (`access=` on the credential request, `login --access`).
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum AccessKind {
-    /// Push and pull.
-    #[default]
-    Push,
-    /// Pull only.
-    Pull,
-}
-
-impl AccessKind {
-    pub const ALL: [Self; 2] = [Self::Push, Self::Pull];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Push => "push",
-            Self::Pull => "pull",
-        }
-    }
-
-    /// # Errors
-    /// Anything but `push` or `pull`, exactly.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "push" => Ok(Self::Push),
-            "pull" => Ok(Self::Pull),
-            _ => Err("`access` is `push` or `pull`".into()),
-        }
-    }
-
-    pub fn is_push(self) -> bool {
-        self == Self::Push
-    }
-}
-
-impl fmt::Display for AccessKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An entry of a project's `access` or `pull_access`: a person or group
-/// (`user:`, `group:`), or a workload by its token's claims.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum AccessRule {
-    Principal(Principal),
-    Workload(WorkloadRule),
-}
-
-impl fmt::Display for AccessRule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Principal(p) => p.fmt(f),
-            Self::Workload(w) => w.fmt(f),
-        }
-    }
-}
 
 /// An authenticated caller, from a verified token.
 #[derive(Debug, Clone, PartialEq, Eq)]

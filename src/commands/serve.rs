@@ -85,7 +85,7 @@ async fn serve(config: Config, addr: SocketAddr, source: ConfigSource) -> Result
     // The first read before the listener answers: a project of the store
     // is never refused for having been read too late.
     if let Some(link) = app.store_link() {
-        serve::snapshot::full_read(&app, link)
+        serve::follow::full_read(&app, link)
             .await
             .context("reading the project store")?;
         let live = app.live();
@@ -111,7 +111,7 @@ async fn serve(config: Config, addr: SocketAddr, source: ConfigSource) -> Result
         let _ = rx.wait_for(|stopped| *stopped).await;
     };
     let watcher = tokio::spawn(watch_config(app.clone(), source, stopped.clone()));
-    let follower = tokio::spawn(serve::snapshot::follow(app.clone(), stopped.clone()));
+    let follower = tokio::spawn(serve::follow::follow(app.clone(), stopped.clone()));
     let controller = tokio::spawn(serve::controller::run(app.clone(), stopped.clone()));
     let ops = ops_listener.map(|l| {
         let limits = Limits {

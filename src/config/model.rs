@@ -10,12 +10,13 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-pub use crate::auth::AccessRule;
+pub use crate::access::AccessRule;
 use crate::naming::{
     AccountId, K8sName, OidcProviderArn, Principal, PrincipalArn, ProjectName, Region,
     RegistryHost, RepoNamespace, RepoPrefix, RoleArn,
 };
 use crate::repository_settings::Values;
+use crate::roles::{IrsaVars, TemplateVars};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Serialize)]
@@ -125,6 +126,37 @@ impl EcrConfig {
     /// the region).
     pub fn partition(&self) -> &str {
         self.role_arn.partition()
+    }
+}
+
+/// Defined here rather than beside [`TemplateVars`]: [`crate::roles`] sits
+/// below config (config renders the role documents to check their sizes),
+/// so it takes plain strings and knows nothing of [`EcrConfig`].
+impl TemplateVars {
+    /// The template variables of these ECR settings.
+    pub fn from_config(ecr: &EcrConfig) -> Self {
+        let mut push_trusted_principals = vec![ecr.role_arn.to_string()];
+        push_trusted_principals.extend(ecr.trusted_principals.iter().map(ToString::to_string));
+        Self {
+            partition: ecr.partition().to_string(),
+            region: ecr.region.to_string(),
+            account_id: ecr.account_id.to_string(),
+            repo_prefix: ecr.repo_prefix.to_string(),
+            auto_remove: ecr.auto_remove,
+            push_role_arn: ecr.push_role_arn.to_string(),
+            irsa: ecr.irsa.as_ref().map(|i| IrsaVars {
+                oidc_provider_arn: i.oidc_provider_arn.to_string(),
+                provider: i.provider().to_string(),
+                namespace: i.namespace.to_string(),
+                service_account: i.service_account.to_string(),
+            }),
+            trusted_principals: ecr
+                .trusted_principals
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            push_trusted_principals,
+        }
     }
 }
 

@@ -27,7 +27,7 @@ pub(super) struct Reader {
     pub(super) rule_issuers: Vec<(String, Origin, String)>,
     /// Each workload rule read whole, where it was written: whether it
     /// pins a tenant is checked against its issuer once `auth` is read.
-    pub(super) rules: Vec<(crate::auth::claims::WorkloadRule, Origin, String)>,
+    pub(super) rules: Vec<(crate::access::WorkloadRule, Origin, String)>,
 }
 
 /// A map being read: tracks which keys were consumed (so the rest can be

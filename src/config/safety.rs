@@ -84,7 +84,7 @@ pub fn recommendations(config: &Config) -> Vec<String> {
         ];
         for (list, rules) in lists {
             for (i, rule) in rules.iter().enumerate() {
-                let crate::auth::AccessRule::Workload(rule) = rule else {
+                let crate::access::AccessRule::Workload(rule) = rule else {
                     continue;
                 };
                 for (claim, patterns) in &rule.claims_like {

@@ -17,16 +17,16 @@ use super::model::*;
 use super::reader::{MapReader, Reader, did_you_mean, join};
 use super::values::{http_url, issuer_name, jwks_url, socket_addr, tag_text, token_name};
 use super::yaml::{Kind, Node};
-use crate::auth::claims::{ClaimPattern, MAX_CONDITION_BYTES, WorkloadRule};
+use crate::access::claims::{ClaimPattern, MAX_CONDITION_BYTES, WorkloadRule};
 use crate::naming::{
     AccountId, K8sName, OidcProviderArn, Principal, PrincipalArn, ProjectName, Region,
     RegistryHost, RepoNamespace, RepoPrefix, RoleArn,
 };
-use crate::policy::roles::{
+use crate::repository_settings::{ConfigKind, Values, either};
+use crate::roles::{
     ROLE_INLINE_POLICIES_MAX_CHARS, TRUST_POLICY_MAX_CHARS, TemplateVars, policy_chars,
     role_documents,
 };
-use crate::repository_settings::{ConfigKind, Values, either};
 use crate::secret::Secret;
 use crate::tags::{
     MAX_TAG_VALUE_CHARS, MAX_TAGS_PER_RESOURCE, RESERVED_REPOSITORY_TAGS, encode_tag_keys,
@@ -251,7 +251,7 @@ impl Reader {
                     ))
                     .hint(format!(
                         "pin one of {} exactly in `claims` (or in `claims_like` with a pattern that fixes the owner, such as `acme/*`); if `{}` is an issuer of your own, say `private: true` in its `auth.issuers` entry",
-                        crate::auth::claims::TENANT_CLAIMS.join(", "),
+                        crate::access::claims::TENANT_CLAIMS.join(", "),
                         rule.issuer
                     )),
                 );

@@ -1,18 +1,19 @@
 //! IAM documents built from validated names: the per-project session policy
-//! and the role session name that serve uses when it assumes the push role,
-//! and ([`roles`]) the documents of the two roles themselves.
+//! and the role session name that serve uses when it assumes the push role.
+//! The documents of the two roles themselves are [`crate::roles`], apart
+//! from this module because config renders them and this module reads
+//! config.
 //!
 //! Pure functions of their inputs. The inputs are [`ProjectName`] and the
 //! validated ECR settings, so nothing here can produce a wildcard resource:
 //! a project name has no `*` or `?`, and the ARN is the exact repository.
 
 pub mod eval;
-pub mod roles;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::auth::AccessKind;
+use crate::access::AccessKind;
 use crate::config::EcrConfig;
 use crate::naming::{NameError, ProjectName};
 

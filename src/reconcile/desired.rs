@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::config::{EcrConfig, Project};
 use crate::naming::ProjectName;
-use crate::policy::roles::{RenderError, TemplateVars, role_documents};
 use crate::repository_settings::Values;
+use crate::roles::{RenderError, TemplateVars, role_documents};
 use crate::tags::{TAG_MANAGED, TAG_PROJECT, configured_tags};
 
 /// Names of the inline policies rise-registry (and the Terraform module) puts.

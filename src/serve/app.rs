@@ -16,10 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::cache::CredentialCache;
 use super::error::ApiError;
@@ -34,8 +33,9 @@ use crate::store::{Record, Store};
 
 /// Kept at this path for the callers that build an [`App`].
 pub use super::audit::AuditSink;
-
-pub type Body = Full<Bytes>;
+// The flows take the plumbing from here, beside `App`.
+pub use super::http::Body;
+pub(super) use super::http::{RequestId, json_response};
 
 /// What a config reload replaces ([`super::reload`]): the configuration
 /// and what is built from it alone. A request takes the current one once,
@@ -143,7 +143,7 @@ impl App {
     }
 
     /// This app with the project store `store` ([`super::snapshot`] keeps
-    /// its snapshot current once [`super::snapshot::follow`] runs).
+    /// its snapshot current once [`super::follow::follow`] runs).
     pub fn with_store(mut self, store: Store) -> Self {
         self.metrics.set_store_up(true);
         self.store = Some(StoreLink::new(store));
@@ -312,15 +312,6 @@ pub enum Surface {
     Ops,
 }
 
-/// A request's ids. Ours names the request in the response header and the
-/// audit line; the caller's `X-Request-Id` is recorded beside it, never in
-/// its place, so a caller cannot forge or collide with another request's
-/// id in the audit trail.
-pub(super) struct RequestId {
-    pub(super) ours: String,
-    pub(super) callers: Option<String>,
-}
-
 /// The caller's `X-Request-Id`, when it is short and plain (anything else
 /// is left out of the audit line rather than escaped into it).
 fn callers_request_id<B>(req: &Request<B>) -> Option<String> {
@@ -378,15 +369,4 @@ impl App {
 /// 405 for anything but GET on a known route.
 pub(super) fn only_get<B>(req: &Request<B>) -> Option<Response<Body>> {
     (req.method() != Method::GET).then(|| ApiError::MethodNotAllowed.response())
-}
-
-/// A JSON body with its content type; the flows and error answers share it.
-pub(super) fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut r = Response::new(Body::from(value.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::app::RequestId;
+use super::http::RequestId;
 use crate::auth::AccessKind;
 use crate::auth::jwt::Verified;
 use crate::clock::{rfc3339, unix_now};

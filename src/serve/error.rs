@@ -8,7 +8,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde_json::json;
 
-use super::app::{Body, json_response};
+use super::http::{Body, json_response};
 use crate::auth::{Denial, TokenError};
 
 /// Every way a request can fail, and how each is answered.

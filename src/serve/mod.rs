@@ -27,8 +27,10 @@ pub mod cache;
 pub mod controller;
 pub mod credentials;
 mod error;
+pub mod follow;
 #[cfg(test)]
 mod handler_tests;
+mod http;
 pub mod metrics;
 mod projects;
 pub mod ratelimit;

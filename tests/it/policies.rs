@@ -6,7 +6,7 @@
 use crate::support;
 
 use rise_registry::config::{EcrConfig, RegistryConfig};
-use rise_registry::policy::roles::{RoleDocuments, TemplateVars, render, role_documents};
+use rise_registry::roles::{RoleDocuments, TemplateVars, render, role_documents};
 use serde_json::Value;
 
 const BASE: &str = r#"
@@ -118,7 +118,7 @@ fn write_actions_are_never_unscoped() {
 #[test]
 fn a_broken_template_with_an_unscoped_write_is_caught() {
     let vars = TemplateVars::from_config(&ecr(""));
-    let (_, push) = rise_registry::policy::roles::TEMPLATES[3];
+    let (_, push) = rise_registry::roles::TEMPLATES[3];
     let scoped = "arn:${partition}:ecr:${region}:${account_id}:repository/${repo_prefix}*";
     assert!(push.contains(scoped));
     let broken = render("push-policy", &push.replacen(scoped, "*", 1), &vars).unwrap();

@@ -261,7 +261,7 @@ fn every_policy_template_parses() {
     }
     assert_eq!(
         count,
-        rise_registry::policy::roles::TEMPLATES.len(),
+        rise_registry::roles::TEMPLATES.len(),
         "every template is rendered by plan/apply"
     );
 }

@@ -306,7 +306,6 @@ pub(super) async fn ask_broker(ask: &Ask<'_>, token: &Secret<String>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::token::github_token_url;
     use super::*;
 
     #[test]
@@ -368,14 +367,6 @@ mod tests {
 
     #[test]
     fn urls_are_built_from_checked_parts() {
-        assert_eq!(
-            github_token_url("https://gh/idtoken?api-version=2.0", "rise"),
-            "https://gh/idtoken?api-version=2.0&audience=rise"
-        );
-        assert_eq!(
-            github_token_url("http://127.0.0.1:1/t", "a b&c=d"),
-            "http://127.0.0.1:1/t?audience=a%20b%26c%3Dd"
-        );
         let project = ProjectName::parse("my-app").unwrap();
         let base = broker_base("https://rise.example.com/api/").unwrap();
         assert_eq!(base, "https://rise.example.com/api");

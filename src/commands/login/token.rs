@@ -209,6 +209,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn urls_are_built_from_checked_parts() {
+        assert_eq!(
+            github_token_url("https://gh/idtoken?api-version=2.0", "rise"),
+            "https://gh/idtoken?api-version=2.0&audience=rise"
+        );
+        assert_eq!(
+            github_token_url("http://127.0.0.1:1/t", "a b&c=d"),
+            "http://127.0.0.1:1/t?audience=a%20b%26c%3Dd"
+        );
+    }
+
+    #[test]
     fn flags_come_first_in_their_order() {
         let vars = vars_of(&[
             (GITHUB_URL_VAR, "https://gh/idtoken?api-version=2.0"),

@@ -7,36 +7,41 @@
 //! interpolation, `%{ if }` / `%{ for }` directives, `$${…}` left literal,
 //! and an undefined variable is an error. The only function the templates
 //! use is `length`, declared here with Terraform's meaning.
+//!
+//! Config renders these documents to check them against IAM's size quotas
+//! ([`TRUST_POLICY_MAX_CHARS`], [`ROLE_INLINE_POLICIES_MAX_CHARS`]), so
+//! this module knows nothing of config: the variables are plain strings,
+//! and [`TemplateVars::from_config`] (in `config`) fills them from the ECR
+//! settings.
 
 use hcl::Template;
 use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::EcrConfig;
-
 /// Each template: its name (file stem) and text, compiled in.
 pub const TEMPLATES: [(&str, &str); 4] = [
     (
         "controller-trust",
-        include_str!("../../modules/rise-aws/policies/controller-trust.json.tftpl"),
+        include_str!("../modules/rise-aws/policies/controller-trust.json.tftpl"),
     ),
     (
         "controller-policy",
-        include_str!("../../modules/rise-aws/policies/controller-policy.json.tftpl"),
+        include_str!("../modules/rise-aws/policies/controller-policy.json.tftpl"),
     ),
     (
         "push-trust",
-        include_str!("../../modules/rise-aws/policies/push-trust.json.tftpl"),
+        include_str!("../modules/rise-aws/policies/push-trust.json.tftpl"),
     ),
     (
         "push-policy",
-        include_str!("../../modules/rise-aws/policies/push-policy.json.tftpl"),
+        include_str!("../modules/rise-aws/policies/push-policy.json.tftpl"),
     ),
 ];
 
 /// The variables every template is rendered with: the same names the
-/// Terraform module passes to `templatefile()`.
+/// Terraform module passes to `templatefile()`. Built from the ECR
+/// settings by [`TemplateVars::from_config`].
 #[derive(Debug, Clone, Serialize)]
 pub struct TemplateVars {
     pub partition: String,
@@ -61,33 +66,6 @@ pub struct IrsaVars {
     pub provider: String,
     pub namespace: String,
     pub service_account: String,
-}
-
-impl TemplateVars {
-    pub fn from_config(ecr: &EcrConfig) -> Self {
-        let mut push_trusted_principals = vec![ecr.role_arn.to_string()];
-        push_trusted_principals.extend(ecr.trusted_principals.iter().map(ToString::to_string));
-        Self {
-            partition: ecr.partition().to_string(),
-            region: ecr.region.to_string(),
-            account_id: ecr.account_id.to_string(),
-            repo_prefix: ecr.repo_prefix.to_string(),
-            auto_remove: ecr.auto_remove,
-            push_role_arn: ecr.push_role_arn.to_string(),
-            irsa: ecr.irsa.as_ref().map(|i| IrsaVars {
-                oidc_provider_arn: i.oidc_provider_arn.to_string(),
-                provider: i.provider().to_string(),
-                namespace: i.namespace.to_string(),
-                service_account: i.service_account.to_string(),
-            }),
-            trusted_principals: ecr
-                .trusted_principals
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            push_trusted_principals,
-        }
-    }
 }
 
 /// IAM's quota on a role's trust policy, in characters without white
