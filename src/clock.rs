@@ -22,6 +22,14 @@ pub(crate) fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// Milliseconds since the Unix epoch (0 if the system clock is before
+/// it): the project store's row versions and leases.
+pub(crate) fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Unix seconds → `2026-01-01T12:00:00Z` (UTC, whole seconds); an empty
 /// string for an instant RFC 3339 cannot write (outside years 0-9999).
 ///

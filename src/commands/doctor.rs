@@ -105,11 +105,10 @@ pub fn run(
         };
         checks.extend(live::issuers(config).await);
         if let Some(seen) = &store_seen {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-                .unwrap_or_default();
-            checks.extend(crate::doctor::store::checks(seen, now_ms));
+            checks.extend(crate::doctor::store::checks(
+                seen,
+                crate::clock::unix_now_ms(),
+            ));
         }
         if let Some(url) = settings.url.as_deref() {
             checks.extend(live::serve(url, &live_options).await);

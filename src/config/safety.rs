@@ -175,10 +175,7 @@ mod tests {
             let path = entry.unwrap().path();
             // Layer files only: a development store (`.dev-store.sqlite`)
             // may sit beside them.
-            if !path
-                .extension()
-                .is_some_and(|e| e == "yaml" || e == "yml")
-            {
+            if !path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();

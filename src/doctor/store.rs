@@ -139,18 +139,12 @@ pub fn checks(seen: &Seen, now_ms: i64) -> Vec<Check> {
 mod tests {
     use super::*;
     use crate::doctor::Outcome;
-    use crate::naming::ProjectName;
 
     fn row(name: &str, state: RepoState, updated_at: i64, message: Option<&str>) -> Record {
         Record {
-            name: ProjectName::parse(name).unwrap(),
-            spec: "{}".into(),
-            revision: 1,
-            created_ms: 0,
             updated_at,
-            state,
             message: message.map(str::to_string),
-            reconciled_at: None,
+            ..Record::for_test(name, state, "{}")
         }
     }
 

@@ -146,6 +146,11 @@ impl App {
     /// its snapshot current once [`super::follow::follow`] runs).
     pub fn with_store(mut self, store: Store) -> Self {
         self.metrics.set_store_up(true);
+        // The controller's series exist from the start (0 until it leads),
+        // so a scrape never finds them missing.
+        if self.live.load().base.controller.enabled {
+            self.metrics.set_controller_leader(false);
+        }
         self.store = Some(StoreLink::new(store));
         self
     }

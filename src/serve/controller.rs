@@ -181,13 +181,6 @@ fn holder_id() -> String {
     format!("{host}/{}/{nonce:08x}", std::process::id())
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
-}
-
 /// Takes and renews the lease, telling `leading` whether this replica
 /// leads.
 async fn hold_lease(
@@ -206,7 +199,7 @@ async fn hold_lease(
             store.acquire_lease(
                 LEASE,
                 &holder,
-                now_ms(),
+                crate::clock::unix_now_ms(),
                 i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
             ),
         )
@@ -351,18 +344,8 @@ mod tests {
     use crate::store::Record;
 
     fn row(name: &str, state: RepoState) -> (ProjectName, Arc<StoredProject>) {
-        let name = ProjectName::parse(name).unwrap();
-        let record = Record {
-            name: name.clone(),
-            spec: r#"{"access":[],"pull_access":[]}"#.into(),
-            revision: 1,
-            created_ms: 1,
-            updated_at: 0,
-            state,
-            message: None,
-            reconciled_at: None,
-        };
-        (name, Arc::new(StoredProject::new(record)))
+        let record = Record::for_test(name, state, r#"{"access":[],"pull_access":[]}"#);
+        (record.name.clone(), Arc::new(StoredProject::new(record)))
     }
 
     fn repo(name: &ProjectName) -> String {

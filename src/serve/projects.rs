@@ -181,7 +181,7 @@ impl App {
         });
         audit.before = live.rows.get(&name).map(|r| summary(&r.record));
         let link = self.store_link().ok_or(ApiError::NoRoute)?;
-        let now_ms = now_ms();
+        let now_ms = crate::clock::unix_now_ms();
         let (record, written) = link
             .store
             .put(&name, &stored.to_string(), &condition, now_ms)
@@ -222,7 +222,7 @@ impl App {
         let link = self.store_link().ok_or(ApiError::NoRoute)?;
         let record = link
             .store
-            .delete(&name, &condition, now_ms())
+            .delete(&name, &condition, crate::clock::unix_now_ms())
             .await
             .map_err(|e| store_error(e, audit))?;
         audit.after = Some(summary(&record));
@@ -243,13 +243,6 @@ fn may_manage(config: &Config, caller: &Caller) -> bool {
             .project_managers
             .iter()
             .any(|r| caller.admitted_by(r))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
 }
 
 /// `If-Match` / `If-None-Match` as a [`Precondition`]. An entity tag that

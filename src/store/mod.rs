@@ -208,6 +208,21 @@ pub struct Record {
 }
 
 impl Record {
+    /// A row as tests need one: revision 1, made at 1 ms, never reconciled.
+    #[cfg(test)]
+    pub(crate) fn for_test(name: &str, state: RepoState, spec: &str) -> Self {
+        Self {
+            name: ProjectName::parse(name).expect("a valid test name"),
+            spec: spec.into(),
+            revision: 1,
+            created_ms: 1,
+            updated_at: 0,
+            state,
+            message: None,
+            reconciled_at: None,
+        }
+    }
+
     pub fn etag(&self) -> Etag {
         Etag {
             created_ms: self.created_ms,
@@ -254,6 +269,13 @@ fn record(row: Row) -> Result<Record, StoreError> {
     })
 }
 
+/// How [`Store::connect`] opens the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
 /// What a `put` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Written {
@@ -266,22 +288,25 @@ pub enum Written {
 const CAS_ATTEMPTS: usize = 8;
 
 impl Store {
-    /// Connects and migrates.
-    ///
-    /// # Errors
-    /// The database cannot be reached or opened, or its schema is newer
-    /// than this binary.
-    pub async fn open(url: &StoreUrl) -> Result<Self, StoreError> {
-        let store = match url {
+    /// Connects, reading and writing (serve) or reading only (plan, apply,
+    /// doctor: a SQLite file opened read only, a small PostgreSQL pool).
+    async fn connect(url: &StoreUrl, access: Access) -> Result<Self, StoreError> {
+        let writes = access == Access::ReadWrite;
+        match url {
             StoreUrl::Sqlite(path) => {
                 let options = SqliteConnectOptions::new()
                     .filename(path)
-                    .create_if_missing(true)
-                    // Readers never wait for the writer.
-                    .journal_mode(SqliteJournalMode::Wal)
+                    .create_if_missing(writes)
+                    .read_only(!writes)
                     .busy_timeout(Duration::from_secs(5));
+                // Readers never wait for the writer.
+                let options = if writes {
+                    options.journal_mode(SqliteJournalMode::Wal)
+                } else {
+                    options
+                };
                 let pool = SqlitePoolOptions::new()
-                    .max_connections(4)
+                    .max_connections(if writes { 4 } else { 1 })
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
@@ -291,31 +316,40 @@ impl Store {
                             path.display()
                         ))
                     })?;
-                Self {
+                Ok(Self {
                     db: Db::Sqlite(pool),
                     describe: url.describe(),
-                }
+                })
             }
-            StoreUrl::Postgres(url) => {
+            StoreUrl::Postgres(secret) => {
                 // The parser's message may quote the URL, password included.
-                let options = PgConnectOptions::from_str(url.expose()).map_err(|_| {
+                let options = PgConnectOptions::from_str(secret.expose()).map_err(|_| {
                     StoreError::Unavailable(
                         "store.url is not a PostgreSQL URL that can be used (its text is a secret and is not repeated here)"
                             .into(),
                     )
                 })?;
                 let pool = PgPoolOptions::new()
-                    .max_connections(8)
+                    .max_connections(if writes { 8 } else { 2 })
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
                     .map_err(unavailable)?;
-                Self {
+                Ok(Self {
                     db: Db::Postgres(pool),
-                    describe: "PostgreSQL".into(),
-                }
+                    describe: url.describe(),
+                })
             }
-        };
+        }
+    }
+
+    /// Connects and migrates.
+    ///
+    /// # Errors
+    /// The database cannot be reached or opened, or its schema is newer
+    /// than this binary.
+    pub async fn open(url: &StoreUrl) -> Result<Self, StoreError> {
+        let store = Self::connect(url, Access::ReadWrite).await?;
         store.migrate().await?;
         Ok(store)
     }
@@ -328,50 +362,12 @@ impl Store {
     /// The database cannot be reached, has no schema yet, or has a schema
     /// other than this binary's.
     pub async fn open_existing(url: &StoreUrl) -> Result<Option<Self>, StoreError> {
-        let store = match url {
-            StoreUrl::Sqlite(path) => {
-                if !path.exists() {
-                    return Ok(None);
-                }
-                let options = SqliteConnectOptions::new()
-                    .filename(path)
-                    .read_only(true)
-                    .busy_timeout(Duration::from_secs(5));
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_with(options)
-                    .await
-                    .map_err(|e| {
-                        StoreError::Unavailable(format!(
-                            "opening SQLite file {}: {e}",
-                            path.display()
-                        ))
-                    })?;
-                Self {
-                    db: Db::Sqlite(pool),
-                    describe: url.describe(),
-                }
-            }
-            StoreUrl::Postgres(url) => {
-                let options = PgConnectOptions::from_str(url.expose()).map_err(|_| {
-                    StoreError::Unavailable(
-                        "store.url is not a PostgreSQL URL that can be used (its text is a secret and is not repeated here)"
-                            .into(),
-                    )
-                })?;
-                let pool = PgPoolOptions::new()
-                    .max_connections(2)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_with(options)
-                    .await
-                    .map_err(unavailable)?;
-                Self {
-                    db: Db::Postgres(pool),
-                    describe: "PostgreSQL".into(),
-                }
-            }
-        };
+        if let StoreUrl::Sqlite(path) = url
+            && !path.exists()
+        {
+            return Ok(None);
+        }
+        let store = Self::connect(url, Access::ReadOnly).await?;
         let version = store.schema_version().await.map_err(|e| {
             StoreError::Unavailable(format!(
                 "{e} (a store serve has never opened has no schema: serve applies it at start)"

@@ -119,18 +119,8 @@ mod tests {
     }
 
     fn row(name: &str, state: RepoState, spec: &str) -> (ProjectName, Arc<StoredProject>) {
-        let name = ProjectName::parse(name).unwrap();
-        let record = Record {
-            name: name.clone(),
-            spec: spec.into(),
-            revision: 1,
-            created_ms: 1,
-            updated_at: 0,
-            state,
-            message: None,
-            reconciled_at: None,
-        };
-        (name, Arc::new(StoredProject::new(record)))
+        let record = Record::for_test(name, state, spec);
+        (record.name.clone(), Arc::new(StoredProject::new(record)))
     }
 
     #[test]
