@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
         jwks_url: None,
         groups_claim: "groups".into(),
         admins: Vec::new(),
+        project_managers: Vec::new(),
         jwks_min_refresh_seconds: 30,
         max_token_lifetime_seconds: 86_400,
         allow_unverified_email: mode & 2 != 0,

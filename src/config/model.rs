@@ -76,6 +76,23 @@ pub enum RegistryConfig {
 }
 
 impl RegistryConfig {
+    /// The repository a project's images go to, as the registry names it:
+    /// `{repo_prefix}{project}` for ECR, `{namespace}/{project}` otherwise
+    /// (what the projects API shows).
+    pub fn repository_name(&self, project: &ProjectName) -> String {
+        match self {
+            Self::Ecr(ecr) => ecr
+                .repo_prefix
+                .repository_name(project)
+                .unwrap_or_else(|_| project.to_string()),
+            Self::OciClientAuth(oci) => match &oci.namespace {
+                Some(ns) => format!("{ns}/{project}"),
+                None => project.to_string(),
+            },
+            Self::OciToken(oci) => format!("{}/{project}", oci.namespace),
+        }
+    }
+
     /// The `type:` value, as written in config.
     pub fn type_name(&self) -> &'static str {
         match self {

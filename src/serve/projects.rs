@@ -323,21 +323,6 @@ fn summary(record: &Record) -> Value {
     })
 }
 
-/// The repository a project's images go to.
-fn repository(config: &Config, name: &ProjectName) -> String {
-    match &config.registry {
-        RegistryConfig::Ecr(ecr) => ecr
-            .repo_prefix
-            .repository_name(name)
-            .unwrap_or_else(|_| name.to_string()),
-        RegistryConfig::OciClientAuth(oci) => match &oci.namespace {
-            Some(ns) => format!("{ns}/{name}"),
-            None => name.to_string(),
-        },
-        RegistryConfig::OciToken(oci) => format!("{}/{name}", oci.namespace),
-    }
-}
-
 /// A store project as the API shows it.
 fn store_view(base: &Config, record: &Record) -> Value {
     let spec: Value = serde_json::from_str(&record.spec).unwrap_or(Value::Null);
@@ -347,7 +332,7 @@ fn store_view(base: &Config, record: &Record) -> Value {
         "access": spec.get("access").cloned().unwrap_or_else(|| json!([])),
         "pull_access": spec.get("pull_access").cloned().unwrap_or_else(|| json!([])),
         "repository": {
-            "name": repository(base, &record.name),
+            "name": base.registry.repository_name(&record.name),
             "state": record.state.as_str(),
             "message": record.message,
             "reconciled_at": record.reconciled_at.map(rfc3339),
@@ -366,7 +351,7 @@ fn config_view(base: &Config, name: &ProjectName) -> Option<Value> {
         "access": p.access,
         "pull_access": p.pull_access,
         "repository": {
-            "name": repository(base, name),
+            "name": base.registry.repository_name(name),
             "state": null,
             "message": null,
             "reconciled_at": null,

@@ -1110,3 +1110,112 @@ async fn config_check_names_the_projects_config_and_store_both_hold() {
     );
     assert!(!stderr.contains("`extra`"), "{stderr}");
 }
+
+/// The leader is killed twice while it works (AWS answering in 30 ms, so
+/// a pass is under way): the survivor, then a restarted replica, take
+/// over, and the work completes: every project kept has its repository and
+/// is `ready`, every project deleted is gone with its repository orphaned,
+/// and no other repository was made.
+#[tokio::test]
+async fn the_leader_killed_twice_mid_work_loses_and_repeats_nothing() {
+    use support::throttle::{Latency, ThrottlingProxy};
+    let emulator = support::Emulator::start();
+    support::provision(&emulator).await;
+    let proxy = ThrottlingProxy::aws_like(emulator.addr, Latency::default());
+    let pg = Postgres::start_new();
+    pg.create_db("rise");
+    let cfg = ecr_controller_config(&emulator, &pg.url("rise"))
+        .replace(&emulator.endpoint_url(), &proxy.url());
+    let env = aws_env();
+    let mut replicas = vec![Serve::start(&cfg, &env), Serve::start(&cfg, &env)];
+    let leader = |replicas: &[Serve]| {
+        replicas
+            .iter()
+            .position(|r| r.metric("rise_registry_controller_leader") == 1.0)
+    };
+    eventually(Duration::from_secs(10), "a leader", || async {
+        leader(&replicas).is_some()
+    })
+    .await;
+
+    let names: Vec<String> = (0..30).map(|i| format!("herd-{i}")).collect();
+    for (round, chunk) in names.chunks(15).enumerate() {
+        for (i, name) in chunk.iter().enumerate() {
+            let r = put(
+                &replicas[i % 2],
+                name,
+                &json!({"access": ["user:dave"]}),
+                &[],
+            )
+            .await;
+            assert_eq!(r.status, 201, "{}", r.body);
+        }
+        // Some go again at once, before or after their repository exists.
+        for name in chunk.iter().step_by(3) {
+            let path = format!("/registry/projects/{name}");
+            let r = call(&replicas[0], Method::DELETE, &path, &manager(), &[], "").await;
+            assert_eq!(r.status, 202, "{}", r.body);
+        }
+        // Kill whoever leads now, mid-pass, and start a fresh replica.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        eventually(Duration::from_secs(15), "a leader to kill", || async {
+            leader(&replicas).is_some()
+        })
+        .await;
+        let l = leader(&replicas).expect("a leader");
+        replicas[l].signal("KILL");
+        eprintln!("round {round}: killed replica {l}");
+        replicas[l] = Serve::start(&cfg, &env);
+    }
+
+    let deleted: Vec<&String> = names.chunks(15).flat_map(|c| c.iter().step_by(3)).collect();
+    let kept: Vec<&String> = names.iter().filter(|n| !deleted.contains(n)).collect();
+    let took = eventually(Duration::from_secs(60), "every change done", || async {
+        let rows = pg.psql(
+            "rise",
+            "SELECT name || ':' || state FROM rise_projects ORDER BY name",
+        );
+        let rows: Vec<&str> = rows.lines().collect();
+        rows.len() == kept.len() && rows.iter().all(|r| r.ends_with(":ready"))
+    })
+    .await;
+    eprintln!("converged {took:?} after the second kill");
+    for name in &kept {
+        let tags = repository_tags(&emulator, &format!("rise/{name}"))
+            .await
+            .expect(name);
+        assert!(
+            tags.contains(&("rise:managed".into(), "true".into())),
+            "{name}: {tags:?}"
+        );
+        assert!(
+            !tags.iter().any(|(k, _)| k == "rise:orphaned"),
+            "{name}: {tags:?}"
+        );
+    }
+    for name in &deleted {
+        if let Some(tags) = repository_tags(&emulator, &format!("rise/{name}")).await {
+            assert!(
+                tags.contains(&("rise:orphaned".into(), "true".into())),
+                "{name}: {tags:?}"
+            );
+        }
+    }
+    let ecr = aws_sdk_ecr::Client::new(&emulator.admin_config().await);
+    let all = ecr
+        .describe_repositories()
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap();
+    let unexpected: Vec<&str> = all
+        .repositories()
+        .iter()
+        .filter_map(|r| r.repository_name())
+        .filter(|n| {
+            let project = n.trim_start_matches("rise/");
+            *n != "rise/my-app" && !names.iter().any(|k| k == project)
+        })
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:?}");
+}
