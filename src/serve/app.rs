@@ -83,6 +83,10 @@ pub struct App {
     rebuild: Mutex<()>,
     /// Told of every new [`Live`]: the controller's cue to look again.
     pub(super) changed: tokio::sync::Notify,
+    /// Held from a read of (or write to) the store until what it found is
+    /// installed: a full read that began before a write can then never
+    /// install its older rows over the write's.
+    store_sync: tokio::sync::Mutex<()>,
 }
 
 /// Issuing may take this long before the caller gets a 503.
@@ -139,6 +143,7 @@ impl App {
             store: None,
             rebuild: Mutex::new(()),
             changed: tokio::sync::Notify::new(),
+            store_sync: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -164,10 +169,26 @@ impl App {
         self.store.as_ref()
     }
 
-    /// Replaces the store's rows.
+    /// Held around a store read or write and the install of its result
+    /// (see the field).
+    pub(super) async fn store_sync(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.store_sync.lock().await
+    }
+
+    /// Replaces the store's rows; rows that read the same as the running
+    /// ones change nothing (and wake no controller).
     pub(super) fn set_rows(&self, rows: Rows) {
         let _guard = self.rebuild_lock();
         let running = self.live();
+        let same = running.rows.len() == rows.len()
+            && running
+                .rows
+                .iter()
+                .zip(&rows)
+                .all(|((a, ra), (b, rb))| a == b && ra.record == rb.record);
+        if same {
+            return;
+        }
         self.install(running.base.clone(), Arc::new(rows), running.auth.clone());
     }
 

@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -106,6 +106,14 @@ pub fn outcomes(
         .map(|row| {
             let name = row.record.name.clone();
             let problem = problems.get(repository(&name).as_str()).cloned();
+            // A row whose rules cannot be read made no project, so no
+            // action: it is not `ready`, whatever the plan says.
+            let problem = match (&row.spec, problem) {
+                (Err(e), None) if row.record.state != RepoState::Deleting => {
+                    Some(format!("its rules cannot be read: {e}"))
+                }
+                (_, problem) => problem,
+            };
             let outcome = match (row.record.state == RepoState::Deleting, problem) {
                 (false, None) => Outcome::Ready,
                 (false, Some(m)) => Outcome::Failed(m),
@@ -129,22 +137,27 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     }
     app.metrics.set_controller_leader(false);
     let holder = holder_id();
-    let (leading_tx, leading_rx) = watch::channel(false);
+    let (leading_tx, mut leading_rx) = watch::channel(false);
+    // Set the moment the lease is lost: a pass under way starts nothing
+    // more and writes no state, so a deposed leader never works beside
+    // the new one.
+    let deposed = Arc::new(AtomicBool::new(true));
     let lease = tokio::spawn(hold_lease(
         link.store.clone(),
         holder.clone(),
         settings.clone(),
         leading_tx,
+        deposed.clone(),
         app.clone(),
     ));
     let mut aws: Option<Arc<Aws>> = None;
     let interval = Duration::from_secs(settings.interval_seconds.into());
     let mut next_full = tokio::time::Instant::now();
     loop {
-        let leading = *leading_rx.borrow();
+        let leading = *leading_rx.borrow_and_update();
         if leading {
             let started = Instant::now();
-            let result = pass(&app, link, &mut aws).await;
+            let result = pass(&app, link, &mut aws, &deposed).await;
             let pending = app
                 .live()
                 .rows
@@ -158,11 +171,10 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
                 .controller_pass(result.is_ok(), started.elapsed(), pending);
             next_full = tokio::time::Instant::now() + interval;
         }
-        let mut leading_changed = leading_rx.clone();
         tokio::select! {
             () = app.changed.notified() => tokio::time::sleep(SETTLE).await,
             () = tokio::time::sleep_until(next_full) => {}
-            _ = leading_changed.changed() => {}
+            _ = leading_rx.changed() => {}
             _ = stop.changed() => break,
         }
     }
@@ -188,6 +200,7 @@ async fn hold_lease(
     holder: String,
     settings: ControllerConfig,
     leading: watch::Sender<bool>,
+    deposed: Arc<AtomicBool>,
     app: Arc<App>,
 ) {
     let ttl = Duration::from_secs(settings.lease_seconds.into());
@@ -205,6 +218,7 @@ async fn hold_lease(
         )
         .await;
         let held = matches!(held, Ok(Ok(true)));
+        deposed.store(!held, Ordering::SeqCst);
         if held != *leading.borrow() {
             if held {
                 tracing::info!(holder = %holder, "this replica leads the controller");
@@ -219,7 +233,12 @@ async fn hold_lease(
 }
 
 /// One pass: reconcile, then write the states back.
-async fn pass(app: &App, link: &StoreLink, aws: &mut Option<Arc<Aws>>) -> anyhow::Result<()> {
+async fn pass(
+    app: &App,
+    link: &StoreLink,
+    aws: &mut Option<Arc<Aws>>,
+    deposed: &Arc<AtomicBool>,
+) -> anyhow::Result<()> {
     let live = app.live();
     let outcomes = match &live.config.registry {
         RegistryConfig::Ecr(ecr) => {
@@ -227,7 +246,7 @@ async fn pass(app: &App, link: &StoreLink, aws: &mut Option<Arc<Aws>>) -> anyhow
                 Some(aws) => aws.clone(),
                 None => aws.insert(Arc::new(Aws::new(ecr).await)).clone(),
             };
-            reconcile_ecr(ecr, &live.config.projects, &live.rows, aws).await?
+            reconcile_ecr(ecr, &live.config.projects, &live.rows, aws, deposed).await?
         }
         // Nothing to make: a push makes the repository.
         _ => outcomes(
@@ -237,7 +256,7 @@ async fn pass(app: &App, link: &StoreLink, aws: &mut Option<Arc<Aws>>) -> anyhow
             |n: &ProjectName| n.to_string(),
         ),
     };
-    write_back(app, link, &live.rows, outcomes).await
+    write_back(app, link, &live.rows, outcomes, deposed).await
 }
 
 async fn reconcile_ecr(
@@ -245,6 +264,7 @@ async fn reconcile_ecr(
     projects: &[crate::config::Project],
     rows: &Rows,
     aws: Arc<Aws>,
+    deposed: &Arc<AtomicBool>,
 ) -> anyhow::Result<BTreeMap<ProjectName, Outcome>> {
     let reconciler = Reconciler::with_aws(aws, ecr, projects);
     let planned = reconciler.plan(Scope::Repositories, &|_, _| {}).await?;
@@ -267,7 +287,7 @@ async fn reconcile_ecr(
         ApplyReport::default()
     } else {
         reconciler
-            .execute(runnable, Arc::new(AtomicBool::new(false)), |_| Ok(()))
+            .execute(runnable, deposed.clone(), |_| Ok(()))
             .await?
     };
     if let Some(why) = held {
@@ -290,39 +310,48 @@ async fn reconcile_ecr(
     }))
 }
 
-/// Writes each outcome that changes a row.
+/// Writes each outcome that changes a row: a pass that finds nothing new
+/// writes nothing, so it wakes nobody (every write is announced, and
+/// would start another pass). A repository that was `ready` and whose
+/// repair failed stays `ready`, with the message: its credentials still
+/// work, and holding them back would only stop pushes that succeed.
 async fn write_back(
     app: &App,
     link: &StoreLink,
     rows: &Rows,
     outcomes: BTreeMap<ProjectName, Outcome>,
+    deposed: &AtomicBool,
 ) -> anyhow::Result<()> {
     let now = crate::clock::unix_now();
+    let _sync = app.store_sync().await;
     let mut changed = Vec::new();
     for (name, outcome) in outcomes {
         let Some(row) = rows.get(&name) else { continue };
+        if deposed.load(Ordering::SeqCst) {
+            // Another replica leads now; it writes what it finds.
+            break;
+        }
         let record = &row.record;
-        let wrote = match &outcome {
-            Outcome::Gone => link.store.remove_deleted(record).await?,
-            Outcome::Ready if record.state == RepoState::Ready && record.message.is_none() => false,
-            Outcome::Ready => {
-                link.store
-                    .set_state(record, RepoState::Ready, None, now)
-                    .await?
+        let (state, message) = match &outcome {
+            Outcome::Gone => {
+                if link.store.remove_deleted(record).await? {
+                    tracing::info!(project = %name, "controller: deleted project's row removed");
+                    changed.push(name);
+                }
+                continue;
             }
-            Outcome::Failed(m) => {
-                link.store
-                    .set_state(record, RepoState::Failed, Some(m), now)
-                    .await?
+            Outcome::Ready => (RepoState::Ready, None),
+            Outcome::Failed(m) if record.state == RepoState::Ready => {
+                (RepoState::Ready, Some(m.as_str()))
             }
-            Outcome::StillDeleting(m) => {
-                link.store
-                    .set_state(record, RepoState::Deleting, Some(m), now)
-                    .await?
-            }
+            Outcome::Failed(m) => (RepoState::Failed, Some(m.as_str())),
+            Outcome::StillDeleting(m) => (RepoState::Deleting, Some(m.as_str())),
         };
-        if wrote {
-            tracing::info!(project = %name, outcome = ?outcome, "controller");
+        if record.state == state && record.message.as_deref() == message {
+            continue;
+        }
+        if link.store.set_state(record, state, message, now).await? {
+            tracing::info!(project = %name, state = state.as_str(), message = ?message, "controller");
             changed.push(name);
         }
     }

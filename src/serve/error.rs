@@ -164,7 +164,11 @@ impl ApiError {
             Self::RepositoryNotReady(state) => (
                 StatusCode::CONFLICT,
                 "repository_not_ready",
-                format!("the project's repository is {state}: it is being made; retry shortly"),
+                if *state == "failed" {
+                    "the project's repository could not be made yet (its state says why: GET /registry/projects/NAME, for a project manager); the controller tries again on its next pass".to_string()
+                } else {
+                    format!("the project's repository is {state}: it is being made; retry shortly")
+                },
             ),
         };
         let mut body = json!({"error": {"code": code, "message": message}});

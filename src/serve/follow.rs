@@ -33,6 +33,7 @@ const RETRY_MAX: Duration = Duration::from_secs(10);
 /// # Errors
 /// The store could not be read; the snapshot is unchanged.
 pub async fn full_read(app: &App, link: &StoreLink) -> Result<(), StoreError> {
+    let _sync = app.store_sync().await;
     match link.store.list().await {
         Ok(records) => {
             let rows: Rows = records
@@ -55,7 +56,6 @@ pub async fn follow(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let Some(link) = app.store_link() else {
         return;
     };
-    let mut poked = link.poked();
     let mut retry = RETRY_FIRST;
     loop {
         if *stop.borrow() {
@@ -89,7 +89,6 @@ pub async fn follow(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             // writes; a periodic read is all that is left to do.
             tokio::select! {
                 () = tokio::time::sleep(FULL_READ_EVERY) => {}
-                _ = poked.changed() => {}
                 _ = stop.changed() => return,
             }
             continue;
@@ -99,7 +98,6 @@ pub async fn follow(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             let notification = tokio::select! {
                 n = listener.try_recv() => n,
                 () = tokio::time::sleep_until(next_full) => break,
-                _ = poked.changed() => break,
                 _ = stop.changed() => return,
             };
             match notification {
@@ -127,6 +125,7 @@ pub async fn follow(app: Arc<App>, mut stop: watch::Receiver<bool>) {
 
 /// Re-reads the rows `names` and applies them.
 async fn reread(app: &App, link: &StoreLink, names: &[String]) -> Result<(), StoreError> {
+    let _sync = app.store_sync().await;
     let mut changes = Vec::with_capacity(names.len());
     for name in names {
         // A payload that is not a project name is no row of ours.

@@ -108,6 +108,11 @@ impl App {
             Some(rest) => Some(rest.trim_start_matches('/')),
             None => return Err(ApiError::NoRoute),
         };
+        // Reads answer from the snapshot, which may be old while the store
+        // is down: say so rather than answer from it.
+        if req.method() == Method::GET && self.store_link().is_some_and(|l| !l.up()) {
+            return Err(ApiError::StoreUnavailable);
+        }
         let Some(name) = name else {
             return match *req.method() {
                 Method::GET => list(&live, req.uri().query()),
@@ -182,6 +187,7 @@ impl App {
         audit.before = live.rows.get(&name).map(|r| summary(&r.record));
         let link = self.store_link().ok_or(ApiError::NoRoute)?;
         let now_ms = crate::clock::unix_now_ms();
+        let _sync = self.store_sync().await;
         let (record, written) = link
             .store
             .put(&name, &stored.to_string(), &condition, now_ms)
@@ -220,6 +226,7 @@ impl App {
         }
         audit.before = live.rows.get(&name).map(|r| summary(&r.record));
         let link = self.store_link().ok_or(ApiError::NoRoute)?;
+        let _sync = self.store_sync().await;
         let record = link
             .store
             .delete(&name, &condition, crate::clock::unix_now_ms())

@@ -47,8 +47,26 @@ pub struct Change {
 pub fn plan(running: &Config, mut new: Config) -> Change {
     let mut restart_needed = differing("server", &running.server, &new.server);
     restart_needed.extend(differing("registry", &running.registry, &new.registry));
+    restart_needed.extend(differing(
+        "controller",
+        &running.controller,
+        &new.controller,
+    ));
+    // The URL may be a secret, which serialises redacted: compare it whole.
+    let store_url = |c: &Config| {
+        c.store.as_ref().map(|s| match &s.url {
+            crate::config::StoreUrl::Sqlite(p) => format!("sqlite:{}", p.display()),
+            crate::config::StoreUrl::Postgres(u) => u.expose().clone(),
+        })
+    };
+    if store_url(running) != store_url(&new) {
+        restart_needed.push("store.url".to_string());
+    }
     new.server = running.server.clone();
     new.registry = running.registry.clone();
+    // The store and the controller are set up once, at start.
+    new.store = running.store.clone();
+    new.controller = running.controller.clone();
     // The secret serialises redacted: compare it on its own.
     let auth_changed = json(&running.auth) != json(&new.auth)
         || running.auth.hs256_secret != new.auth.hs256_secret;
@@ -301,5 +319,30 @@ mod tests {
         );
         assert!(change.auth_changed);
         assert!(change.restart_needed.is_empty());
+    }
+
+    #[test]
+    fn the_store_and_the_controller_need_a_restart() {
+        let running = config(&format!(
+            "{BASE}store: {{url: 'postgres://a:one@db/rise'}}\n"
+        ));
+        let change = plan(
+            &running,
+            config(&format!(
+                "{BASE}store: {{url: 'postgres://a:two@db/rise'}}\ncontroller: {{enabled: true}}\n"
+            )),
+        );
+        assert_eq!(change.restart_needed, ["controller.enabled", "store.url"]);
+        assert!(
+            !change.config.controller.enabled,
+            "the running value is kept"
+        );
+        let Some(crate::config::StoreConfig {
+            url: crate::config::StoreUrl::Postgres(url),
+        }) = &change.config.store
+        else {
+            panic!("{:?}", change.config.store)
+        };
+        assert_eq!(url.expose(), "postgres://a:one@db/rise");
     }
 }

@@ -11,8 +11,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::watch;
-
 use super::metrics::Metrics;
 use crate::store::Store;
 pub use crate::store::view::{Rows, StoredProject, clashes, effective};
@@ -22,9 +20,6 @@ pub struct StoreLink {
     pub store: Store,
     /// Whether the last read succeeded.
     up: AtomicBool,
-    /// Wakes [`super::follow::follow`] for a full read now (a write it
-    /// must not miss).
-    poke: watch::Sender<u64>,
 }
 
 impl StoreLink {
@@ -32,7 +27,6 @@ impl StoreLink {
         Self {
             store,
             up: AtomicBool::new(true),
-            poke: watch::channel(0).0,
         }
     }
 
@@ -52,14 +46,4 @@ impl StoreLink {
         }
         metrics.set_store_up(up);
     }
-
-    /// Told of every [`poke`].
-    pub(super) fn poked(&self) -> watch::Receiver<u64> {
-        self.poke.subscribe()
-    }
-}
-
-/// Asks [`super::follow::follow`] for a full read now.
-pub fn poke(link: &StoreLink) {
-    link.poke.send_modify(|n| *n = n.wrapping_add(1));
 }

@@ -523,6 +523,17 @@ async fn a_store_that_stops_takes_nothing_from_credentials_and_comes_back() {
     )
     .await;
     assert_eq!(serve.metric("rise_registry_store_up"), 0.0);
+    // Reads say the store is down rather than answer from an old snapshot.
+    let read = call(
+        &serve,
+        Method::GET,
+        "/registry/projects/known",
+        &manager(),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(read.status, 503, "{}", read.body);
 
     pg.start();
     eventually(Duration::from_secs(30), "the API works again", || async {
@@ -821,6 +832,16 @@ async fn one_leader_makes_and_orphans_repositories_and_another_takes_over_when_i
             .is_some()
     );
     assert!(survivor.metric("rise_registry_controller_passes_total{result=\"ok\"}") >= 1.0);
+    // With nothing left to do, the leader waits: its own writes and the
+    // periodic reads that find nothing new start no pass.
+    let passes = || {
+        survivor.metric("rise_registry_controller_passes_total{result=\"ok\"}")
+            + survivor.metric("rise_registry_controller_passes_total{result=\"failed\"}")
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = passes();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(passes() - before <= 1.0, "{before} -> {}", passes());
 }
 
 #[tokio::test]
