@@ -80,13 +80,14 @@ pub fn run(
     let runtime = crate::runtime::build()?;
     // The store's projects are checked like the config's; a store that
     // cannot be read is its own failed check.
-    let (store_seen, merged) = runtime.block_on(async {
-        let seen = crate::doctor::store::gather(config).await;
-        let merged = crate::store::view::with_store_projects(config)
-            .await
-            .unwrap_or_else(|_| config.clone());
-        (seen, merged)
-    });
+    // The store is read once: its rows serve both.
+    let store_seen = runtime.block_on(crate::doctor::store::gather(config));
+    let merged = match &store_seen {
+        Some(seen) if seen.opened.is_ok() => {
+            crate::store::view::with_records(config, seen.rows.clone())
+        }
+        _ => config.clone(),
+    };
     let config = &merged;
     let projects = select(config, &settings.projects)?;
     let token = token(&settings.token, env)?;

@@ -316,6 +316,20 @@ pub enum Action {
 }
 
 impl Action {
+    /// The repository this action works on; `None` for role actions.
+    pub fn repository(&self) -> Option<&str> {
+        match self {
+            Self::CreateRepository { repository, .. }
+            | Self::Adopt { repository, .. }
+            | Self::Unorphan { repository }
+            | Self::UpdateRepository { repository, .. }
+            | Self::SetTags { repository, .. }
+            | Self::Orphan { repository }
+            | Self::DeleteRepository { repository } => Some(repository),
+            _ => None,
+        }
+    }
+
     /// Run order: roles (and their policies) first, then repositories being
     /// created or repaired, orphaning and deletion last.
     fn stage(&self) -> u8 {

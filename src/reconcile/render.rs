@@ -212,16 +212,9 @@ fn entries(plan: &Plan) -> Vec<Vec<&Action>> {
 }
 
 fn repository_of(action: &Action) -> String {
-    match action {
-        Action::CreateRepository { repository, .. }
-        | Action::Adopt { repository, .. }
-        | Action::Unorphan { repository }
-        | Action::UpdateRepository { repository, .. }
-        | Action::SetTags { repository, .. }
-        | Action::Orphan { repository }
-        | Action::DeleteRepository { repository } => repository.clone(),
-        other => other.to_string(),
-    }
+    action
+        .repository()
+        .map_or_else(|| action.to_string(), str::to_string)
 }
 
 /// The block for `actions` (one action, or a group of like ones shown

@@ -59,20 +59,6 @@ pub enum Outcome {
     StillDeleting(String),
 }
 
-/// The repository an action works on, if it works on one.
-fn repository_of(action: &Action) -> Option<&str> {
-    match action {
-        Action::CreateRepository { repository, .. }
-        | Action::Adopt { repository, .. }
-        | Action::Unorphan { repository }
-        | Action::UpdateRepository { repository, .. }
-        | Action::SetTags { repository, .. }
-        | Action::Orphan { repository }
-        | Action::DeleteRepository { repository } => Some(repository),
-        _ => None,
-    }
-}
-
 /// Each store project's outcome, from the pass's plan and what executing
 /// it reported. `repository` names a project's repository.
 pub fn outcomes(
@@ -87,7 +73,7 @@ pub fn outcomes(
         report.applied.iter().map(String::as_str).collect();
     let mut problems: BTreeMap<&str, String> = BTreeMap::new();
     for action in &plan.actions {
-        let Some(repo) = repository_of(action) else {
+        let Some(repo) = action.repository() else {
             continue;
         };
         let line = action.to_string();
@@ -240,32 +226,29 @@ async fn pass(
     deposed: &Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let live = app.live();
-    let outcomes = match &live.config.registry {
+    let (plan, report) = match &live.config.registry {
         RegistryConfig::Ecr(ecr) => {
             let aws = match aws {
                 Some(aws) => aws.clone(),
                 None => aws.insert(Arc::new(Aws::new(ecr).await)).clone(),
             };
-            reconcile_ecr(ecr, &live.config.projects, &live.rows, aws, deposed).await?
+            reconcile_ecr(ecr, &live.config.projects, aws, deposed).await?
         }
         // Nothing to make: a push makes the repository.
-        _ => outcomes(
-            &live.rows,
-            &Plan::default(),
-            &ApplyReport::default(),
-            |n: &ProjectName| n.to_string(),
-        ),
+        _ => (Plan::default(), ApplyReport::default()),
     };
+    let outcomes = outcomes(&live.rows, &plan, &report, |name| {
+        live.config.registry.repository_name(name)
+    });
     write_back(app, link, &live.rows, outcomes, deposed).await
 }
 
 async fn reconcile_ecr(
     ecr: &EcrConfig,
     projects: &[crate::config::Project],
-    rows: &Rows,
     aws: Arc<Aws>,
     deposed: &Arc<AtomicBool>,
-) -> anyhow::Result<BTreeMap<ProjectName, Outcome>> {
+) -> anyhow::Result<(Plan, ApplyReport)> {
     let reconciler = Reconciler::with_aws(aws, ecr, projects);
     let planned = reconciler.plan(Scope::Repositories, &|_, _| {}).await?;
     let plan = planned.plan;
@@ -303,11 +286,7 @@ async fn reconcile_ecr(
     for failure in &report.failed {
         tracing::warn!(action = %failure.action, error = %failure.error, "controller action failed");
     }
-    Ok(outcomes(rows, &plan, &report, |name| {
-        ecr.repo_prefix
-            .repository_name(name)
-            .unwrap_or_else(|_| name.to_string())
-    }))
+    Ok((plan, report))
 }
 
 /// Writes each outcome that changes a row: a pass that finds nothing new

@@ -28,6 +28,7 @@ use super::audit::ProjectAudit;
 use super::credentials::bearer_token;
 use super::error::ApiError;
 use super::snapshot::StoredProject;
+use super::token::form_pairs;
 use crate::auth::Caller;
 use crate::clock::{rfc3339, unix_now};
 use crate::config::{Config, RegistryConfig, project_spec};
@@ -389,7 +390,9 @@ fn get(live: &Live, name: &ProjectName) -> Result<Response<Body>, ApiError> {
 fn list(live: &Live, query: Option<&str>) -> Result<Response<Body>, ApiError> {
     let mut limit = DEFAULT_PAGE;
     let mut cursor: Option<ProjectName> = None;
-    for (key, value) in form_pairs(query.unwrap_or("")) {
+    let pairs =
+        form_pairs(query.unwrap_or("").as_bytes()).map_err(|e| ApiError::BadBody(e.to_string()))?;
+    for (key, value) in pairs {
         match key.as_str() {
             "limit" => {
                 limit = value
@@ -440,23 +443,6 @@ fn list(live: &Live, query: Option<&str>) -> Result<Response<Body>, ApiError> {
     ))
 }
 
-/// `application/x-www-form-urlencoded` pairs of a query string.
-fn form_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,7 +485,7 @@ mod tests {
     #[test]
     fn query_pairs_are_decoded() {
         assert_eq!(
-            form_pairs("limit=5&cursor=my%2Dapp&&x"),
+            form_pairs(b"limit=5&cursor=my%2Dapp&&x").unwrap(),
             vec![
                 ("limit".to_string(), "5".to_string()),
                 ("cursor".to_string(), "my-app".to_string()),

@@ -137,7 +137,7 @@ fn truncate(s: &str) -> String {
 }
 
 /// Decoded `key=value` pairs of a query string or form body.
-fn form_pairs(input: &[u8]) -> Result<Vec<(String, String)>, RequestError> {
+pub(super) fn form_pairs(input: &[u8]) -> Result<Vec<(String, String)>, RequestError> {
     input
         .split(|b| *b == b'&')
         .filter(|pair| !pair.is_empty())

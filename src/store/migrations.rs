@@ -34,7 +34,10 @@ pub(super) const PG_MIGRATION_LOCK: i64 = 0x7269_7365_0072_6567;
 /// The channel each change to a project row is announced on (PostgreSQL).
 pub const CHANNEL: &str = "rise_registry_projects";
 
-const PROJECTS_SQLITE: &str = "
+/// The tables of migration 1, the same in both databases.
+macro_rules! projects_tables {
+    () => {
+        "
 CREATE TABLE rise_projects (
     name TEXT PRIMARY KEY,
     spec TEXT NOT NULL,
@@ -50,25 +53,15 @@ CREATE TABLE rise_leases (
     holder TEXT NOT NULL,
     expires_ms BIGINT NOT NULL
 );
-";
+"
+    };
+}
 
-const PROJECTS_POSTGRES: &str = "
-CREATE TABLE rise_projects (
-    name TEXT PRIMARY KEY,
-    spec TEXT NOT NULL,
-    revision BIGINT NOT NULL,
-    created_ms BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL,
-    state TEXT NOT NULL,
-    message TEXT,
-    reconciled_at BIGINT
-);
-CREATE TABLE rise_leases (
-    name TEXT PRIMARY KEY,
-    holder TEXT NOT NULL,
-    expires_ms BIGINT NOT NULL
-);
--- Every change, by whichever writer, is announced with the project's name,
+const PROJECTS_SQLITE: &str = projects_tables!();
+
+const PROJECTS_POSTGRES: &str = concat!(
+    projects_tables!(),
+    "-- Every change, by whichever writer, is announced with the project's name,
 -- so every replica re-reads within moments (docs/projects.md).
 CREATE FUNCTION rise_projects_notify() RETURNS trigger AS $$
 BEGIN
@@ -79,7 +72,8 @@ $$ LANGUAGE plpgsql;
 CREATE TRIGGER rise_projects_changed
     AFTER INSERT OR UPDATE OR DELETE ON rise_projects
     FOR EACH ROW EXECUTE FUNCTION rise_projects_notify();
-";
+"
+);
 
 /// Every migration, oldest first; versions count up from 1 without gaps.
 pub(super) const ALL: &[Migration] = &[Migration {

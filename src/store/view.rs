@@ -86,16 +86,7 @@ pub async fn with_store_projects(config: &Config) -> Result<Config, super::Store
     let Some(opened) = super::Store::open_existing(&store.url).await? else {
         return Ok(config.clone());
     };
-    let rows: Rows = opened
-        .list()
-        .await?
-        .into_iter()
-        .map(|r| (r.name.clone(), Arc::new(StoredProject::new(r))))
-        .collect();
-    for name in clashes(config, &rows) {
-        tracing::warn!(project = %name, "a project of the store has the name of one declared in config: the config's wins");
-    }
-    let merged = effective(config, &rows);
+    let merged = with_records(config, opened.list().await?);
     tracing::info!(
         from_config = config.projects.len(),
         from_store = merged.projects.len() - config.projects.len(),
@@ -103,6 +94,19 @@ pub async fn with_store_projects(config: &Config) -> Result<Config, super::Store
         "projects"
     );
     Ok(merged)
+}
+
+/// `config` with the projects of `records` (rows already read) added, as
+/// [`with_store_projects`] adds them; a clash is warned about.
+pub fn with_records(config: &Config, records: Vec<Record>) -> Config {
+    let rows: Rows = records
+        .into_iter()
+        .map(|r| (r.name.clone(), Arc::new(StoredProject::new(r))))
+        .collect();
+    for name in clashes(config, &rows) {
+        tracing::warn!(project = %name, "a project of the store has the name of one declared in config: the config's wins");
+    }
+    effective(config, &rows)
 }
 
 #[cfg(test)]
