@@ -23,6 +23,7 @@ pub(crate) const MAX_TOKEN_TTL_SECONDS: u64 = 366 * 24 * 3600;
 #[command(
     name = "rise-registry",
     version,
+    long_version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RISE_REGISTRY_REVISION"), ")"),
     about = "Scoped container-registry credentials for Rise, and the AWS setup behind them",
     long_about = None,
     propagate_version = true
@@ -116,6 +117,10 @@ pub struct ApplyArgs {
     /// Report progress and the result as JSON
     #[arg(long)]
     pub json: bool,
+    /// How long to wait for another apply of the same account, region and
+    /// prefix to finish (the apply lock), in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub lock_wait: u64,
     /// What to read and change: `repositories` makes no IAM call [default: all, or repositories when registry.manage_roles is false]
     #[arg(long, value_enum)]
     pub scope: Option<Scope>,

@@ -58,3 +58,4 @@ pub mod serve;
 pub mod settings;
 pub mod store;
 pub mod tags;
+pub mod x509;

@@ -141,6 +141,7 @@ fn apply(args: ApplyArgs, verbose: bool) -> ApplySettings {
         planfile: args.planfile,
         auto_approve: args.auto_approve,
         allow_destroy: args.allow_destroy,
+        lock_wait: std::time::Duration::from_secs(args.lock_wait),
         json: args.json,
         verbose,
         scope: args.scope,

@@ -126,6 +126,8 @@ pub struct ApplySettings {
     pub auto_approve: bool,
     /// `--allow-destroy`: lift `registry.max_deletions`.
     pub allow_destroy: bool,
+    /// `--lock-wait`: how long to wait for another apply.
+    pub lock_wait: std::time::Duration,
     pub json: bool,
     /// List every repository of a group (`-v`).
     pub verbose: bool,
@@ -147,6 +149,7 @@ pub(crate) fn run_apply(
         ref planfile,
         auto_approve,
         allow_destroy,
+        lock_wait,
         json,
         verbose,
         scope,
@@ -156,15 +159,13 @@ pub(crate) fn run_apply(
     rt.block_on(async {
         let config = store_projects(config).await?;
         let reconciler = Reconciler::new(ecr, &config.projects).await;
-        let line = reading(env.progress && !json);
-        let on_read = |read, total| line.set(read, total);
-        let plan = match planfile {
+        // A saved plan covers the scope it was made for.
+        let saved = match planfile {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading the plan {}", path.display()))?;
                 let saved = SavedPlan::parse(&text)
                     .with_context(|| format!("{} is not a saved plan", path.display()))?;
-                // A saved plan covers the scope it was made for.
                 if let Some(asked) = scope
                     && asked != saved.scope
                 {
@@ -175,70 +176,176 @@ pub(crate) fn run_apply(
                         asked.as_str()
                     );
                 }
-                match reconciler.recheck(saved, &on_read).await {
-                    Ok(plan) => plan,
-                    Err(Recheck::Stale) => bail!(
-                        "the account changed since {} was made, so it may no longer be right\n  hint: run `{}` again",
-                        path.display(),
-                        location.command(&format!(
-                            "plan --out {}",
-                            shell_word(&path.display().to_string())
-                        ))
-                    ),
-                    Err(Recheck::Failed(e)) => return Err(e),
-                }
+                Some((path, saved))
             }
-            None => {
-                let scope = reconciler.scope(scope);
-                reconciler.plan(scope, &on_read).await?.plan
-            }
+            None => None,
         };
-        drop(line);
-        // A saved plan was reviewed when it was made; a fresh one is shown
-        // and needs a yes. With --json, stdout is for the machine, so the
-        // plan to review goes beside the question, on stderr.
-        let confirming = planfile.is_none() && !auto_approve && !plan.is_empty();
-        // Nobody reviews an --auto-approve run: it may delete only so much.
-        if auto_approve
-            && planfile.is_none()
-            && !allow_destroy
-            && let Err(refusal) = crate::reconcile::plan::check_deletions(&plan, ecr.max_deletions)
-        {
-            if !json {
-                let options = TextOptions { colour: env.colour, verbose };
-                write!(env.stdout, "{}", to_text(&plan, options))?;
-            }
-            bail!(
-                "{refusal}; nothing was changed\n  hint: review `{}`, then run `{}` (or raise registry.max_deletions)",
-                location.command("plan"),
-                location.command("apply --auto-approve --allow-destroy")
-            );
-        }
-        if !json {
-            let options = TextOptions { colour: env.colour, verbose };
-            write!(env.stdout, "{}", to_text(&plan, options))?;
-        } else if confirming {
-            let options = TextOptions { colour: false, verbose };
-            write!(env.stderr, "{}", to_text(&plan, options))?;
-        }
-        // With --json, the one object printed holds the plan it applied.
-        let plan_json = json.then(|| to_json(&plan));
-        let report = if plan.is_empty() {
-            ApplyReport::default()
+        let effective = saved
+            .as_ref()
+            .map_or_else(|| reconciler.scope(scope), |(_, s)| s.scope);
+        // One apply at a time changes repositories (the hook Job, the
+        // CronJob, an operator): taken before reading, so the plan sees
+        // what the apply before it did.
+        let lock = if effective.repositories() {
+            Some(
+                reconciler
+                    .lock(&lock_holder(), lock_wait, &|other| {
+                        tracing::warn!(
+                            holder = %other.holder,
+                            since = %crate::clock::rfc3339(other.stamp_ms / 1000),
+                            "waiting for another apply to finish (the apply lock)"
+                        );
+                    })
+                    .await?,
+            )
         } else {
-            if confirming {
-                confirm(env, location, plan.actions.len())?;
-            }
-            let report = execute(&reconciler, plan, json, env).await;
-            reconciler.log_calls();
-            report?
+            None
         };
-        finish(&report, plan_json, location, env)
+        let result = apply_locked(
+            &reconciler,
+            saved,
+            effective,
+            ApplyRun {
+                auto_approve,
+                allow_destroy,
+                json,
+                verbose,
+                max_deletions: ecr.max_deletions,
+            },
+            location,
+            env,
+        )
+        .await;
+        if let Some(lock) = lock
+            && let Err(e) = lock.release().await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "the apply lock could not be released; it lapses by itself");
+        }
+        result
     })
 }
 
+/// Who holds the apply lock, as other applies are told: the host (a pod's
+/// name on Kubernetes) and process.
+fn lock_holder() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown-host".to_string());
+    format!("{host} pid {}", std::process::id())
+}
+
+/// What an apply was asked to do, besides its plan.
+struct ApplyRun {
+    auto_approve: bool,
+    allow_destroy: bool,
+    json: bool,
+    verbose: bool,
+    max_deletions: u32,
+}
+
+/// The apply under its lock: plan (or re-check the saved plan), show,
+/// confirm, execute.
+async fn apply_locked(
+    reconciler: &Reconciler<'_>,
+    saved: Option<(&PathBuf, SavedPlan)>,
+    scope: Scope,
+    run: ApplyRun,
+    location: &Location,
+    env: &mut Env<'_>,
+) -> Result<Status> {
+    let ApplyRun {
+        auto_approve,
+        allow_destroy,
+        json,
+        verbose,
+        max_deletions,
+    } = run;
+    let planfile = saved.as_ref().map(|(path, _)| *path);
+    let line = reading(env.progress && !json);
+    let on_read = |read, total| line.set(read, total);
+    let plan = match saved {
+        Some((path, saved)) => match reconciler.recheck(saved, &on_read).await {
+            Ok(plan) => plan,
+            Err(Recheck::Stale) => bail!(
+                "the account changed since {} was made, so it may no longer be right\n  hint: run `{}` again",
+                path.display(),
+                location.command(&format!(
+                    "plan --out {}",
+                    shell_word(&path.display().to_string())
+                ))
+            ),
+            Err(Recheck::Failed(e)) => return Err(e),
+        },
+        None => reconciler.plan(scope, &on_read).await?.plan,
+    };
+    drop(line);
+    // A saved plan was reviewed when it was made; a fresh one is shown
+    // and needs a yes. With --json, stdout is for the machine, so the
+    // plan to review goes beside the question, on stderr.
+    let confirming = planfile.is_none() && !auto_approve && !plan.is_empty();
+    // Nobody reviews an --auto-approve run: it may delete only so much.
+    if auto_approve
+        && planfile.is_none()
+        && !allow_destroy
+        && let Err(refusal) = crate::reconcile::plan::check_unattended(&plan, max_deletions)
+    {
+        if !json {
+            let options = TextOptions {
+                colour: env.colour,
+                verbose,
+            };
+            write!(env.stdout, "{}", to_text(&plan, options))?;
+        }
+        bail!(
+            "{refusal}; nothing was changed\n  hint: review `{}`, then run `{}` (or raise registry.max_deletions)",
+            location.command("plan"),
+            location.command("apply --auto-approve --allow-destroy")
+        );
+    }
+    if !json {
+        let options = TextOptions {
+            colour: env.colour,
+            verbose,
+        };
+        write!(env.stdout, "{}", to_text(&plan, options))?;
+    } else if confirming {
+        let options = TextOptions {
+            colour: false,
+            verbose,
+        };
+        write!(env.stderr, "{}", to_text(&plan, options))?;
+    }
+    // With --json, the one object printed holds the plan it applied.
+    let plan_json = json.then(|| to_json(&plan));
+    let report = if plan.is_empty() {
+        ApplyReport::default()
+    } else {
+        if confirming {
+            // What an unattended run would refuse, the person asked
+            // reads right above the question.
+            let warning = crate::reconcile::plan::check_unattended(&plan, max_deletions).err();
+            confirm(env, location, plan.actions.len(), warning.as_deref())?;
+        }
+        let report = execute(reconciler, plan, json, env).await;
+        reconciler.log_calls();
+        report?
+    };
+    finish(&report, plan_json, location, env)
+}
+
 /// Asks on the terminal (stderr, so stdout stays data) for a literal `yes`.
-fn confirm(env: &mut Env<'_>, location: &Location, count: usize) -> Result<()> {
+fn confirm(
+    env: &mut Env<'_>,
+    location: &Location,
+    count: usize,
+    warning: Option<&str>,
+) -> Result<()> {
     let Some(terminal) = env.terminal.as_mut() else {
         bail!(
             "apply needs confirmation and there is no terminal to ask on; nothing was changed\n  hint: review `{}`, then run `{}`",
@@ -246,6 +353,12 @@ fn confirm(env: &mut Env<'_>, location: &Location, count: usize) -> Result<()> {
             location.command("apply --auto-approve")
         );
     };
+    if let Some(warning) = warning {
+        for line in warning.lines() {
+            write!(env.stderr, "\nWarning: {line}")?;
+        }
+        writeln!(env.stderr)?;
+    }
     write!(env.stderr, "\n{}", question(count))?;
     env.stderr.flush()?;
     let mut answer = String::new();

@@ -12,6 +12,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::Value;
 
+use super::lock;
 use super::plan::{
     Action, ObservedRepository, ObservedRole, ObservedState, RegistryScanning, RoleKind, Scope,
 };
@@ -40,6 +41,50 @@ pub struct Aws {
     /// Requests in flight, adapting to throttling: repository reads and
     /// every action take a slot.
     pub(crate) limit: Arc<AdaptiveLimit>,
+}
+
+/// A held apply lock: renewed in the background until [`ApplyLock::release`];
+/// dropped without release (a crash), its claim lapses after
+/// [`lock::TTL`].
+pub struct ApplyLock {
+    aws: Arc<Aws>,
+    key: String,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl ApplyLock {
+    fn hold(aws: Arc<Aws>, claim: lock::Claim) -> Self {
+        let key = claim.tag().0;
+        let renewing = aws.clone();
+        let renewer = tokio::spawn(async move {
+            let mut claim = claim;
+            loop {
+                tokio::time::sleep(lock::RENEW_EVERY).await;
+                claim.expires = crate::clock::unix_now() + lock::TTL.as_secs() as i64;
+                if let Err(e) = renewing.write_claim(&claim).await {
+                    tracing::warn!(error = %format!("{e:#}"), "the apply lock could not be renewed; trying again");
+                }
+            }
+        });
+        Self { aws, key, renewer }
+    }
+
+    /// Gives the lock up at once, for the next apply.
+    ///
+    /// # Errors
+    /// AWS's error (the claim then lapses by itself).
+    pub async fn release(self) -> Result<()> {
+        self.renewer.abort();
+        self.aws
+            .untag_repository(&self.aws.lock_repository(), std::slice::from_ref(&self.key))
+            .await
+    }
+}
+
+impl Drop for ApplyLock {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
 }
 
 /// How long an IAM write that names a role IAM does not know yet is
@@ -378,7 +423,8 @@ impl Aws {
                 let Some(name) = repo.repository_name.clone() else {
                     continue;
                 };
-                if !name.starts_with(prefix) {
+                // The apply lock is no project's repository.
+                if !name.starts_with(prefix) || name == self.lock_repository() {
                     continue;
                 }
                 let arn = repo
@@ -422,6 +468,158 @@ impl Aws {
             on_read(repositories.len(), total);
         }
         Ok((repositories, note))
+    }
+
+    /// The apply lock's repository ([`super::lock`]).
+    pub(crate) fn lock_repository(&self) -> String {
+        format!("{}{}", self.ecr_config.repo_prefix, lock::LOCK_REPOSITORY)
+    }
+
+    /// The lock repository's tags; `None` when it does not exist.
+    async fn lock_tags(&self) -> Result<Option<BTreeMap<String, String>>> {
+        let name = self.lock_repository();
+        match self
+            .ecr
+            .list_tags_for_resource()
+            .resource_arn(self.repository_arn(&name))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(
+                out.tags
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| (t.key, t.value))
+                    .collect(),
+            )),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_repository_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(aws_error(&format!("reading the apply lock ({name})"), e)),
+        }
+    }
+
+    /// The lock's claims, creating its repository the first time (another
+    /// apply creating it at the same moment is as good).
+    async fn lock_claims(&self) -> Result<Vec<lock::Claim>> {
+        if let Some(tags) = self.lock_tags().await? {
+            return Ok(lock::claims(&tags));
+        }
+        let name = self.lock_repository();
+        let made = self
+            .ecr
+            .create_repository()
+            .repository_name(&name)
+            .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Immutable)
+            .tags(Self::tag(
+                "rise:purpose",
+                "apply lock of rise-registry: no images; its tags are the claims",
+            )?)
+            .send()
+            .await;
+        match made {
+            Ok(_) => Ok(Vec::new()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_repository_already_exists_exception()) =>
+            {
+                Ok(self
+                    .lock_tags()
+                    .await?
+                    .map(|t| lock::claims(&t))
+                    .unwrap_or_default())
+            }
+            Err(e) => Err(aws_error(&format!("creating the apply lock ({name})"), e)),
+        }
+    }
+
+    async fn write_claim(&self, claim: &lock::Claim) -> Result<()> {
+        let (key, value) = claim.tag();
+        self.tag_repository(&self.lock_repository(), &BTreeMap::from([(key, value)]))
+            .await
+    }
+
+    /// Takes the apply lock, waiting up to `wait` for another apply to
+    /// finish; `on_wait` is told whom it waits for, once per holder.
+    ///
+    /// # Errors
+    /// AWS's error, or the holder's name when `wait` ran out.
+    pub(crate) async fn lock(
+        self: &Arc<Self>,
+        holder: &str,
+        wait: Duration,
+        on_wait: &(dyn Fn(&lock::Claim) + Sync),
+    ) -> Result<ApplyLock> {
+        let id = lock::random_id();
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut told: Option<String> = None;
+        loop {
+            let now = crate::clock::unix_now();
+            let claims = self.lock_claims().await?;
+            let lapsed = lock::lapsed(&claims, now);
+            if !lapsed.is_empty() {
+                self.untag_repository(&self.lock_repository(), &lapsed)
+                    .await?;
+            }
+            let busy = match lock::verdict(&claims, &id, now) {
+                lock::Verdict::Busy(other) => Some(other),
+                lock::Verdict::Held | lock::Verdict::Free => {
+                    let stamp_ms = crate::clock::unix_now_ms();
+                    let claim = lock::Claim {
+                        id: id.clone(),
+                        stamp_ms,
+                        expires: now + lock::TTL.as_secs() as i64,
+                        holder: lock::tag_safe(holder, 200),
+                    };
+                    self.write_claim(&claim).await?;
+                    let took = crate::clock::unix_now_ms() - stamp_ms;
+                    if took > (lock::SETTLE.as_millis() / 2) as i64 {
+                        // A stale stamp could undercut a holder that has
+                        // decided already: withdraw and try again.
+                        self.untag_repository(&self.lock_repository(), &[claim.tag().0])
+                            .await?;
+                        continue;
+                    }
+                    tokio::time::sleep(lock::SETTLE).await;
+                    let claims = self.lock_claims().await?;
+                    match lock::verdict(&claims, &id, crate::clock::unix_now()) {
+                        lock::Verdict::Held => {
+                            return Ok(ApplyLock::hold(self.clone(), claim));
+                        }
+                        lock::Verdict::Busy(other) => {
+                            self.untag_repository(&self.lock_repository(), &[claim.tag().0])
+                                .await?;
+                            Some(other)
+                        }
+                        // Our own claim vanished (removed by hand): again.
+                        lock::Verdict::Free => None,
+                    }
+                }
+            };
+            if let Some(other) = busy {
+                if tokio::time::Instant::now() + lock::POLL > deadline {
+                    bail!(
+                        "another apply holds the apply lock ({}, since {}, until {} unless renewed); nothing was changed\n  hint: wait for it to finish and run again, or raise --lock-wait; a claim whose holder was killed lapses by itself within {} s",
+                        if other.holder.is_empty() {
+                            other.id.as_str()
+                        } else {
+                            other.holder.as_str()
+                        },
+                        crate::clock::rfc3339(other.stamp_ms / 1000),
+                        crate::clock::rfc3339(other.expires),
+                        lock::TTL.as_secs()
+                    );
+                }
+                if told.as_deref() != Some(other.id.as_str()) {
+                    on_wait(&other);
+                    told = Some(other.id.clone());
+                }
+                tokio::time::sleep(lock::POLL).await;
+            }
+        }
     }
 
     fn role_arn(&self, role: RoleKind) -> &RoleArn {

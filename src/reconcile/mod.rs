@@ -16,6 +16,7 @@ pub mod aws;
 pub mod canonical;
 pub mod desired;
 pub mod diff;
+pub mod lock;
 pub mod meaning;
 pub mod pipeline;
 pub mod plan;

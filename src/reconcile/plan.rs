@@ -410,6 +410,36 @@ pub fn deletions(plan: &Plan) -> Vec<&str> {
         .collect()
 }
 
+/// The repository changes of `plan` that expire images (a lifecycle limit
+/// lowered), as `(repository, what it means)`.
+pub fn expiring(plan: &Plan) -> Vec<(&str, String)> {
+    plan.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::UpdateRepository {
+                repository,
+                changes,
+            } => Some(changes.iter().filter_map(move |c| {
+                let before = &c.before;
+                c.setting
+                    .destroys(before, &c.after)
+                    .then(|| (repository.as_str(), c.setting.meaning(before, &c.after)))
+            })),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// `names` as `a, b, c and 2 more`.
+fn first_few(names: &[&str]) -> String {
+    let shown: Vec<&str> = names.iter().take(5).copied().collect();
+    match names.len() - shown.len() {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
 /// Whether an unattended run may carry out `plan`: at most `max`
 /// repository deletions.
 ///
@@ -420,18 +450,37 @@ pub fn check_deletions(plan: &Plan, max: u32) -> Result<(), String> {
     if doomed.len() <= max as usize {
         return Ok(());
     }
-    let shown: Vec<&str> = doomed.iter().take(5).copied().collect();
-    let more = doomed.len() - shown.len();
     Err(format!(
-        "this plan deletes {} repositories and their images ({}{}), more than registry.max_deletions ({max}) allows without review",
+        "this plan deletes {} repositories and their images ({}), more than registry.max_deletions ({max}) allows without review",
         doomed.len(),
-        shown.join(", "),
-        if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        }
+        first_few(&doomed)
     ))
+}
+
+/// Whether an unattended run may carry out `plan`: at most `max`
+/// deletions ([`check_deletions`]) and no lifecycle change that expires
+/// images.
+///
+/// # Errors
+/// Each refusal, one per line.
+pub fn check_unattended(plan: &Plan, max: u32) -> Result<(), String> {
+    let mut refusals: Vec<String> = check_deletions(plan, max).err().into_iter().collect();
+    let expiring = expiring(plan);
+    if !expiring.is_empty() {
+        let names: Vec<&str> = expiring.iter().map(|(r, _)| *r).collect();
+        refusals.push(format!(
+            "this plan changes lifecycle policies so that images expire in {} {} ({}; {}), which is not done without review",
+            names.len(),
+            if names.len() == 1 { "repository" } else { "repositories" },
+            first_few(&names),
+            expiring[0].1
+        ));
+    }
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(refusals.join("\n"))
+    }
 }
 
 /// Computes the plan of everything.

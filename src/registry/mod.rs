@@ -85,6 +85,15 @@ impl RegistryProvider {
         }
     }
 
+    /// The soonest expiry (Unix seconds) of the certificate chain this
+    /// provider signs with: `oci-token`'s, none for the others.
+    pub fn certificate_expiry(&self) -> Option<i64> {
+        match self {
+            Self::OciToken(p) => p.certificate_expiry(),
+            Self::Ecr(_) | Self::OciClientAuth(_) => None,
+        }
+    }
+
     /// Issues `access` credentials scoped to `project`, for `holder` (only
     /// `oci-token` binds them to the caller: its ticket carries the
     /// identities given here, so pass them narrowed with

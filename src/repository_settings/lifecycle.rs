@@ -136,6 +136,14 @@ impl Setting for Lifecycle {
         true
     }
 
+    /// Fewer images kept than before, or a policy of unknown effect (one
+    /// someone wrote by hand) replaced: either may expire images that were
+    /// kept. A repository without a policy (adopted, or its policy deleted
+    /// by hand) had no limit to lower: it gets the configured one.
+    fn destroys(&self, before: &Value, want: &Value) -> bool {
+        parse(before).map_or(!before.is_null(), |was| was > count(want))
+    }
+
     fn put<'a>(
         &'a self,
         ecr: &'a Client,
@@ -169,5 +177,14 @@ mod tests {
         assert_eq!(parse(&other), None);
         assert_eq!(Lifecycle.read_plan(&lifecycle_policy(7)), Ok(7.into()));
         assert!(Lifecycle.read_plan(&Value::Null).is_err());
+    }
+
+    #[test]
+    fn a_lower_limit_or_a_replaced_hand_written_policy_destroys_and_nothing_else() {
+        assert!(Lifecycle.destroys(&lifecycle_policy(100), &10.into()));
+        assert!(!Lifecycle.destroys(&lifecycle_policy(10), &100.into()));
+        assert!(!Lifecycle.destroys(&lifecycle_policy(10), &10.into()));
+        assert!(!Lifecycle.destroys(&Value::Null, &10.into()));
+        assert!(Lifecycle.destroys(&json!({"rules": []}), &10_000.into()));
     }
 }

@@ -123,6 +123,13 @@ pub trait Setting: Sync + Send + 'static {
     /// What changing `before` (observed) to `want` means, in one line.
     fn meaning(&self, before: &Value, want: &Value) -> String;
 
+    /// Whether changing `before` (observed) to `want` can destroy images
+    /// (a lower lifecycle limit expires them): an unattended apply then
+    /// refuses it without `--allow-destroy`, as it does deletions.
+    fn destroys(&self, _before: &Value, _want: &Value) -> bool {
+        false
+    }
+
     /// Whether a plan shows a change as a document diff (policies) rather
     /// than one `before -> after` line.
     fn is_document(&self) -> bool {

@@ -121,6 +121,17 @@ impl App {
             provider.kind(),
             config.server.metrics_project_labels,
         );
+        // Key files are read once, at start: so are their dates.
+        let tls = config
+            .server
+            .tls
+            .as_ref()
+            .and_then(super::tls::chain_expiry);
+        for (which, expiry) in [("tls", tls), ("oci-token", provider.certificate_expiry())] {
+            if let Some(not_after) = expiry {
+                metrics.set_certificate_expiry(which, not_after);
+            }
+        }
         Self {
             metrics_elsewhere: config.server.metrics_listen.is_some(),
             live: ArcSwap::from_pointee({

@@ -256,15 +256,26 @@ async fn reconcile_ecr(
         tracing::info!(action = %action, "controller");
     }
     // Nobody reviews a controller's pass: beyond `max_deletions`, the
-    // deletions are held back (their projects stay `deleting`, saying why)
-    // and everything else goes ahead.
+    // deletions are held back (their projects stay `deleting`, saying why),
+    // and so are lifecycle changes that expire images; everything else
+    // goes ahead.
     let held = crate::reconcile::plan::check_deletions(&plan, ecr.max_deletions).err();
+    let expiring: Vec<String> = crate::reconcile::plan::expiring(&plan)
+        .into_iter()
+        .map(|(repository, _)| repository.to_string())
+        .collect();
     let mut runnable = plan.clone();
     if let Some(why) = &held {
         tracing::error!(refusal = %why, "controller: deletions held back; raise registry.max_deletions or run `apply --allow-destroy` after review");
         runnable
             .actions
             .retain(|a| !matches!(a, Action::DeleteRepository { .. }));
+    }
+    if !expiring.is_empty() {
+        tracing::error!(repositories = ?expiring, "controller: lifecycle changes that expire images held back; run `apply --allow-destroy` after review");
+        runnable.actions.retain(|a| {
+            !matches!(a, Action::UpdateRepository { repository, .. } if expiring.contains(repository))
+        });
     }
     let mut report = if runnable.is_empty() {
         ApplyReport::default()

@@ -56,6 +56,16 @@ pub(crate) const CHANGE_OUTCOMES: [&str; 8] = [
     "unavailable",
 ];
 
+/// The certificates whose expiry serve exports: `server.tls`'s chain and
+/// the `oci-token` signing chain.
+pub(crate) const CERTIFICATES: [&str; 2] = ["tls", "oci-token"];
+
+/// This build's version and the commit it was built from (set by
+/// `scripts/release` and the Dockerfile through `RISE_REGISTRY_REVISION`;
+/// `unknown` for a plain `cargo build`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const REVISION: &str = env!("RISE_REGISTRY_REVISION");
+
 /// One counter per access kind (push, pull) and credential outcome.
 type OutcomeCounters = [[AtomicU64; OUTCOMES.len()]; AccessKind::ALL.len()];
 
@@ -104,6 +114,9 @@ pub struct Metrics {
     controller_last_pass_ms: AtomicU64,
     /// Store projects whose repository is not in its final state yet.
     controller_pending: AtomicI64,
+    /// Per [`CERTIFICATES`]: the soonest `notAfter` of its chain, Unix
+    /// seconds; `i64::MIN` when serve has no such certificate.
+    certificate_expiry: [AtomicI64; CERTIFICATES.len()],
 }
 
 impl Metrics {
@@ -138,6 +151,7 @@ impl Metrics {
             controller_passes: Default::default(),
             controller_last_pass_ms: AtomicU64::new(0),
             controller_pending: AtomicI64::new(0),
+            certificate_expiry: [const { AtomicI64::new(i64::MIN) }; CERTIFICATES.len()],
         }
     }
 
@@ -193,6 +207,14 @@ impl Metrics {
             i64::try_from(pending).unwrap_or(i64::MAX),
             Ordering::Relaxed,
         );
+    }
+
+    /// The soonest expiry (Unix seconds) of certificate chain `which` (one
+    /// of [`CERTIFICATES`]), read once at start since the files are too.
+    pub(crate) fn set_certificate_expiry(&self, which: &str, not_after: i64) {
+        if let Some(i) = CERTIFICATES.iter().position(|c| *c == which) {
+            self.certificate_expiry[i].store(not_after, Ordering::Relaxed);
+        }
     }
 
     /// Whether the store answered its last read.
@@ -265,6 +287,38 @@ impl Metrics {
     /// `cached` is the number of projects with credentials in the cache.
     pub fn render(&self, cached: usize) -> String {
         let mut out = String::new();
+        family(
+            &mut out,
+            "rise_registry_build_info",
+            "gauge",
+            "1, labelled with the version and the commit serve was built from.",
+        );
+        let _ = writeln!(
+            out,
+            "rise_registry_build_info{{version=\"{}\",revision=\"{}\"}} 1",
+            label_value(VERSION),
+            label_value(REVISION)
+        );
+        let expiries: Vec<_> = CERTIFICATES
+            .iter()
+            .zip(&self.certificate_expiry)
+            .map(|(name, at)| (name, at.load(Ordering::Relaxed)))
+            .filter(|(_, at)| *at != i64::MIN)
+            .collect();
+        if !expiries.is_empty() {
+            family(
+                &mut out,
+                "rise_registry_certificate_expiry_timestamp_seconds",
+                "gauge",
+                "When the soonest-expiring certificate of a chain serve loaded at start expires (Unix seconds); rotating it needs a restart.",
+            );
+            for (name, at) in expiries {
+                let _ = writeln!(
+                    out,
+                    "rise_registry_certificate_expiry_timestamp_seconds{{certificate=\"{name}\"}} {at}"
+                );
+            }
+        }
         family(
             &mut out,
             "rise_registry_http_requests_total",
@@ -502,9 +556,37 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// A label value as the text format escapes it: the revision comes from the
+/// build's environment and may hold anything.
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_info_and_certificate_expiry_are_exported() {
+        let m = Metrics::new(["a"], "oci-token", false);
+        let text = m.render(0);
+        assert!(text.contains(&format!(
+            "rise_registry_build_info{{version=\"{VERSION}\",revision=\"{REVISION}\"}} 1\n"
+        )));
+        // No certificate loaded: no series, so an alert on it cannot fire.
+        assert!(!text.contains("rise_registry_certificate_expiry_timestamp_seconds"));
+        m.set_certificate_expiry("oci-token", 1_900_000_000);
+        m.set_certificate_expiry("unknown", 5);
+        let text = m.render(0);
+        assert!(text.contains(
+            "rise_registry_certificate_expiry_timestamp_seconds{certificate=\"oci-token\"} 1900000000\n"
+        ));
+        assert!(!text.contains("certificate=\"tls\""));
+        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
 
     #[test]
     fn a_new_project_set_keeps_the_counts_of_projects_that_stay() {

@@ -57,3 +57,14 @@ pub(crate) fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, ConfigErrors> {
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+/// The soonest expiry of `server.tls`'s certificate chain, for the
+/// metric; `None` when the file cannot be read now (the acceptor has
+/// reported that already).
+pub(crate) fn chain_expiry(tls: &TlsConfig) -> Option<i64> {
+    let pem = tls.cert_file.read().ok()?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    crate::x509::soonest_expiry(certs.iter().map(|c| c.as_ref()))
+}

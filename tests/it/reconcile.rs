@@ -147,11 +147,16 @@ impl Account {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|r| r.repository_name)
+            .filter(|n| n != LOCK)
             .collect();
         names.sort();
         names
     }
 }
+
+/// The apply lock's repository under the tests' prefix `rise/`: listed
+/// apart from the projects' by the helpers, checked by its own tests.
+const LOCK: &str = "rise/rise-registry/apply-lock";
 
 impl Account {
     /// Replaces the controller role's trust policy by hand, as someone in
@@ -1196,7 +1201,8 @@ async fn all_repositories(account: &Account) -> Vec<String> {
                 .repositories
                 .unwrap_or_default()
                 .into_iter()
-                .filter_map(|r| r.repository_name),
+                .filter_map(|r| r.repository_name)
+                .filter(|n| n != LOCK),
         );
     }
     all.sort();
@@ -1216,7 +1222,20 @@ async fn apply_converges_after_aws_dies_midway_and_leaves_strangers_alone() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Midway: once apply holds its lock and has begun making repositories.
+    let waited = std::time::Instant::now();
+    while !account
+        .repository_names()
+        .await
+        .iter()
+        .any(|n| n.starts_with("rise/f"))
+    {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(30),
+            "apply never began"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     account.emulator.stop();
     let started = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
@@ -1301,6 +1320,34 @@ async fn apply_under_throttling_retries_and_converges() {
 /// stderr together.
 fn on_a_terminal(account: &Account, args: &str, term: &str) -> String {
     on_a_terminal_with(account, args, term, true)
+}
+
+/// `rise-registry ARGS` on a pseudo-terminal, typing `input`: everything
+/// written to the terminal, whatever the exit code.
+fn answering_at_a_terminal(account: &Account, args: &str, input: &str) -> String {
+    use std::io::Write;
+    let cmd = account.command(&[]);
+    let mut line = vec![cmd.get_program().to_string_lossy().into_owned()];
+    line.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    line.push(args.to_string());
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .env_clear()
+        .envs(
+            cmd.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs (apt-get install bsdutils)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned()
 }
 
 /// As [`on_a_terminal`]; without `no_color`, `NO_COLOR` is not set.
@@ -1405,11 +1452,8 @@ async fn bulk_tag_reads_cost_one_request_per_repository_and_still_see_drift() {
         2,
         "one page per observation (apply, plan)"
     );
-    assert!(
-        !proxy.ecr_operations().contains("ListTagsForResource"),
-        "{:?}",
-        proxy.ecr_operations()
-    );
+    // The plan's 7 ECR requests above hold no tag read (apply's tag reads
+    // were its lock's, one repository's).
 
     // Drift in a tag, made behind the tool's back, is in the bulk answer.
     let ecr = account.ecr().await;
@@ -1459,7 +1503,11 @@ async fn a_denied_bulk_tag_read_falls_back_and_says_so() {
     let proxy = ThrottlingProxy::tagging(account.emulator.addr, Tagging::Deny);
     account.configure_at(&proxy.url(), &["a", "b"], "");
     account.expect(&["apply", "--auto-approve"], 0);
+    let ecr_before = proxy.requests_to("ecr");
     let plan = account.expect(&["plan", "--detailed-exitcode"], 0);
+    // Scanning configuration, a page of repositories, and per repository
+    // its lifecycle policy and its tags.
+    assert_eq!(proxy.requests_to("ecr") - ecr_before, 2 + 2 * 2);
     assert_eq!(
         plan,
         "No changes. AWS matches the configuration.\n\nReads: tags read one repository at a time: \
@@ -1467,7 +1515,6 @@ async fn a_denied_bulk_tag_read_falls_back_and_says_so() {
          arn:aws:sts::123456789012:assumed-role/rise-backend/plan is not authorized to perform: \
          tag:GetResources).\n"
     );
-    assert!(proxy.ecr_operations().contains("ListTagsForResource"));
     let json = account.expect(&["plan", "--json"], 0);
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(
@@ -1564,4 +1611,177 @@ async fn an_unattended_apply_deletes_no_more_than_max_deletions() {
     // Reviewed (at a terminal, or told so), it goes ahead.
     account.expect(&["apply", "--auto-approve", "--allow-destroy"], 0);
     assert!(all_repositories(&account).await.is_empty());
+}
+
+/// Reads the apply lock's claims as `(id, holder)`.
+async fn lock_claims(account: &Account) -> Vec<(String, String)> {
+    account
+        .tags(LOCK)
+        .await
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let id = k.strip_prefix("rise:apply-lock/")?.to_string();
+            Some((id, v.splitn(3, ':').nth(2).unwrap_or("").to_string()))
+        })
+        .collect()
+}
+
+/// Two applies started together (the hook Job and a CronJob run): one
+/// takes the lock, the other says whom it waits for, then plans what the
+/// first left (nothing) and changes nothing twice. The lock repository
+/// never shows in a plan, and no claim is left behind.
+#[tokio::test]
+async fn two_applies_at_once_take_turns_under_the_apply_lock() {
+    let account = Account::new();
+    let names: Vec<String> = (0..40).map(|i| format!("t{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    account.configure(&refs, "");
+    let spawn = |account: &Account| {
+        account
+            .command(&["--log-format", "json", "apply", "--auto-approve", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(&account), spawn(&account));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let mut planned = Vec::new();
+    let mut waited = 0;
+    for out in [&a, &b] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        planned.push(report["plan"]["actions"].as_array().unwrap().len());
+        for line in stderr.lines() {
+            let line: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+            if line["fields"]["message"] == "waiting for another apply to finish (the apply lock)" {
+                assert!(
+                    line["fields"]["holder"].as_str().unwrap().contains(" pid "),
+                    "{line}"
+                );
+                waited += 1;
+            }
+        }
+    }
+    // The one that waited planned after the other had made everything.
+    planned.sort_unstable();
+    assert_eq!(planned[0], 0, "{planned:?}");
+    assert!(planned[1] > 40, "{planned:?}");
+    assert_eq!(waited, 1, "exactly one waited");
+    assert_eq!(
+        account.repository_names().await,
+        names
+            .iter()
+            .map(|n| format!("rise/{n}"))
+            .collect::<Vec<_>>()
+    );
+    assert!(lock_claims(&account).await.is_empty(), "released");
+    let plan = account.plan_json();
+    assert_eq!(plan["actions"], serde_json::json!([]));
+    assert!(
+        !plan.to_string().contains("apply-lock"),
+        "the lock is no repository of a plan: {plan}"
+    );
+}
+
+/// A claim someone else holds makes apply wait at most `--lock-wait`, then
+/// fail naming the holder, having changed nothing; a claim that lapsed
+/// (its holder was killed) is removed and does not stop anyone.
+#[tokio::test]
+async fn a_held_lock_stops_apply_and_a_lapsed_one_does_not() {
+    let account = Account::new();
+    account.configure(&["a"], "");
+    account.expect(&["apply", "--auto-approve"], 0);
+    account.configure(&["a", "b"], "");
+    let ecr = account.ecr().await;
+    let claim = |key: &str, value: String| {
+        ecr.tag_resource()
+            .resource_arn(Account::arn(LOCK))
+            .tags(Tag::builder().key(key).value(value).build().unwrap())
+            .send()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    claim(
+        "rise:apply-lock/feed",
+        format!(
+            "{}:{}:rise-rise-registry-reconcile-x1 pid 1",
+            now * 1000,
+            now + 600
+        ),
+    )
+    .await
+    .unwrap();
+    let out = account.run(&["apply", "--auto-approve", "--lock-wait", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .contains("another apply holds the apply lock (rise-rise-registry-reconcile-x1 pid 1")
+            && stderr.contains("nothing was changed")
+            && stderr.contains("--lock-wait"),
+        "{stderr}"
+    );
+    assert_eq!(
+        account.repository_names().await,
+        ["rise/a"],
+        "nothing changed"
+    );
+    // The holder was killed: its claim lapsed a minute ago.
+    claim(
+        "rise:apply-lock/feed",
+        format!("{}:{}:gone pid 1", (now - 300) * 1000, now - 60),
+    )
+    .await
+    .unwrap();
+    account.expect(&["apply", "--auto-approve", "--lock-wait", "0"], 0);
+    assert_eq!(account.repository_names().await, ["rise/a", "rise/b"]);
+    assert!(
+        lock_claims(&account).await.is_empty(),
+        "{:?}",
+        lock_claims(&account).await
+    );
+}
+
+/// Lowering `max_image_count` expires images: an unattended apply refuses
+/// it as it refuses mass deletion, naming the repositories, until
+/// `--allow-destroy`; raising it goes ahead unattended.
+#[tokio::test]
+async fn an_unattended_apply_does_not_lower_a_lifecycle_limit() {
+    let account = Account::new();
+    account.configure(&["a", "b"], "  max_image_count: 100\n");
+    account.expect(&["apply", "--auto-approve"], 0);
+    account.configure(&["a", "b"], "  max_image_count: 10\n");
+    let out = account.run(&["apply", "--auto-approve"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("images expire in 2 repositories (rise/a, rise/b;")
+            && stderr.contains("keep the newest 10 images (was 100)")
+            && stderr.contains("nothing was changed")
+            && stderr.contains("--allow-destroy"),
+        "{stderr}"
+    );
+    assert_eq!(
+        account.action_kinds(),
+        ["update_repository", "update_repository"]
+    );
+    // Asked at a terminal, the same warning stands above the question.
+    let terminal = answering_at_a_terminal(&account, "apply", "no\n");
+    assert!(
+        terminal.contains(
+            "Warning: this plan changes lifecycle policies so that images expire in 2 repositories"
+        ) && terminal.contains("Apply these 2 actions?")
+            && terminal.contains("apply cancelled"),
+        "{terminal}"
+    );
+    account.expect(&["apply", "--auto-approve", "--allow-destroy"], 0);
+    account.configure(&["a", "b"], "  max_image_count: 50\n");
+    account.expect(&["apply", "--auto-approve"], 0);
+    account.expect(&["plan", "--detailed-exitcode"], 0);
 }

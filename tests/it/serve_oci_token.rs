@@ -79,6 +79,37 @@ registry:
     )
 }
 
+/// serve exports when its signing chain expires, read from the chain it
+/// loaded, so an alert can fire weeks before tokens stop verifying.
+#[tokio::test]
+async fn the_signing_chains_expiry_is_a_metric() {
+    use rustls_pki_types::pem::PemObject;
+    let setup = setup().await;
+    let pem = std::fs::read(setup.pki.path().join("token.crt")).unwrap();
+    let chain: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+        .map(Result::unwrap)
+        .collect();
+    let expected = rise_registry::x509::soonest_expiry(chain.iter().map(|c| c.as_ref())).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        expected > now + 30 * 86_400,
+        "dev-ca issues for longer than a month"
+    );
+    let text = crate::support::http::get(&setup.serve.url("/metrics"), None)
+        .await
+        .body;
+    assert!(
+        text.contains(&format!(
+            "rise_registry_certificate_expiry_timestamp_seconds{{certificate=\"oci-token\"}} {expected}\n"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("certificate=\"tls\""), "{text}");
+}
+
 async fn setup() -> Setup {
     setup_with(&access()).await
 }

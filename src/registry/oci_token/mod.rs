@@ -65,6 +65,11 @@ struct Claims<'a> {
 }
 
 impl OciTokenProvider {
+    /// The soonest expiry of the signing chain, Unix seconds.
+    pub fn certificate_expiry(&self) -> Option<i64> {
+        crate::x509::soonest_expiry(self.key.chain().iter().map(|c| c.as_ref()))
+    }
+
     /// Reads the key and chain files named by `config`.
     ///
     /// # Errors
