@@ -219,6 +219,14 @@ fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
         2 => "debug",
         _ => "trace",
     };
+    // The SDK's credential chain warns, with a debug dump, for each
+    // provider that found nothing before the error says so in one line
+    // with its hint; below -vv, that is noise.
+    let default = if verbose < 2 {
+        format!("{default},aws_config=error")
+    } else {
+        default.to_string()
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -62,6 +62,114 @@ pub async fn sdk_config(
     loader.load().await
 }
 
+/// Why an AWS call failed, as far as the operator's fix goes: each cause
+/// has its own hint, so "no credentials" is never reported as "AWS could
+/// not be reached", nor an AccessDenied as missing credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// No answer at all: connection refused, DNS, timeout.
+    Unreachable,
+    /// The credential chain found nothing to sign with.
+    NoCredentials,
+    /// The credentials were accepted once and have expired.
+    ExpiredCredentials,
+    /// AWS does not know the access key, or the signature does not match.
+    InvalidCredentials,
+    /// AWS refused the caller this action.
+    AccessDenied,
+    /// Anything else: AWS's code and message say it.
+    Other,
+}
+
+/// Error codes of the credential and permission causes, across the query
+/// (IAM, STS) and JSON (ECR) protocols.
+const EXPIRED: [&str; 4] = [
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "RequestExpired",
+    "TokenRefreshRequired",
+];
+const INVALID: [&str; 4] = [
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "InvalidSignatureException",
+];
+const DENIED: [&str; 4] = [
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnauthorizedAccess",
+];
+
+impl Cause {
+    /// The cause of `e`.
+    pub fn of<E, R>(e: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        match e {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+                // The credential chain fails inside dispatch: before any
+                // request is sent, with a credentials error as the cause.
+                if error_text(e).contains("loading credentials")
+                    || error_text(e).contains("no credentials")
+                {
+                    Self::NoCredentials
+                } else {
+                    Self::Unreachable
+                }
+            }
+            _ => Self::of_code(e.as_service_error().and_then(|s| s.code())),
+        }
+    }
+
+    /// The cause an AWS error code stands for.
+    pub fn of_code(code: Option<&str>) -> Self {
+        match code {
+            Some(c) if EXPIRED.contains(&c) => Self::ExpiredCredentials,
+            Some(c) if INVALID.contains(&c) => Self::InvalidCredentials,
+            Some(c) if DENIED.contains(&c) => Self::AccessDenied,
+            _ => Self::Other,
+        }
+    }
+
+    /// Whether every further call would fail the same way (nothing to
+    /// gain from trying more actions).
+    pub fn is_unusable(self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable
+                | Self::NoCredentials
+                | Self::ExpiredCredentials
+                | Self::InvalidCredentials
+        )
+    }
+
+    /// What to do about it, for the `hint:` line.
+    pub fn hint(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Unreachable => {
+                "AWS could not be reached; check registry.region, registry.endpoint_url and AWS_ENDPOINT_URL, and the network path (proxy, DNS, security groups)"
+            }
+            Self::NoCredentials => {
+                "no AWS credentials were found; set AWS_PROFILE (after `aws sso login`) or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; on EKS, give the pod's service account the IRSA annotation (the chart's serviceAccount.iamRoleArn)"
+            }
+            Self::ExpiredCredentials => {
+                "the AWS credentials have expired; refresh them (`aws sso login`, or new session credentials) and run again"
+            }
+            Self::InvalidCredentials => {
+                "AWS does not accept these credentials (an unknown or deleted access key, or a secret key that does not match it); check AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            }
+            Self::AccessDenied => {
+                "the caller may not do this; `rise-registry doctor` names the caller, and docs/security.md lists the permissions each role needs"
+            }
+            Self::Other => return None,
+        })
+    }
+}
+
 /// An AWS SDK error as AWS's code and message (`AccessDenied: User: … is
 /// not authorized to perform: sts:AssumeRole on resource: …`), or, for
 /// errors that never reached AWS (connection, timeout), the cause chain.
@@ -75,6 +183,23 @@ where
         Some((Some(code), Some(message))) => format!("{code}: {message}"),
         Some((Some(code), None)) => code.to_string(),
         _ => error_text(e),
+    }
+}
+
+/// [`sdk_error_text`] with the hint of a cause every call shares (no, bad
+/// or expired credentials, AWS unreachable) in parentheses, for one-line
+/// logs (serve's). A refusal of this one call is left to the caller to
+/// explain.
+pub(crate) fn explained<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    let text = sdk_error_text(e);
+    let cause = Cause::of(e);
+    match cause.hint().filter(|_| cause.is_unusable()) {
+        Some(hint) => format!("{text} ({hint})"),
+        None => text,
     }
 }
 
@@ -105,6 +230,31 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("inner detail")]
     struct Inner;
+
+    #[test]
+    fn error_codes_map_to_their_cause() {
+        assert_eq!(
+            Cause::of_code(Some("ExpiredToken")),
+            Cause::ExpiredCredentials
+        );
+        assert_eq!(
+            Cause::of_code(Some("ExpiredTokenException")),
+            Cause::ExpiredCredentials
+        );
+        assert_eq!(
+            Cause::of_code(Some("UnrecognizedClientException")),
+            Cause::InvalidCredentials
+        );
+        assert_eq!(Cause::of_code(Some("AccessDenied")), Cause::AccessDenied);
+        assert_eq!(
+            Cause::of_code(Some("AccessDeniedException")),
+            Cause::AccessDenied
+        );
+        assert_eq!(Cause::of_code(Some("NoSuchEntity")), Cause::Other);
+        assert_eq!(Cause::of_code(None), Cause::Other);
+        assert!(Cause::NoCredentials.is_unusable() && !Cause::AccessDenied.is_unusable());
+        assert_eq!(Cause::Other.hint(), None);
+    }
 
     #[test]
     fn causes_are_joined_without_debug_output() {

@@ -123,15 +123,16 @@ impl Intercept for CallCounter {
     }
 }
 
-/// AWS could not be reached at all (connection refused, DNS, timeout): not
-/// an answer from AWS, so every further call would fail the same way.
+/// AWS cannot be used from here at all: not reached (connection refused,
+/// DNS, timeout), or no valid credentials to sign with. Not an answer to
+/// one request, so every further call would fail the same way, and apply
+/// stops starting actions.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "{what}: {text}\n  hint: AWS could not be reached; check registry.region, registry.endpoint_url and AWS_ENDPOINT_URL"
-)]
+#[error("{what}: {text}\n  hint: {}", cause.hint().unwrap_or_default())]
 pub struct Unreachable {
     what: String,
     text: String,
+    cause: crate::aws::Cause,
 }
 
 impl Unreachable {
@@ -139,35 +140,38 @@ impl Unreachable {
         Self {
             what: what.to_string(),
             text: text.to_string(),
+            cause: crate::aws::Cause::Unreachable,
         }
     }
 
     #[cfg(test)]
     pub(crate) fn for_test(what: &str) -> Self {
-        Self {
-            what: what.to_string(),
-            text: "connection refused".to_string(),
-        }
+        Self::new(what, "connection refused")
     }
 }
 
-/// AWS errors as one line with their code and message, never a Debug dump;
-/// an unreachable endpoint is an [`Unreachable`], with a hint at the
-/// settings that choose it.
+/// AWS errors as one line with their code and message, never a Debug dump,
+/// and a hint for the causes an operator fixes outside AWS's answer
+/// ([`crate::aws::Cause`]); a failure every call would share is an
+/// [`Unreachable`].
 pub(crate) fn aws_error<E, R>(what: &str, e: SdkError<E, R>) -> anyhow::Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
 {
     let text = crate::aws::sdk_error_text(&e);
-    if matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) {
-        Unreachable {
+    let cause = crate::aws::Cause::of(&e);
+    if cause.is_unusable() {
+        return Unreachable {
             what: what.to_string(),
             text,
+            cause,
         }
-        .into()
-    } else {
-        anyhow!("{what}: {text}")
+        .into();
+    }
+    match cause.hint() {
+        Some(hint) => anyhow!("{what}: {text}\n  hint: {hint}"),
+        None => anyhow!("{what}: {text}"),
     }
 }
 

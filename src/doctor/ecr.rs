@@ -13,7 +13,7 @@ use crate::config::Location;
 use crate::naming::ProjectName;
 use crate::policy::eval::{allows, any_allows, trusts};
 use crate::policy::{PUSH_ACTIONS, repository_arn, session_policy};
-use crate::reconcile::plan::{ObservedRepository, ObservedState, Plan};
+use crate::reconcile::plan::{Action, ObservedRepository, ObservedState, Plan, RoleKind};
 use crate::tags::{TAG_MANAGED, TAG_ORPHANED, TAG_PROJECT};
 
 /// Whether `caller` (GetCallerIdentity's ARN) is the controller role: the
@@ -38,9 +38,12 @@ pub fn caller_is_controller(caller: &str, ecr: &EcrConfig) -> bool {
 pub enum CallerIdentity {
     /// The caller's ARN.
     Answered(String),
-    /// AWS's error; `unreachable` when no answer came at all (dispatch
-    /// failure or timeout) rather than a refusal.
-    Failed { error: String, unreachable: bool },
+    /// AWS's error and its cause (unreachable, no or bad credentials,
+    /// denied), which picks the hint.
+    Failed {
+        error: String,
+        cause: crate::aws::Cause,
+    },
 }
 
 impl CallerIdentity {
@@ -61,11 +64,16 @@ pub fn caller_identity(seen: &CallerIdentity) -> Check {
     let title = "AWS answers and names the caller";
     match seen {
         CallerIdentity::Answered(arn) => Check::pass(ID, title, arn.clone()),
-        CallerIdentity::Failed { error, unreachable } => {
-            let hint = if *unreachable {
-                "AWS could not be reached: check registry.region, registry.endpoint_url and AWS_ENDPOINT_URL"
-            } else {
-                "no usable AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run doctor where serve runs (IRSA)"
+        CallerIdentity::Failed { error, cause } => {
+            let hint = match cause {
+                // GetCallerIdentity needs no permission: a denial comes
+                // from an explicit deny (an SCP, a permissions boundary).
+                crate::aws::Cause::AccessDenied => {
+                    "the caller is denied even GetCallerIdentity, which needs no permission: look for an explicit deny in a service control policy or permissions boundary"
+                }
+                other => other
+                    .hint()
+                    .unwrap_or("AWS refused GetCallerIdentity; its code and message say why"),
             };
             Check::fail(ID, title, format!("GetCallerIdentity: {error}"), hint)
         }
@@ -161,6 +169,46 @@ pub fn roles_match(plan: Option<&Result<Plan, String>>, ecr: &EcrConfig, inv: &L
     }
 }
 
+/// Why the push role's per-project checks would only repeat a failure
+/// already reported: `ecr.roles_match` found the push role itself missing
+/// or different (trust, policy), so every project would fail for that one
+/// cause. Tags alone block nothing: they do not change what the role may
+/// do.
+pub fn push_role_blocker(plan: Option<&Result<Plan, String>>) -> Option<String> {
+    let Some(Ok(plan)) = plan else {
+        return None;
+    };
+    let changes: Vec<String> = plan
+        .actions
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::CreateRole {
+                    role: RoleKind::Push,
+                    ..
+                } | Action::UpdateTrust {
+                    role: RoleKind::Push,
+                    ..
+                } | Action::PutRolePolicy {
+                    role: RoleKind::Push,
+                    ..
+                } | Action::DeleteRolePolicy {
+                    role: RoleKind::Push,
+                    ..
+                }
+            )
+        })
+        .map(ToString::to_string)
+        .collect();
+    (!changes.is_empty()).then(|| {
+        format!(
+            "blocked by ecr.roles_match: the push role is not as configured (apply would {})",
+            changes.join("; ")
+        )
+    })
+}
+
 /// A warning when there is no project to check.
 pub fn projects_configured(projects: &[ProjectName]) -> Option<Check> {
     projects.is_empty().then(|| {
@@ -181,11 +229,19 @@ pub fn project_state(
     observed: Option<&ObservedState>,
     all_names: &[String],
     inv: &Location,
+    push_blocker: Option<&str>,
 ) -> Vec<Check> {
     match observed {
         Some(state) => {
             let mut checks = repository(ecr, project, state, all_names, inv);
-            checks.push(push_permissions(ecr, project, state, inv));
+            checks.push(match push_blocker {
+                Some(reason) => Check::skipped(
+                    "ecr.push_role_permissions",
+                    "the push role allows push and pull on the repository",
+                    reason,
+                ),
+                None => push_permissions(ecr, project, state, inv),
+            });
             checks
         }
         None => [
@@ -210,6 +266,9 @@ pub enum PushSession {
     /// Not tried: there is no controller session; `aws_answered` tells
     /// whether GetCallerIdentity answered.
     NoController { aws_answered: bool },
+    /// Not tried: the push role is known not to be as configured
+    /// ([`push_role_blocker`]'s reason).
+    Blocked(String),
     /// AssumeRole of the push role with the session policy refused.
     AssumeRefused(String),
     /// The push role was assumed; the ECR login was refused.
@@ -269,6 +328,15 @@ pub fn push_session(
             } else {
                 NO_AWS
             };
+            let mut checks = vec![Check::skipped(
+                "ecr.push_role",
+                "the controller assumes the push role with the session policy",
+                reason,
+            )];
+            checks.extend(skipped(reason));
+            checks
+        }
+        PushSession::Blocked(reason) => {
             let mut checks = vec![Check::skipped(
                 "ecr.push_role",
                 "the controller assumes the push role with the session policy",
@@ -873,6 +941,47 @@ mod tests {
     }
 
     #[test]
+    fn only_a_push_role_that_differs_in_what_it_may_do_blocks_its_checks() {
+        let tags_only = Plan {
+            actions: vec![Action::SetRoleTags {
+                role: RoleKind::Push,
+                name: "rise-backend-ecr-push".into(),
+                set: tags(&[("team", "platform")]),
+                remove: vec![],
+            }],
+            ..Plan::default()
+        };
+        assert_eq!(push_role_blocker(Some(&Ok(tags_only))), None);
+        let controller_only = Plan {
+            actions: vec![Action::UpdateTrust {
+                role: RoleKind::Controller,
+                name: "rise-backend".into(),
+                before: serde_json::json!({}),
+                after: serde_json::json!({}),
+            }],
+            ..Plan::default()
+        };
+        assert_eq!(push_role_blocker(Some(&Ok(controller_only))), None);
+        let trust = Plan {
+            actions: vec![Action::UpdateTrust {
+                role: RoleKind::Push,
+                name: "rise-backend-ecr-push".into(),
+                before: serde_json::json!({}),
+                after: serde_json::json!({}),
+            }],
+            ..Plan::default()
+        };
+        assert_eq!(
+            push_role_blocker(Some(&Ok(trust))).as_deref(),
+            Some(
+                "blocked by ecr.roles_match: the push role is not as configured (apply would update trust rise-backend-ecr-push)"
+            )
+        );
+        assert_eq!(push_role_blocker(None), None);
+        assert_eq!(push_role_blocker(Some(&Err("x".into()))), None);
+    }
+
+    #[test]
     fn the_caller_identity_fix_tells_unreachable_from_refused() {
         let arn = "arn:aws:iam::123456789012:user/me";
         let check = caller_identity(&CallerIdentity::Answered(arn.into()));
@@ -884,7 +993,7 @@ mod tests {
 
         let down = caller_identity(&CallerIdentity::Failed {
             error: "dispatch failure: connection refused".into(),
-            unreachable: true,
+            cause: crate::aws::Cause::Unreachable,
         });
         assert_eq!(down.outcome, Outcome::Fail);
         assert_eq!(
@@ -893,22 +1002,37 @@ mod tests {
         );
         assert!(
             down.hint.as_deref().unwrap().starts_with(
-                "AWS could not be reached: check registry.region, registry.endpoint_url"
+                "AWS could not be reached; check registry.region, registry.endpoint_url"
             )
         );
-
-        let refused = caller_identity(&CallerIdentity::Failed {
-            error: "InvalidClientTokenId".into(),
-            unreachable: false,
-        });
-        assert_eq!(refused.outcome, Outcome::Fail);
-        assert!(
-            refused
-                .hint
-                .as_deref()
-                .unwrap()
-                .starts_with("no usable AWS credentials: set AWS_PROFILE")
-        );
+        // Each cause its own fix, never another's.
+        for (cause, start) in [
+            (
+                crate::aws::Cause::NoCredentials,
+                "no AWS credentials were found",
+            ),
+            (
+                crate::aws::Cause::ExpiredCredentials,
+                "the AWS credentials have expired",
+            ),
+            (
+                crate::aws::Cause::InvalidCredentials,
+                "AWS does not accept these credentials",
+            ),
+            (
+                crate::aws::Cause::AccessDenied,
+                "the caller is denied even GetCallerIdentity",
+            ),
+            (crate::aws::Cause::Other, "AWS refused GetCallerIdentity"),
+        ] {
+            let refused = caller_identity(&CallerIdentity::Failed {
+                error: "Code: message".into(),
+                cause,
+            });
+            assert_eq!(refused.outcome, Outcome::Fail);
+            let hint = refused.hint.unwrap();
+            assert!(hint.starts_with(start), "{cause:?}: {hint}");
+        }
     }
 
     #[test]
@@ -1026,7 +1150,7 @@ mod tests {
 
     #[test]
     fn an_unread_state_skips_the_project_s_repository_checks() {
-        let checks = project_state(&ecr(), &p("my-app"), None, &[], &inv());
+        let checks = project_state(&ecr(), &p("my-app"), None, &[], &inv(), None);
         assert_eq!(
             outcomes(&checks),
             [
@@ -1042,7 +1166,7 @@ mod tests {
                 .all(|c| c.detail == "the roles and repositories could not be read")
         );
         let state = observed(&[]);
-        let read = project_state(&ecr(), &p("my-app"), Some(&state), &[], &inv());
+        let read = project_state(&ecr(), &p("my-app"), Some(&state), &[], &inv(), None);
         assert_eq!(read.len(), 4);
         assert_eq!(read[0].outcome, Outcome::Fail, "no repository: {read:?}");
         assert_eq!(read[3].id, "ecr.push_role_permissions");

@@ -121,11 +121,7 @@ pub async fn ecr(config: &Config, ecr: &EcrConfig, options: &Options<'_>) -> Vec
         Ok(out) => ecr_checks::CallerIdentity::Answered(out.arn.unwrap_or_default()),
         Err(e) => ecr_checks::CallerIdentity::Failed {
             error: crate::aws::sdk_error_text(&e),
-            unreachable: matches!(
-                e,
-                aws_smithy_runtime_api::client::result::SdkError::DispatchFailure(_)
-                    | aws_smithy_runtime_api::client::result::SdkError::TimeoutError(_)
-            ),
+            cause: crate::aws::Cause::of(&e),
         },
     };
     checks.push(ecr_checks::caller_identity(&caller));
@@ -160,6 +156,9 @@ pub async fn ecr(config: &Config, ecr: &EcrConfig, options: &Options<'_>) -> Vec
             .map_err(|e| e.to_string())
     });
     checks.push(ecr_checks::roles_match(roles_plan.as_ref(), ecr, inv));
+    // One cause, one failure: a push role known to differ is not tried
+    // again per project.
+    let push_blocker = ecr_checks::push_role_blocker(roles_plan.as_ref());
 
     checks.extend(ecr_checks::projects_configured(options.projects));
     let provider = controller_sdk
@@ -168,9 +167,19 @@ pub async fn ecr(config: &Config, ecr: &EcrConfig, options: &Options<'_>) -> Vec
     let config_projects: Vec<ProjectName> =
         config.projects.iter().map(|p| p.name.clone()).collect();
     for project in options.projects {
-        let mut project_checks = ecr_checks::project_state(ecr, project, observed, &all_names, inv);
+        let mut project_checks = ecr_checks::project_state(
+            ecr,
+            project,
+            observed,
+            &all_names,
+            inv,
+            push_blocker.as_deref(),
+        );
         project_checks.push(ecr_checks::session_scope(ecr, project, &config_projects));
-        let session = push_session(project, provider.as_ref(), caller.is_some()).await;
+        let session = match &push_blocker {
+            Some(reason) => ecr_checks::PushSession::Blocked(reason.clone()),
+            None => push_session(project, provider.as_ref(), caller.is_some()).await,
+        };
         project_checks.extend(ecr_checks::push_session(
             &session, ecr, project, observed, inv,
         ));

@@ -148,7 +148,7 @@ impl EcrProvider {
             .map_err(|e| {
                 ProviderError::Unavailable(format!(
                     "AssumeRole of {push_role}: {}",
-                    crate::aws::sdk_error_text(&e)
+                    crate::aws::explained(&e)
                 ))
             })?;
         let session = assumed.credentials.ok_or_else(|| {
@@ -200,7 +200,7 @@ impl EcrProvider {
             .map_err(|e| {
                 ProviderError::Unavailable(format!(
                     "GetAuthorizationToken as {push_role}: {}",
-                    crate::aws::sdk_error_text(&e)
+                    crate::aws::explained(&e)
                 ))
             })?
             .authorization_data

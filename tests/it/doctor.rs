@@ -190,31 +190,59 @@ async fn a_push_role_that_does_not_trust_the_controller() {
         not_passed(&report),
         vec![
             t("ecr.roles_match", "", "fail"),
-            t("ecr.push_role", "my-app", "fail"),
+            t("ecr.push_role_permissions", "my-app", "skipped"),
+            t("ecr.push_role", "my-app", "skipped"),
             t("ecr.registry_login", "my-app", "skipped"),
             t("ecr.registry_v2", "my-app", "skipped"),
         ]
-    );
-    let push = check(&report, "ecr.push_role", "my-app");
-    assert_eq!(
-        push["hint"],
-        format!(
-            "the push role's trust policy does not trust the controller role arn:aws:iam::{ACCOUNT_ID}:role/rise-backend (registry.role_arn): `{}` restores it",
-            account.apply_hint()
-        )
-    );
-    assert!(
-        push["detail"].as_str().unwrap().contains("AccessDenied"),
-        "{push}"
     );
     assert_eq!(
         check(&report, "ecr.roles_match", "")["detail"],
         "apply would update trust rise-backend-ecr-push"
     );
+    let blocked = "blocked by ecr.roles_match: the push role is not as configured (apply would update trust rise-backend-ecr-push)";
+    assert_eq!(check(&report, "ecr.push_role", "my-app")["detail"], blocked);
     assert_eq!(
         check(&report, "ecr.registry_login", "my-app")["detail"],
-        "the push role could not be assumed"
+        blocked
     );
+}
+
+/// One cause, one failure: with the push role deleted, the checks that
+/// need it are skipped naming the check that failed, not failed again per
+/// project with the same fix.
+#[tokio::test]
+async fn a_deleted_push_role_is_one_failure_and_the_checks_it_blocks_are_skipped() {
+    let account = Account::applied(&["my-app", "other-app"]);
+    let iam = account.iam().await;
+    iam.delete_role_policy()
+        .role_name("rise-backend-ecr-push")
+        .policy_name("rise-push")
+        .send()
+        .await
+        .unwrap();
+    iam.delete_role()
+        .role_name("rise-backend-ecr-push")
+        .send()
+        .await
+        .unwrap();
+    let report = account.doctor(1);
+    let failed: Vec<_> = not_passed(&report)
+        .into_iter()
+        .filter(|(_, _, outcome)| outcome == "fail")
+        .collect();
+    assert_eq!(failed, vec![t("ecr.roles_match", "", "fail")], "{report:#}");
+    for project in ["my-app", "other-app"] {
+        let push = check(&report, "ecr.push_role", project);
+        assert_eq!(push["outcome"], "skipped", "{push}");
+        assert!(
+            push["detail"].as_str().unwrap().contains("ecr.roles_match"),
+            "names the check that blocks it: {push}"
+        );
+    }
+    let text = account.run(&["doctor"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("1 failed"), "{text}");
 }
 
 #[tokio::test]
@@ -233,26 +261,25 @@ async fn a_push_role_without_the_ecr_actions() {
         .await
         .unwrap();
     let report = account.doctor(1);
+    // One cause (the push role's policy), one failure: the per-project
+    // checks it decides are skipped, naming it.
     assert_eq!(
         not_passed(&report),
         vec![
             t("ecr.roles_match", "", "fail"),
-            t("ecr.push_role_permissions", "my-app", "fail"),
+            t("ecr.push_role_permissions", "my-app", "skipped"),
+            t("ecr.push_role", "my-app", "skipped"),
+            t("ecr.registry_login", "my-app", "skipped"),
+            t("ecr.registry_v2", "my-app", "skipped"),
         ]
     );
-    let permissions = check(&report, "ecr.push_role_permissions", "my-app");
     assert_eq!(
-        permissions["detail"],
-        format!(
-            "its inline policies do not allow ecr:BatchCheckLayerAvailability, ecr:InitiateLayerUpload, ecr:UploadLayerPart, ecr:CompleteLayerUpload, ecr:PutImage, ecr:BatchGetImage, ecr:GetDownloadUrlForLayer on arn:aws:ecr:us-east-1:{ACCOUNT_ID}:repository/rise/my-app"
-        )
+        check(&report, "ecr.roles_match", "")["detail"],
+        "apply would put role policy rise-backend-ecr-push/rise-push"
     );
     assert_eq!(
-        permissions["hint"],
-        format!(
-            "the push role's policy (rise-push) must allow these on rise/*: `{}` restores it",
-            account.apply_hint()
-        )
+        check(&report, "ecr.push_role_permissions", "my-app")["detail"],
+        "blocked by ecr.roles_match: the push role is not as configured (apply would put role policy rise-backend-ecr-push/rise-push)"
     );
 }
 
@@ -313,7 +340,11 @@ async fn a_wrong_prefix() {
             t("ecr.repository", "my-app", "fail"),
             t("ecr.repository_tags", "my-app", "skipped"),
             t("ecr.repository_not_orphaned", "my-app", "skipped"),
-            t("ecr.push_role_permissions", "my-app", "fail"),
+            // The push role differs: one failure above, these skipped.
+            t("ecr.push_role_permissions", "my-app", "skipped"),
+            t("ecr.push_role", "my-app", "skipped"),
+            t("ecr.registry_login", "my-app", "skipped"),
+            t("ecr.registry_v2", "my-app", "skipped"),
         ]
     );
     let repository = check(&report, "ecr.repository", "my-app");
@@ -352,7 +383,7 @@ async fn aws_down() {
     );
     assert_eq!(
         check(&report, "ecr.caller_identity", "")["hint"],
-        "AWS could not be reached: check registry.region, registry.endpoint_url and AWS_ENDPOINT_URL"
+        "AWS could not be reached; check registry.region, registry.endpoint_url and AWS_ENDPOINT_URL, and the network path (proxy, DNS, security groups)"
     );
     assert_eq!(
         check(&report, "ecr.push_role", "my-app")["detail"],

@@ -1785,3 +1785,59 @@ async fn an_unattended_apply_does_not_lower_a_lifecycle_limit() {
     account.expect(&["apply", "--auto-approve"], 0);
     account.expect(&["plan", "--detailed-exitcode"], 0);
 }
+
+/// Each way AWS cannot be used has its own message and hint, never
+/// another's: no credentials at all (no SDK warning dump before it),
+/// credentials AWS does not know, and a caller denied the read.
+#[tokio::test]
+async fn plan_names_the_cause_when_aws_cannot_be_used() {
+    let account = Account::new();
+    account.configure(&["a"], "");
+    let plan_with = |key: Option<(&str, &str)>| {
+        let mut cmd = account.command(&["plan"]);
+        cmd.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY");
+        if let Some((id, secret)) = key {
+            cmd.env("AWS_ACCESS_KEY_ID", id)
+                .env("AWS_SECRET_ACCESS_KEY", secret);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let none = plan_with(None);
+    assert!(
+        none.contains("hint: no AWS credentials were found; set AWS_PROFILE")
+            && !none.contains("could not be reached")
+            && !none.contains("WARN"),
+        "{none}"
+    );
+    let unknown = plan_with(Some((
+        "AKIAIOSFODNN7EXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    )));
+    assert!(
+        unknown.contains("hint: AWS does not accept these credentials"),
+        "{unknown}"
+    );
+    // A user with no permission at all.
+    let iam = account.iam().await;
+    iam.create_user().user_name("nobody").send().await.unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name("nobody")
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap();
+    let denied = plan_with(Some((&key.access_key_id, &key.secret_access_key)));
+    assert!(
+        denied.contains("AccessDenied")
+            && denied.contains(
+                "hint: the caller may not do this; `rise-registry doctor` names the caller"
+            )
+            && !denied.contains("no AWS credentials"),
+        "{denied}"
+    );
+}
