@@ -9,6 +9,9 @@ output "rise_config" {
       role_arn      = one(aws_iam_role.controller[*].arn)
       push_role_arn = aws_iam_role.push.arn
       auto_remove   = var.auto_remove
+      # The roles are this module's: rise-registry's plan/apply default to
+      # `--scope repositories` and never touch them.
+      manage_roles = false
     },
     { for k, v in { irsa = local.irsa } : k => {
       oidc_provider_arn  = v.oidc_provider_arn

@@ -343,8 +343,9 @@ fn serve_config(config: &str) -> rise_registry::config::Config {
 
 /// docs/terraform.md's hand-off from `terraform output -json
 /// rise_ecr_config` to the environment production.yaml reads: every key of
-/// the module's `rise_config` output (but the fixed `type` and the optional
-/// `irsa` block) reaches the variable production.yaml reads for it, and the
+/// the module's `rise_config` output (but the fixed `type` and
+/// `manage_roles` and the optional `irsa` block) reaches the variable
+/// production.yaml reads for it, and the
 /// IRSA example names an output the IRSA root defines.
 #[test]
 fn the_terraform_hand_off_passes_every_rise_config_value() {
@@ -356,7 +357,7 @@ fn the_terraform_hand_off_passes_every_rise_config_value() {
     let keys: Vec<&str> = body
         .lines()
         .filter_map(|l| l.trim().split_once(" = ").map(|(k, _)| k.trim()))
-        .filter(|k| *k != "type" && *k != "value" && *k != "description")
+        .filter(|k| !["type", "manage_roles", "value", "description"].contains(k))
         .collect();
     assert_eq!(keys.len(), 6, "{keys:?}");
     let hand_off = blocks(&doc, "sh")

@@ -42,8 +42,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* By digest when one is given (the tag is then ignored), else by tag. */}}
 {{- define "rise-registry.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/* The port of an `IP:port` listen address, which must be literal here. */}}
@@ -72,16 +77,6 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-secrets" (include "rise-registry.fullname" .)) .Values.secrets.existingSecret }}
 {{- end }}
 
-{{/* config.registry in values.yaml, which the chart cannot read back. */}}
-{{- define "rise-registry.defaultRegistry" -}}
-type: ecr
-region: us-east-1
-account_id: "123456789012"
-repo_prefix: rise/
-role_arn: arn:aws:iam::123456789012:role/rise-backend
-push_role_arn: arn:aws:iam::123456789012:role/rise-backend-ecr-push
-{{- end }}
-
 {{/*
 default.yaml: `config` with the secrets wired in as references, never as
 values: the HS256 secret from the environment, key files from the
@@ -92,19 +87,11 @@ Secret's mount (RISE_SECRETS_DIR).
 {{- $auth := default dict $cfg.auth }}
 {{- $server := default dict $cfg.server }}
 {{- $registry := default dict $cfg.registry }}
-{{- /*
-Helm merges the values given with the chart's defaults key by key, so an
-`oci-token` registry would inherit the default `ecr` settings. The binary's
-own rule for layers is that a `registry` whose `type` differs replaces the
-lower one whole: do the same with what came from the defaults.
-*/}}
-{{- $defaults := include "rise-registry.defaultRegistry" . | fromYaml }}
-{{- if ne (toString $registry.type) (toString $defaults.type) }}
-{{- range $key, $value := $defaults }}
-{{- if and (ne $key "type") (deepEqual $value (get $registry $key)) }}
-{{- $_ := unset $registry $key }}
+{{- if not $registry.type }}
+{{- fail "config.registry is required: the registry serve issues credentials for, with its `type` (values.yaml has an ECR example; docs/configuration.md every key)" }}
 {{- end }}
-{{- end }}
+{{- if not (or $auth.issuer $auth.issuers) }}
+{{- fail "config.auth.issuer is required (or config.auth.issuers): who signs the callers' tokens, with auth.jwks_url or secrets.hs256 for its keys (docs/configuration.md)" }}
 {{- end }}
 {{- if hasKey $auth "hs256_secret" }}
 {{- fail "config.auth.hs256_secret would put the secret in a ConfigMap: set secrets.hs256 and give it in a Secret (docs/kubernetes.md)" }}
@@ -186,6 +173,9 @@ rules are not in it: serve reloads them from the mounted ConfigMap.
   mountPath: {{ .Values.secrets.mountPath }}
   readOnly: true
 {{- end }}
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{- define "rise-registry.volumes" -}}
@@ -206,6 +196,9 @@ rules are not in it: serve reloads them from the mounted ConfigMap.
         path: {{ . }}
 {{- end }}
 {{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{- define "rise-registry.podSecurityContext" -}}
@@ -224,4 +217,56 @@ readOnlyRootFilesystem: true
 runAsNonRoot: true
 capabilities:
   drop: [ALL]
+{{- end }}
+
+{{/*
+Whether more than one serve replica can exist: only then is a
+PodDisruptionBudget of `minAvailable` useful (with one replica it blocks
+every node drain).
+*/}}
+{{- define "rise-registry.multiReplica" -}}
+{{- $replicas := ternary .Values.autoscaling.minReplicas .Values.replicaCount .Values.autoscaling.enabled }}
+{{- if gt (int $replicas) 1 }}true{{ end }}
+{{- end }}
+
+{{/* The label matchers of this release's series in Prometheus. */}}
+{{- define "rise-registry.alertSelector" -}}
+{{- default (printf "job=%q,namespace=%q" (include "rise-registry.fullname" .) .Release.Namespace) .Values.prometheusRule.selector }}
+{{- end }}
+
+{{/* An alert's runbook: a section of docs/troubleshooting.md. */}}
+{{- define "rise-registry.runbook" -}}
+{{- printf "%s#%s" (default "docs/troubleshooting.md" .root.Values.prometheusRule.runbookBaseUrl) .anchor }}
+{{- end }}
+
+{{/*
+The checksum of the secrets serve uses, which it reads only at start: a
+change rolls the pods. The chart's own Secret from the values; an existing
+Secret as the cluster holds it now (`lookup`: at `helm install` and
+`helm upgrade`; `helm template` and `--dry-run` see no cluster, and then
+nothing is written).
+*/}}
+{{- define "rise-registry.secretChecksum" -}}
+{{- $keys := fromJsonArray (include "rise-registry.secretKeys" .) }}
+{{- if $keys }}
+{{- if not .Values.secrets.existingSecret }}
+{{- toJson .Values.secrets.values | sha256sum }}
+{{- else }}
+{{- $live := lookup "v1" "Secret" .Release.Namespace .Values.secrets.existingSecret }}
+{{- if and $live $live.data }}
+{{- $used := dict }}
+{{- range $keys }}{{ $_ := set $used . (get $live.data .) }}{{ end }}
+{{- toJson $used | sha256sum }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "rise-registry.storeSecretChecksum" -}}
+{{- with .Values.store.existingSecret }}
+{{- $live := lookup "v1" "Secret" $.Release.Namespace . }}
+{{- if and $live $live.data }}
+{{- get $live.data $.Values.store.key | sha256sum }}
+{{- end }}
+{{- end }}
 {{- end }}
