@@ -10,7 +10,7 @@ use anyhow::anyhow;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -54,9 +54,12 @@ impl Intercept for ThrottleSignal {
         "ThrottleSignal"
     }
 
-    fn read_before_deserialization(
+    // After deserialization, when the body of a query-protocol error
+    // (IAM's XML `<Code>Throttling</Code>`) has been read: before it, only
+    // a 429 or a JSON error-type header could be seen.
+    fn read_after_deserialization(
         &self,
-        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
@@ -70,6 +73,60 @@ impl Intercept for ThrottleSignal {
             self.0.on_throttled();
         } else {
             self.0.on_answer();
+        }
+        Ok(())
+    }
+}
+
+/// Counts throttled answers per operation, retries included (the SDK
+/// retries a throttled call by itself, so the call's result alone would
+/// hide them): serve's `rise_registry_provider_throttled_total`.
+#[derive(Debug, Default, Clone)]
+pub struct ThrottleCount {
+    by_operation: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
+}
+
+impl ThrottleCount {
+    /// (operation, throttled answers), by operation name.
+    pub fn counts(&self) -> Vec<(String, u64)> {
+        self.by_operation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+}
+
+impl Intercept for ThrottleCount {
+    fn name(&self) -> &'static str {
+        "ThrottleCount"
+    }
+
+    // After deserialization: the body of a query-protocol error (STS's
+    // XML `<Code>Throttling</Code>`) has been read by then.
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let response = context.response();
+        if is_throttling(
+            response.status().as_u16(),
+            response.headers().get("x-amzn-errortype"),
+            response.body().bytes().unwrap_or_default(),
+        ) {
+            let operation = cfg
+                .load::<Metadata>()
+                .map_or("other", Metadata::name)
+                .to_string();
+            *self
+                .by_operation
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(operation)
+                .or_default() += 1;
         }
         Ok(())
     }

@@ -39,6 +39,8 @@ pub struct EcrProvider {
     last_ok: Mutex<Option<Instant>>,
     /// When the last readiness probe was sent (same kind of lock).
     last_probe: Mutex<Option<Instant>>,
+    /// Throttled answers of STS and ECR, for the metrics.
+    throttled: crate::aws::sdk::ThrottleCount,
 }
 
 impl EcrProvider {
@@ -59,13 +61,26 @@ impl EcrProvider {
     /// serve inside their own process give it credentials without touching
     /// the process environment.
     pub fn from_sdk_config(config: &EcrConfig, sdk: &aws_config::SdkConfig) -> Self {
+        let throttled = crate::aws::sdk::ThrottleCount::default();
+        let sts = aws_sdk_sts::config::Builder::from(sdk)
+            .interceptor(throttled.clone())
+            .build();
+        let ecr = aws_sdk_ecr::config::Builder::from(sdk)
+            .interceptor(throttled.clone())
+            .build();
         Self {
             config: config.clone(),
-            sts: aws_sdk_sts::Client::new(sdk),
-            ecr: aws_sdk_ecr::Config::new(sdk),
+            sts: aws_sdk_sts::Client::from_conf(sts),
+            ecr,
             last_ok: Mutex::new(None),
             last_probe: Mutex::new(None),
+            throttled,
         }
+    }
+
+    /// Throttled answers so far, by operation.
+    pub fn throttled(&self) -> crate::aws::sdk::ThrottleCount {
+        self.throttled.clone()
     }
 
     /// Ready when AWS answered within the last minute, or answers

@@ -85,6 +85,14 @@ impl RegistryProvider {
         }
     }
 
+    /// Throttled answers of the provider's AWS calls (ECR only).
+    pub fn throttled(&self) -> Option<crate::aws::sdk::ThrottleCount> {
+        match self {
+            Self::Ecr(p) => Some(p.throttled()),
+            Self::OciClientAuth(_) | Self::OciToken(_) => None,
+        }
+    }
+
     /// The soonest expiry (Unix seconds) of the certificate chain this
     /// provider signs with: `oci-token`'s, none for the others.
     pub fn certificate_expiry(&self) -> Option<i64> {

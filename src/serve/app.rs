@@ -116,11 +116,14 @@ impl App {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32) ^ std::process::id())
             .unwrap_or_default();
-        let metrics = Metrics::new(
+        let mut metrics = Metrics::new(
             config.projects.iter().map(|p| p.name.as_str()),
             provider.kind(),
             config.server.metrics_project_labels,
         );
+        if let Some(counts) = provider.throttled() {
+            metrics.count_throttles_of(counts);
+        }
         // Key files are read once, at start: so are their dates.
         let tls = config
             .server

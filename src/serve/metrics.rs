@@ -117,6 +117,8 @@ pub struct Metrics {
     /// Per [`CERTIFICATES`]: the soonest `notAfter` of its chain, Unix
     /// seconds; `i64::MIN` when serve has no such certificate.
     certificate_expiry: [AtomicI64; CERTIFICATES.len()],
+    /// The provider's throttled AWS answers (ECR only).
+    throttled: Option<crate::aws::sdk::ThrottleCount>,
 }
 
 impl Metrics {
@@ -152,6 +154,7 @@ impl Metrics {
             controller_last_pass_ms: AtomicU64::new(0),
             controller_pending: AtomicI64::new(0),
             certificate_expiry: [const { AtomicI64::new(i64::MIN) }; CERTIFICATES.len()],
+            throttled: None,
         }
     }
 
@@ -207,6 +210,12 @@ impl Metrics {
             i64::try_from(pending).unwrap_or(i64::MAX),
             Ordering::Relaxed,
         );
+    }
+
+    /// Where throttled AWS answers are counted (the ECR provider's
+    /// clients).
+    pub(crate) fn count_throttles_of(&mut self, counts: crate::aws::sdk::ThrottleCount) {
+        self.throttled = Some(counts);
     }
 
     /// The soonest expiry (Unix seconds) of certificate chain `which` (one
@@ -383,6 +392,29 @@ impl Metrics {
                 out,
                 "rise_registry_provider_calls_total{{result=\"{result}\"}} {n}"
             );
+        }
+        if let Some(throttled) = &self.throttled {
+            family(
+                &mut out,
+                "rise_registry_provider_throttled_total",
+                "counter",
+                "AWS answers that throttled the provider's calls, by operation, retries included.",
+            );
+            // The issuance's two series from the start, so a rate() sees
+            // the first throttle; others (the readiness probe's) once seen.
+            let mut counts: std::collections::BTreeMap<String, u64> =
+                ["AssumeRole", "GetAuthorizationToken"]
+                    .into_iter()
+                    .map(|o| (o.to_string(), 0))
+                    .collect();
+            counts.extend(throttled.counts());
+            for (operation, n) in counts {
+                let _ = writeln!(
+                    out,
+                    "rise_registry_provider_throttled_total{{operation=\"{}\"}} {n}",
+                    label_value(&operation)
+                );
+            }
         }
         family(
             &mut out,

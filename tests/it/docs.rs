@@ -404,6 +404,7 @@ async fn the_metrics_table_is_what_metrics_prints() {
             !rest.contains("with a `store` only")
                 && !rest.contains("with `controller.enabled` only")
                 && !rest.contains("with `server.tls` or `oci-token` only")
+                && !rest.contains("with `registry.type: ecr` only")
         })
         .map(|rest| {
             let mut cells = rest.split('|').map(str::trim);

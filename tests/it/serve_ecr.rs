@@ -360,6 +360,30 @@ async fn readiness_checks_do_not_hammer_a_failing_aws() {
     assert!(proxy.throttled() > one_probe);
 }
 
+/// Throttled AWS answers are counted by operation, the SDK's retries
+/// included, which the throttling alert reads: a request that ends in 503
+/// after three throttled AssumeRole attempts counts three.
+#[tokio::test]
+async fn throttled_answers_are_counted_by_operation() {
+    let emulator = Emulator::start();
+    let proxy = support::throttle::ThrottlingProxy::start(emulator.addr, 100);
+    let cfg = config(&emulator, "", "").replace(&emulator.endpoint_url(), &proxy.url());
+    let serve = TestServer::start(&cfg).await;
+    let series = "rise_registry_provider_throttled_total{operation=\"AssumeRole\"} ";
+    let text = get(&serve.url("/metrics"), None).await.body;
+    assert!(text.contains(&format!("{series}0\n")), "{text}");
+    let answer = get(&url(&serve), Some(&token())).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    let counted = metric(&serve, series).await;
+    let text = get(&serve.url("/metrics"), None).await.body;
+    assert!(counted >= 2, "retries included: {counted}\n{text}");
+    assert_eq!(
+        counted,
+        proxy.throttled(),
+        "every throttled answer, no other"
+    );
+}
+
 /// With AWS stopped, a replica stays ready: cached projects keep getting
 /// credentials, `/readyz` answers 200 and says the provider is
 /// unreachable, and a project with nothing cached gets 503 with
