@@ -18,11 +18,17 @@ ARG RUST_IMAGE=rust:1.95-slim-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 # `source` or `prebuilt`: which stage provides /out/rise-registry.
 ARG BINARY=source
+# The release and the commit, for the image's labels and (in the `source`
+# stage) the binary's `--version` and rise_registry_build_info;
+# scripts/release passes both.
+ARG VERSION=dev
+ARG REVISION=unknown
 
 FROM ${RUST_IMAGE} AS source
+ARG REVISION
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin rise-registry \
+RUN RISE_REGISTRY_REVISION="${REVISION}" cargo build --release --locked --bin rise-registry \
  && mkdir -p /out && cp target/release/rise-registry /out/rise-registry
 
 FROM scratch AS prebuilt
@@ -32,6 +38,12 @@ COPY ${PREBUILT_BINARY} /out/rise-registry
 FROM ${BINARY} AS binary
 
 FROM ${RUNTIME_IMAGE}
+ARG VERSION
+ARG REVISION
+LABEL org.opencontainers.image.title="rise-registry" \
+      org.opencontainers.image.description="Scoped container-registry credentials for Rise, and the AWS setup behind them" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
 COPY --from=binary --chmod=0755 /out/rise-registry /usr/local/bin/rise-registry
 # The example layers, so the image runs as it is (development run mode, on
 # loopback); deployments mount their own directory here (the chart mounts a

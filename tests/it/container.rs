@@ -27,7 +27,7 @@ fn repo() -> PathBuf {
 }
 
 /// The default of `ARG NAME=…` in the Dockerfile.
-fn dockerfile_arg(name: &str) -> String {
+pub(crate) fn dockerfile_arg(name: &str) -> String {
     let text = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("ARG {name}=")))

@@ -20,6 +20,7 @@ mod planner;
 mod policies;
 mod projects;
 mod reconcile;
+mod release;
 mod reload;
 mod serve;
 mod serve_ecr;
