@@ -189,7 +189,7 @@ pub(crate) fn run_apply(
         let lock = if effective.repositories() {
             Some(
                 reconciler
-                    .lock(&lock_holder(), lock_wait, &|other| {
+                    .lock(lock_wait, &|other| {
                         tracing::warn!(
                             holder = %other.holder,
                             since = %crate::clock::rfc3339(other.stamp_ms / 1000),
@@ -223,21 +223,6 @@ pub(crate) fn run_apply(
         }
         result
     })
-}
-
-/// Who holds the apply lock, as other applies are told: the host (a pod's
-/// name on Kubernetes) and process.
-fn lock_holder() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown-host".to_string());
-    format!("{host} pid {}", std::process::id())
 }
 
 /// What an apply was asked to do, besides its plan.

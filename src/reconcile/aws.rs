@@ -43,6 +43,32 @@ pub struct Aws {
     pub(crate) limit: Arc<AdaptiveLimit>,
 }
 
+/// Where this process runs, for the lock's holder: the host's name (a
+/// pod's name on Kubernetes) and its process namespace (Linux's
+/// `/proc/self/ns/pid`), which tells containers that share a host name
+/// apart.
+fn place() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown-host".to_string());
+    let namespace = std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|l| l.to_string_lossy().replace(['[', ']'], ""))
+        .unwrap_or_default();
+    format!("{host} {namespace}")
+}
+
+/// Whether process `pid` runs on this machine (Linux's /proc).
+fn pid_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// A held apply lock: renewed in the background until [`ApplyLock::release`];
 /// dropped without release (a crash), its claim lapses after
 /// [`lock::TTL`].
@@ -549,17 +575,27 @@ impl Aws {
     /// AWS's error, or the holder's name when `wait` ran out.
     pub(crate) async fn lock(
         self: &Arc<Self>,
-        holder: &str,
         wait: Duration,
         on_wait: &(dyn Fn(&lock::Claim) + Sync),
     ) -> Result<ApplyLock> {
         let id = lock::random_id();
+        let place = place();
+        let holder = lock::holder(&place);
         let deadline = tokio::time::Instant::now() + wait;
         let mut told: Option<String> = None;
         loop {
             let now = crate::clock::unix_now();
-            let claims = self.lock_claims().await?;
-            let lapsed = lock::lapsed(&claims, now);
+            let mut claims = self.lock_claims().await?;
+            let mut lapsed = lock::lapsed(&claims, now);
+            // An apply killed here (this terminal, this pod) is not waited
+            // out: its process is gone.
+            claims.retain(|c| {
+                let gone = lock::abandoned(c, &place, pid_alive);
+                if gone {
+                    lapsed.push(c.tag().0);
+                }
+                !gone
+            });
             if !lapsed.is_empty() {
                 self.untag_repository(&self.lock_repository(), &lapsed)
                     .await?;
@@ -572,7 +608,7 @@ impl Aws {
                         id: id.clone(),
                         stamp_ms,
                         expires: now + lock::TTL.as_secs() as i64,
-                        holder: lock::tag_safe(holder, 200),
+                        holder: holder.clone(),
                     };
                     self.write_claim(&claim).await?;
                     let took = crate::clock::unix_now_ms() - stamp_ms;

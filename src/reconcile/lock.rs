@@ -33,9 +33,9 @@ pub const LOCK_REPOSITORY: &str = "rise-registry/apply-lock";
 /// The tag every claim's key starts with.
 pub const CLAIM_PREFIX: &str = "rise:apply-lock/";
 /// How long a claim holds without renewal.
-pub const TTL: Duration = Duration::from_secs(120);
-/// How often a holder renews its claim.
-pub const RENEW_EVERY: Duration = Duration::from_secs(40);
+pub const TTL: Duration = Duration::from_secs(60);
+/// How often a holder renews its claim: three tries before it lapses.
+pub const RENEW_EVERY: Duration = Duration::from_secs(15);
 /// How long a contender waits between claiming and looking.
 pub const SETTLE: Duration = Duration::from_secs(1);
 /// How often a waiting apply looks again.
@@ -117,6 +117,28 @@ pub fn verdict(claims: &[Claim], me: &str, now: i64) -> Verdict {
         Some(c) => Verdict::Busy(c.clone()),
         None => Verdict::Free,
     }
+}
+
+/// Whether `claim` was made in `place` (this host and process namespace,
+/// [`holder`]'s first part) by a process that is gone (`alive` says
+/// whether a pid runs here): an apply killed at this very terminal or in
+/// this very pod, whose claim need not be waited out. Containers sharing
+/// a host name but not their processes differ in `place`, so one never
+/// takes another's live claim for gone.
+pub fn abandoned(claim: &Claim, place: &str, alive: impl Fn(u32) -> bool) -> bool {
+    claim
+        .holder
+        .rsplit_once(" pid ")
+        .and_then(|(p, pid)| Some((p, pid.parse::<u32>().ok()?)))
+        .is_some_and(|(p, pid)| {
+            p == tag_safe(place, 150) && pid != std::process::id() && !alive(pid)
+        })
+}
+
+/// The holder text of this process in `place`, as [`abandoned`] reads it:
+/// `PLACE pid PID`.
+pub fn holder(place: &str) -> String {
+    format!("{} pid {}", tag_safe(place, 150), std::process::id())
 }
 
 /// Claims that lapsed: anyone may remove them.
@@ -206,6 +228,27 @@ mod tests {
         t.insert("rise:apply-lock/bad".into(), "soon:later".into());
         t.insert("rise:project".into(), "1:2:3".into());
         assert_eq!(claims(&t), vec![c]);
+    }
+
+    #[test]
+    fn a_claim_of_a_gone_process_on_this_host_is_abandoned_and_no_other() {
+        let mut c = claim("a", 1, 2);
+        c.holder = "ci-runner-7 pid 4242".into();
+        assert!(abandoned(&c, "ci-runner-7", |_| false));
+        assert!(
+            !abandoned(&c, "ci-runner-7", |pid| pid == 4242),
+            "still running"
+        );
+        assert!(!abandoned(&c, "ci-runner-8", |_| false), "another host's");
+        c.holder = holder("ci-runner-7");
+        assert!(
+            !abandoned(&c, "ci-runner-7", |_| false),
+            "this process's own"
+        );
+        c.holder = "no pid here".into();
+        assert!(!abandoned(&c, "no", |_| false));
+        c.holder = "h pid -1".into();
+        assert!(!abandoned(&c, "h", |_| false));
     }
 
     #[test]

@@ -56,18 +56,17 @@ impl<'a> Reconciler<'a> {
     }
 
     /// `--scope` as given, or the configuration's default.
-    /// Takes the apply lock ([`crate::reconcile::lock`]) as `holder`,
-    /// waiting up to `wait` for another apply.
+    /// Takes the apply lock ([`crate::reconcile::lock`]), waiting up to
+    /// `wait` for another apply.
     ///
     /// # Errors
     /// AWS's error, or whom it waited for in vain.
     pub async fn lock(
         &self,
-        holder: &str,
         wait: std::time::Duration,
         on_wait: &(dyn Fn(&crate::reconcile::lock::Claim) + Sync),
     ) -> Result<crate::reconcile::aws::ApplyLock> {
-        self.aws.lock(holder, wait, on_wait).await
+        self.aws.lock(wait, on_wait).await
     }
 
     pub fn scope(&self, asked: Option<Scope>) -> Scope {

@@ -1096,12 +1096,32 @@ async fn apply_killed_midway_converges_on_the_next_run() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    // Killed while it holds the apply lock and makes repositories.
+    let waited = std::time::Instant::now();
+    while !account
+        .repository_names()
+        .await
+        .iter()
+        .any(|n| n.starts_with("rise/k"))
+    {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(30),
+            "apply never began"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     child.kill().unwrap();
     child.wait().unwrap();
+    assert_eq!(
+        lock_claims(&account).await.len(),
+        1,
+        "the killed apply's claim stays"
+    );
     let partial = account.plan_json();
     assert!(partial["changes"] == true, "killed before it finished");
-    account.expect(&["apply", "--auto-approve"], 0);
+    // Its process is gone from this machine: the claim is not waited out.
+    account.expect(&["apply", "--auto-approve", "--lock-wait", "0"], 0);
+    assert!(lock_claims(&account).await.is_empty());
     account.expect(&["plan", "--detailed-exitcode"], 0);
     let mut all = all_repositories(&account).await;
     all.dedup();
@@ -1265,7 +1285,8 @@ async fn apply_converges_after_aws_dies_midway_and_leaves_strangers_alone() {
     );
 
     account.emulator.restart();
-    account.expect(&["apply", "--auto-approve"], 0);
+    // Its claim could not be released with AWS gone; its process is gone.
+    account.expect(&["apply", "--auto-approve", "--lock-wait", "0"], 0);
     account.expect(&["plan", "--detailed-exitcode"], 0);
     let all = all_repositories(&account).await;
     let managed: Vec<&String> = all.iter().filter(|n| n.starts_with("rise/f")).collect();
