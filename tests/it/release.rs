@@ -102,7 +102,7 @@ fn a_release_folder_holds_the_binary_the_image_and_the_chart_with_checksums() {
     in_dir(&out, "sha256sum", &["--check", "--strict", "SHA256SUMS"]);
 
     // The binary is this version.
-    let reported = run(&mut Command::new(out.join(&bin)).arg("--version"));
+    let reported = run(Command::new(out.join(&bin)).arg("--version"));
     assert!(
         reported.starts_with(&format!("rise-registry {version}")),
         "{reported}"
