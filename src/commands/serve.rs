@@ -124,6 +124,7 @@ async fn serve(config: Config, addr: SocketAddr, source: ConfigSource) -> Result
     let watcher = tokio::spawn(watch_config(app.clone(), source, stopped.clone()));
     let follower = tokio::spawn(serve::follow::follow(app.clone(), stopped.clone()));
     let controller = tokio::spawn(serve::controller::run(app.clone(), stopped.clone()));
+    let renewer = tokio::spawn(serve::pacing::renew(app.clone(), stopped.clone()));
     let ops = ops_listener.map(|l| {
         let limits = Limits {
             max_connections: OPS_MAX_CONNECTIONS,
@@ -146,6 +147,7 @@ async fn serve(config: Config, addr: SocketAddr, source: ConfigSource) -> Result
     }
     watcher.abort();
     follower.abort();
+    renewer.abort();
     // The controller gives its lease up on the way out, so another replica
     // leads at once rather than when the lease runs out.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), controller).await;

@@ -136,6 +136,44 @@ pub struct EcrConfig {
     /// Lifetime asked of STS for push credentials; 3600 is the most AWS
     /// allows when a role assumes another role (role chaining).
     pub session_duration_seconds: u32,
+    /// The AWS request quotas serve paces its issuances to.
+    pub aws_rates: AwsRates,
+}
+
+/// Request rates serve spends AWS calls at, per account and region: AWS's
+/// documented quotas by default. Several replicas share one account's
+/// quota without seeing each other; throttling answers lower the rate
+/// each replica uses, so these are upper bounds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AwsRates {
+    /// ECR `GetAuthorizationToken`: 20 a second, a bucket of 200 (the ECR
+    /// user guide's service quotas).
+    pub get_authorization_token: Rate,
+    /// STS `AssumeRole`: 600 a second (the IAM user guide's STS request
+    /// quota).
+    pub assume_role: Rate,
+}
+
+/// A token bucket: `per_second` refilled, `burst` at most.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Default for AwsRates {
+    fn default() -> Self {
+        Self {
+            get_authorization_token: Rate {
+                per_second: 20,
+                burst: 200,
+            },
+            assume_role: Rate {
+                per_second: 600,
+                burst: 600,
+            },
+        }
+    }
 }
 
 impl EcrConfig {
@@ -444,6 +482,16 @@ pub struct CacheConfig {
     /// Cached credentials are handed out only while they have at least this
     /// much lifetime left, so a client always gets time to push.
     pub min_remaining_seconds: u32,
+    /// How long a request with nothing cached may wait for its turn at the
+    /// provider (AWS's quota); one whose turn would come later gets 503
+    /// with `Retry-After` at once.
+    pub max_wait_seconds: u32,
+    /// Credentials used recently are renewed in the background this long
+    /// before they fall below `min_remaining_seconds`; 0 renews nothing.
+    pub renew_ahead_seconds: u32,
+    /// What "used recently" means for renewal: handed out within this
+    /// long.
+    pub renew_used_within_seconds: u32,
 }
 
 /// A token bucket per caller: `burst` requests at once, refilled at

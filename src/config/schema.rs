@@ -339,6 +339,9 @@ impl Reader {
                 r.uint(n, p, 900, 3600)
             })
             .unwrap_or(3600);
+        let aws_rates = self
+            .optional(&mut m, "aws_rates", Self::aws_rates)
+            .unwrap_or_default();
 
         // Cross-field rules, reported at the value that breaks them.
         if let (Some(account), Some(region)) = (&account_id, &region) {
@@ -413,6 +416,7 @@ impl Reader {
                 irsa,
                 trusted_principals,
                 session_duration_seconds,
+                aws_rates,
             })
         })();
         if let Some(ecr) = &ecr {
@@ -420,6 +424,39 @@ impl Reader {
         }
         self.finish_with(m, |k| other_registry_type("ecr", k));
         ecr
+    }
+
+    /// `registry.aws_rates`: each operation's `{per_second, burst}`.
+    fn aws_rates(&mut self, node: &Node, path: &str) -> Option<AwsRates> {
+        let mut m = self.map(node, path)?;
+        let defaults = AwsRates::default();
+        let get_authorization_token = self
+            .optional(&mut m, "get_authorization_token", |r, n, p| {
+                r.rate(n, p, defaults.get_authorization_token)
+            })
+            .unwrap_or(defaults.get_authorization_token);
+        let assume_role = self
+            .optional(&mut m, "assume_role", |r, n, p| {
+                r.rate(n, p, defaults.assume_role)
+            })
+            .unwrap_or(defaults.assume_role);
+        self.finish(m);
+        Some(AwsRates {
+            get_authorization_token,
+            assume_role,
+        })
+    }
+
+    /// One `{per_second, burst}`, each defaulting to `default`'s.
+    fn rate(&mut self, node: &Node, path: &str, default: Rate) -> Option<Rate> {
+        let mut c = self.map(node, path)?;
+        let per_second = self.optional(&mut c, "per_second", |r, n, p| r.uint(n, p, 1, 100_000));
+        let burst = self.optional(&mut c, "burst", |r, n, p| r.uint(n, p, 1, 100_000));
+        self.finish(c);
+        Some(Rate {
+            per_second: per_second.unwrap_or(default.per_second),
+            burst: burst.unwrap_or(default.burst),
+        })
     }
 
     /// IAM's size quotas, checked on the rendered documents so that apply
@@ -1103,12 +1140,20 @@ impl Reader {
             .unwrap_or(false);
         let cache = self.optional(&mut m, "credential_cache", |r, n, p| {
             let mut c = r.map(n, p)?;
-            let v = r.optional(&mut c, "min_remaining_seconds", |r, n, p| {
+            let floor = r.optional(&mut c, "min_remaining_seconds", |r, n, p| {
                 r.uint(n, p, 60, 43_200)
             });
+            let wait = r.optional(&mut c, "max_wait_seconds", |r, n, p| r.uint(n, p, 0, 3600));
+            let ahead = r.optional(&mut c, "renew_ahead_seconds", |r, n, p| {
+                r.uint(n, p, 0, 43_200)
+            });
+            let used = r.optional(&mut c, "renew_used_within_seconds", |r, n, p| {
+                r.uint(n, p, 60, 86_400)
+            });
             r.finish(c);
-            Some(v)
+            Some((floor, wait, ahead, used))
         });
+        let (floor, wait, ahead, used) = cache.unwrap_or_default();
         let rate_limit = self.optional(&mut m, "rate_limit", |r, n, p| {
             let mut c = r.map(n, p)?;
             let rpm = r.optional(&mut c, "requests_per_minute", |r, n, p| {
@@ -1133,7 +1178,10 @@ impl Reader {
             max_connection_age_seconds,
             metrics_project_labels,
             credential_cache: CacheConfig {
-                min_remaining_seconds: cache.flatten().unwrap_or(900),
+                min_remaining_seconds: floor.unwrap_or(900),
+                max_wait_seconds: wait.unwrap_or(60),
+                renew_ahead_seconds: ahead.unwrap_or(300),
+                renew_used_within_seconds: used.unwrap_or(3600),
             },
             rate_limit: RateLimitConfig {
                 requests_per_minute: rpm.unwrap_or(60),

@@ -246,7 +246,8 @@ impl EcrProvider {
 }
 
 /// The push role's session for one project: scoped credentials and when
-/// they expire.
+/// they expire. (Cloned to try a throttled login again with it.)
+#[derive(Clone)]
 pub struct PushSession {
     credentials: aws_sdk_ecr::config::Credentials,
     expiry: SystemTime,

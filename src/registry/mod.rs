@@ -12,6 +12,7 @@
 pub mod ecr;
 pub mod oci_client_auth;
 pub mod oci_token;
+pub mod pacer;
 
 use std::time::SystemTime;
 
@@ -43,6 +44,10 @@ pub enum ProviderError {
     /// The request cannot be served by this configuration.
     #[error("{0}")]
     Invalid(String),
+    /// Not asked: AWS's request quota is spoken for until later than the
+    /// request may wait; come back after this long.
+    #[error("the provider's queue is full for the next {} s", .0.as_secs())]
+    Busy(std::time::Duration),
 }
 
 /// The provider `registry.type` names: one variant per
@@ -122,6 +127,25 @@ impl RegistryProvider {
             // get the same answer.
             Self::OciClientAuth(p) => Ok(p.credentials(project)),
             Self::OciToken(p) => Ok(p.credentials(project, holder, access)),
+        }
+    }
+
+    /// Fresh credentials for a background renewal, which has no caller:
+    /// only the cached kind (ECR) is renewed.
+    ///
+    /// # Errors
+    /// As [`Self::credentials`]; [`ProviderError::Invalid`] for the other
+    /// providers.
+    pub async fn renew(
+        &self,
+        project: &ProjectName,
+        access: AccessKind,
+    ) -> Result<RegistryCredentials, ProviderError> {
+        match self {
+            Self::Ecr(p) => p.credentials(project, access).await,
+            Self::OciClientAuth(_) | Self::OciToken(_) => Err(ProviderError::Invalid(
+                "only ECR credentials are renewed ahead".into(),
+            )),
         }
     }
 

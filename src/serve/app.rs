@@ -64,6 +64,8 @@ pub struct App {
     /// Whether `server.metrics_listen` is set (fixed: a listener).
     metrics_elsewhere: bool,
     pub(super) provider: RegistryProvider,
+    /// AWS's quotas, for ECR: the queue cold issuances wait in.
+    pub(super) pacing: Option<super::pacing::Pacing>,
     pub(super) cache: CredentialCache,
     pub(super) limiter: RateLimiter,
     /// The token realm's own buckets (same settings), keyed by the ticket's
@@ -100,10 +102,17 @@ impl App {
         audit: AuditSink,
     ) -> Self {
         let server = &config.server;
+        // A cold issuance may wait its turn at AWS's quota first.
         let cache = CredentialCache::new(
             Duration::from_secs(server.credential_cache.min_remaining_seconds.into()),
-            ISSUE_TIMEOUT,
+            ISSUE_TIMEOUT + Duration::from_secs(server.credential_cache.max_wait_seconds.into()),
         );
+        let pacing = match (&config.registry, provider.throttled()) {
+            (crate::config::RegistryConfig::Ecr(ecr), Some(throttled)) => Some(
+                super::pacing::Pacing::new(ecr, &server.credential_cache, throttled),
+            ),
+            _ => None,
+        };
         let limiter = RateLimiter::new(
             server.rate_limit.requests_per_minute,
             server.rate_limit.burst,
@@ -147,6 +156,7 @@ impl App {
                 }
             }),
             provider,
+            pacing,
             cache,
             limiter,
             token_limiter,
@@ -314,7 +324,11 @@ impl App {
             "/metrics" if metrics_here => (
                 "metrics",
                 only_get(&req).unwrap_or_else(|| {
-                    let mut r = Response::new(Body::from(self.metrics.render(self.cache.len())));
+                    let mut text = self.metrics.render(self.cache.len());
+                    if let Some(pacing) = &self.pacing {
+                        pacing.render(&mut text);
+                    }
+                    let mut r = Response::new(Body::from(text));
                     r.headers_mut().insert(
                         header::CONTENT_TYPE,
                         HeaderValue::from_static("text/plain; version=0.0.4"),

@@ -33,6 +33,11 @@ pub(super) struct Audit<'a> {
     pub(super) grant: Option<String>,
     pub(super) cache_hit: bool,
     pub(super) stale: bool,
+    /// Milliseconds the request waited for its credentials (its turn at
+    /// AWS's quota, the issuance, or another request's issuance of the
+    /// same project); absent for an answer from the cache at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) wait_ms: Option<u64>,
     pub(super) expires_at: Option<String>,
     pub(super) reason: Option<String>,
 }

@@ -10,13 +10,20 @@
 //!   otherwise the caller gets `Unavailable` with a retry hint. After a
 //!   failure the provider is not asked again for that project for
 //!   [`FAILURE_BACKOFF`], so an AWS outage is not met with a request storm.
+//! - Busy: a provider that cannot take the request in time
+//!   ([`ProviderError::Busy`], AWS's quota) is no failure: no back-off, the
+//!   caller is told when to come back.
+//! - Renewal ahead: [`CredentialCache::due`] lists credentials used lately
+//!   that will soon fall below the floor, and [`CredentialCache::renew`]
+//!   replaces one in the background, never behind or ahead of a request's
+//!   own issuance (it skips a project whose issuance is under way).
 //! - Never expired: lifetimes are kept as monotonic deadlines
 //!   (`tokio::time::Instant`), so a clock step cannot resurrect a credential,
 //!   and tests drive them with paused time.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -75,6 +82,10 @@ pub struct Unavailable {
 struct Slot {
     entry: Option<Entry>,
     flight: Arc<tokio::sync::Mutex<Failure>>,
+    /// When credentials were last handed out, as milliseconds since the
+    /// cache's `epoch` (an atomic: a hit holds the map's lock shared in
+    /// spirit, and writes it without a second lock).
+    used_ms: AtomicU64,
 }
 
 /// The last failed issuance, guarded by the single-flight lock.
@@ -108,6 +119,8 @@ pub struct CredentialCache<K = (ProjectName, AccessKind)> {
     entries: AtomicUsize,
     floor: Duration,
     issue_timeout: Duration,
+    /// The zero of the slots' `used_ms`.
+    epoch: Instant,
 }
 
 impl<K: Clone + Eq + std::hash::Hash> CredentialCache<K> {
@@ -117,7 +130,87 @@ impl<K: Clone + Eq + std::hash::Hash> CredentialCache<K> {
             entries: AtomicUsize::new(0),
             floor,
             issue_timeout,
+            epoch: Instant::now(),
         }
+    }
+
+    fn mark_used(&self, slot: &Slot, now: Instant) {
+        let ms = now.saturating_duration_since(self.epoch).as_millis();
+        slot.used_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// How long `project`'s cached credentials have left, if any.
+    pub fn remaining(&self, project: &K) -> Option<Duration> {
+        let now = Instant::now();
+        self.slots().get(project)?.entry.as_ref()?.remaining(now)
+    }
+
+    /// Keys whose credentials were handed out within `used_within` and
+    /// will fall below the floor within `ahead`: what to renew now.
+    pub fn due(&self, now: Instant, ahead: Duration, used_within: Duration) -> Vec<K> {
+        let since = now.saturating_duration_since(self.epoch);
+        let slots = self.slots();
+        slots
+            .iter()
+            .filter(|(_, slot)| {
+                let used = Duration::from_millis(slot.used_ms.load(Ordering::Relaxed));
+                let recent = since.saturating_sub(used) <= used_within;
+                let low = slot
+                    .entry
+                    .as_ref()
+                    .and_then(|e| e.remaining(now))
+                    .is_some_and(|left| left <= self.floor + ahead);
+                recent && low
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Replaces `project`'s credentials with fresh ones from `issue`, in
+    /// the background: `false` (and nothing asked) when an issuance for it
+    /// is under way or it was dropped meanwhile; a failure keeps what is
+    /// cached and is reported.
+    ///
+    /// # Errors
+    /// The provider's failure.
+    pub async fn renew<F, Fut>(&self, project: &K, issue: F) -> Result<bool, ProviderError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<RegistryCredentials, ProviderError>>,
+    {
+        let Some(flight) = self.slots().get(project).map(|s| s.flight.clone()) else {
+            return Ok(false);
+        };
+        let Ok(_guard) = flight.try_lock() else {
+            return Ok(false);
+        };
+        let credentials = match tokio::time::timeout(self.issue_timeout, issue()).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(ProviderError::Unavailable(format!(
+                    "no answer within {:?}",
+                    self.issue_timeout
+                )));
+            }
+        };
+        let now = Instant::now();
+        let served = Served::issued(credentials);
+        let mut slots = self.slots();
+        let Some(slot) = slots.get_mut(project) else {
+            return Ok(false);
+        };
+        let had = slot.entry.is_some();
+        slot.entry = served.remaining.map(|r| Entry {
+            credentials: served.credentials.clone(),
+            deadline: Some(now + r),
+        });
+        match (had, slot.entry.is_some()) {
+            (false, true) => self.entries.fetch_add(1, Ordering::Relaxed),
+            (true, false) => self.entries.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        Ok(true)
     }
 
     /// How many projects have credentials cached.
@@ -175,7 +268,9 @@ impl<K: Clone + Eq + std::hash::Hash> CredentialCache<K> {
                 slots.insert(project.clone(), Slot::default());
             }
             let slot = &slots[project];
-            if let Some(served) = self.fresh(slot, Instant::now()) {
+            let now = Instant::now();
+            if let Some(served) = self.fresh(slot, now) {
+                self.mark_used(slot, now);
                 return Ok(served);
             }
             slot.flight.clone()
@@ -184,7 +279,12 @@ impl<K: Clone + Eq + std::hash::Hash> CredentialCache<K> {
         let now = Instant::now();
         // Whoever held the lock before us may have just refreshed. (The
         // slot may be gone: a reload removed the project meanwhile.)
-        if let Some(served) = self.slots().get(project).and_then(|s| self.fresh(s, now)) {
+        if let Some((slot, served)) = self
+            .slots()
+            .get(project)
+            .and_then(|s| Some((s, self.fresh(s, now)?)))
+        {
+            self.mark_used(slot, now);
             return Ok(served);
         }
         if let Some(until) = failure.backoff_until.filter(|u| *u > now) {
@@ -192,6 +292,15 @@ impl<K: Clone + Eq + std::hash::Hash> CredentialCache<K> {
             return self.stale_or_unavailable(project, now, message, until - now);
         }
         let result = match tokio::time::timeout(self.issue_timeout, issue()).await {
+            Ok(Err(ProviderError::Busy(retry_after))) => {
+                // Not a failure: the provider's queue is full. No
+                // back-off; the caller comes back when told.
+                let message = format!(
+                    "AWS's request quota is spoken for, for the next {} s",
+                    retry_after.as_secs()
+                );
+                return self.stale_or_unavailable(project, now, message, retry_after);
+            }
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(_) => Err(format!("no answer within {:?}", self.issue_timeout)),
         };
@@ -219,6 +328,7 @@ impl<K: Clone + Eq + std::hash::Hash> CredentialCache<K> {
                     (true, false) => self.entries.fetch_sub(1, Ordering::Relaxed),
                     _ => 0,
                 };
+                self.mark_used(slot, now);
                 *failure = Failure::default();
                 Ok(served)
             }

@@ -139,11 +139,17 @@ impl App {
         }
         let key = (project, access);
         let (project, _) = &key;
+        let asked = std::time::Instant::now();
         let served = self
             .cache
             .get(&key, || async {
                 let started = std::time::Instant::now();
-                let result = self.provider.credentials(project, caller, access).await;
+                let result = match (&self.pacing, &self.provider) {
+                    (Some(pacing), RegistryProvider::Ecr(ecr)) => {
+                        pacing.issue(ecr, project, access).await
+                    }
+                    _ => self.provider.credentials(project, caller, access).await,
+                };
                 self.metrics
                     .provider_call(result.is_ok(), started.elapsed());
                 if let Err(e) = &result {
@@ -155,7 +161,12 @@ impl App {
             .map_err(|e| {
                 audit.reason = Some(e.message.clone());
                 ApiError::Unavailable(e.retry_after)
-            })?;
+            });
+        let waited = asked.elapsed();
+        if waited >= std::time::Duration::from_millis(1) {
+            audit.wait_ms = Some(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+        }
+        let served = served?;
         if served.stale {
             tracing::warn!(project = %project, "serving cached credentials while the provider fails");
         }

@@ -32,6 +32,7 @@ pub mod follow;
 mod handler_tests;
 mod http;
 pub mod metrics;
+pub mod pacing;
 mod projects;
 pub mod ratelimit;
 mod realm;

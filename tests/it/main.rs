@@ -13,6 +13,7 @@ mod config;
 mod container;
 mod docs;
 mod doctor;
+mod herd;
 mod hostile;
 mod login;
 mod plan_review;

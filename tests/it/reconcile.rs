@@ -1583,6 +1583,7 @@ async fn apply_backs_off_its_concurrency_under_a_rate_limit() {
             delay: std::time::Duration::from_millis(5),
             rate: Some(40),
             tagging: Tagging::Answer,
+            quotas: Vec::new(),
         },
     );
     let names: Vec<String> = (0..120).map(|i| format!("r{i:03}")).collect();

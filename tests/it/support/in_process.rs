@@ -32,6 +32,11 @@ pub struct TestServer {
     logs: Arc<Mutex<Vec<u8>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The renewal loop, when [`TestServer::renew_ahead`] started it.
+    renewal: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl TestServer {
@@ -78,7 +83,20 @@ impl TestServer {
             logs,
             shutdown: Some(shutdown),
             task: Some(task),
+            renewal: None,
         }
+    }
+
+    /// Starts the background renewal of credentials (serve runs it from
+    /// the start; tests that count issuances opt in), stopped with the
+    /// server.
+    pub fn renew_ahead(&mut self) {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(rise_registry::serve::pacing::renew(
+            self.app.clone(),
+            stopped,
+        ));
+        self.renewal = Some((stop, task));
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -158,6 +176,9 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        if let Some((_, task)) = self.renewal.take() {
             task.abort();
         }
     }

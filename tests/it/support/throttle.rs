@@ -69,6 +69,12 @@ struct Shared {
     latency: Latency,
     /// Tokens left and when they were last topped up.
     bucket: Mutex<(f64, Instant)>,
+    /// The same, per operation with a quota.
+    quota_buckets: Mutex<BTreeMap<String, (f64, Instant)>>,
+    /// Calls per operation (any service), answered or throttled, and the
+    /// throttled ones.
+    operations: Mutex<BTreeMap<String, u64>>,
+    throttled_operations: Mutex<BTreeMap<String, u64>>,
     /// Results of `GetResources` calls, kept for their later pages.
     tagging_pages: Mutex<Vec<Vec<serde_json::Value>>>,
     ecr: aws_sdk_ecr::Client,
@@ -83,6 +89,11 @@ pub struct Latency {
     pub rate: Option<u32>,
     /// Answer `GetResources` from the emulator's ECR tags.
     pub tagging: Tagging,
+    /// Per-operation quotas, as AWS enforces them per account and region:
+    /// `(operation, per second, burst)`, e.g. ECR's
+    /// `("GetAuthorizationToken", 20, 200)`. Calls of that operation
+    /// beyond its bucket get the throttling error.
+    pub quotas: Vec<(&'static str, u32, u32)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +117,7 @@ impl Default for Latency {
             delay: Duration::from_millis(30),
             rate: None,
             tagging: Tagging::Answer,
+            quotas: Vec::new(),
         }
     }
 }
@@ -130,6 +142,7 @@ impl ThrottlingProxy {
                 delay: Duration::ZERO,
                 rate: None,
                 tagging,
+                quotas: Vec::new(),
             },
         )
     }
@@ -161,7 +174,13 @@ impl ThrottlingProxy {
             delay: Duration::ZERO,
             rate: None,
             tagging: Tagging::Forward,
+            quotas: Vec::new(),
         });
+        let quota_buckets = latency
+            .quotas
+            .iter()
+            .map(|(op, _, burst)| (op.to_string(), (f64::from(*burst), Instant::now())))
+            .collect();
         let ecr = aws_sdk_ecr::Client::from_conf(
             aws_sdk_ecr::Config::builder()
                 .behavior_version(aws_sdk_ecr::config::BehaviorVersion::latest())
@@ -190,6 +209,9 @@ impl ThrottlingProxy {
             forwarded: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             bucket: Mutex::new((f64::from(latency.rate.unwrap_or(0)), Instant::now())),
+            quota_buckets: Mutex::new(quota_buckets),
+            operations: Mutex::default(),
+            throttled_operations: Mutex::default(),
             latency,
             tagging_pages: Mutex::default(),
             ecr,
@@ -225,6 +247,29 @@ impl ThrottlingProxy {
     /// Requests seen so far, answered by the emulator or not.
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Calls of `operation` so far (`AssumeRole`, `GetAuthorizationToken`,
+    /// …), throttled ones included.
+    pub fn calls(&self, operation: &str) -> u64 {
+        self.shared
+            .operations
+            .lock()
+            .unwrap()
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Calls of `operation` answered with throttling so far.
+    pub fn throttled_calls(&self, operation: &str) -> u64 {
+        self.shared
+            .throttled_operations
+            .lock()
+            .unwrap()
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Calls passed on to the emulator so far.
@@ -263,11 +308,29 @@ impl Shared {
         }
     }
 
-    async fn decide(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-        if (self.percent > 0 && next(&self.seed) % 100 < self.percent) || self.over_rate() {
-            self.throttled.fetch_add(1, Ordering::Relaxed);
-            return throttle(&req);
+    /// Whether `operation` is over its quota, taking a token if not.
+    fn over_quota(&self, operation: &str) -> bool {
+        let Some((_, rate, burst)) = self.latency.quotas.iter().find(|(o, _, _)| *o == operation)
+        else {
+            return false;
+        };
+        let mut buckets = self.quota_buckets.lock().unwrap();
+        let Some(bucket) = buckets.get_mut(operation) else {
+            return false;
+        };
+        let now = Instant::now();
+        bucket.0 = (bucket.0 + now.duration_since(bucket.1).as_secs_f64() * f64::from(*rate))
+            .min(f64::from(*burst));
+        bucket.1 = now;
+        if bucket.0 >= 1.0 {
+            bucket.0 -= 1.0;
+            false
+        } else {
+            true
         }
+    }
+
+    async fn decide(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
         let (parts, body) = req.into_parts();
         let body = body
             .collect()
@@ -279,6 +342,35 @@ impl Shared {
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
+        // JSON protocols name the operation in the target header, the
+        // query protocols (IAM, STS) in the form body's `Action`.
+        let operation = match target.rsplit_once('.') {
+            Some((_, op)) => op.to_string(),
+            None => String::from_utf8_lossy(&body)
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("Action="))
+                .unwrap_or("unknown")
+                .to_string(),
+        };
+        *self
+            .operations
+            .lock()
+            .unwrap()
+            .entry(operation.clone())
+            .or_default() += 1;
+        if (self.percent > 0 && next(&self.seed) % 100 < self.percent)
+            || self.over_rate()
+            || self.over_quota(&operation)
+        {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+            *self
+                .throttled_operations
+                .lock()
+                .unwrap()
+                .entry(operation)
+                .or_default() += 1;
+            return throttle(&Request::from_parts(parts, ()));
+        }
         if target == "ResourceGroupsTaggingAPI_20170126.GetResources" {
             match self.latency.tagging {
                 Tagging::Forward => {}
