@@ -208,6 +208,10 @@ pub struct LoginArgs {
     /// `registry_url`); anything else is refused before any login
     #[arg(long, value_name = "HOST")]
     pub registry: Option<String>,
+    /// How long to keep asking a busy (429, 503) or unreachable broker,
+    /// in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub timeout: u64,
 }
 
 /// `login --method`.

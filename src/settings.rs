@@ -163,6 +163,7 @@ fn doctor(args: DoctorArgs) -> DoctorSettings {
 
 fn login(args: LoginArgs) -> LoginOptions {
     LoginOptions {
+        timeout: std::time::Duration::from_secs(args.timeout),
         server: args.server,
         project: args.project,
         access: args.access,

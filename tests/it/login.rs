@@ -482,7 +482,7 @@ fn login_errors_say_what_to_fix() {
         "{refused}"
     );
 
-    // Nothing listening.
+    // Nothing listening (and no time to wait for it to come up).
     let closed = format!("http://127.0.0.1:{}", free_port());
     let unreachable = failed(&login(
         &[
@@ -492,6 +492,8 @@ fn login_errors_say_what_to_fix() {
             "my-app",
             "--token",
             &alice,
+            "--timeout",
+            "0",
         ],
         &[],
         "",
@@ -664,7 +666,7 @@ fn the_docs_name_every_login_flag() {
         .map(|(_, rest)| format!("--{}", rest.split([' ', '.']).next().unwrap()))
         .filter(|f| !global.contains(&f.as_str()))
         .collect();
-    assert_eq!(flags.len(), 9, "{flags:?}");
+    assert_eq!(flags.len(), 10, "{flags:?}");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let doc = std::fs::read_to_string(root.join("docs/ci.md")).unwrap();
     let section = doc
@@ -687,6 +689,117 @@ fn the_docs_name_every_login_flag() {
     for flag in &flags {
         assert!(usage.contains(flag.as_str()), "README's usage lacks {flag}");
     }
+}
+
+/// A broker that is busy twice (503 with `Retry-After: 1`, as serve answers
+/// a job whose turn at AWS's quota is a second away), then grants: login
+/// waits as told, says so on stderr once per wait, and logs in. A broker
+/// that stays busy past `--timeout` makes it give up, saying so; a refusal
+/// that is not busy fails at once.
+#[test]
+fn login_waits_for_a_busy_broker_up_to_its_timeout() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let asked = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = asked.clone();
+    let busy_twice = support::http::spawn_server(move |_req: hyper::Request<_>| {
+        let n = count.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < 2 {
+                let mut r = json_answer(
+                    503,
+                    r#"{"error":{"code":"registry_unavailable","message":"AWS's request quota is spoken for"}}"#.into(),
+                );
+                r.headers_mut().insert("retry-after", "1".parse().unwrap());
+                r
+            } else {
+                json_answer(
+                    200,
+                    json!({"credentials": {"registry_url": "localhost:5000", "username": "", "password": "", "expires_in": null, "expires_at": null},
+                        "repository": "rise-apps/my-app", "image": "localhost:5000/rise-apps/my-app"}).to_string(),
+                )
+            }
+        }
+    });
+    let docker_config = tempfile::tempdir().unwrap();
+    let env = [
+        ("RISE_ID_TOKEN", "a-token"),
+        ("DOCKER_CONFIG", docker_config.path().to_str().unwrap()),
+    ];
+    let url = format!("http://{}", busy_twice.addr);
+    let args = |timeout: &'static str| {
+        vec![
+            "--server".to_string(),
+            url.clone(),
+            "--project".into(),
+            "my-app".into(),
+            "--token-env".into(),
+            "RISE_ID_TOKEN".into(),
+            "--method".into(),
+            "config-file".into(),
+            "--timeout".into(),
+            timeout.into(),
+        ]
+    };
+    let started = std::time::Instant::now();
+    let run = |a: Vec<String>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        login(&a, &env, "")
+    };
+    let out = run(args("30"));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "waited as told"
+    );
+    let waits: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("asking again in 1 s"))
+        .collect();
+    assert_eq!(waits.len(), 2, "{stderr}");
+    assert!(
+        waits[0].contains("cannot issue credentials right now (503 registry_unavailable"),
+        "{stderr}"
+    );
+    assert_eq!(asked.load(Ordering::SeqCst), 3);
+
+    // Always busy, and a timeout of 2 s: gives up after a few tries.
+    asked.store(0, Ordering::SeqCst);
+    let always = support::http::spawn_server(move |_req: hyper::Request<_>| async move {
+        let mut r = json_answer(
+            503,
+            r#"{"error":{"code":"registry_unavailable","message":"busy"}}"#.into(),
+        );
+        r.headers_mut().insert("retry-after", "1".parse().unwrap());
+        r
+    });
+    let url_always = format!("http://{}", always.addr);
+    let mut a = args("2");
+    a[1] = url_always;
+    let out = run(a);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("gave up after") && stderr.contains("(--timeout 2 s)"),
+        "{stderr}"
+    );
+
+    // A refusal that is not busy: no wait at all.
+    let refused = hostile_broker(
+        404,
+        r#"{"error":{"code":"project_not_found","message":"no"}}"#,
+    );
+    let mut a = args("30");
+    a[1] = format!("http://{}", refused.addr);
+    let started = std::time::Instant::now();
+    let out = run(a);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !text(&out.stderr).contains("asking again"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
 
 /// A broker that answers every credential request with `status` and

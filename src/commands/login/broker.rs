@@ -267,38 +267,133 @@ pub(super) async fn get(url: &str, authorization: &str) -> Result<crate::https::
         .map_err(|e| e.to_string())
 }
 
-/// The broker's credentials for `ask`.
-pub(super) async fn ask_broker(ask: &Ask<'_>, token: &Secret<String>) -> Result<Grant> {
+/// What to do after one answer of the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Next {
+    /// Ask again after this long.
+    Wait(Duration),
+    /// Give up: the answer is final.
+    Stop,
+}
+
+/// The wait before asking a busy or unreachable broker again: its
+/// `Retry-After` (whole seconds) when it gave one, else 1, 2, 4 … 16 s by
+/// attempt; `Stop` for every other answer, and when the wait would end
+/// after `left`.
+pub(super) fn next(
+    status: Option<StatusCode>,
+    retry_after: Option<&str>,
+    attempt: u32,
+    left: Duration,
+) -> Next {
+    let backoff = Duration::from_secs(1 << attempt.saturating_sub(1).min(4));
+    let wait = match status {
+        // No answer at all: the broker may be restarting.
+        None => backoff,
+        Some(StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) => retry_after
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(backoff, |s| Duration::from_secs(s.max(1))),
+        Some(_) => return Next::Stop,
+    };
+    if wait > left {
+        Next::Stop
+    } else {
+        Next::Wait(wait)
+    }
+}
+
+/// The broker's credentials for `ask`, asking again while it is busy (429,
+/// 503, honouring `Retry-After`) or cannot be reached (backing off), up to
+/// `timeout`; one line on `log` per wait. Any other refusal is final at
+/// once.
+pub(super) async fn ask_broker(
+    ask: &Ask<'_>,
+    token: &Secret<String>,
+    timeout: Duration,
+    log: &mut dyn std::io::Write,
+) -> Result<Grant> {
+    let started = tokio::time::Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (error, status, retry_after) = match ask_once(ask, token).await {
+            Ok(grant) => return Ok(grant),
+            Err(failure) => failure,
+        };
+        let left = timeout.saturating_sub(started.elapsed());
+        match next(status, retry_after.as_deref(), attempt, left) {
+            Next::Stop
+                if status.is_none_or(|s| {
+                    s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::SERVICE_UNAVAILABLE
+                }) && attempt > 1 =>
+            {
+                return Err(error.context(format!(
+                    "gave up after {} s and {attempt} attempts (--timeout {} s)",
+                    started.elapsed().as_secs(),
+                    timeout.as_secs()
+                )));
+            }
+            Next::Stop => return Err(error),
+            Next::Wait(wait) => {
+                let first = format!("{error:#}");
+                let first = first.lines().next().unwrap_or_default();
+                let _ = writeln!(
+                    log,
+                    "{}; asking again in {} s ({} of --timeout {} s spent)",
+                    first.trim_start_matches("error: "),
+                    wait.as_secs(),
+                    started.elapsed().as_secs(),
+                    timeout.as_secs()
+                );
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// One request to the broker: the grant, or the error with the status
+/// (`None`: no answer) and `Retry-After` it came with.
+async fn ask_once(
+    ask: &Ask<'_>,
+    token: &Secret<String>,
+) -> std::result::Result<Grant, (anyhow::Error, Option<StatusCode>, Option<String>)> {
     let url = credentials_url(ask.base, ask.project, ask.access);
     let answer = get(&url, &format!("Bearer {}", token.expose()))
         .await
         .map_err(|cause| {
-            anyhow!(
-                "cannot reach the broker at {}: {cause}\n  hint: check --server (scheme, host and port) and that serve runs and is reachable from here",
-                ask.base
+            (
+                anyhow!(
+                    "cannot reach the broker at {}: {cause}\n  hint: check --server (scheme, host and port) and that serve runs and is reachable from here",
+                    ask.base
+                ),
+                None,
+                None,
             )
         })?;
     if answer.status != StatusCode::OK {
-        let refusal = broker_refusal(
-            ask,
-            answer.status,
-            answer.header(hyper::header::RETRY_AFTER),
-            &answer.body,
-        );
+        let retry_after = answer
+            .header(hyper::header::RETRY_AFTER)
+            .map(str::to_string);
+        let refusal = broker_refusal(ask, answer.status, retry_after.as_deref(), &answer.body);
         // A broker (or a proxy before it) that echoes the request would
         // put the caller token on stderr, into the CI log.
         let text = format!("{refusal:#}");
         let secret = token.expose();
-        return Err(if !secret.is_empty() && text.contains(secret.as_str()) {
+        let error = if !secret.is_empty() && text.contains(secret.as_str()) {
             anyhow!("{}", text.replace(secret.as_str(), "[REDACTED]"))
         } else {
             refusal
-        });
+        };
+        return Err((error, Some(answer.status), retry_after));
     }
     parse_grant(&answer.body).map_err(|e| {
-        anyhow!(
-            "{e}\n  hint: is --server {} a rise-registry serve?",
-            ask.base
+        (
+            anyhow!(
+                "{e}\n  hint: is --server {} a rise-registry serve?",
+                ask.base
+            ),
+            Some(answer.status),
+            None,
         )
     })
 }
@@ -441,6 +536,53 @@ mod tests {
                 parse_grant(bad).is_err(),
                 "{}",
                 String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn a_busy_or_unreachable_broker_is_asked_again_as_long_as_time_is_left() {
+        let left = Duration::from_secs(120);
+        let busy = Some(StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            next(busy, Some("7"), 1, left),
+            Next::Wait(Duration::from_secs(7))
+        );
+        assert_eq!(
+            next(Some(StatusCode::TOO_MANY_REQUESTS), Some(" 3 "), 1, left),
+            Next::Wait(Duration::from_secs(3))
+        );
+        // No (or no usable) Retry-After, or no answer at all: 1, 2, 4, … 16 s.
+        assert_eq!(
+            next(busy, None, 1, left),
+            Next::Wait(Duration::from_secs(1))
+        );
+        assert_eq!(
+            next(busy, Some("soon"), 3, left),
+            Next::Wait(Duration::from_secs(4))
+        );
+        assert_eq!(
+            next(None, None, 9, left),
+            Next::Wait(Duration::from_secs(16))
+        );
+        assert_eq!(
+            next(busy, Some("0"), 1, left),
+            Next::Wait(Duration::from_secs(1))
+        );
+        // A wait past the timeout, and every other answer: stop.
+        assert_eq!(next(busy, Some("121"), 1, left), Next::Stop);
+        assert_eq!(next(None, None, 1, Duration::ZERO), Next::Stop);
+        for status in [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::NOT_FOUND,
+            StatusCode::BAD_REQUEST,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::OK,
+        ] {
+            assert_eq!(
+                next(Some(status), Some("1"), 1, left),
+                Next::Stop,
+                "{status}"
             );
         }
     }

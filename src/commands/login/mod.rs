@@ -69,6 +69,8 @@ pub struct LoginOptions {
     pub method: Method,
     /// `--registry`: the registry host the credentials must be for.
     pub registry: Option<String>,
+    /// `--timeout`: how long a busy or unreachable broker is asked again.
+    pub timeout: std::time::Duration,
 }
 
 /// The token flags as given; clap lets at most one through.
@@ -115,7 +117,7 @@ pub fn run(options: &LoginOptions, env: &mut Env<'_>) -> Result<Status> {
         project: &project,
         access: options.access,
     };
-    let grant = runtime.block_on(ask_broker(&ask, &token))?;
+    let grant = runtime.block_on(ask_broker(&ask, &token, options.timeout, &mut *env.stderr))?;
     // Host names are case-insensitive.
     if let Some(expected) = &options.registry
         && !grant.registry.eq_ignore_ascii_case(expected)
@@ -241,6 +243,7 @@ mod tests {
             audience: "rise".into(),
             method: Method::Auto,
             registry: None,
+            timeout: std::time::Duration::from_secs(120),
         };
         let grant = parse_grant(
             br#"{"credentials":{"registry_url":"r:5000","username":"u","password":"registry-secret"},"image":"r:5000/x"}"#,
