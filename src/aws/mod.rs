@@ -71,6 +71,9 @@ pub enum Cause {
     Unreachable,
     /// The credential chain found nothing to sign with.
     NoCredentials,
+    /// A credential provider was found and failed (IRSA's
+    /// AssumeRoleWithWebIdentity refused, an SSO session expired).
+    CredentialProvider,
     /// The credentials were accepted once and have expired.
     ExpiredCredentials,
     /// AWS does not know the access key, or the signature does not match.
@@ -113,10 +116,14 @@ impl Cause {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
                 // The credential chain fails inside dispatch: before any
                 // request is sent, with a credentials error as the cause.
-                if error_text(e).contains("loading credentials")
-                    || error_text(e).contains("no credentials")
+                let text = error_text(e);
+                if text.contains("no credentials found in chain")
+                    || text.contains("no providers in chain")
+                    || text.contains("the credential provider was not enabled")
                 {
                     Self::NoCredentials
+                } else if text.contains("loading credentials") {
+                    Self::CredentialProvider
                 } else {
                     Self::Unreachable
                 }
@@ -142,6 +149,7 @@ impl Cause {
             self,
             Self::Unreachable
                 | Self::NoCredentials
+                | Self::CredentialProvider
                 | Self::ExpiredCredentials
                 | Self::InvalidCredentials
         )
@@ -156,14 +164,17 @@ impl Cause {
             Self::NoCredentials => {
                 "no AWS credentials were found; set AWS_PROFILE (after `aws sso login`) or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; on EKS, give the pod's service account the IRSA annotation (the chart's serviceAccount.iamRoleArn)"
             }
+            Self::CredentialProvider => {
+                "the AWS credentials could not be had: the provider's own error above says why (with IRSA: the role's trust must name the cluster's OIDC provider and this namespace and service account; docs/kubernetes.md)"
+            }
             Self::ExpiredCredentials => {
-                "the AWS credentials have expired; refresh them (`aws sso login`, or new session credentials) and run again"
+                "the AWS credentials have expired, or this machine's clock is off by more than 5 minutes; refresh them (`aws sso login`, or new session credentials), or set the clock, and run again"
             }
             Self::InvalidCredentials => {
-                "AWS does not accept these credentials (an unknown or deleted access key, or a secret key that does not match it); check AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                "AWS does not accept these credentials (an unknown or deleted access key, a secret key that does not match it, or a signature from a clock that is off); check AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             }
             Self::AccessDenied => {
-                "the caller may not do this; `rise-registry doctor` names the caller, and docs/security.md lists the permissions each role needs"
+                "the caller may not do this; `rise-registry doctor` names the caller, and the policies in modules/rise-aws/policies (docs/terraform.md) list what the roles need"
             }
             Self::Other => return None,
         })

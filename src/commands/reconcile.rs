@@ -201,10 +201,14 @@ pub(crate) fn run_apply(
         } else {
             None
         };
+        let stop = lock
+            .as_ref()
+            .map_or_else(|| Arc::new(AtomicBool::new(false)), |l| l.lost());
         let result = apply_locked(
             &reconciler,
             saved,
             effective,
+            stop,
             ApplyRun {
                 auto_approve,
                 allow_destroy,
@@ -240,6 +244,7 @@ async fn apply_locked(
     reconciler: &Reconciler<'_>,
     saved: Option<(&PathBuf, SavedPlan)>,
     scope: Scope,
+    lock_lost: Arc<AtomicBool>,
     run: ApplyRun,
     location: &Location,
     env: &mut Env<'_>,
@@ -317,8 +322,14 @@ async fn apply_locked(
             let warning = crate::reconcile::plan::check_unattended(&plan, max_deletions).err();
             confirm(env, location, plan.actions.len(), warning.as_deref())?;
         }
-        let report = execute(reconciler, plan, json, env).await;
+        let report = execute(reconciler, plan, json, env, lock_lost.clone()).await;
         reconciler.log_calls();
+        if lock_lost.load(Ordering::SeqCst) {
+            let not_started = report.as_ref().map_or(0, |r| r.not_started);
+            bail!(
+                "the apply lock was lost while applying (its claim lapsed: AWS did not answer its renewals for a minute, or another apply judged it lapsed); {not_started} actions were not started\n  hint: run apply again: it converges"
+            );
+        }
         report?
     };
     finish(&report, plan_json, location, env)
@@ -371,12 +382,25 @@ async fn execute(
     plan: Plan,
     json: bool,
     env: &mut Env<'_>,
+    // Set by the apply lock when it is lost: like Ctrl-C, no further
+    // action starts.
+    lock_lost: Arc<AtomicBool>,
 ) -> Result<ApplyReport> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     let listener = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::SeqCst);
+        let lost = async {
+            while !lock_lost.load(Ordering::SeqCst) {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        };
+        tokio::select! {
+            signal = tokio::signal::ctrl_c() => {
+                if signal.is_ok() {
+                    flag.store(true, Ordering::SeqCst);
+                }
+            }
+            () = lost => flag.store(true, Ordering::SeqCst),
         }
     });
     let out = &mut *env.stdout;

@@ -77,18 +77,7 @@ async fn serve(config: Config, addr: SocketAddr, source: ConfigSource) -> Result
         None => None,
     };
     let (audit, audit_writer) = audit_to_stdout();
-    let tls_expiry = config
-        .server
-        .tls
-        .as_ref()
-        .and_then(serve::tls::chain_expiry);
-    let signing_expiry = provider.certificate_expiry();
     let mut app = App::new(config, auth, provider, audit);
-    for (which, expiry) in [("tls", tls_expiry), ("oci-token", signing_expiry)] {
-        if let Some(not_after) = expiry {
-            app.metrics.set_certificate_expiry(which, not_after);
-        }
-    }
     if let Some(store) = store {
         app = app.with_store(store);
     }

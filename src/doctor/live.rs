@@ -301,7 +301,10 @@ async fn repository_names(sdk: &aws_config::SdkConfig) -> Vec<String> {
             page.repositories
                 .unwrap_or_default()
                 .into_iter()
-                .filter_map(|r| r.repository_name),
+                .filter_map(|r| r.repository_name)
+                // The apply lock's repository is no project's, under any
+                // prefix.
+                .filter(|n| !n.ends_with(crate::reconcile::lock::LOCK_REPOSITORY)),
         );
     }
     names

@@ -57,6 +57,8 @@ fn place() -> String {
                 .map(|h| h.trim().to_string())
         })
         .unwrap_or_else(|| "unknown-host".to_string());
+    // Empty where there is no /proc: the place then ends in a space, and
+    // no claim is judged abandoned.
     let namespace = std::fs::read_link("/proc/self/ns/pid")
         .ok()
         .map(|l| l.to_string_lossy().replace(['[', ']'], ""))
@@ -71,36 +73,73 @@ fn pid_alive(pid: u32) -> bool {
 
 /// A held apply lock: renewed in the background until [`ApplyLock::release`];
 /// dropped without release (a crash), its claim lapses after
-/// [`lock::TTL`].
+/// [`lock::TTL`]. A claim found gone or lapsed at a renewal (AWS
+/// unreachable for a minute, another apply that judged it lapsed) is never
+/// written back: the lock is lost, [`ApplyLock::lost`] says so, and apply
+/// starts no further action.
 pub struct ApplyLock {
     aws: Arc<Aws>,
     key: String,
+    lost: Arc<AtomicBool>,
     renewer: tokio::task::JoinHandle<()>,
 }
 
 impl ApplyLock {
     fn hold(aws: Arc<Aws>, claim: lock::Claim) -> Self {
         let key = claim.tag().0;
-        let renewing = aws.clone();
+        let lost = Arc::new(AtomicBool::new(false));
+        let (renewing, flag) = (aws.clone(), lost.clone());
         let renewer = tokio::spawn(async move {
             let mut claim = claim;
             loop {
                 tokio::time::sleep(lock::RENEW_EVERY).await;
-                claim.expires = crate::clock::unix_now() + lock::TTL.as_secs() as i64;
+                let now = crate::clock::unix_now();
+                match renewing.lock_claims().await {
+                    Ok(claims) if claims.iter().any(|c| c.id == claim.id && c.expires > now) => {}
+                    Ok(_) => {
+                        tracing::error!(
+                            "the apply lock was lost (its claim lapsed or was removed); no further action is started"
+                        );
+                        flag.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "the apply lock could not be read to renew it; trying again");
+                        if claim.expires <= now {
+                            flag.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        continue;
+                    }
+                }
+                claim.expires = now + lock::TTL.as_secs() as i64;
                 if let Err(e) = renewing.write_claim(&claim).await {
                     tracing::warn!(error = %format!("{e:#}"), "the apply lock could not be renewed; trying again");
                 }
             }
         });
-        Self { aws, key, renewer }
+        Self {
+            aws,
+            key,
+            lost,
+            renewer,
+        }
+    }
+
+    /// Set once the lock is lost: apply starts no further action.
+    pub fn lost(&self) -> Arc<AtomicBool> {
+        self.lost.clone()
     }
 
     /// Gives the lock up at once, for the next apply.
     ///
     /// # Errors
     /// AWS's error (the claim then lapses by itself).
-    pub async fn release(self) -> Result<()> {
+    pub async fn release(mut self) -> Result<()> {
         self.renewer.abort();
+        // The renewer stops at its next await: wait for that before the
+        // claim goes, so no renewal follows the removal.
+        let _ = (&mut self.renewer).await;
         self.aws
             .untag_repository(&self.aws.lock_repository(), std::slice::from_ref(&self.key))
             .await
@@ -542,7 +581,7 @@ impl Aws {
             .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Immutable)
             .tags(Self::tag(
                 "rise:purpose",
-                "apply lock of rise-registry: no images; its tags are the claims",
+                "the apply lock of rise-registry - no images, its tags are the claims",
             )?)
             .send()
             .await;
@@ -580,17 +619,22 @@ impl Aws {
     ) -> Result<ApplyLock> {
         let id = lock::random_id();
         let place = place();
+        // A claim is judged abandoned only where processes can be seen:
+        // without this process's namespace, no pid can be trusted gone.
+        let judge = !place.ends_with(' ');
         let holder = lock::holder(&place);
         let deadline = tokio::time::Instant::now() + wait;
         let mut told: Option<String> = None;
+        let mut rounds: u32 = 0;
         loop {
+            rounds += 1;
             let now = crate::clock::unix_now();
             let mut claims = self.lock_claims().await?;
             let mut lapsed = lock::lapsed(&claims, now);
             // An apply killed here (this terminal, this pod) is not waited
             // out: its process is gone.
             claims.retain(|c| {
-                let gone = lock::abandoned(c, &place, pid_alive);
+                let gone = judge && lock::abandoned(c, &place, pid_alive);
                 if gone {
                     lapsed.push(c.tag().0);
                 }
@@ -610,51 +654,67 @@ impl Aws {
                         expires: now + lock::TTL.as_secs() as i64,
                         holder: holder.clone(),
                     };
-                    self.write_claim(&claim).await?;
+                    let written = self.write_claim(&claim).await;
                     let took = crate::clock::unix_now_ms() - stamp_ms;
-                    if took > (lock::SETTLE.as_millis() / 2) as i64 {
-                        // A stale stamp could undercut a holder that has
-                        // decided already: withdraw and try again.
-                        self.untag_repository(&self.lock_repository(), &[claim.tag().0])
-                            .await?;
-                        continue;
-                    }
-                    tokio::time::sleep(lock::SETTLE).await;
-                    let claims = self.lock_claims().await?;
-                    match lock::verdict(&claims, &id, crate::clock::unix_now()) {
-                        lock::Verdict::Held => {
-                            return Ok(ApplyLock::hold(self.clone(), claim));
+                    if written.is_err() || took > (lock::SETTLE.as_millis() / 2) as i64 {
+                        // A failed write may have landed; a slow one
+                        // carries a stamp that could undercut a holder that
+                        // has decided already: withdraw it either way.
+                        let _ = self
+                            .untag_repository(&self.lock_repository(), &[claim.tag().0])
+                            .await;
+                        written?;
+                        None
+                    } else {
+                        tokio::time::sleep(lock::SETTLE).await;
+                        let claims = self.lock_claims().await?;
+                        match lock::verdict(&claims, &id, crate::clock::unix_now()) {
+                            lock::Verdict::Held => {
+                                return Ok(ApplyLock::hold(self.clone(), claim));
+                            }
+                            lock::Verdict::Busy(other) => {
+                                self.untag_repository(&self.lock_repository(), &[claim.tag().0])
+                                    .await?;
+                                Some(other)
+                            }
+                            // Our own claim vanished (removed by hand, or
+                            // judged lapsed by a clock far ahead): again.
+                            lock::Verdict::Free => None,
                         }
-                        lock::Verdict::Busy(other) => {
-                            self.untag_repository(&self.lock_repository(), &[claim.tag().0])
-                                .await?;
-                            Some(other)
-                        }
-                        // Our own claim vanished (removed by hand): again.
-                        lock::Verdict::Free => None,
                     }
                 }
             };
-            if let Some(other) = busy {
-                if tokio::time::Instant::now() + lock::POLL > deadline {
+            // Every way round the loop waits and keeps to the deadline.
+            let pause = match &busy {
+                Some(_) => lock::POLL,
+                None => Duration::from_millis(200 * u64::from(rounds.min(10))),
+            };
+            if tokio::time::Instant::now() + pause > deadline {
+                let Some(other) = busy else {
                     bail!(
-                        "another apply holds the apply lock ({}, since {}, until {} unless renewed); nothing was changed\n  hint: wait for it to finish and run again, or raise --lock-wait; a claim whose holder was killed lapses by itself within {} s",
-                        if other.holder.is_empty() {
-                            other.id.as_str()
-                        } else {
-                            other.holder.as_str()
-                        },
-                        crate::clock::rfc3339(other.stamp_ms / 1000),
-                        crate::clock::rfc3339(other.expires),
-                        lock::TTL.as_secs()
+                        "the apply lock could not be taken within --lock-wait ({} s): claims kept disappearing or took too long to write; nothing was changed\n  hint: check this machine's clock and the latency to AWS, and run again",
+                        wait.as_secs()
                     );
-                }
-                if told.as_deref() != Some(other.id.as_str()) {
-                    on_wait(&other);
-                    told = Some(other.id.clone());
-                }
-                tokio::time::sleep(lock::POLL).await;
+                };
+                bail!(
+                    "another apply holds the apply lock ({}, since {}, until {} unless renewed); nothing was changed\n  hint: wait for it to finish and run again, or raise --lock-wait; a claim whose holder was killed lapses by itself within {} s",
+                    if other.holder.is_empty() {
+                        other.id.as_str()
+                    } else {
+                        other.holder.as_str()
+                    },
+                    crate::clock::rfc3339(other.stamp_ms / 1000),
+                    crate::clock::rfc3339(other.expires),
+                    lock::TTL.as_secs()
+                );
             }
+            if let Some(other) = busy
+                && told.as_deref() != Some(other.id.as_str())
+            {
+                on_wait(&other);
+                told = Some(other.id.clone());
+            }
+            tokio::time::sleep(pause).await;
         }
     }
 

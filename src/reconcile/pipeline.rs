@@ -55,7 +55,6 @@ impl<'a> Reconciler<'a> {
         Self { aws, ecr, projects }
     }
 
-    /// `--scope` as given, or the configuration's default.
     /// Takes the apply lock ([`crate::reconcile::lock`]), waiting up to
     /// `wait` for another apply.
     ///
@@ -69,6 +68,7 @@ impl<'a> Reconciler<'a> {
         self.aws.lock(wait, on_wait).await
     }
 
+    /// `--scope` as given, or the configuration's default.
     pub fn scope(&self, asked: Option<Scope>) -> Scope {
         asked.unwrap_or_else(|| Scope::default_for(self.ecr.manage_roles))
     }

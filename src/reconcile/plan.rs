@@ -412,23 +412,40 @@ pub fn deletions(plan: &Plan) -> Vec<&str> {
 
 /// The repository changes of `plan` that expire images (a lifecycle limit
 /// lowered), as `(repository, what it means)`.
+/// A repository being adopted counts too when it gets a first lifecycle
+/// policy: it was made by hand and may hold any number of images.
 pub fn expiring(plan: &Plan) -> Vec<(&str, String)> {
+    let adopted: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Adopt { repository, .. } => Some(repository.as_str()),
+            _ => None,
+        })
+        .collect();
     plan.actions
         .iter()
         .filter_map(|a| match a {
             Action::UpdateRepository {
                 repository,
                 changes,
-            } => Some(changes.iter().filter_map(move |c| {
-                let before = &c.before;
-                c.setting
-                    .destroys(before, &c.after)
-                    .then(|| (repository.as_str(), c.setting.meaning(before, &c.after)))
+            } => Some(changes.iter().filter_map(|c| {
+                let adopting = adopted.contains(&repository.as_str());
+                change_expires(c, adopting)
+                    .then(|| (repository.as_str(), c.setting.meaning(&c.before, &c.after)))
             })),
             _ => None,
         })
         .flatten()
         .collect()
+}
+
+/// Whether `change` may expire images: a lower limit, a hand-written
+/// policy replaced, or (`adopting`) a first policy on a repository made by
+/// hand.
+pub fn change_expires(change: &Change, adopting: bool) -> bool {
+    change.setting.destroys(&change.before, &change.after)
+        || (adopting && change.before.is_null() && change.setting.expires_images())
 }
 
 /// `names` as `a, b, c and 2 more`.

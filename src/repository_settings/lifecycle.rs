@@ -140,6 +140,10 @@ impl Setting for Lifecycle {
     /// someone wrote by hand) replaced: either may expire images that were
     /// kept. A repository without a policy (adopted, or its policy deleted
     /// by hand) had no limit to lower: it gets the configured one.
+    fn expires_images(&self) -> bool {
+        true
+    }
+
     fn destroys(&self, before: &Value, want: &Value) -> bool {
         parse(before).map_or(!before.is_null(), |was| was > count(want))
     }

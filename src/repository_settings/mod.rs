@@ -130,6 +130,12 @@ pub trait Setting: Sync + Send + 'static {
         false
     }
 
+    /// Whether this setting expires images at all (a first policy on a
+    /// repository made by hand may expire some).
+    fn expires_images(&self) -> bool {
+        false
+    }
+
     /// Whether a plan shows a change as a document diff (policies) rather
     /// than one `before -> after` line.
     fn is_document(&self) -> bool {

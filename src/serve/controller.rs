@@ -271,11 +271,27 @@ async fn reconcile_ecr(
             .actions
             .retain(|a| !matches!(a, Action::DeleteRepository { .. }));
     }
+    let mut held_lifecycle = Vec::new();
     if !expiring.is_empty() {
         tracing::error!(repositories = ?expiring, "controller: lifecycle changes that expire images held back; run `apply --allow-destroy` after review");
-        runnable.actions.retain(|a| {
-            !matches!(a, Action::UpdateRepository { repository, .. } if expiring.contains(repository))
-        });
+        // Only the change that expires images waits; the repository's
+        // other changes go ahead.
+        for action in &mut runnable.actions {
+            if let Action::UpdateRepository {
+                repository,
+                changes,
+            } = action
+                && expiring.contains(repository)
+            {
+                // Held-back repositories are expiring ones: a change that
+                // expires images there, adopted or not, waits.
+                changes.retain(|c| !crate::reconcile::plan::change_expires(c, true));
+                held_lifecycle.push(repository.clone());
+            }
+        }
+        runnable.actions.retain(
+            |a| !matches!(a, Action::UpdateRepository { changes, .. } if changes.is_empty()),
+        );
     }
     let mut report = if runnable.is_empty() {
         ApplyReport::default()
@@ -293,6 +309,12 @@ async fn reconcile_ecr(
                 });
             }
         }
+    }
+    for repository in held_lifecycle {
+        report.failed.push(crate::reconcile::apply::Failure {
+            action: format!("update repository {repository}"),
+            error: "held back: its lifecycle change would expire images; run `apply --allow-destroy` after review".to_string(),
+        });
     }
     for failure in &report.failed {
         tracing::warn!(action = %failure.action, error = %failure.error, "controller action failed");

@@ -536,10 +536,11 @@ async fn removed_projects_are_orphaned_deleted_or_brought_back_and_strangers_lef
             .any(|(k, _)| k == "rise:orphaned")
     );
 
-    // A project claims the hand-made repository: adopted, its tag kept.
+    // A project claims the hand-made repository: adopted, its tag kept
+    // (its first lifecycle policy is a reviewed change).
     account.configure(&["a", "b", "handmade"], "");
     assert_eq!(account.action_kinds()[0], "adopt");
-    account.expect(&["apply", "--auto-approve"], 0);
+    account.expect(&["apply", "--auto-approve", "--allow-destroy"], 0);
     let tags = account.tags("rise/handmade").await;
     assert!(
         tags.contains(&("rise:managed".into(), "true".into()))
@@ -576,7 +577,17 @@ async fn adopted_and_managed_repositories_keep_tags_rise_registry_did_not_set() 
         .await
         .unwrap();
     account.configure(&["a", "handmade"], "");
-    account.expect(&["apply", "--auto-approve"], 0);
+    // Adopting a repository made by hand gives it a first lifecycle policy,
+    // which may expire its images: not without review.
+    let out = account.run(&["apply", "--auto-approve"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("images expire in 1 repository (rise/handmade;")
+            && stderr.contains("--allow-destroy"),
+        "{stderr}"
+    );
+    account.expect(&["apply", "--auto-approve", "--allow-destroy"], 0);
     assert_eq!(
         account.expect(&["apply", "--auto-approve"], 0),
         "No changes. AWS matches the configuration.\n",
@@ -1506,7 +1517,7 @@ async fn bulk_tag_reads_cost_one_request_per_repository_and_still_see_drift() {
         "{plan}"
     );
     assert!(!plan.contains("Reads:"), "{plan}");
-    account.expect(&["apply", "--auto-approve"], 0);
+    account.expect(&["apply", "--auto-approve", "--allow-destroy"], 0);
     account.expect(&["plan", "--detailed-exitcode"], 0);
     let has = |tags: Vec<(String, String)>, k: &str, v: &str| {
         tags.contains(&(k.to_string(), v.to_string()))
