@@ -65,8 +65,13 @@ impl EcrProvider {
         let sts = aws_sdk_sts::config::Builder::from(sdk)
             .interceptor(throttled.clone())
             .build();
+        // One attempt per login: serve's pacer tries a throttled login
+        // again in a later turn (src/serve/pacing.rs), where the SDK would
+        // at once, adding to the throttling of an account other replicas
+        // share.
         let ecr = aws_sdk_ecr::config::Builder::from(sdk)
             .interceptor(throttled.clone())
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
             .build();
         Self {
             config: config.clone(),

@@ -17,8 +17,9 @@
 //! - **Several replicas share one quota** without seeing each other: a
 //!   throttling answer halves the rate this replica uses (at most once a
 //!   second, one burst of throttling being one signal) and empties its
-//!   bucket; every answer that is not throttled adds back a twentieth of
-//!   the configured rate, up to it (AIMD, as TCP shares a link).
+//!   bucket; while answers are not throttled, the rate grows back by a
+//!   twentieth of the configured one a second, up to it (AIMD, as TCP
+//!   shares a link).
 //! - **Background renewals come last**: they take a token only when one is
 //!   there now, no one is waiting, and half the bucket stays for
 //!   interactive requests.
@@ -36,6 +37,9 @@ use crate::config::{AwsRates, Rate};
 /// A throttling answer within this long of the last decrease is the same
 /// signal.
 const DECREASE_EVERY: Duration = Duration::from_secs(1);
+/// Without throttling, the rate grows by this share of the ceiling a
+/// second: from half back to all in 10 s.
+const RECOVERY_PER_SECOND: f64 = 0.05;
 /// The rate never falls below this share of the configured one.
 const FLOOR_SHARE: f64 = 1.0 / 64.0;
 /// The share of the configured rate and bucket spent: AWS's bucket starts
@@ -63,6 +67,10 @@ struct Bucket {
     tokens: f64,
     at: Instant,
     last_decrease: Option<Instant>,
+    /// When the rate last grew (or was cut): it grows with time without
+    /// throttling, not with the number of answers, so a busy replica does
+    /// not climb back faster than an idle one.
+    last_increase: Instant,
 }
 
 impl Bucket {
@@ -74,6 +82,7 @@ impl Bucket {
             tokens: 0.0,
             at: now,
             last_decrease: None,
+            last_increase: now,
         };
         bucket.rate = bucket.ceiling();
         bucket.tokens = bucket.burst();
@@ -125,6 +134,7 @@ impl Bucket {
             return;
         }
         self.last_decrease = Some(now);
+        self.last_increase = now;
         self.refill(now);
         let floor = self.ceiling() * FLOOR_SHARE;
         self.rate = (self.rate / 2.0).max(floor);
@@ -135,7 +145,11 @@ impl Bucket {
     fn answered(&mut self, now: Instant) {
         self.refill(now);
         let ceiling = self.ceiling();
-        self.rate = (self.rate + ceiling / 20.0).min(ceiling);
+        let grown = now
+            .saturating_duration_since(self.last_increase)
+            .as_secs_f64();
+        self.last_increase = now.max(self.last_increase);
+        self.rate = (self.rate + ceiling * RECOVERY_PER_SECOND * grown).min(ceiling);
     }
 }
 
@@ -353,13 +367,21 @@ mod tests {
         let now = t0 + Duration::from_millis(50);
         let wait = (pacer.reserve(now).unwrap().at - now).as_secs_f64();
         assert!((wait - 0.525 / 9.5).abs() < 1e-6, "{wait}");
-        for _ in 0..11 {
-            pacer.answered(login, t0 + Duration::from_secs(2));
+        // The rate grows with time without throttling (5% of 19 a second),
+        // not with the number of answers.
+        for _ in 0..50 {
+            pacer.answered(login, t0 + Duration::from_millis(100));
         }
+        let grown = pacer.login_rate();
+        assert!((grown - (9.5 + 0.95 * 0.1)).abs() < 1e-9, "{grown}");
+        pacer.answered(login, t0 + Duration::from_secs(5));
+        let grown = pacer.login_rate();
+        assert!((grown - (9.5 + 0.95 * 5.0)).abs() < 1e-9, "{grown}");
+        pacer.answered(login, t0 + Duration::from_secs(20));
         assert_eq!(
             pacer.login_rate(),
             19.0,
-            "back to 95% of the configured rate"
+            "back to 95% of the configured rate, no more"
         );
         for i in 0..20 {
             pacer.throttled(login, t0 + Duration::from_secs(10 + i));
