@@ -49,6 +49,17 @@ pub(crate) fn is_throttling(status: u16, error_type: Option<&str>, body: &[u8]) 
         .any(|c| body.contains(&format!("<Code>{c}")) || body.contains(&format!("\"{c}")))
 }
 
+/// Whether the answer in `context` is throttling ([`is_throttling`] on its
+/// status, error-type header and body), for both interceptors below.
+fn throttled_answer(context: &AfterDeserializationInterceptorContextRef<'_>) -> bool {
+    let response = context.response();
+    is_throttling(
+        response.status().as_u16(),
+        response.headers().get("x-amzn-errortype"),
+        response.body().bytes().unwrap_or_default(),
+    )
+}
+
 impl Intercept for ThrottleSignal {
     fn name(&self) -> &'static str {
         "ThrottleSignal"
@@ -63,13 +74,7 @@ impl Intercept for ThrottleSignal {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let response = context.response();
-        let throttled = is_throttling(
-            response.status().as_u16(),
-            response.headers().get("x-amzn-errortype"),
-            response.body().bytes().unwrap_or_default(),
-        );
-        if throttled {
+        if throttled_answer(context) {
             self.0.on_throttled();
         } else {
             self.0.on_answer();
@@ -111,12 +116,7 @@ impl Intercept for ThrottleCount {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let response = context.response();
-        if is_throttling(
-            response.status().as_u16(),
-            response.headers().get("x-amzn-errortype"),
-            response.body().bytes().unwrap_or_default(),
-        ) {
+        if throttled_answer(context) {
             let operation = cfg
                 .load::<Metadata>()
                 .map_or("other", Metadata::name)

@@ -140,6 +140,30 @@ impl<K: Clone + Eq + std::hash::Hash> CredentialCache<K> {
             .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    /// Puts freshly issued credentials in `project`'s slot, issued at `now`
+    /// and, when `handed_out` (not a background renewal), marked used then;
+    /// keeps the entry count. `None` when the slot is gone (a reload removed
+    /// the project meanwhile). Credentials that do not expire cost nothing
+    /// to make and are not kept: caching them would only pin old settings.
+    fn install(&self, project: &K, served: &Served, now: Instant, handed_out: bool) -> Option<()> {
+        let mut slots = self.slots();
+        let slot = slots.get_mut(project)?;
+        let had = slot.entry.is_some();
+        slot.entry = served.remaining.map(|r| Entry {
+            credentials: served.credentials.clone(),
+            deadline: Some(now + r),
+        });
+        match (had, slot.entry.is_some()) {
+            (false, true) => self.entries.fetch_add(1, Ordering::Relaxed),
+            (true, false) => self.entries.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        if handed_out {
+            self.mark_used(slot, now);
+        }
+        Some(())
+    }
+
     /// How long `project`'s cached credentials have left, if any.
     pub fn remaining(&self, project: &K) -> Option<Duration> {
         let now = Instant::now();
@@ -194,23 +218,10 @@ impl<K: Clone + Eq + std::hash::Hash> CredentialCache<K> {
                 )));
             }
         };
-        let now = Instant::now();
         let served = Served::issued(credentials);
-        let mut slots = self.slots();
-        let Some(slot) = slots.get_mut(project) else {
-            return Ok(false);
-        };
-        let had = slot.entry.is_some();
-        slot.entry = served.remaining.map(|r| Entry {
-            credentials: served.credentials.clone(),
-            deadline: Some(now + r),
-        });
-        match (had, slot.entry.is_some()) {
-            (false, true) => self.entries.fetch_add(1, Ordering::Relaxed),
-            (true, false) => self.entries.fetch_sub(1, Ordering::Relaxed),
-            _ => 0,
-        };
-        Ok(true)
+        Ok(self
+            .install(project, &served, Instant::now(), false)
+            .is_some())
     }
 
     /// How many projects have credentials cached.
@@ -308,27 +319,10 @@ impl<K: Clone + Eq + std::hash::Hash> CredentialCache<K> {
         match result {
             Ok(credentials) => {
                 let served = Served::issued(credentials);
-                let entry = Entry {
-                    credentials: served.credentials.clone(),
-                    deadline: served.remaining.map(|r| now + r),
-                };
-                // Credentials that do not expire cost nothing to make;
-                // caching them would only pin old settings.
-                let mut slots = self.slots();
                 // A reload removed the project while this request, which
                 // began under the old config, was issuing: answer it, keep
-                // nothing.
-                let Some(slot) = slots.get_mut(project) else {
-                    return Ok(served);
-                };
-                let had = slot.entry.is_some();
-                slot.entry = entry.deadline.is_some().then_some(entry);
-                match (had, slot.entry.is_some()) {
-                    (false, true) => self.entries.fetch_add(1, Ordering::Relaxed),
-                    (true, false) => self.entries.fetch_sub(1, Ordering::Relaxed),
-                    _ => 0,
-                };
-                self.mark_used(slot, now);
+                // nothing (`install` finds no slot).
+                self.install(project, &served, now, true);
                 *failure = Failure::default();
                 Ok(served)
             }

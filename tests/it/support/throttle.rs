@@ -295,17 +295,7 @@ impl Shared {
         let Some(rate) = self.latency.rate else {
             return false;
         };
-        let rate = f64::from(rate);
-        let mut bucket = self.bucket.lock().unwrap();
-        let now = Instant::now();
-        bucket.0 = (bucket.0 + now.duration_since(bucket.1).as_secs_f64() * rate).min(rate);
-        bucket.1 = now;
-        if bucket.0 >= 1.0 {
-            bucket.0 -= 1.0;
-            false
-        } else {
-            true
-        }
+        !take_token(&mut self.bucket.lock().unwrap(), rate, rate)
     }
 
     /// Whether `operation` is over its quota, taking a token if not.
@@ -318,16 +308,7 @@ impl Shared {
         let Some(bucket) = buckets.get_mut(operation) else {
             return false;
         };
-        let now = Instant::now();
-        bucket.0 = (bucket.0 + now.duration_since(bucket.1).as_secs_f64() * f64::from(*rate))
-            .min(f64::from(*burst));
-        bucket.1 = now;
-        if bucket.0 >= 1.0 {
-            bucket.0 -= 1.0;
-            false
-        } else {
-            true
-        }
+        !take_token(bucket, *rate, *burst)
     }
 
     async fn decide(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
@@ -598,6 +579,21 @@ impl Shared {
         {
             self.ecr_operations.lock().unwrap().insert(op.to_string());
         }
+    }
+}
+
+/// Tops up a token bucket `(tokens, when)` at `rate` a second, holding at
+/// most `burst`, and takes a token if there is one: whether it did.
+fn take_token(bucket: &mut (f64, Instant), rate: u32, burst: u32) -> bool {
+    let now = Instant::now();
+    bucket.0 = (bucket.0 + now.duration_since(bucket.1).as_secs_f64() * f64::from(rate))
+        .min(f64::from(burst));
+    bucket.1 = now;
+    if bucket.0 >= 1.0 {
+        bucket.0 -= 1.0;
+        true
+    } else {
+        false
     }
 }
 
